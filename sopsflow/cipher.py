@@ -1,0 +1,174 @@
+"""The ``ENC[AES256_GCM,...]`` value codec: AES-256-GCM with a 32-byte IV,
+typed plaintext serialisation as sops writes it, and the path AAD."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from typing import Any
+
+from . import errors
+from .errors import SopsError
+from .tree import Comment, Time, UInt64, go_float_f
+
+PREFIX = "ENC[AES256_GCM,data:"
+IV_SIZE = 32
+TAG_SIZE = 16
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def is_encrypted_text(value: object) -> bool:
+    return type(value) is str and value.startswith(PREFIX)
+
+
+def to_bytes(value: Any) -> tuple[bytes, str]:
+    """The plaintext bytes sops encrypts (and hashes into the MAC) and the type tag."""
+    kind = type(value)
+    if kind is str:
+        # surrogateescape carries the arbitrary bytes of the binary store
+        return value.encode("utf-8", "surrogateescape"), "str"
+    if kind is bool:
+        return (b"True" if value else b"False"), "bool"
+    if kind is int:
+        return str(value).encode(), "int"
+    if kind is float:
+        return go_float_f(value).encode(), "float"
+    if kind is Time:
+        return value.text.encode(), "time"
+    if kind is Comment:
+        return value.text.encode("utf-8", "surrogateescape"), "comment"
+    if kind is UInt64:
+        raise SopsError(errors.ERROR_ENCRYPTING_TREE, "Error encrypting tree: unknown type: uint64")
+    raise SopsError(
+        errors.ERROR_ENCRYPTING_TREE, f"Error encrypting tree: unknown type: {kind.__name__}"
+    )
+
+
+def from_bytes(plain: bytes, type_tag: str) -> Any:
+    """Inverse of :func:`to_bytes` for a decrypted value."""
+    if type_tag == "str":
+        return plain.decode("utf-8", "surrogateescape")
+    if type_tag == "int":
+        try:
+            return int(plain.decode())
+        except ValueError:
+            raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: invalid int value") from None
+    if type_tag == "float":
+        text = plain.decode()
+        special = {"+Inf": float("inf"), "-Inf": float("-inf"), "NaN": float("nan")}
+        if text in special:
+            return special[text]
+        try:
+            return float(text)
+        except ValueError:
+            raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: invalid float value") from None
+    if type_tag == "bool":
+        text = plain.decode()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: invalid bool value")
+    if type_tag == "time":
+        return Time(plain.decode())
+    if type_tag == "comment":
+        return Comment(plain.decode("utf-8", "surrogateescape"))
+    if type_tag == "bytes":
+        # sops 3.11 knows the tag but crashes on it (exit 2); we refuse it cleanly.
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, "Error decrypting tree: unsupported datatype bytes")
+    raise SopsError(errors.ERROR_DECRYPTING_TREE, f"Error decrypting tree: Unknown datatype: {type_tag}")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SopsError(
+            errors.ERROR_DECRYPTING_TREE, f"Error decrypting tree: illegal base64 data in {what}"
+        ) from None
+
+
+def parse(text: str) -> tuple[bytes, bytes, bytes, str]:
+    """Split an ENC[] string into (ciphertext, iv, tag, type). Anything after the
+    closing bracket is ignored, as sops' anchored-at-start match does."""
+    bad = SopsError(
+        errors.ERROR_DECRYPTING_TREE,
+        "Error decrypting tree: Input string does not match sops' data format",
+    )
+    if not text.startswith(PREFIX):
+        raise bad
+    i_iv = text.find(",iv:", len(PREFIX))
+    i_tag = text.find(",tag:", i_iv + 4) if i_iv >= 0 else -1
+    i_type = text.find(",type:", i_tag + 5) if i_tag >= 0 else -1
+    i_end = text.find("]", i_type + 6) if i_type >= 0 else -1
+    if min(i_iv, i_tag, i_type, i_end) < 0:
+        raise bad
+    data = text[len(PREFIX) : i_iv]
+    iv = text[i_iv + 4 : i_tag]
+    tag = text[i_tag + 5 : i_type]
+    type_tag = text[i_type + 6 : i_end]
+    if not type_tag:
+        raise bad
+    return _unb64(data, "data"), _unb64(iv, "iv"), _unb64(tag, "tag"), type_tag
+
+
+class Cipher:
+    """AES-256-GCM for one data key.
+
+    Remembers the IV of every (AAD, plaintext, type) it decrypted so that
+    re-encrypting an unchanged value yields the identical ENC[] text, which is
+    what keeps ``edit``/``set``/``rotate`` diffs minimal in sops.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if len(key) != 32:
+            raise SopsError(errors.COULD_NOT_RETRIEVE_KEY, "data key has the wrong length")
+        self._aead = AESGCM(key)
+        self.iv_cache: dict[tuple[str, bytes, str], bytes] = {}
+
+    def encrypt(self, value: Any, aad: str) -> str:
+        plain, type_tag = to_bytes(value)
+        return self.encrypt_bytes(plain, type_tag, aad)
+
+    def encrypt_bytes(self, plain: bytes, type_tag: str, aad: str) -> str:
+        iv = self.iv_cache.get((aad, plain, type_tag))
+        if iv is None:
+            iv = os.urandom(IV_SIZE)
+        sealed = self._aead.encrypt(iv, plain, aad.encode("utf-8", "surrogateescape"))
+        ct, tag = sealed[:-TAG_SIZE], sealed[-TAG_SIZE:]
+        return f"{PREFIX}{_b64(ct)},iv:{_b64(iv)},tag:{_b64(tag)},type:{type_tag}]"
+
+    def decrypt_bytes(self, text: str, aad: str) -> tuple[bytes, str]:
+        from cryptography.exceptions import InvalidTag
+
+        ct, iv, tag, type_tag = parse(text)
+        if not iv:
+            raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: empty IV")
+        try:
+            plain = self._aead.decrypt(iv, ct + tag, aad.encode("utf-8", "surrogateescape"))
+        except (InvalidTag, ValueError):
+            raise SopsError(
+                errors.ERROR_DECRYPTING_TREE,
+                f"Error decrypting tree: could not decrypt value at {_show_path(aad)}: "
+                "cipher: message authentication failed",
+            ) from None
+        self.iv_cache[(aad, plain, type_tag)] = iv
+        return plain, type_tag
+
+    def decrypt(self, text: str, aad: str) -> Any:
+        plain, type_tag = self.decrypt_bytes(text, aad)
+        return from_bytes(plain, type_tag)
+
+
+def _show_path(aad: str) -> str:
+    """A key path for error messages (keys only, never values)."""
+    return repr(aad[:-1] if aad.endswith(":") else aad) if aad != ":" else "document comments"

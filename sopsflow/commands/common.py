@@ -1,0 +1,325 @@
+"""Pieces every file command shares: stores, key flags, creation rules, output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import errors
+from ..errors import SopsError
+from ..keys.base import MasterKey
+
+SELECTION_FLAGS = (
+    "unencrypted_suffix",
+    "encrypted_suffix",
+    "unencrypted_regex",
+    "encrypted_regex",
+    "unencrypted_comment_regex",
+    "encrypted_comment_regex",
+)
+
+STDIN_NAMES = ("-", "/dev/stdin")
+
+
+def add_store_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-type", help="yaml, json, dotenv, ini or binary (default: from the file name)")
+    p.add_argument("--output-type", help="yaml, json, dotenv, ini or binary (default: from the file name)")
+    p.add_argument("--filename-override", help="file name used for store selection and rules (stdin)")
+
+
+def add_global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
+    """Flags sops 3.11 accepts only before the command; we accept them on both
+    sides (sops 3.12 does the same for most of them)."""
+    d: Any = argparse.SUPPRESS if suppress else None
+    p.add_argument("--config", default=d, help="path to .sops.yaml (default: search from the cwd upward)")
+    p.add_argument("--indent", type=int, default=d, help="indentation for YAML/JSON output")
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False)
+    p.add_argument("--decryption-order", default=d, help="key types to try first, e.g. age,pgp")
+
+
+def add_key_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--age", help="comma-separated age recipients (env SOPS_AGE_RECIPIENTS)")
+    p.add_argument("-p", "--pgp", help="comma-separated PGP fingerprints (env SOPS_PGP_FP)")
+    p.add_argument("-k", "--kms", help="comma-separated KMS ARNs, ARN+ROLE_ARN (env SOPS_KMS_ARN)")
+    p.add_argument("--aws-profile", help="AWS profile for the --kms keys")
+    p.add_argument("--encryption-context", help="KMS encryption context k1:v1,k2:v2")
+    p.add_argument("--gcp-kms", help="GCP KMS resource ids (recorded only; sopsflow cannot call GCP)")
+    p.add_argument("--azure-kv", help="Azure Key Vault key URLs (recorded only)")
+    p.add_argument("--hc-vault-transit", help="Vault transit key URIs (env SOPS_VAULT_URIS)")
+    p.add_argument("--shamir-secret-sharing-threshold", type=int, help="groups needed to decrypt")
+
+
+def add_selection_flags(p: argparse.ArgumentParser) -> None:
+    for name in SELECTION_FLAGS:
+        p.add_argument("--" + name.replace("_", "-"), dest=name)
+    p.add_argument("--mac-only-encrypted", action="store_true", default=None)
+
+
+def decryption_order(args: argparse.Namespace) -> list[str] | None:
+    raw = getattr(args, "decryption_order", None) or os.environ.get("SOPS_DECRYPTION_ORDER")
+    if not raw:
+        return None
+    order = [p.strip() for p in raw.split(",") if p.strip()]
+    if len(set(order)) != len(order):
+        raise SopsError(errors.DUPLICATE_DECRYPTION_KEY_TYPE, "Duplicate key type in decryption order")
+    return order
+
+
+# --- stores ------------------------------------------------------------------
+
+
+def config_path(args: argparse.Namespace) -> Path | None:
+    explicit = getattr(args, "config", None) or os.environ.get("SOPS_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.exists():
+            raise SopsError(errors.ERROR_READING_CONFIG, f"config file {explicit} does not exist")
+        return path
+    from ..config import find_config
+
+    return find_config(Path.cwd())
+
+
+def load_config_for(args: argparse.Namespace) -> Any:
+    path = config_path(args)
+    if path is None:
+        return None
+    from ..config import load_config
+
+    return load_config(path)
+
+
+def store_indent(args: argparse.Namespace, store_name: str, config: Any) -> int | None:
+    indent = getattr(args, "indent", None)
+    if indent:  # --indent 0 means the default, as in sops
+        return int(indent)
+    if config is not None:
+        key = "json_binary" if store_name == "binary" else store_name
+        value = config.store_indent(key)
+        if value is not None:
+            return int(value)
+    return None
+
+
+def pick_store(name_path: str, type_override: str | None, args: argparse.Namespace, config: Any) -> Any:
+    from ..stores import store_by_name, store_for_path
+
+    probe = store_for_path(name_path, type_override)
+    indent = store_indent(args, probe.name, config)
+    if indent is None:
+        return probe
+    return store_by_name(probe.name, indent=indent)
+
+
+def input_name(args: argparse.Namespace) -> tuple[str, bool]:
+    """The file name used for store selection and rules, and whether input is stdin."""
+    file = getattr(args, "file", None)
+    is_stdin = file is None or file in STDIN_NAMES
+    override = getattr(args, "filename_override", None)
+    if override:
+        return override, is_stdin
+    return (file or "-"), is_stdin
+
+
+def read_source(args: argparse.Namespace) -> bytes:
+    from ..fileio import read_input
+
+    file = getattr(args, "file", None)
+    if file is None or file in STDIN_NAMES:
+        return sys.stdin.buffer.read()
+    return read_input(file)
+
+
+# --- keys and rules ------------------------------------------------------------
+
+
+@dataclass
+class CreationSettings:
+    key_groups: list[list[MasterKey]]
+    selection: dict[str, str] = field(default_factory=dict)
+    mac_only_encrypted: bool = False
+    shamir_threshold: int = 0
+
+
+def _flag_or_env(args: argparse.Namespace, attr: str, env: str) -> str:
+    value = getattr(args, attr, None)
+    if value:
+        return str(value)
+    return os.environ.get(env, "")
+
+
+def keys_from_flags(args: argparse.Namespace) -> list[MasterKey]:
+    """Keys named on the command line or in SOPS_* variables, in the order sops
+    builds its single group: kms, gcp_kms, azure_kv, pgp, hc_vault, age."""
+    keys: list[MasterKey] = []
+    kms = _flag_or_env(args, "kms", "SOPS_KMS_ARN")
+    if kms:
+        from ..keys.kms import parse_encryption_context, parse_kms_arns
+
+        ctx_text = getattr(args, "encryption_context", None) or ""
+        context = parse_encryption_context(ctx_text) if ctx_text else None
+        keys.extend(parse_kms_arns(kms, context, getattr(args, "aws_profile", None) or ""))
+    gcp = _flag_or_env(args, "gcp_kms", "SOPS_GCP_KMS_IDS")
+    if gcp:
+        from ..keys.opaque import OpaqueKey
+
+        keys.extend(OpaqueKey("gcp_kms", {"resource_id": r.strip()}) for r in gcp.split(",") if r.strip())
+    azure = _flag_or_env(args, "azure_kv", "SOPS_AZURE_KEYVAULT_URLS")
+    if azure:
+        from ..keys.opaque import OpaqueKey
+
+        for url in (u.strip() for u in azure.split(",") if u.strip()):
+            keys.append(OpaqueKey("azure_kv", _azure_entry(url)))
+    pgp = _flag_or_env(args, "pgp", "SOPS_PGP_FP")
+    if pgp:
+        from ..keys.pgp import PgpKey
+
+        keys.extend(PgpKey(fp.strip().replace(" ", "")) for fp in pgp.split(",") if fp.strip())
+    vault = _flag_or_env(args, "hc_vault_transit", "SOPS_VAULT_URIS")
+    if vault:
+        from ..keys.hcvault import VaultKey
+
+        keys.extend(VaultKey.from_uri(u.strip()) for u in vault.split(",") if u.strip())
+    age = _flag_or_env(args, "age", "SOPS_AGE_RECIPIENTS")
+    if age:
+        from ..keys.age import parse_age_recipients
+
+        keys.extend(parse_age_recipients(age))
+    return keys
+
+
+def _azure_entry(url: str) -> dict[str, str]:
+    # https://<vault>/keys/<name>/<version>
+    parts = url.rstrip("/").split("/keys/")
+    if len(parts) != 2 or "/" not in parts[1]:
+        raise SopsError(errors.GENERIC, f"invalid Azure Key Vault key URL: {url}")
+    name, version = parts[1].split("/", 1)
+    return {"vault_url": parts[0], "name": name, "version": version}
+
+
+def creation_settings(args: argparse.Namespace, name_path: str, config: Any) -> CreationSettings:
+    """Keys and options for a new file: flags and SOPS_* variables replace the
+    rule's keys; selection options and threshold come from the flags, then
+    the matching rule."""
+    rule = None
+    if config is not None and config.rules:
+        rule = config.match(os.path.abspath(name_path))
+    flag_keys = keys_from_flags(args)
+    if flag_keys:
+        groups = [flag_keys]
+    elif rule is not None:
+        groups = rule.key_groups()
+    else:
+        if config is not None and config.rules:
+            raise SopsError(errors.GENERIC, "error loading config: no matching creation rules found")
+        raise SopsError(
+            errors.GENERIC,
+            "config file not found, or has no creation rules, and no keys provided through command line options",
+        )
+    selection = dict(rule.selection) if rule is not None else {}
+    for name in SELECTION_FLAGS:
+        value = getattr(args, name, None)
+        if value:
+            selection[name] = value
+    if len(selection) > 1:
+        raise SopsError(
+            errors.CONFLICTING_PARAMETERS,
+            "Error: cannot use more than one of " + ", ".join(sorted(selection)),
+        )
+    mac_only = getattr(args, "mac_only_encrypted", None)
+    if mac_only is None:
+        mac_only = bool(rule.mac_only_encrypted) if rule is not None else False
+    threshold = getattr(args, "shamir_secret_sharing_threshold", None)
+    if threshold is None:
+        threshold = rule.shamir_threshold if rule is not None else 0
+    return CreationSettings(groups, selection, bool(mac_only), int(threshold or 0))
+
+
+# --- output --------------------------------------------------------------------
+
+
+def write_output(args: argparse.Namespace, data: bytes, in_place_target: str | None) -> None:
+    """Write to --output, in place, or stdout. In-place and --output writes are atomic."""
+    from ..fileio import atomic_write
+
+    output = getattr(args, "output", None)
+    if output:
+        atomic_write(output, data)
+    elif in_place_target is not None:
+        atomic_write(in_place_target, data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+def check_output_flags(args: argparse.Namespace) -> None:
+    if getattr(args, "in_place", False) and getattr(args, "output", None):
+        raise SopsError(errors.CONFLICTING_PARAMETERS, "Error: cannot operate on both --output and --in-place")
+
+
+# --- in-place commands (edit, set, unset, rotate, groups, filestatus) -------------
+
+
+def read_existing(path: str) -> bytes:
+    """Read a file the way sops' in-place commands do: a missing or unreadable
+    file is "Error reading file: open PATH: ..." with exit 2 (not decrypt's 100)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except IsADirectoryError:
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"Error reading file: read {path}: is a directory") from None
+    except OSError as exc:
+        reason = (exc.strerror or "cannot read").lower()
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"Error reading file: open {path}: {reason}") from None
+
+
+def load_config_lenient(args: argparse.Namespace) -> Any:
+    """The config for store settings only: commands that do not read creation
+    rules must not fail on a broken .sops.yaml."""
+    try:
+        return load_config_for(args)
+    except SopsError:
+        return None
+
+
+# --- keys named by value (rotate --add-*/--rm-*, groups add) ----------------------
+
+#: The order sops 3.11 builds key lists from rotate's and groups' flags.
+KEY_KINDS = ("kms", "pgp", "gcp_kms", "azure_kv", "hc_vault", "age")
+
+
+def make_keys(
+    kind: str, values: list[str], *, context: dict[str, str] | None = None, aws_profile: str = ""
+) -> list[MasterKey]:
+    """Master keys of one type from flag values; every value may itself be a
+    comma-separated list. ``kind`` is a metadata list name (KEY_KINDS)."""
+    items = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if not items:
+        return []
+    if kind == "kms":
+        from ..keys.kms import parse_kms_arns
+
+        return list(parse_kms_arns(",".join(items), context, aws_profile))
+    if kind == "pgp":
+        from ..keys.pgp import PgpKey
+
+        return [PgpKey(fp.replace(" ", "")) for fp in items]
+    if kind in ("gcp_kms", "azure_kv"):
+        from ..keys.opaque import OpaqueKey
+
+        if kind == "gcp_kms":
+            return [OpaqueKey("gcp_kms", {"resource_id": r}) for r in items]
+        return [OpaqueKey("azure_kv", _azure_entry(u)) for u in items]
+    if kind == "hc_vault":
+        from ..keys.hcvault import VaultKey
+
+        return [VaultKey.from_uri(u) for u in items]
+    if kind == "age":
+        from ..keys.age import parse_age_recipients
+
+        return list(parse_age_recipients(",".join(items)))
+    raise ValueError(f"unknown key type {kind}")

@@ -1,0 +1,50 @@
+"""``sopsflow encrypt``: encrypt a plaintext file by its creation rule or key flags."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import errors
+from ..errors import SopsError
+from . import common
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("encrypt", help="encrypt a file (rules from .sops.yaml or key flags)")
+    p.add_argument("file", nargs="?", help="file to encrypt (- or omitted: stdin, needs --filename-override)")
+    p.add_argument("-i", "--in-place", action="store_true", help="write the result back to the file")
+    p.add_argument("--output", help="write the result to this file")
+    common.add_store_flags(p)
+    common.add_key_flags(p)
+    common.add_selection_flags(p)
+    common.add_global_flags(p, suppress=True)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..operations import encrypt_new, has_sops_metadata
+
+    common.check_output_flags(args)
+    name, is_stdin = common.input_name(args)
+    if is_stdin and not args.filename_override:
+        raise SopsError(
+            errors.CONFLICTING_PARAMETERS, "Error: reading from stdin requires --filename-override"
+        )
+    config = common.load_config_for(args)
+    in_store = common.pick_store(name, args.input_type, args, config)
+    out_store = common.pick_store(name, args.output_type or args.input_type, args, config)
+    data = common.read_source(args)
+    branches = in_store.load_plain(data)
+    if has_sops_metadata(in_store, branches):
+        raise SopsError(errors.FILE_ALREADY_ENCRYPTED, f"File {name} already encrypted")
+    settings = common.creation_settings(args, name, config)
+    result = encrypt_new(
+        out_store,
+        branches,
+        settings.key_groups,
+        selection=settings.selection,
+        mac_only_encrypted=settings.mac_only_encrypted,
+        shamir_threshold=settings.shamir_threshold,
+    )
+    common.write_output(args, result, None if is_stdin or not args.in_place else args.file)
+    return 0

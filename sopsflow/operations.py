@@ -1,0 +1,192 @@
+"""Whole-document operations shared by the CLI, the Python API and the
+repository tools: load + decrypt, encrypt + dump, re-wrap keys, rotate."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from .cipher import Cipher
+from .engine import decrypt_branches, encrypt_branches, encrypt_mac, verify_mac
+from .errors import SopsError
+from .keys.base import MasterKey
+from .metadata import Metadata, now_lastmodified
+from .tree import Branches, TreeMap
+
+
+@dataclass
+class Decrypted:
+    """A decrypted document with what is needed to write it back encrypted
+    with the same data key (and the same IVs for unchanged values)."""
+
+    branches: Branches
+    metadata: Metadata
+    data_key: bytes
+    cipher: Cipher
+    encrypted_branches: Branches
+
+
+def load_metadata(store: Any, data: bytes) -> tuple[Branches, Metadata]:
+    """Parse an encrypted document without decrypting anything."""
+    branches, raw = store.load_encrypted(data)
+    if raw is None:
+        raise SopsError(errors.GENERIC, "sops metadata not found")
+    return branches, Metadata.from_dict(raw)
+
+
+def decrypt_document(
+    store: Any,
+    data: bytes,
+    *,
+    ignore_mac: bool = False,
+    decryption_order: list[str] | None = None,
+    data_key: bytes | None = None,
+) -> Decrypted:
+    branches, meta = load_metadata(store, data)
+    if data_key is None:
+        from .keys.groups import get_data_key
+
+        data_key = get_data_key(meta, decryption_order)
+    cipher = Cipher(data_key)
+    plain, computed = decrypt_branches(branches, cipher, meta)
+    if not ignore_mac:
+        verify_mac(cipher, meta, computed)
+    return Decrypted(plain, meta, data_key, cipher, branches)
+
+
+def encrypt_document(
+    store: Any,
+    branches: Branches,
+    meta: Metadata,
+    data_key: bytes,
+    cipher: Cipher | None = None,
+) -> bytes:
+    """Encrypt ``branches`` under ``data_key`` with a fresh lastmodified and MAC.
+    The master keys in ``meta`` must already wrap ``data_key``."""
+    cipher = cipher or Cipher(data_key)
+    enc_branches, mac_hex = encrypt_branches(branches, cipher, meta)
+    meta.lastmodified = now_lastmodified()
+    meta.mac = encrypt_mac(cipher, mac_hex, meta.lastmodified)
+    return store.dump_encrypted(enc_branches, meta.to_dict(json_style=store.name != "yaml"))
+
+
+def new_data_key() -> bytes:
+    return os.urandom(32)
+
+
+def wrap_keys(meta: Metadata, data_key: bytes) -> None:
+    """(Re-)wrap ``data_key`` for every master key in ``meta``; Shamir-splits for
+    two or more groups and records the threshold."""
+    from .keys.groups import wrap_data_key
+
+    if not meta.key_groups or not any(meta.key_groups):
+        raise SopsError(
+            errors.GENERIC,
+            "config file not found, or has no creation rules, and no keys provided through command line options",
+        )
+    if any(len(g) == 0 for g in meta.key_groups):
+        raise SopsError(errors.GENERIC, "empty key group provided")
+    meta.shamir_threshold = wrap_data_key(data_key, meta.key_groups, meta.shamir_threshold)
+
+
+def encrypt_new(
+    store: Any,
+    branches: Branches,
+    key_groups: list[list[MasterKey]],
+    *,
+    selection: dict[str, str] | None = None,
+    mac_only_encrypted: bool = False,
+    shamir_threshold: int = 0,
+) -> bytes:
+    """Encrypt a plaintext document for the first time (``sops encrypt``)."""
+    meta, data_key = new_file_metadata(
+        store,
+        key_groups,
+        selection=selection,
+        mac_only_encrypted=mac_only_encrypted,
+        shamir_threshold=shamir_threshold,
+    )
+    return encrypt_document(store, branches, meta, data_key)
+
+
+def new_file_metadata(
+    store: Any,
+    key_groups: list[list[MasterKey]],
+    *,
+    selection: dict[str, str] | None = None,
+    mac_only_encrypted: bool = False,
+    shamir_threshold: int = 0,
+) -> tuple[Metadata, bytes]:
+    """Metadata for a new file plus a fresh data key already wrapped by every
+    master key (``encrypt``, and ``edit`` of a file that does not exist yet)."""
+    meta = Metadata(key_groups=key_groups, shamir_threshold=shamir_threshold)
+    options = dict(selection or {})
+    if store.name == "binary":
+        # The binary store ignores selection options (with a warning in sops).
+        options = {}
+        mac_only_encrypted = False
+    elif not options:
+        options = {"unencrypted_suffix": "_unencrypted"}
+    if len(options) > 1:
+        raise SopsError(
+            errors.CONFLICTING_PARAMETERS,
+            "Error: cannot use more than one of " + ", ".join(sorted(options)),
+        )
+    meta.set_selection(options)
+    meta.mac_only_encrypted = mac_only_encrypted
+    data_key = new_data_key()
+    wrap_keys(meta, data_key)
+    return meta, data_key
+
+
+def has_sops_metadata(store: Any, branches: Branches) -> bool:
+    """Whether a plaintext load already carries sops metadata (exit 203 on encrypt)."""
+    if store.name == "dotenv":
+        return any(isinstance(k, str) and k.startswith("sops_") for b in branches for k in b.keys_())
+    return any(b.has("sops") for b in branches[:1])
+
+
+def to_plain_python(node: Any) -> Any:
+    """Tree -> plain dicts/lists (the Python API's result)."""
+    from .tree import Comment, Time
+
+    if type(node) is TreeMap:
+        return {k: to_plain_python(v) for k, v in node.items_()}
+    if type(node) is list:
+        return [to_plain_python(v) for v in node if type(v) is not Comment]
+    if type(node) is Time:
+        return node.text
+    return node
+
+
+# --- rotate ---------------------------------------------------------------------
+
+
+def rotate_document(
+    store: Any,
+    doc: Decrypted,
+    add_keys: list[MasterKey] | None = None,
+    remove_keys: list[MasterKey] | None = None,
+) -> bytes:
+    """``sops rotate``: add keys to group 0, remove keys (matched by identity)
+    from every group, wrap a new data key and re-encrypt every value under it.
+
+    Each value keeps its IV (the new cipher inherits the decryption IV cache),
+    so only data and tag change; lastmodified and MAC are new, ``version`` is
+    kept as sops keeps it. Keys that stay keep their metadata (created_at).
+    """
+    meta = doc.metadata
+    if add_keys:
+        meta.key_groups[0].extend(add_keys)
+    if remove_keys:
+        gone = {k.identity() for k in remove_keys}
+        meta.key_groups = [[k for k in g if k.identity() not in gone] for g in meta.key_groups]
+    if not meta.key_groups or any(len(g) == 0 for g in meta.key_groups):
+        raise SopsError(errors.GENERIC, "Could not generate data key: [empty key group provided]")
+    data_key = new_data_key()
+    wrap_keys(meta, data_key)
+    cipher = Cipher(data_key)
+    cipher.iv_cache = doc.cipher.iv_cache
+    return encrypt_document(store, doc.branches, meta, data_key, cipher)
