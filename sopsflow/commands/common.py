@@ -84,13 +84,16 @@ def config_path(args: argparse.Namespace) -> Path | None:
     return find_config(Path.cwd())
 
 
-def load_config_for(args: argparse.Namespace) -> Any:
+def load_config_for(args: argparse.Namespace, *, strict: bool = True) -> Any:
+    """The .sops.yaml in effect. ``strict=False`` is for commands that only need
+    its ``stores`` section (decrypt, rotate, set, unset, edit of an existing
+    file): like sops, they are not stopped by a broken creation rule."""
     path = config_path(args)
     if path is None:
         return None
     from ..config import load_config
 
-    return load_config(path)
+    return load_config(path, strict=strict)
 
 
 def store_indent(args: argparse.Namespace, store_name: str, config: Any) -> int | None:
@@ -206,15 +209,21 @@ def creation_settings(args: argparse.Namespace, name_path: str, config: Any) -> 
     rule's keys; selection options and threshold come from the flags, then
     the matching rule."""
     rule = None
-    if config is not None and config.rules:
+    if config is not None and config.has_creation_rules:
         rule = config.match(os.path.abspath(name_path))
     flag_keys = keys_from_flags(args)
     if flag_keys:
         groups = [flag_keys]
     elif rule is not None:
-        groups = rule.key_groups()
+        ctx_text = getattr(args, "encryption_context", None) or ""
+        if ctx_text:
+            from ..keys.kms import parse_encryption_context
+
+            groups = rule.key_groups(kms_context=parse_encryption_context(ctx_text))
+        else:
+            groups = rule.key_groups()
     else:
-        if config is not None and config.rules:
+        if config is not None and config.has_creation_rules:
             raise SopsError(errors.GENERIC, "error loading config: no matching creation rules found")
         raise SopsError(
             errors.GENERIC,

@@ -61,7 +61,7 @@ def extract(branch: TreeMap, path: list[Any]) -> Any:
                 raise SopsError(errors.GENERIC, f"Error walking tree: component ['{component}'] not found")
             current = current.get(component)
         else:
-            items = [v for v in current if True] if type(current) is list else None
+            items = current if type(current) is list else None
             if items is None or not (0 <= component < len(items)):
                 raise SopsError(errors.GENERIC, f"Error walking tree: component [{component}] accesses out of bounds")
             current = items[component]
@@ -74,12 +74,7 @@ def run(args: argparse.Namespace) -> int:
     common.check_output_flags(args)
     name, is_stdin = common.input_name(args)
     extract_path = parse_extract_path(args.extract) if args.extract else None
-    config = None
-    try:
-        config = common.load_config_for(args)
-    except SopsError:
-        # decrypt does not read creation rules; a broken .sops.yaml must not stop it
-        config = None
+    config = common.load_config_for(args, strict=False)
     in_store = common.pick_store(name, args.input_type, args, config)
     out_store = common.pick_store(name, args.output_type, args, config)
     data = common.read_source(args)

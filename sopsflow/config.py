@@ -1,0 +1,1126 @@
+"""`.sops.yaml`: discovery, loading and creation-rule matching, as sops 3.11 does it.
+
+Discovery (spec §7.1): from a directory upward, at most 100 levels, for a file
+named exactly ``.sops.yaml``; a ``.sops.yml`` seen on the way is ignored with a
+warning. Matching (§7.3): the file path is made absolute (Go ``filepath.Abs``:
+lexical, no symlink resolution), the ``<config dir>/`` prefix is removed, and
+each rule's ``path_regex`` (Go RE2 syntax) is *searched* in the rest; a rule
+without a ``path_regex`` matches every file; the first match wins.
+
+The YAML is decoded the way go-yaml v3 fills sops' typed structs, because
+that decides what is an error: a non-null scalar given for a string field is
+taken as its source text (``path_regex: 1.10`` is the regex ``1.10``), integer
+fields take ints and truncated floats, bool fields also take yes/no/on/off,
+duplicate mapping keys are errors, unknown keys are ignored (we log a
+warning) and null list items are dropped.
+
+Errors are ``SopsError(5, ...)`` (ErrorReadingConfig) with one line that names
+the file. sops 3.11 itself exits 1 for every config problem (it wraps them as
+generic errors) and 2 when it panics; what it does per case is recorded next
+to each check below. sops only notices some problems when it reaches them
+while matching (bad regex of a rule it tries, two selection options or bad
+keys in the rule it picks). ``load_config(strict=True)`` reports every problem
+at once; ``strict=False`` keeps sops' lazy behaviour, for commands that only
+need the ``stores`` section (sops' decrypt/rotate/set ignore broken rules).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+
+from . import errors
+from .errors import SopsError
+
+if TYPE_CHECKING:
+    from .keys.base import MasterKey
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE_NAME = ".sops.yaml"
+ALTERNATE_CONFIG_NAME = ".sops.yml"
+MAX_DEPTH = 100
+
+SELECTION_OPTIONS = (
+    "unencrypted_suffix",
+    "encrypted_suffix",
+    "unencrypted_regex",
+    "encrypted_regex",
+    "unencrypted_comment_regex",
+    "encrypted_comment_regex",
+)
+
+#: Environment variables that stand in for the key flags (spec §8.3). Any of
+#: them (or the flags) replaces the matching rule's keys completely; sops
+#: then builds one group in this order: kms, gcp_kms, azure_kv, pgp, hc_vault, age.
+KEY_ENV_VARS: dict[str, str] = {
+    "SOPS_KMS_ARN": "kms",
+    "SOPS_GCP_KMS_IDS": "gcp_kms",
+    "SOPS_AZURE_KEYVAULT_URLS": "azure_kv",
+    "SOPS_PGP_FP": "pgp",
+    "SOPS_VAULT_URIS": "hc_vault",
+    "SOPS_AGE_RECIPIENTS": "age",
+}
+
+#: Store names whose indentation `.sops.yaml` can set; sops' binary store
+#: writes JSON and uses the ``json_binary`` entry.
+_INDENT_STORES = ("yaml", "json", "json_binary")
+
+_MAX_INT64 = 2**63 - 1
+_MIN_INT64 = -(2**63)
+
+
+# --- Go path semantics ---------------------------------------------------------
+
+
+def go_clean(path: str) -> str:
+    """Go ``filepath.Clean`` on POSIX: lexical, and ``//x`` becomes ``/x``
+    (posixpath keeps exactly two leading slashes, Go does not)."""
+    if path == "":
+        return "."
+    cleaned = posixpath.normpath(path)
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    return cleaned
+
+
+def go_getwd() -> str:
+    """Go ``os.Getwd``: ``$PWD`` when it names the current directory (so a
+    symlinked cwd keeps its logical name, as in sops), else the real cwd."""
+    pwd = os.environ.get("PWD", "")
+    if pwd.startswith("/"):
+        try:
+            if os.path.samestat(os.stat(pwd), os.stat(".")):
+                return pwd
+        except OSError:
+            pass
+    return os.getcwd()
+
+
+def go_abs(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
+    """Go ``filepath.Abs`` relative to ``cwd`` (default: the process cwd)."""
+    text = os.fspath(path)
+    if text.startswith("/"):
+        return go_clean(text)
+    base = go_abs(cwd) if cwd is not None else go_getwd()
+    return go_clean(posixpath.join(base, text))
+
+
+def _exists(path: str) -> bool:
+    # Go's os.Stat: follows symlinks, and a directory counts too (reading it
+    # fails later, which load_config reports).
+    try:
+        os.stat(path)
+    except OSError:
+        return False
+    return True
+
+
+def find_config(start: str | os.PathLike[str] = ".") -> Path | None:
+    """The `.sops.yaml` sops would use when run in ``start``, as an absolute path.
+
+    Like sops' LookupConfigFile: ``start``, ``start/..``, ... (100 directories),
+    with Go's ``path.Join`` cleaning, so a relative ``start`` walks the real
+    parents and an absolute one the lexical parents. A ``.sops.yml`` found on
+    the way is reported through ``logging`` and otherwise ignored.
+    """
+    directory = go_clean(os.fspath(start))
+    alternate = ""
+    for _ in range(MAX_DEPTH):
+        candidate = go_clean(posixpath.join(directory, CONFIG_FILE_NAME))
+        if _exists(candidate):
+            if alternate:
+                log.warning(
+                    'ignoring "%s" when searching for config file; the config file must be called "%s"; using "%s" instead',
+                    alternate, CONFIG_FILE_NAME, candidate,
+                )
+            return Path(go_abs(candidate))
+        if not alternate:
+            other = go_clean(posixpath.join(directory, ALTERNATE_CONFIG_NAME))
+            if _exists(other):
+                alternate = other
+        directory = go_clean(posixpath.join(directory, ".."))
+    if alternate:
+        log.warning(
+            'ignoring "%s" when searching for config file; the config file must be called "%s"',
+            alternate, CONFIG_FILE_NAME,
+        )
+    return None
+
+
+# --- key specs -------------------------------------------------------------------
+
+
+class KeySpec(NamedTuple):
+    """A master key named by a rule, before any key object exists.
+
+    ``value`` per type: age/pgp: the recipient / fingerprint; hc_vault: the URI;
+    kms: ``{"arn", "role", "context" (dict or None), "aws_profile"}``;
+    gcp_kms: ``{"resource_id"}``; azure_kv: ``{"vault_url", "name", "version"}``.
+    """
+
+    type_name: str
+    value: str | dict[str, Any]
+
+    def identity(self) -> str:
+        """sops' ``ToString`` of the key: what updatekeys prints and compares."""
+        return _identity(self.type_name, self.value)
+
+
+def _identity(type_name: str, value: str | dict[str, Any]) -> str:
+    if isinstance(value, str):
+        if type_name == "hc_vault":
+            address, engine, name = parse_vault_uri(value)
+            return f"{address}/v1/{engine}/keys/{name}"
+        return value
+    if type_name == "kms":
+        arn_role = value["arn"] + ("+" + value["role"] if value.get("role") else "")
+        context = ",".join(f"{k}:{v}" for k, v in sorted((value.get("context") or {}).items()))
+        if value.get("aws_profile"):
+            return f"{arn_role}|{context}|{value['aws_profile']}"
+        return f"{arn_role}|{context}" if context else arn_role
+    if type_name == "gcp_kms":
+        return str(value["resource_id"])
+    if type_name == "azure_kv":
+        return f"{value['vault_url']}/keys/{value['name']}/{value['version']}"
+    raise ValueError(f"unknown key type {type_name}")
+
+
+class _KeyError(Exception):
+    """A key entry sops would refuse; turned into a SopsError naming the file."""
+
+
+_VAULT_PREFIXED = re.compile(r"/[^/]+/v[0-9]+/[^/]+/[^/]+/[^/]+")
+_VAULT_PATH = re.compile(r"/v[0-9]+/[^/]+/[^/]+/[^/]+")
+_AZURE_URL = re.compile(r"(https://[^/]+)/keys/([^/]+)(/[^/]*)?\Z")
+
+
+def parse_vault_uri(uri: str) -> tuple[str, str, str]:
+    """(vault_address, engine_path, key_name) as sops' hcvault.NewMasterKeyFromURI."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:
+        raise _KeyError(f"invalid Vault URI {uri!r}: {exc}") from None
+    if not parts.scheme:
+        raise _KeyError(
+            "missing scheme in Vault URL (should be like this: "
+            f"https://vault.example.com:8200/v1/transit/keys/keyName), got: {uri}"
+        )
+    request_uri = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if _VAULT_PREFIXED.search(request_uri):
+        raise _KeyError("running Vault with a prefixed URL is not supported! (Format has to be like "
+                        "https://vault.example.com:8200/v1/transit/keys/keyName)")
+    if not _VAULT_PATH.search(request_uri):
+        raise _KeyError("vault path does not seem to be formatted correctly: (eg. "
+                        "https://vault.example.com:8200/v1/transit/keys/keyName)")
+    dirs = request_uri.strip("/").split("/")
+    engine = posixpath.join(*dirs[1:-2]) if len(dirs) > 3 else ""
+    # Go's URL.String() with the path dropped keeps any query and fragment.
+    return urlunsplit((parts.scheme, parts.netloc, "", parts.query, parts.fragment)), engine, dirs[-1]
+
+
+# Parsers of one comma-joined string per key type, the way sops' flat rules
+# and key flags parse them (MasterKeysFrom...String).
+
+
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_polymod(values: list[int]) -> int:
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
+            if (top >> i) & 1:
+                chk ^= gen
+    return chk
+
+
+def is_age_x25519_recipient(text: str) -> bool:
+    """Whether ``text`` is a well-formed age X25519 recipient (bech32, HRP
+    ``age``, 32 bytes), the check sops does when it reads a rule."""
+    if text != text.lower():
+        return False
+    hrp, sep, data = text.rpartition("1")
+    if hrp != "age" or not sep or len(data) < 6:
+        return False
+    if any(c not in _BECH32_CHARSET for c in data):
+        return False
+    values = [_BECH32_CHARSET.index(c) for c in data]
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    if _bech32_polymod(expanded + values) != 1:
+        return False
+    payload = values[:-6]
+    bits = len(payload) * 5
+    if bits // 8 != 32 or bits % 8 >= 5:
+        return False
+    tail = payload[-1] & ((1 << (bits % 8)) - 1) if bits % 8 else 0
+    return tail == 0  # padding bits must be zero
+
+
+def _age_specs(text: str) -> list[KeySpec]:
+    if text == "":
+        return []
+    specs = []
+    for item in text.split(","):
+        recipient = item.strip()
+        # sops' parseRecipient: plugin recipients (a second "1") and ssh keys
+        # are left to the age key class.
+        if recipient.startswith("age1") and recipient.count("1") == 1:
+            if not is_age_x25519_recipient(recipient):
+                raise _KeyError(f"failed to parse input as Bech32-encoded age public key: malformed recipient {recipient!r}")
+        elif not recipient.startswith(("age1", "ssh-")):
+            raise _KeyError(f"failed to parse input, unknown recipient type: {recipient!r}")
+        specs.append(KeySpec("age", recipient))
+    return specs
+
+
+def _pgp_specs(text: str) -> list[KeySpec]:
+    if text == "":
+        return []
+    specs = []
+    for item in text.split(","):
+        fp = item.replace(" ", "")
+        if not fp:
+            # sops would carry an empty fingerprint into gpg and fail there.
+            raise _KeyError("empty PGP fingerprint")
+        specs.append(KeySpec("pgp", fp))
+    return specs
+
+
+def _kms_specs(text: str, context: dict[str, str] | None, aws_profile: str) -> list[KeySpec]:
+    if text == "":
+        return []
+    specs = []
+    for item in text.split(","):
+        arn = item.replace(" ", "")
+        role = ""
+        at = arn.find("+arn:aws:iam::")
+        if at > 0:
+            arn, role = arn[:at], arn[at + 1:]
+        if not arn:
+            raise _KeyError("empty KMS ARN")
+        specs.append(KeySpec("kms", _kms_value(arn, role, context, aws_profile)))
+    return specs
+
+
+def _kms_value(arn: str, role: str, context: dict[str, str] | None, aws_profile: str) -> dict[str, Any]:
+    return {"arn": arn, "role": role, "context": dict(context) if context else None, "aws_profile": aws_profile}
+
+
+def _gcp_specs(text: str) -> list[KeySpec]:
+    if text == "":
+        return []
+    specs = []
+    for item in text.split(","):
+        resource_id = item.replace(" ", "")
+        if not resource_id:
+            raise _KeyError("empty GCP KMS resource id")
+        specs.append(KeySpec("gcp_kms", {"resource_id": resource_id}))
+    return specs
+
+
+def _azure_specs(text: str) -> list[KeySpec]:
+    if text == "":
+        return []
+    specs = []
+    for item in text.split(","):
+        url = item.strip()
+        m = _AZURE_URL.match(url)
+        if not m:
+            raise _KeyError(f"could not parse {url!r} into a valid Azure Key Vault MasterKey")
+        # Without a version sops asks Azure for the latest one; we cannot, so
+        # the version stays empty.
+        version = m.group(3)[1:] if m.group(3) and len(m.group(3)) > 1 else ""
+        specs.append(KeySpec("azure_kv", {"vault_url": m.group(1), "name": m.group(2), "version": version}))
+    return specs
+
+
+def _vault_specs(text: str) -> list[KeySpec]:
+    specs = []
+    for uri in text.split(","):
+        if uri == "":
+            continue
+        parse_vault_uri(uri)
+        specs.append(KeySpec("hc_vault", uri))
+    return specs
+
+
+@dataclass
+class _Group:
+    """One entry of a rule's ``key_groups`` (or of a ``merge`` list), decoded."""
+
+    merge: list[_Group] = field(default_factory=list)
+    kms: list[dict[str, Any]] = field(default_factory=list)
+    gcp_kms: list[str] = field(default_factory=list)
+    azure: list[dict[str, str]] = field(default_factory=list)
+    hc_vault: list[str] = field(default_factory=list)
+    age: list[str] = field(default_factory=list)
+    pgp: list[str] = field(default_factory=list)
+
+    def specs(self) -> list[KeySpec]:
+        # sops' extractMasterKeys: merged groups first, then age, pgp, kms,
+        # gcp_kms, azure, hc_vault (checked with updatekeys' diff output).
+        out: list[KeySpec] = []
+        for sub in self.merge:
+            out.extend(sub.specs())
+        for entry in self.age:
+            out.extend(_age_specs(entry))  # a group entry may itself hold "a,b"
+        for fp in self.pgp:
+            # a group's pgp entry is one fingerprint (no comma split), spaces removed
+            if not fp.replace(" ", ""):
+                raise _KeyError("empty PGP fingerprint")
+            out.append(KeySpec("pgp", fp.replace(" ", "")))
+        for k in self.kms:
+            if not k["arn"]:
+                raise _KeyError("KMS entry without arn")
+            out.append(KeySpec("kms", _kms_value(k["arn"], k["role"], k["context"], k["aws_profile"])))
+        for resource_id in self.gcp_kms:
+            out.append(KeySpec("gcp_kms", {"resource_id": resource_id.replace(" ", "")}))
+        for a in self.azure:
+            out.append(KeySpec("azure_kv", {"vault_url": a["vaultUrl"], "name": a["key"], "version": a["version"]}))
+        for uri in self.hc_vault:
+            if uri == "":
+                raise _KeyError("empty hc_vault URI")  # sops 3.11 crashes on it
+            parse_vault_uri(uri)
+            out.append(KeySpec("hc_vault", uri))
+        return out
+
+
+def _dedup(group: list[KeySpec]) -> list[KeySpec]:
+    # sops dedups groups (not flat rules) by key type and ToString.
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for spec in group:
+        ident = (spec.type_name, spec.identity())
+        if ident not in seen:
+            seen.add(ident)
+            out.append(spec)
+    return out
+
+
+def build_key(spec: KeySpec) -> MasterKey:
+    """A fresh master key object for ``spec`` (key modules imported lazily)."""
+    value = spec.value
+    if spec.type_name == "age":
+        from .keys.age import AgeKey
+
+        return AgeKey(str(value))
+    if spec.type_name == "pgp":
+        from .keys.pgp import PgpKey
+
+        return PgpKey(str(value))
+    if spec.type_name == "hc_vault":
+        from .keys.hcvault import VaultKey
+
+        return VaultKey.from_uri(str(value))
+    assert isinstance(value, dict)
+    if spec.type_name == "kms":
+        from .keys.kms import KmsKey
+
+        return KmsKey(value["arn"], role=value["role"], context=value["context"], aws_profile=value["aws_profile"])
+    from .keys.opaque import OpaqueKey
+
+    return OpaqueKey(spec.type_name, dict(value))
+
+
+# --- creation rules ----------------------------------------------------------------
+
+
+@dataclass
+class CreationRule:
+    """One entry of ``creation_rules``.
+
+    ``index`` is the entry's position in the file's list (0-based; null
+    entries, which sops drops, keep their slot). ``path_regex`` is ``""`` for
+    a rule that matches every file. ``selection`` holds only the selection
+    options that are set (non-empty).
+    """
+
+    index: int
+    path_regex: str
+    shamir_threshold: int
+    selection: dict[str, str]
+    mac_only_encrypted: bool
+    #: True when the rule uses ``key_groups`` (its flat key fields are ignored).
+    uses_key_groups: bool
+    config_path: str
+    _flat: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _aws_profile: str = field(default="", repr=False)
+    _groups: list[_Group] = field(default_factory=list, repr=False)
+    _regex: Any = field(default=None, repr=False)
+    _regex_error: str = field(default="", repr=False)
+    _problem: str = field(default="", repr=False)
+    _key_error: SopsError | None = field(default=None, repr=False)
+
+    def matches(self, relative_path: str) -> bool:
+        """Whether this rule alone matches ``relative_path`` (the path as
+        returned by :meth:`Config.relative_path`)."""
+        if self.path_regex == "":
+            return True
+        return self.search(relative_path) is not None
+
+    def search(self, relative_path: str) -> tuple[int, int, str] | None:
+        """(start, end, text) of the first ``path_regex`` match in
+        ``relative_path``, None without a match or without a ``path_regex``.
+        Raises SopsError for a regex that does not compile."""
+        if self.path_regex == "":
+            return None
+        self._check_regex()
+        found = self._regex.search(_regex_subject(relative_path))
+        if found is None:
+            return None
+        text = found.group(0)
+        start, end = found.span()
+        return start, end, text if isinstance(text, str) else os.fsdecode(text)
+
+    def _check_regex(self) -> None:
+        if self._regex_error:
+            raise self._error(f"can not compile regexp: {self._regex_error}")
+
+    def _check(self) -> None:
+        if self._problem:
+            raise self._error(self._problem)
+
+    def _error(self, problem: str) -> SopsError:
+        return SopsError(
+            errors.ERROR_READING_CONFIG,
+            f"invalid config file {self.config_path}: creation_rules[{self.index}]: {problem}",
+        )
+
+    def key_specs(self, kms_context: Mapping[str, str] | None = None) -> list[list[KeySpec]]:
+        """The rule's key groups as plain specs, in sops' order.
+
+        ``kms_context`` is the ``--encryption-context`` of the command line:
+        sops applies it to the kms keys of a *flat* rule only (groups carry
+        their own ``context``).
+        """
+        if self._key_error is not None:
+            raise SopsError(self._key_error.code, self._key_error.message)
+        try:
+            if self.uses_key_groups:
+                return [_dedup(g.specs()) for g in self._groups]
+            return [self._flat_specs(dict(kms_context) if kms_context else None)]
+        except _KeyError as exc:
+            raise self._error(str(exc)) from None
+
+    def _flat_specs(self, kms_context: dict[str, str] | None) -> list[KeySpec]:
+        # sops joins each field's items with "," and parses the result, in the
+        # order age, pgp, kms, gcp_kms, azure_keyvault, hc_vault (confirmed with
+        # the binary through updatekeys' diff). Flat rules keep duplicates.
+        f = self._flat
+        group = _age_specs(",".join(f["age"])) if f["age"] else []
+        group += _pgp_specs(",".join(f["pgp"]))
+        group += _kms_specs(",".join(f["kms"]), kms_context, self._aws_profile)
+        group += _gcp_specs(",".join(f["gcp_kms"]))
+        group += _azure_specs(",".join(f["azure_keyvault"]))
+        group += _vault_specs(",".join(f["hc_vault_transit_uri"]))
+        return group
+
+    def key_groups(self, kms_context: Mapping[str, str] | None = None) -> list[list[MasterKey]]:
+        """Fresh master-key objects for every group (new objects on every call)."""
+        specs = self.key_specs(kms_context)
+        groups: list[list[MasterKey]] = []
+        for group in specs:
+            keys: list[MasterKey] = []
+            for spec in group:
+                try:
+                    keys.append(build_key(spec))
+                except ImportError:
+                    raise
+                except Exception as exc:  # a key class refusing the entry
+                    message = getattr(exc, "message", None) or str(exc)
+                    raise self._error(f"{spec.type_name} key {spec.identity()!r}: {message}") from None
+            groups.append(keys)
+        return groups
+
+
+def _regex_subject(text: str) -> str | bytes:
+    # Paths with undecodable bytes arrive as surrogate escapes; RE2 wants UTF-8.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _go_regex_problem(pattern: str) -> str:
+    """Go-only refusals RE2 lets through: ``\\C`` (any byte) is not Go syntax."""
+    i = 0
+    while i < len(pattern):
+        if pattern[i] != "\\":
+            i += 1
+            continue
+        nxt = pattern[i + 1:i + 2]
+        if nxt == "Q":  # \Q...\E is literal text
+            end = pattern.find("\\E", i + 2)
+            if end == -1:
+                return ""
+            i = end + 2
+            continue
+        if nxt == "C":
+            return "error parsing regexp: invalid escape sequence: `\\C`"
+        i += 2
+    return ""
+
+
+def compile_go_regex(pattern: str) -> tuple[Any, str]:
+    """(compiled RE2 regex, "") or (None, error text) for a Go regexp pattern."""
+    import re2
+
+    problem = _go_regex_problem(pattern)
+    if problem:
+        return None, problem
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print to stderr
+    try:
+        return re2.compile(pattern, options), ""
+    except re2.error as exc:
+        text = exc.args[0] if exc.args else "invalid regexp"
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        return None, f"error parsing regexp: {text}"
+
+
+# --- the config ------------------------------------------------------------------
+
+
+@dataclass
+class MatchTrace:
+    """How :meth:`Config.match_trace` decided: the path the regexes were
+    searched in, the rules tried before the winner, and the winner (or None)."""
+
+    absolute_path: str
+    relative_path: str
+    inside_config_dir: bool
+    tried: list[CreationRule]
+    rule: CreationRule | None
+
+
+class Config:
+    """A loaded `.sops.yaml`. Build it with :func:`load_config`."""
+
+    def __init__(self, path: str, rules: list[CreationRule], has_creation_rules: bool,
+                 store_indents: dict[str, int]) -> None:
+        self.path = Path(path)
+        self.dir = Path(posixpath.dirname(path))
+        self.rules = rules
+        #: False when ``creation_rules`` is missing or null: sops then treats
+        #: the file as "no config" for key selection (``stores`` still apply).
+        #: ``creation_rules: []`` is True here and matches nothing.
+        self.has_creation_rules = has_creation_rules
+        self._store_indents = store_indents
+
+    def __repr__(self) -> str:
+        return f"Config({str(self.path)!r}, rules={len(self.rules)})"
+
+    def store_indent(self, name: str) -> int | None:
+        """The ``stores.<name>.indent`` set in the file, or None when not set.
+        ``name``: yaml, json, json_binary (``binary`` is an alias of json_binary)."""
+        if name == "binary":
+            name = "json_binary"
+        return self._store_indents.get(name)
+
+    def relative_path(self, file_path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
+        """The string sops searches the regexes in: the absolute path without
+        the ``<config dir>/`` prefix (unchanged for files outside that dir)."""
+        return self._split(file_path, cwd)[1]
+
+    def _split(self, file_path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None) -> tuple[str, str, bool]:
+        absolute = go_abs(file_path, cwd)
+        prefix = str(self.dir) + "/"
+        if absolute.startswith(prefix):
+            return absolute, absolute[len(prefix):], True
+        return absolute, absolute, False
+
+    def match_trace(self, file_path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> MatchTrace:
+        absolute, relative, inside = self._split(file_path, cwd)
+        tried: list[CreationRule] = []
+        chosen = None
+        for rule in self.rules:
+            if rule.matches(relative):  # raises on a bad regex, as sops does
+                chosen = rule
+                break
+            tried.append(rule)
+        if chosen is not None:
+            # sops builds the picked rule's settings right away and fails on
+            # two selection options or unusable keys in it.
+            chosen._check()
+            chosen.key_specs()
+        return MatchTrace(absolute, relative, inside, tried, chosen)
+
+    def match(self, file_path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> CreationRule | None:
+        """The first creation rule matching ``file_path`` (relative paths are
+        taken from ``cwd``, default the process cwd), or None."""
+        return self.match_trace(file_path, cwd).rule
+
+
+# --- loading -----------------------------------------------------------------------
+
+
+_CACHE: dict[tuple[str, bool], tuple[tuple[int, int, int], Config]] = {}
+
+
+def load_config(path: str | os.PathLike[str], *, strict: bool = True) -> Config:
+    """Load and check a `.sops.yaml`; cached per file while its mtime/size/inode
+    stay the same.
+
+    ``strict=True`` raises for any problem in any rule; ``strict=False`` only
+    for problems sops reports whatever the command (YAML syntax, wrong types,
+    duplicate keys) and leaves rule problems to :meth:`Config.match`.
+    """
+    abs_path = go_abs(path)
+    try:
+        st = os.stat(abs_path)
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        cached = _CACHE.get((abs_path, strict))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        with open(abs_path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        # sops: "could not read config file: ..." (exit 1)
+        raise SopsError(errors.ERROR_READING_CONFIG,
+                        f"could not read config file {abs_path}: {exc.strerror or exc}") from None
+    config = parse_config(data, abs_path, strict=strict)
+    _CACHE[(abs_path, strict)] = (stamp, config)
+    return config
+
+
+def parse_config(data: bytes, path: str, *, strict: bool = True) -> Config:
+    """Decode `.sops.yaml` content; ``path`` (absolute) names the file in errors
+    and anchors the rules' paths."""
+    root = _compose(data, path)
+    return _Decoder(path).config(root, strict)
+
+
+def _compose(data: bytes, path: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {path}: not valid UTF-8") from None
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        for doc in yaml.compose_all(text):
+            return doc  # go-yaml reads the first document only
+    except YAMLError as exc:
+        # sops: "error loading config: Could not unmarshal config file: yaml: line N: ..." (exit 1,
+        # also for decrypt)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SopsError(errors.ERROR_READING_CONFIG,
+                        f"invalid config file {path}: YAML syntax error: {where}{problem}") from None
+    return None
+
+
+# go-yaml v3 scalar resolution (resolve.go), enough to type-check the fields.
+
+_NULL_WORDS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOL_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_FLOAT_WORDS = {
+    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
+    ".inf": math.inf, ".Inf": math.inf, ".INF": math.inf,
+    "+.inf": math.inf, "+.Inf": math.inf, "+.INF": math.inf,
+    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
+}
+# Only into a typed bool (yaml 1.1 compatibility in go-yaml v3's decoder).
+_BOOL_11 = {**{w: True for w in ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON")},
+            **{w: False for w in ("n", "N", "no", "No", "NO", "off", "Off", "OFF")}}
+_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+    r"(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+    r"| [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?)?\Z"
+)
+_TAG_PREFIX = "tag:yaml.org,2002:"
+_DIGITS = {16: "0123456789abcdefABCDEF", 8: "01234567", 2: "01", 10: "0123456789"}
+
+
+def _go_parse_int(text: str) -> int | None:
+    """strconv.ParseInt(text, 0, 64) (underscores already removed), allowing
+    the uint64 range too; None when it is not an integer."""
+    sign = 1
+    body = text
+    if body[:1] in "+-" and body:
+        sign = -1 if body[0] == "-" else 1
+        body = body[1:]
+    base = 10
+    if len(body) > 1 and body[0] == "0":
+        prefix = body[1].lower()
+        base, body = {"x": (16, body[2:]), "o": (8, body[2:]), "b": (2, body[2:])}.get(prefix, (8, body[1:]))
+    if not body or any(c not in _DIGITS[base] for c in body):
+        return None
+    value = sign * int(body, base)
+    if sign < 0:
+        return value if value >= _MIN_INT64 else None
+    if value <= _MAX_INT64:
+        return value
+    # beyond int64 go-yaml tries ParseUint, which refuses an explicit "+"
+    return value if value <= 2**64 - 1 and not text.startswith("+") else None
+
+
+def _resolve_plain(text: str) -> tuple[str, Any]:
+    if text in _NULL_WORDS:
+        return "!!null", None
+    if text in _BOOL_WORDS:
+        return "!!bool", _BOOL_WORDS[text]
+    if text in _FLOAT_WORDS:
+        return "!!float", _FLOAT_WORDS[text]
+    if text == "<<":
+        return "!!merge", text
+    first = text[0]
+    if first == ".":
+        if _DOT_FLOAT.match(text):
+            return "!!float", float(text)
+    elif first in "+-0123456789":
+        if _TIMESTAMP.match(text):
+            return "!!timestamp", text
+        plain = text.replace("_", "")
+        number = _go_parse_int(plain)
+        if number is not None:
+            return "!!int", number
+        if _YAML_FLOAT.match(plain):
+            return "!!float", float(plain)
+    return "!!str", text
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG_PREFIX):] if tag.startswith(_TAG_PREFIX) else tag
+
+
+class _Decoder:
+    """go-yaml v3's decoding of sops' configFile struct, over ruamel nodes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._implicit: Any = None
+
+    # errors
+
+    def fail(self, node: Any, where: str, problem: str) -> NoReturn:
+        line = f"line {node.start_mark.line + 1}: " if node is not None else ""
+        raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {self.path}: {line}{where}: {problem}")
+
+    def type_fail(self, node: Any, where: str, expected: str) -> NoReturn:
+        # sops: "... yaml: unmarshal errors: line N: cannot unmarshal !!str `x` into int" (exit 1,
+        # and every command fails, decrypt included)
+        self.fail(node, where, f"expected {expected}, got {self.describe(node)}")
+
+    def describe(self, node: Any) -> str:
+        kind = type(node).__name__
+        if kind == "MappingNode":
+            return "a mapping"
+        if kind == "SequenceNode":
+            return "a list"
+        tag, _ = self.resolve(node)
+        text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+        return f"{tag} `{text}`"
+
+    # scalars
+
+    def resolve(self, node: Any) -> tuple[str, Any]:
+        """(short tag, value) of a scalar node as go-yaml v3 resolves it."""
+        text = node.value
+        if node.style in ("'", '"', "|", ">"):
+            return "!!str", text
+        tag = str(getattr(node.tag, "value", node.tag))
+        if tag == self._implicit_tag(text):
+            return _resolve_plain(text)
+        short = _short_tag(tag)
+        if short == "!!binary":
+            return short, text
+        if short not in ("!!null", "!!bool", "!!int", "!!float", "!!timestamp"):
+            return "!!str", text  # !!str and unknown tags keep the text
+        rtag, value = _resolve_plain(text)
+        if rtag == short:
+            return rtag, value
+        if short == "!!float" and rtag == "!!int":
+            return "!!float", float(value)
+        self.fail(node, "value", f"cannot decode {rtag} `{text}` as a {short}")
+
+    def _implicit_tag(self, text: str) -> str:
+        if self._implicit is None:
+            from ruamel.yaml import YAML
+            from ruamel.yaml.nodes import ScalarNode
+
+            resolver = YAML(typ="safe", pure=True).resolver
+            self._implicit = lambda t: str(resolver.resolve(ScalarNode, t, (True, False)))
+        return str(self._implicit(text))
+
+    @staticmethod
+    def kind(node: Any) -> str:
+        return type(node).__name__.replace("Node", "").lower()  # scalar / sequence / mapping
+
+    def is_null(self, node: Any) -> bool:
+        return node is None or (self.kind(node) == "scalar" and self.resolve(node)[0] == "!!null")
+
+    def string(self, node: Any, where: str) -> str | None:
+        """A string field: the scalar's source text; None when null."""
+        if self.is_null(node):
+            return None
+        if self.kind(node) != "scalar":
+            self.type_fail(node, where, "a string")
+        tag, value = self.resolve(node)
+        if tag == "!!binary":
+            import base64
+            import binascii
+
+            try:
+                return base64.b64decode(value).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                self.fail(node, where, "!!binary value contains invalid base64 data")
+        return str(node.value)
+
+    def integer(self, node: Any, where: str) -> int | None:
+        if self.is_null(node):
+            return None
+        if self.kind(node) == "scalar":
+            tag, value = self.resolve(node)
+            if tag == "!!int" and _MIN_INT64 <= value <= _MAX_INT64:
+                return int(value)
+            # go-yaml truncates a float into an int field (2.7 -> 2).
+            if tag == "!!float" and math.isfinite(value) and _MIN_INT64 <= value <= _MAX_INT64:
+                return int(value)
+        self.type_fail(node, where, "an integer")
+
+    def boolean(self, node: Any, where: str) -> bool | None:
+        if self.is_null(node):
+            return None
+        if self.kind(node) == "scalar":
+            tag, value = self.resolve(node)
+            if tag == "!!bool":
+                return bool(value)
+            if tag == "!!str" and value in _BOOL_11:
+                return _BOOL_11[value]
+        self.type_fail(node, where, "a boolean")
+
+    def string_list(self, node: Any, where: str) -> list[str]:
+        """A ``[]string`` field: null items are dropped, scalars are refused."""
+        if self.is_null(node):
+            return []
+        if self.kind(node) != "sequence":
+            # sops: "cannot unmarshal !!str `age1...` into []string" (exit 1)
+            self.type_fail(node, where, "a list of strings")
+        out = []
+        for i, item in enumerate(node.value):
+            text = self.string(item, f"{where}[{i}]")
+            if text is not None:
+                out.append(text)
+        return out
+
+    def key_field(self, node: Any, where: str) -> list[str]:
+        """sops' parseKeyField over an ``interface{}`` field: a comma-separated
+        string (items trimmed, empties dropped) or a list of strings (as is)."""
+        if self.is_null(node):
+            return []
+        kind = self.kind(node)
+        if kind == "scalar":
+            tag, value = self.resolve(node)
+            if tag in ("!!str", "!!binary") or not tag.startswith("!!"):
+                return [s.strip() for s in str(value).split(",") if s.strip()]
+            # sops: "invalid age key configuration: ... expected string, []string, or nil, got int" (exit 1)
+            self.type_fail(node, where, "a string or a list of strings")
+        if kind == "sequence":
+            out = []
+            for i, item in enumerate(node.value):
+                if self.kind(item) == "scalar":
+                    tag, value = self.resolve(item)
+                    if tag in ("!!str", "!!binary") or not tag.startswith("!!"):
+                        out.append(str(value))
+                        continue
+                # sops: "... expected string in list, got int" (exit 1)
+                self.type_fail(item, f"{where}[{i}]", "a string")
+            return out
+        self.type_fail(node, where, "a string or a list of strings")
+
+    # mappings
+
+    def mapping(self, node: Any, where: str, known: tuple[str, ...] | None) -> dict[str, Any]:
+        """Fields of a struct-like mapping (merge keys applied, duplicates refused).
+        ``known=None`` accepts any key (a Go map)."""
+        if self.is_null(node):
+            return {}
+        if self.kind(node) != "mapping":
+            # sops: "cannot unmarshal !!str `foo` into config.creationRule" (exit 1)
+            self.type_fail(node, where, "a mapping")
+        fields: dict[str, Any] = {}
+        lines: dict[tuple[str, str], int] = {}
+        merges: list[Any] = []
+        for key_node, value_node in node.value:
+            if self.kind(key_node) == "scalar" and self.resolve(key_node)[0] == "!!merge":
+                merges.append(value_node)
+                continue
+            ident = (self.kind(key_node), str(key_node.value) if self.kind(key_node) == "scalar" else repr(key_node))
+            if ident in lines:
+                # sops: 'mapping key "age" already defined at line 2' (exit 1)
+                self.fail(key_node, where, f'mapping key "{key_node.value}" already defined at line {lines[ident]}')
+            lines[ident] = key_node.start_mark.line + 1
+            name = self.string(key_node, where) if self.kind(key_node) == "scalar" else None
+            if name is None:
+                continue
+            if known is not None and name not in known:
+                log.warning("%s: %s: unknown key %r ignored (sops ignores it too)", self.path, where, name)
+                continue
+            fields[name] = value_node
+        for merge in merges:
+            sources = merge.value if self.kind(merge) == "sequence" else [merge]
+            for source in sources:
+                for name, value in self.mapping(source, where, known).items():
+                    fields.setdefault(name, value)
+        return fields
+
+    def struct_list(self, node: Any, where: str) -> list[tuple[int, Any]]:
+        """Items of a list of structs, with their index; null items dropped."""
+        if self.is_null(node):
+            return []
+        if self.kind(node) != "sequence":
+            self.type_fail(node, where, "a list")
+        return [(i, item) for i, item in enumerate(node.value) if not self.is_null(item)]
+
+    # the schema
+
+    def config(self, root: Any, strict: bool) -> Config:
+        top = self.mapping(root, "top level", ("creation_rules", "destination_rules", "stores"))
+        indents = self.stores(top.get("stores"))
+        rules_node = top.get("creation_rules")
+        has_rules = not self.is_null(rules_node)
+        rules = [self.rule(item, i, f"creation_rules[{i}]") for i, item in
+                 self.struct_list(rules_node, "creation_rules")]
+        for i, item in self.struct_list(top.get("destination_rules"), "destination_rules"):
+            self.destination_rule(item, f"destination_rules[{i}]")
+        if strict:
+            for rule in rules:
+                rule._check_regex()
+                rule._check()
+                rule.key_specs()
+        return Config(self.path, rules, has_rules, indents)
+
+    def stores(self, node: Any) -> dict[str, int]:
+        stores = self.mapping(node, "stores", ("dotenv", "ini", "json_binary", "json", "yaml"))
+        indents: dict[str, int] = {}
+        for name, value in stores.items():
+            known: tuple[str, ...] = ("indent",) if name in _INDENT_STORES else ()
+            settings = self.mapping(value, f"stores.{name}", known)
+            if "indent" in settings:
+                indent = self.integer(settings["indent"], f"stores.{name}.indent")
+                if indent is not None:  # null leaves sops' default in place
+                    indents[name] = indent
+        return indents
+
+    _RULE_KEYS = (
+        "path_regex", "kms", "aws_profile", "age", "pgp", "gcp_kms", "azure_keyvault",
+        "hc_vault_transit_uri", "key_groups", "shamir_threshold", *SELECTION_OPTIONS, "mac_only_encrypted",
+    )
+    _FLAT_KEYS = ("age", "pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri")
+
+    def rule(self, node: Any, index: int, where: str) -> CreationRule:
+        f = self.mapping(node, where, self._RULE_KEYS)
+        path_regex = self.string(f.get("path_regex"), f"{where}.path_regex") or ""
+        flat: dict[str, list[str]] = {}
+        key_error = None
+        for name in self._FLAT_KEYS:
+            # These fields are interface{} in sops, so go-yaml accepts anything
+            # and sops complains only when it builds the picked rule's keys.
+            try:
+                flat[name] = self.key_field(f.get(name), f"{where}.{name}")
+            except SopsError as exc:
+                flat[name] = []
+                key_error = key_error or exc
+        groups = [self.group(g, f"{where}.key_groups[{i}]") for i, g in
+                  self.struct_list(f.get("key_groups"), f"{where}.key_groups")]
+        selection = {}
+        for name in SELECTION_OPTIONS:
+            value = self.string(f.get(name), f"{where}.{name}")
+            if value:
+                selection[name] = value
+        problem = ""
+        if len(selection) > 1:
+            # sops: "error loading config: cannot use more than one of ... for the same rule" (exit 1,
+            # only when this rule is the one that matched)
+            problem = ("cannot use more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, "
+                       "unencrypted_regex, encrypted_comment_regex, or unencrypted_comment_regex for the same rule "
+                       f"(found {', '.join(selection)})")
+        regex, regex_error = (None, "")
+        if path_regex:
+            # sops: "can not compile regexp: error parsing regexp: ..." (exit 1, only when the
+            # matcher reaches this rule)
+            regex, regex_error = compile_go_regex(path_regex)
+        return CreationRule(
+            index=index,
+            path_regex=path_regex,
+            shamir_threshold=self.integer(f.get("shamir_threshold"), f"{where}.shamir_threshold") or 0,
+            selection=selection,
+            mac_only_encrypted=bool(self.boolean(f.get("mac_only_encrypted"), f"{where}.mac_only_encrypted")),
+            uses_key_groups=bool(groups),
+            config_path=self.path,
+            _flat=flat,
+            _aws_profile=self.string(f.get("aws_profile"), f"{where}.aws_profile") or "",
+            _groups=groups,
+            _regex=regex,
+            _regex_error=regex_error,
+            _problem=problem,
+            _key_error=key_error,
+        )
+
+    def group(self, node: Any, where: str) -> _Group:
+        f = self.mapping(node, where, ("merge", "kms", "gcp_kms", "azure_keyvault", "hc_vault", "age", "pgp"))
+        group = _Group(
+            merge=[self.group(m, f"{where}.merge[{i}]") for i, m in self.struct_list(f.get("merge"), f"{where}.merge")],
+            hc_vault=self.string_list(f.get("hc_vault"), f"{where}.hc_vault"),
+            age=self.string_list(f.get("age"), f"{where}.age"),
+            pgp=self.string_list(f.get("pgp"), f"{where}.pgp"),
+        )
+        for i, item in self.struct_list(f.get("kms"), f"{where}.kms"):
+            group.kms.append(self.kms_entry(item, f"{where}.kms[{i}]"))
+        for i, item in self.struct_list(f.get("gcp_kms"), f"{where}.gcp_kms"):
+            g = self.mapping(item, f"{where}.gcp_kms[{i}]", ("resource_id",))
+            group.gcp_kms.append(self.string(g.get("resource_id"), f"{where}.gcp_kms[{i}].resource_id") or "")
+        for i, item in self.struct_list(f.get("azure_keyvault"), f"{where}.azure_keyvault"):
+            here = f"{where}.azure_keyvault[{i}]"
+            a = self.mapping(item, here, ("vaultUrl", "key", "version"))
+            group.azure.append({k: self.string(a.get(k), f"{here}.{k}") or "" for k in ("vaultUrl", "key", "version")})
+        return group
+
+    def kms_entry(self, node: Any, where: str) -> dict[str, Any]:
+        f = self.mapping(node, where, ("arn", "role", "context", "aws_profile"))
+        context: dict[str, str] = {}
+        for key, value in self.mapping(f.get("context"), f"{where}.context", None).items():
+            text = self.string(value, f"{where}.context.{key}")
+            if text is None:
+                # sops 3.11 panics on a null context value (exit 2)
+                self.fail(value, f"{where}.context.{key}", "context values must be strings, got null")
+            context[key] = text
+        return {
+            "arn": self.string(f.get("arn"), f"{where}.arn") or "",
+            "role": self.string(f.get("role"), f"{where}.role") or "",
+            "context": context or None,
+            "aws_profile": self.string(f.get("aws_profile"), f"{where}.aws_profile") or "",
+        }
+
+    def destination_rule(self, node: Any, where: str) -> None:
+        # Only `sops publish` uses these; they are type-checked because sops
+        # refuses the whole file when they do not decode.
+        strings = ("path_regex", "s3_bucket", "s3_prefix", "gcs_bucket", "gcs_prefix", "vault_path",
+                   "vault_address", "vault_kv_mount_name")
+        f = self.mapping(node, where, (*strings, "vault_kv_version", "recreation_rule", "omit_extensions"))
+        for name in strings:
+            self.string(f.get(name), f"{where}.{name}")
+        self.integer(f.get("vault_kv_version"), f"{where}.vault_kv_version")
+        self.boolean(f.get("omit_extensions"), f"{where}.omit_extensions")
+        if "recreation_rule" in f:
+            self.rule(f["recreation_rule"], -1, f"{where}.recreation_rule")
