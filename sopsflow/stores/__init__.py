@@ -1,0 +1,72 @@
+"""File formats. Each store turns bytes into the document tree and back
+(contract in docs/internals.md); this module picks one the way sops does.
+
+Store modules are imported on demand so that loading one format never pulls
+in another's dependencies (ruamel for YAML).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..tree import Branches
+
+STORE_NAMES = ("yaml", "json", "dotenv", "ini", "binary")
+
+
+class Store(Protocol):
+    name: str
+
+    def load_plain(self, data: bytes) -> Branches: ...
+
+    def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]: ...
+
+    def dump_plain(self, branches: Branches) -> bytes: ...
+
+    def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes: ...
+
+    def dump_value(self, value: Any) -> bytes: ...
+
+
+def format_for_path(path: str) -> str:
+    """sops' FormatForPath: case-sensitive suffixes, anything else is binary."""
+    if path.endswith((".yaml", ".yml")):
+        return "yaml"
+    if path.endswith(".json"):
+        return "json"
+    if path.endswith(".env"):
+        return "dotenv"
+    if path.endswith(".ini"):
+        return "ini"
+    return "binary"
+
+
+def store_for_path(path: str, type_override: str | None = None, *, indent: int | None = None) -> Store:
+    """The store for ``path``; a known ``type_override`` (--input-type/--output-type)
+    wins, an unknown one is ignored as sops does."""
+    name = type_override if type_override in STORE_NAMES else format_for_path(path)
+    return store_by_name(name, indent)
+
+
+def store_by_name(name: str, indent: int | None = None) -> Store:
+    """A store by format name; an unknown name gives the binary store (sops'
+    FormatFromString). ``indent`` applies to YAML, JSON and binary (None = default)."""
+    if name == "yaml":
+        from .yaml_store import YamlStore
+
+        return YamlStore() if indent is None else YamlStore(indent=indent)
+    if name == "json":
+        from .json_store import JsonStore
+
+        return JsonStore() if indent is None else JsonStore(indent=indent)
+    if name == "dotenv":
+        from .dotenv_store import DotenvStore
+
+        return DotenvStore()
+    if name == "ini":
+        from .ini_store import IniStore
+
+        return IniStore()
+    from .binary_store import BinaryStore
+
+    return BinaryStore() if indent is None else BinaryStore(indent=indent)

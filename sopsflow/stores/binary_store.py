@@ -1,0 +1,61 @@
+"""Binary store (spec §4.6): the whole file is one string value under ``data``.
+
+The plaintext may be any bytes (NUL, 0xFF, invalid UTF-8). They are carried
+as a ``str`` decoded with ``surrogateescape``, so the engine must encode str
+plaintexts with ``("utf-8", "surrogateescape")`` to encrypt the exact bytes.
+The encrypted file is a JSON document ``{"data": "ENC[...]", "sops": {...}}``
+written by the JSON store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ERROR_DUMPING_TREE, SopsError
+from ..tree import Branches, TreeMap
+from .json_store import JsonStore
+
+NOT_BINARY_HINT = (
+    "This is likely not an encrypted binary file? If not, use --output-type to select the correct output type."
+)
+
+
+def _emit_error(reason: str) -> SopsError:
+    return SopsError(ERROR_DUMPING_TREE, f"error emitting binary store: {reason}", NOT_BINARY_HINT)
+
+
+class BinaryStore:
+    name = "binary"
+
+    def __init__(self, indent: int = -1) -> None:
+        self.indent = indent
+        self._json = JsonStore(indent)
+
+    def load_plain(self, data: bytes) -> Branches:
+        return [TreeMap([("data", data.decode("utf-8", "surrogateescape"))])]
+
+    def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]:
+        return self._json.load_encrypted(data)
+
+    def dump_plain(self, branches: Branches) -> bytes:
+        if len(branches) != 1:
+            raise _emit_error("there must be exactly one tree branch")
+        for entry in branches[0]:
+            if type(entry) is tuple and entry[0] == "data":
+                if not isinstance(entry[1], str):
+                    raise _emit_error("'data' key in tree does not have a string value")
+                return entry[1].encode("utf-8", "surrogateescape")
+        raise _emit_error("no binary data found in tree")
+
+    def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes:
+        return self._json.dump_encrypted(branches, metadata)
+
+    def dump_value(self, value: Any) -> bytes:
+        """``decrypt --extract``: only a mapping (with ``data``) or a string can be written."""
+        if isinstance(value, TreeMap):
+            return self.dump_plain([value])
+        if isinstance(value, str):
+            return value.encode("utf-8", "surrogateescape")
+        raise SopsError(
+            ERROR_DUMPING_TREE, "Binary files are not structured and extracting a single value is not possible"
+        )
