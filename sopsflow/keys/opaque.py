@@ -1,0 +1,59 @@
+"""Master keys sopsflow keeps but cannot use (gcp_kms, azure_kv, newer types).
+
+Their metadata entries are kept verbatim, field order included, so a file
+round-trips unchanged; wrapping or unwrapping with them fails with a
+KeyFailure that says so, and another key of the file (or group) can step in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import KeyFailure
+
+
+class OpaqueKey:
+    """A metadata entry of a key type sopsflow does not implement."""
+
+    def __init__(self, type_name: str, entry: dict[str, Any]) -> None:
+        self.type_name = type_name
+        self.entry: dict[str, Any] = dict(entry)
+
+    def __repr__(self) -> str:
+        return f"OpaqueKey({self.type_name!r}, {self.identity()!r})"
+
+    @property
+    def enc(self) -> str:
+        value = self.entry.get("enc")
+        return value if isinstance(value, str) else ""
+
+    @enc.setter
+    def enc(self, value: str) -> None:
+        self.entry["enc"] = value
+
+    def encrypt(self, data_key: bytes) -> None:
+        raise KeyFailure(f"sopsflow cannot use {self.type_name} keys; wrap the data key for this key with sops itself")
+
+    def decrypt(self) -> bytes:
+        raise KeyFailure(
+            f"sopsflow cannot use {self.type_name} keys; decrypt with another key of this file or with sops itself"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.entry)
+
+    def identity(self) -> str:
+        """sops' ToString for the known types; the non-secret fields otherwise."""
+        field = self.entry.get
+        if self.type_name == "gcp_kms":
+            return _text(field("resource_id"))
+        if self.type_name == "azure_kv":
+            return f"{_text(field('vault_url'))}/keys/{_text(field('name'))}/{_text(field('version'))}"
+        if self.type_name == "hckms":
+            return _text(field("key_id"))
+        parts = [_text(v) for k, v in self.entry.items() if k not in ("enc", "created_at")]
+        return "|".join(parts)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
