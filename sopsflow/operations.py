@@ -4,6 +4,7 @@ repository tools: load + decrypt, encrypt + dump, re-wrap keys, rotate."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,13 @@ def decrypt_document(
     ignore_mac: bool = False,
     decryption_order: list[str] | None = None,
     data_key: bytes | None = None,
+    check_version: bool = False,
 ) -> Decrypted:
+    """``check_version``: refuse a ``version`` that is not semver before asking
+    any key, as sops' decrypt/edit/set/unset/rotate/exec-* do (exit 1)."""
     branches, meta = load_metadata(store, data)
+    if check_version:
+        check_sops_version(meta.version)
     if data_key is None:
         from .keys.groups import get_data_key
 
@@ -186,7 +192,64 @@ def rotate_document(
     if not meta.key_groups or any(len(g) == 0 for g in meta.key_groups):
         raise SopsError(errors.GENERIC, "Could not generate data key: [empty key group provided]")
     data_key = new_data_key()
-    wrap_keys(meta, data_key)
+    rewrap_keys(meta, data_key)
     cipher = Cipher(data_key)
     cipher.iv_cache = doc.cipher.iv_cache
     return encrypt_document(store, doc.branches, meta, data_key, cipher)
+
+
+def rewrap_keys(meta: Metadata, data_key: bytes) -> None:
+    """wrap_keys for a file's existing keys (rotate, groups, edit): sops only
+    replaces the wrapped key, so keys that had a created_at keep it; keys new
+    to the file get the time of wrapping."""
+    stamps = [(key, getattr(key, "created_at", "")) for key in meta.all_keys()]
+    stamps = [(key, stamp) for key, stamp in stamps if stamp]
+    wrap_keys(meta, data_key)
+    for key, stamp in stamps:
+        setattr(key, "created_at", stamp)  # noqa: B010 - not every MasterKey has one
+
+
+# --- the version recorded in files -------------------------------------------------
+
+_SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?\Z"
+)
+
+
+def semver_key(text: str) -> tuple[Any, ...]:
+    """Sort key of a semantic version as blang/semver (sops' parser) reads it;
+    ValueError with its message when the text is not one. A leading "v" is allowed."""
+    text = text[1:] if text.startswith("v") else text
+    if not text:
+        raise ValueError("Version string empty")
+    if text.count(".") < 2:
+        raise ValueError("No Major.Minor.Patch elements found")
+    m = _SEMVER.match(text)
+    if not m:
+        raise ValueError(f"Invalid semantic version {text!r}")
+    major, minor, patch, pre = m.groups()
+    # A release sorts after its pre-releases; numeric identifiers before alphanumeric ones.
+    pre_key: tuple[Any, ...] = (1,)
+    if pre:
+        pre_key = (0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
+    return (int(major), int(minor), int(patch), pre_key)
+
+
+def version_is_newer(a: str, b: str) -> bool:
+    """sops' version.AIsNewerThanB: anything "1.x" is older without parsing."""
+    if b.startswith("1."):
+        return True
+    return semver_key(a) > semver_key(b)
+
+
+def check_sops_version(version: str) -> None:
+    """sops compares a file's version with 3.3.0 on load (the KMS encryption
+    context bug check), so a version that is not semver fails with exit 1."""
+    if version.startswith("1."):
+        return
+    try:
+        semver_key(version)
+    except ValueError as exc:
+        raise SopsError(errors.GENERIC, str(exc)) from None

@@ -79,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
     out_store = common.pick_store(name, args.output_type, args, config)
     data = common.read_source(args)
     doc = decrypt_document(
-        in_store, data, ignore_mac=args.ignore_mac, decryption_order=common.decryption_order(args)
+        in_store,
+        data,
+        ignore_mac=args.ignore_mac,
+        decryption_order=common.decryption_order(args),
+        check_version=True,
     )
     if extract_path is not None:
         value = extract(doc.branches[0], extract_path)

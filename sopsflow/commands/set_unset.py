@@ -1,0 +1,371 @@
+"""``sopsflow set`` and ``sopsflow unset``: change one value of an encrypted
+file in place, with the file's own data key (spec §9).
+
+Unchanged values keep their exact ENC[] text (the decryption IVs are reused);
+``lastmodified`` and the MAC are new; ``version`` is kept. The tree walk
+follows sops 3.11's Set/Unset exactly: VALUE is JSON (numbers become floats,
+objects mappings), a missing key is created, an index past the end of a list
+appends, and a scalar in the way is replaced. Where sops 3.11 crashes (a key
+used on a list, a negative index, an empty path) we fail with the same exit
+code (2) and a message instead of a Go panic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import sys
+from typing import Any
+
+from .. import errors
+from ..errors import SopsError
+from ..tree import Comment, Time, TreeMap, UInt64
+from . import common
+
+log = logging.getLogger("sopsflow")
+
+_ATOI = re.compile(r"[+-]?[0-9]+\Z")
+_INT64 = 1 << 63
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser(
+        "set",
+        help="set one value in an encrypted file: FILE PATH VALUE (VALUE is JSON)",
+        description='Example: sopsflow set secrets.yaml \'["db"]["password"]\' \'"s3cret"\'',
+    )
+    s.add_argument("args", nargs="*", metavar="FILE PATH [VALUE]")
+    s.add_argument("--value-file", action="store_true", help="VALUE names a file holding the JSON value")
+    s.add_argument("--value-stdin", action="store_true", help="read the JSON value from stdin (no VALUE)")
+    s.add_argument("--idempotent", action="store_true", help="do not write the file if the value is already set")
+    _add_common(s)
+    s.set_defaults(func=run, set_kind="set")
+
+    u = sub.add_parser("unset", help="remove one key or list item from an encrypted file: FILE PATH")
+    u.add_argument("args", nargs="*", metavar="FILE PATH")
+    u.add_argument("--idempotent", action="store_true", help="exit 0 when the key does not exist")
+    _add_common(u)
+    u.set_defaults(func=run, set_kind="unset")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-type", help="yaml, json, dotenv, ini or binary (default: from the file name)")
+    p.add_argument("--output-type", help="yaml, json, dotenv, ini or binary (default: from the file name)")
+    p.add_argument("--ignore-mac", action="store_true", help="do not verify the MAC")
+    # Accepted for compatibility with sops; has no effect on set/unset.
+    p.add_argument("--shamir-secret-sharing-threshold", type=int, help=argparse.SUPPRESS)
+    common.add_global_flags(p, suppress=True)
+
+
+# --- tree paths ----------------------------------------------------------------------
+
+
+class _Crash(Exception):
+    """Input on which sops 3.11 panics (exit 2); reported cleanly with that code."""
+
+
+def parse_tree_path(text: str) -> list[Any]:
+    """sops' set/unset path syntax (``["a"][0]``), parsed as sops parses it:
+    split at ``[``, each part must end with ``]``, a part starting with a quote
+    is a key (first and last character dropped), anything else an integer.
+    Raises ValueError for a malformed path and _Crash where sops panics."""
+    path: list[Any] = []
+    for part in text.split("["):
+        if part == "":
+            continue
+        if part[-1] != "]":
+            raise ValueError(f"component {part} doesn't end with ]")
+        part = part[:-1]
+        if part == "":
+            raise _Crash("empty path component []")
+        if part[0] in "\"'":
+            if len(part) < 2:
+                raise _Crash(f"unterminated path component [{part}]")
+            path.append(part[1:-1])
+            continue
+        if not _ATOI.match(part):
+            raise ValueError(f"invalid index {part}")
+        index = int(part)
+        if not -_INT64 <= index < _INT64:
+            raise ValueError(f"index {part} out of range")
+        path.append(index)
+    return path
+
+
+def _go_s(component: Any) -> str:
+    """Go's %s of a path component (an int prints as %!s(int=N))."""
+    if type(component) is int:
+        return f"%!s(int={component})"
+    return str(component)
+
+
+def _go_type(value: Any) -> str:
+    """Go's %T of a tree value, for sops' "Unsupported type" message."""
+    names = {
+        str: "string",
+        int: "int",
+        float: "float64",
+        bool: "bool",
+        type(None): "<nil>",
+        Time: "time.Time",
+        Comment: "sops.Comment",
+        UInt64: "uint64",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+# --- JSON values -------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def _go_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # Go: "cannot unmarshal number ... into float64"
+        raise ValueError("number out of range")
+    return value
+
+
+def _fix_string(text: str) -> str:
+    """Go's decoder turns lone surrogate escapes into U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def json_value(text: str) -> Any:
+    """A set VALUE as sops 3.11 turns it into a tree value (exit 7 when invalid):
+    scalars as Go's encoding/json gives them (every number a float), an object
+    through the JSON store (so key order and duplicates are kept). A top-level
+    array is refused by that store, exactly as sops 3.11 refuses it."""
+    try:
+        value = json.loads(text, parse_int=_go_float, parse_float=_go_float, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise SopsError(errors.INVALID_SET_FORMAT, "Value for --set is not valid JSON") from None
+    if isinstance(value, (dict, list)):
+        return _json_object(text)
+    if isinstance(value, str):
+        return _fix_string(value)
+    return value
+
+
+def _json_object(text: str) -> TreeMap:
+    from ..stores import store_by_name
+
+    bad = SopsError(errors.INVALID_SET_FORMAT, "Invalid --set value format")
+    try:
+        branches = store_by_name("json").load_plain(text.encode("utf-8", "surrogatepass"))
+    except (SopsError, UnicodeEncodeError):
+        raise bad from None
+    if not branches:
+        raise bad
+    return branches[0]
+
+
+def _read_value(args: argparse.Namespace) -> str:
+    if args.value_stdin:
+        raw = sys.stdin.buffer.read()
+    elif args.value_file:
+        name = args.args[2]
+        try:
+            with open(name, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise SopsError(errors.GENERIC, f"open {name}: {(exc.strerror or 'cannot read').lower()}") from None
+    else:
+        raw = os.fsencode(args.args[2])
+    # Go keeps the bytes and its JSON decoder replaces invalid UTF-8 with U+FFFD.
+    return raw.decode("utf-8", "replace")
+
+
+# --- the tree operations (sops.TreeBranch.Set / Unset) -------------------------------------
+
+
+def _same_key(key: Any, component: Any) -> bool:
+    # Go compares interface values: the dynamic types must match too.
+    return type(key) is type(component) and key == component
+
+
+def tree_equal(a: Any, b: Any) -> bool:
+    """sops' equals(): same structure, same types, same values."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is TreeMap:
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b, strict=True):
+            if type(x) is Comment or type(y) is Comment:
+                if x != y:
+                    return False
+                continue
+            if not tree_equal(x[0], y[0]) or not tree_equal(x[1], y[1]):
+                return False
+        return True
+    if type(a) is list:
+        return len(a) == len(b) and all(tree_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _value_from_path(path: list[Any], leaf: Any) -> Any:
+    inner = leaf if len(path) == 1 else _value_from_path(path[1:], leaf)
+    if type(path[0]) is int:
+        return [inner]
+    return TreeMap([(path[0], inner)])
+
+
+def _check_index(component: Any) -> int:
+    if type(component) is not int:
+        raise _Crash(f"cannot use key {component!r} on a list")
+    if component < 0:
+        raise _Crash(f"negative list index {component}")
+    return int(component)
+
+
+def set_path(node: Any, path: list[Any], value: Any) -> tuple[Any, bool]:
+    """Set ``value`` at ``path`` below ``node``; returns (new node, changed)."""
+    if type(node) is TreeMap:
+        for i, entry in enumerate(node):
+            if type(entry) is Comment or not _same_key(entry[0], path[0]):
+                continue
+            if len(path) == 1:
+                changed = not tree_equal(entry[1], value)
+                node[i] = (entry[0], value)
+            else:
+                new, changed = set_path(entry[1], path[1:], value)
+                node[i] = (entry[0], new)
+            return node, changed
+        created = _value_from_path(path, value)
+        if type(created) is TreeMap:
+            node.append(created[0])
+        return node, True
+    if type(node) is list:
+        position = _check_index(path[0])
+        if position >= len(node):
+            node.append(value if len(path) == 1 else _value_from_path(path[1:], value))
+            return node, True
+        if len(path) == 1:
+            changed = not tree_equal(node[position], value)
+            node[position] = value
+        else:
+            node[position], changed = set_path(node[position], path[1:], value)
+        return node, changed
+    created = _value_from_path(path, value)
+    return created, not tree_equal(node, created)
+
+
+class KeyNotFound(SopsError):
+    """sops.SopsKeyNotFound: what ``unset --idempotent`` tolerates."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errors.GENERIC, message)
+
+
+def unset_path(node: Any, path: list[Any]) -> Any:
+    """Remove the entry at ``path`` below ``node``; returns the new node."""
+    if type(node) is TreeMap:
+        for i, entry in enumerate(node):
+            if type(entry) is Comment or not _same_key(entry[0], path[0]):
+                continue
+            if len(path) == 1:
+                del node[i]
+            else:
+                node[i] = (entry[0], unset_path(entry[1], path[1:]))
+            return node
+        raise KeyNotFound(f"Key not found: {_go_s(path[0])}")
+    if type(node) is list:
+        position = _check_index(path[0])
+        if position >= len(node):
+            raise KeyNotFound(f"Index {position} out of bounds")
+        if len(path) == 1:
+            del node[position]
+        else:
+            node[position] = unset_path(node[position], path[1:])
+        return node
+    raise SopsError(errors.GENERIC, f"Unsupported type: {_go_type(node)} for item '{_go_s(path[0])}'")
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+def _parse_path(text: str, verb: str) -> list[Any]:
+    message = f"Invalid {verb} index format"
+    try:
+        path = parse_tree_path(text)
+    except ValueError:
+        raise SopsError(errors.INVALID_SET_FORMAT, message) from None
+    except _Crash as exc:
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"{message}: {exc}") from None
+    if not path:
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"{message}: the path is empty")
+    return path
+
+
+def _check_arg_count(args: argparse.Namespace) -> None:
+    if args.set_kind == "unset":
+        if len(args.args) != 2:
+            raise SopsError(errors.NO_FILE_SPECIFIED, "Error: no file specified, or index is missing")
+        return
+    if args.value_file and args.value_stdin:
+        raise SopsError(errors.GENERIC, "Error: cannot use both --value-file and --value-stdin")
+    if args.value_stdin and len(args.args) != 2:
+        raise SopsError(
+            errors.NO_FILE_SPECIFIED,
+            "Error: file specified, or index and value are missing. "
+            "Need precisely 2 positional arguments since --value-stdin is used.",
+        )
+    if not args.value_stdin and len(args.args) != 3:
+        raise SopsError(
+            errors.NO_FILE_SPECIFIED,
+            "Error: no file specified, or index and value are missing. Need precisely 3 positional arguments.",
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..fileio import atomic_write
+    from ..operations import decrypt_document, encrypt_document
+
+    _check_arg_count(args)
+    file_name = os.path.abspath(args.args[0])
+    config = common.load_config_lenient(args)
+    in_store = common.pick_store(file_name, args.input_type, args, config)
+    out_store = common.pick_store(file_name, args.output_type or args.input_type, args, config)
+    path = _parse_path(args.args[1], args.set_kind)
+    value = json_value(_read_value(args)) if args.set_kind == "set" else None
+    order = common.decryption_order(args)
+    doc = decrypt_document(
+        in_store,
+        common.read_existing(file_name),
+        ignore_mac=args.ignore_mac,
+        decryption_order=order,
+        check_version=True,
+    )
+    try:
+        changed = _apply(doc.branches, args.set_kind, path, value)
+    except KeyNotFound:
+        if args.idempotent:
+            return 0
+        raise
+    except _Crash as exc:
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"Error walking tree: {exc}") from None
+    result = encrypt_document(out_store, doc.branches, doc.metadata, doc.data_key, doc.cipher)
+    if args.set_kind == "set" and not changed and args.idempotent:
+        log.info("File not written due to no change")
+        return 0
+    atomic_write(file_name, result)
+    return 0
+
+
+def _apply(branches: list[TreeMap], kind: str, path: list[Any], value: Any) -> bool:
+    if kind == "set":
+        branches[0], changed = set_path(branches[0], path, value)
+        return changed
+    branches[0] = unset_path(branches[0], path)
+    return True
