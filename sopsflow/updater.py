@@ -1,0 +1,580 @@
+"""Repository-wide recipient updates (the engine behind ``sopsflow updatekeys``).
+
+Two phases, so that the user sees everything before anything is written:
+
+* **plan** - per file, compare the key groups in its metadata with what its
+  creation rule names now (``audit.recipient_diff``; no key needed) and
+  decide whether the data key rotates;
+* **apply** - per planned file, unwrap the data key once, then either re-wrap
+  the *same* key for the rule's groups exactly as ``sops updatekeys`` does
+  (values, ``mac``, ``lastmodified``, ``version`` untouched; only the
+  metadata block is rewritten, nothing is decrypted but the MAC as a key
+  check) or, when a recipient was removed, rotate it: new data key, every
+  value re-encrypted with its IV kept, new MAC and ``lastmodified``.
+
+Every write is atomic (``fileio.atomic_write``), so a kill at any moment
+leaves each file fully old or fully new. A hard kill between creating the
+temp file and renaming it can leave a ``.NAME.XXXXXXXX.sopsflow-tmp`` next to
+NAME: it holds (part of) an *encrypted* file, never plaintext. Such strays
+are never taken for SOPS files when files are collected, and the next
+``sopsflow updatekeys`` run that covers NAME deletes them
+(:func:`remove_stray_temp_files`); ``*.sopsflow-tmp`` belongs in .gitignore.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import errors
+from .errors import SopsError
+from .metadata import Metadata
+from .tree import Branches, Comment, TreeMap
+
+ROTATE_AUTO = "auto"  # rotate when a recipient is removed
+ROTATE_ALWAYS = "always"  # --rotate
+ROTATE_NEVER = "never"  # --no-rotate
+
+STATUS_UPDATE = "update"
+STATUS_CURRENT = "up-to-date"
+STATUS_SKIPPED = "skipped"
+STATUS_ERROR = "error"
+
+#: The suffix ``fileio.atomic_write`` gives its temp files; mkstemp adds 8 random characters.
+TEMP_SUFFIX = ".sopsflow-tmp"
+_TEMP_RANDOM_LEN = 8
+
+ADVICE = (
+    "The removed recipients could read these values. Rotating the data key protects new "
+    "versions only: git history still holds the old ciphertext, so change each listed secret "
+    "at its source (database password, API token, ...)."
+)
+
+StoreFactory = Callable[[str], Any]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass
+class GroupChange:
+    """Recipients to add to and remove from one key group (0-based index)."""
+
+    index: int
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FilePlan:
+    """What updatekeys will do to one file, and what it read to decide."""
+
+    path: Path  # absolute
+    display: str  # how the user named it / repo-relative
+    status: str
+    reason: str = ""
+    code: int = 0
+    rule_index: int | None = None
+    changes: list[GroupChange] = field(default_factory=list)
+    threshold_before: int = 0
+    threshold_after: int = 0
+    rotate: bool = False
+    recipients: list[str] = field(default_factory=list)  # identities the file holds now
+    #: identities that lose access: in the file now, in none of the rule's groups
+    revoked: list[str] = field(default_factory=list)
+    secret_paths: list[str] = field(default_factory=list)  # encrypted values (filled on removal)
+    # Kept between planning and applying so that nothing is parsed twice.
+    rule: Any = field(default=None, repr=False)
+    rule_specs: list[list[Any]] = field(default_factory=list, repr=False)
+    data: bytes = field(default=b"", repr=False)
+    store: Any = field(default=None, repr=False)
+    branches: Branches | None = field(default=None, repr=False)
+    metadata: Metadata | None = field(default=None, repr=False)
+
+    @property
+    def added(self) -> list[str]:
+        return _unique(k for c in self.changes for k in c.added)
+
+    @property
+    def removed(self) -> list[str]:
+        """Recipients that lose access (a key merely moved between groups keeps it)."""
+        return self.revoked
+
+    @property
+    def threshold_changes(self) -> bool:
+        return self.threshold_before != self.threshold_after
+
+
+@dataclass
+class FileResult:
+    plan: FilePlan
+    ok: bool
+    rotated: bool = False
+    reason: str = ""
+    code: int = 0
+    detail: str = ""  # the multi-line key report, shown with --verbose
+
+
+# --- planning ------------------------------------------------------------------
+
+
+class RuleCache:
+    """Each creation rule's key specs, built once per run. Building them checks
+    every age recipient's bech32 checksum, which would otherwise be repeated
+    several times for every file."""
+
+    def __init__(self) -> None:
+        self._specs: dict[int, tuple[Any, list[list[Any]]]] = {}
+        self._checked: set[int] = set()
+
+    def match(self, config: Any, path: str) -> Any:
+        """``config.match(path)``, with each rule's validation done once: the
+        first file a rule matches goes through Config.match (which raises for
+        a rule sops would refuse), later ones only through the regex."""
+        relative = config.relative_path(path)
+        for rule in config.rules:
+            if rule.matches(relative):
+                if id(rule) in self._checked:
+                    return rule
+                found = config.match(path)
+                if found is not None:
+                    self._checked.add(id(found))
+                return found
+        return None
+
+    def specs(self, rule: Any) -> list[list[Any]]:
+        hit = self._specs.get(id(rule))
+        if hit is None or hit[0] is not rule:
+            hit = (rule, rule.key_specs())
+            self._specs[id(rule)] = hit
+        return hit[1]
+
+    def view(self, rule: Any) -> Any:
+        """``rule`` answering key_specs() from the cache (for audit.recipient_diff)."""
+        return _RuleView(rule, self.specs(rule))
+
+
+class _RuleView:
+    def __init__(self, rule: Any, specs: list[list[Any]]) -> None:
+        self._rule = rule
+        self._specs = specs
+
+    def key_specs(self, kms_context: Any = None) -> list[list[Any]]:
+        return self._specs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rule, name)
+
+
+def fresh_key_groups(plan: FilePlan) -> list[list[Any]]:
+    """New master-key objects for the plan's rule (each file wraps its own)."""
+    from .config import build_key
+
+    try:
+        return [[build_key(spec) for spec in group] for group in plan.rule_specs]
+    except Exception:
+        return list(plan.rule.key_groups())  # raises the config's own error message
+
+
+def plan_file(
+    path: Path,
+    display: str,
+    *,
+    config: Any,
+    store_for: StoreFactory,
+    rotate: str = ROTATE_AUTO,
+    explicit: bool = True,
+    rule: Any = None,
+    cache: RuleCache | None = None,
+) -> FilePlan:
+    """Decide what to do with one file. ``explicit`` files (named by the user)
+    that are not SOPS files or match no rule are errors; discovered ones are
+    skipped. ``rule``: the creation rule when the caller already matched it."""
+    plan = FilePlan(path=path, display=display, status=STATUS_ERROR)
+    try:
+        _plan_into(plan, config, store_for, rotate, explicit, rule, cache or RuleCache())
+    except SopsError as exc:
+        plan.status, plan.reason, plan.code = STATUS_ERROR, exc.message, exc.code
+    return plan
+
+
+def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str, explicit: bool,
+               rule: Any, cache: RuleCache) -> None:
+    def skip_or_fail(reason: str, code: int = errors.GENERIC) -> None:
+        plan.status = STATUS_ERROR if explicit else STATUS_SKIPPED
+        plan.reason, plan.code = reason, code
+
+    if plan.path.is_symlink():
+        # Replacing a link with a regular file would silently fork the secret.
+        return skip_or_fail("is a symbolic link; name the file it points to")
+    if rule is None:
+        rule = cache.match(config, str(plan.path))
+    if rule is None:
+        return skip_or_fail("no creation rule matches this file")
+    try:
+        plan.data = plan.path.read_bytes()
+    except OSError as exc:
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"cannot read file: {exc.strerror}") from None
+    store = store_for(str(plan.path))
+    try:
+        branches, raw = store.load_encrypted(plan.data)
+    except SopsError as exc:
+        return skip_or_fail(f"not a SOPS file ({exc.message})", exc.code)
+    if raw is None:
+        return skip_or_fail("not a SOPS file (no sops metadata)")
+    meta = Metadata.from_dict(raw)  # present but broken metadata is an error either way
+    plan.rule, plan.rule_index, plan.store = rule, getattr(rule, "index", None), store
+    plan.branches, plan.metadata = branches, meta
+    plan.recipients = [k.identity() for k in meta.all_keys()]
+    plan.rule_specs = cache.specs(rule)
+    plan.changes = group_changes(meta, cache.view(rule))
+    # sops updatekeys keeps the file's threshold, capped at the new number of groups.
+    plan.threshold_before = meta.shamir_threshold
+    plan.threshold_after = min(meta.shamir_threshold, len(plan.rule_specs))
+    keys_change = any(c.added or c.removed for c in plan.changes)
+    staying = {spec.identity() for group in plan.rule_specs for spec in group}
+    plan.revoked = _unique(k for c in plan.changes for k in c.removed if k not in staying)
+    removal = bool(plan.revoked)
+    plan.rotate = rotate == ROTATE_ALWAYS or (removal and rotate == ROTATE_AUTO)
+    if keys_change or plan.threshold_changes or plan.rotate:
+        plan.status = STATUS_UPDATE
+    else:
+        plan.status = STATUS_CURRENT
+    if removal:
+        plan.secret_paths = encrypted_paths(branches)
+
+
+def group_changes(meta: Metadata, rule: Any) -> list[GroupChange]:
+    """The per-group differences, as the audit module judges them."""
+    from .audit import recipient_diff
+
+    return [GroupChange(d.index, list(d.added), list(d.removed)) for d in recipient_diff(meta, rule)]
+
+
+def plan_files(
+    targets: Sequence[tuple[Path, str, bool, Any]],
+    *,
+    config: Any,
+    store_for: StoreFactory,
+    rotate: str = ROTATE_AUTO,
+    jobs: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    cache: RuleCache | None = None,
+) -> list[FilePlan]:
+    """Plan every ``(absolute path, display name, explicit, rule or None)`` target, in order."""
+    cache = cache or RuleCache()
+
+    def one(target: tuple[Path, str, bool, Any]) -> FilePlan:
+        path, display, explicit, rule = target
+        return plan_file(path, display, config=config, store_for=store_for, rotate=rotate, explicit=explicit,
+                         rule=rule, cache=cache)
+
+    return run_parallel(one, list(targets), jobs=jobs, progress=progress)
+
+
+# --- applying ------------------------------------------------------------------
+
+
+def apply_file(plan: FilePlan, *, decryption_order: list[str] | None = None,
+               labels: dict[str, str] | None = None) -> FileResult:
+    """Carry out one planned update. Any failure leaves the file untouched."""
+    if plan.status != STATUS_UPDATE:
+        return FileResult(plan, ok=True)
+    try:
+        output = _updated_bytes(plan, decryption_order, labels or {})
+        from .fileio import atomic_write
+
+        atomic_write(plan.path, output)
+    except SopsError as exc:
+        return FileResult(plan, ok=False, reason=exc.message, code=exc.code, detail=exc.detail or "")
+    except Exception as exc:  # one broken file must not stop the others
+        return FileResult(plan, ok=False, reason=f"internal error ({type(exc).__name__})", code=errors.GENERIC)
+    return FileResult(plan, ok=True, rotated=plan.rotate)
+
+
+def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: dict[str, str]) -> bytes:
+    from .operations import encrypt_document, new_data_key, wrap_keys
+
+    if plan.metadata is None or plan.branches is None or plan.store is None:
+        raise SopsError(errors.GENERIC, "file was not planned")
+    try:
+        current = plan.path.read_bytes()
+    except OSError as exc:
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"cannot read file: {exc.strerror}") from None
+    if current != plan.data:
+        raise SopsError(errors.GENERIC, "file changed after the plan was made; run updatekeys again")
+    meta, branches, store = plan.metadata, plan.branches, plan.store
+    data_key = unwrap_data_key(meta, decryption_order, labels)
+    new_meta = dataclasses.replace(meta, key_groups=fresh_key_groups(plan), shamir_threshold=plan.threshold_after)
+    if not plan.rotate:
+        # sops updatekeys: the same data key, only the metadata block changes.
+        check_data_key(branches, meta, data_key)
+        wrap_keys(new_meta, data_key)
+        return bytes(store.dump_encrypted(branches, new_meta.to_dict(json_style=store.name != "yaml")))
+    from .cipher import Cipher
+    from .engine import decrypt_branches, verify_mac
+
+    old_cipher = Cipher(data_key)
+    plain, computed = decrypt_branches(branches, old_cipher, meta)
+    verify_mac(old_cipher, meta, computed)
+    new_key = new_data_key()
+    new_cipher = Cipher(new_key)
+    # Keep every value's IV, as sops rotate does: a fresh key makes reuse safe
+    # and the diff shows that only the ciphertexts changed.
+    new_cipher.iv_cache = old_cipher.iv_cache
+    wrap_keys(new_meta, new_key)
+    return bytes(encrypt_document(store, plain, new_meta, new_key, new_cipher))
+
+
+def unwrap_data_key(meta: Metadata, decryption_order: list[str] | None, labels: dict[str, str]) -> bytes:
+    """The file's data key; on failure a one-line reason naming the recipients
+    that could unwrap it and, where ``.sops.yaml`` says so, who holds them."""
+    from .keys.groups import get_data_key
+
+    try:
+        return get_data_key(meta, decryption_order)
+    except SopsError as exc:
+        if exc.code != errors.COULD_NOT_RETRIEVE_KEY:
+            raise
+        identities = _unique(k.identity() for k in meta.all_keys())
+        message = "no identity for any of: " + ", ".join(identities)
+        if len(meta.key_groups) > 1:
+            message = f"not enough key groups could be unwrapped (threshold {meta.shamir_threshold}); " + message
+        holders = _unique(labels[i] for i in identities if i in labels)
+        if holders:
+            message += "; held by: " + ", ".join(holders)
+        raise SopsError(errors.COULD_NOT_RETRIEVE_KEY, message, exc.detail) from None
+
+
+def check_data_key(branches: Branches, meta: Metadata, data_key: bytes) -> None:
+    """Prove the unwrapped key is the file's key before re-wrapping it: AES-GCM
+    authenticates, so decrypting the MAC (or one value) fails for a wrong key.
+    Without this a bad Shamir share would be re-wrapped and the file lost."""
+    from .cipher import Cipher
+    from .metadata import lastmodified_aad
+
+    cipher = Cipher(data_key)
+    if meta.mac:
+        try:
+            cipher.decrypt(meta.mac, lastmodified_aad(meta.lastmodified))
+            return
+        except SopsError:
+            raise SopsError(
+                errors.MAC_MISMATCH, "the data key does not open the MAC (wrong key, or mac/lastmodified altered)"
+            ) from None
+    for aad, text in _encrypted_values(branches):
+        cipher.decrypt(text, aad)
+        return
+
+
+# --- reporting helpers -----------------------------------------------------------
+
+
+def encrypted_paths(branches: Branches) -> list[str]:
+    """Paths of the encrypted values, in sops' ``--extract`` syntax
+    (``["data"]["password"]``); later YAML documents are prefixed."""
+    out = []
+    for number, branch in enumerate(branches):
+        prefix = f"document {number + 1}: " if number else ""
+        for path in _walk_encrypted(branch, ()):
+            out.append(prefix + "".join(f"[{p}]" if isinstance(p, int) else f'["{p}"]' for p in path))
+    return _unique(out)
+
+
+def _walk_encrypted(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+    from .cipher import is_encrypted_text
+
+    if type(node) is TreeMap:
+        for key, value in node.items_():
+            yield from _walk_encrypted(value, path + (str(key),))
+    elif type(node) is list:
+        index = 0
+        for item in node:
+            if type(item) is Comment or (type(item) is str and item.endswith(",type:comment]")):
+                continue
+            yield from _walk_encrypted(item, path + (index,))
+            index += 1
+    elif is_encrypted_text(node):
+        yield path
+
+
+def _encrypted_values(branches: Branches) -> Iterator[tuple[str, str]]:
+    """(AAD, ENC text) of every encrypted value (not comments)."""
+    from .cipher import is_encrypted_text
+
+    def walk(node: Any, keys: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+        if type(node) is TreeMap:
+            for key, value in node.items_():
+                yield from walk(value, keys + (str(key),))
+        elif type(node) is list:
+            for item in node:
+                if type(item) is not Comment and not (type(item) is str and item.endswith(",type:comment]")):
+                    yield from walk(item, keys)
+        elif is_encrypted_text(node):
+            yield ":".join(keys) + ":", node
+
+    for branch in branches:
+        yield from walk(branch, ())
+
+
+def exposure_report(plans: Sequence[FilePlan], results: Sequence[FileResult] | None = None) -> dict[str, Any]:
+    """Which files and values the removed recipients could read (the --report JSON)."""
+    by_path = {id(r.plan): r for r in results or []}
+    files: list[dict[str, Any]] = []
+    for plan in plans:
+        if not plan.removed:
+            continue
+        result = by_path.get(id(plan))
+        if result is None:
+            status = "pending"
+        else:
+            status = "updated" if result.ok else "failed"
+        files.append({
+            "path": plan.display,
+            "removed_recipients": plan.removed,
+            "keys": plan.secret_paths,
+            "data_key_rotated": bool(result is not None and result.ok and result.rotated),
+            "status": status,
+            **({"reason": result.reason} if result is not None and not result.ok else {}),
+        })
+    return {
+        "removed_recipients": _unique(r for f in files for r in f["removed_recipients"]),
+        "files": files,
+        "advice": ADVICE if files else "",
+    }
+
+
+def format_plan(plans: Sequence[FilePlan], *, verbose: bool = False) -> str:
+    """The human plan: one block per file that changes or fails."""
+    lines = []
+    for plan in plans:
+        if plan.status == STATUS_UPDATE:
+            rule = f"rule {plan.rule_index}" if plan.rule_index is not None else "rule"
+            action = "rotate data key" if plan.rotate else "re-wrap data key"
+            lines.append(f"{plan.display}  [{rule}]  {action}")
+            for change in plan.changes:
+                # 1-based, as sops updatekeys and the audit findings number groups
+                lines.extend(f"    group {change.index + 1}: +{k}" for k in change.added)
+                lines.extend(f"    group {change.index + 1}: -{k}" for k in change.removed)
+            if plan.threshold_changes:
+                lines.append(f"    shamir_threshold: {plan.threshold_before} -> {plan.threshold_after}")
+        elif plan.status == STATUS_ERROR:
+            lines.append(f"{plan.display}  ERROR: {plan.reason}")
+        elif verbose and plan.status == STATUS_SKIPPED:
+            lines.append(f"{plan.display}  skipped: {plan.reason}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def plan_summary(plans: Sequence[FilePlan]) -> str:
+    count = {s: sum(1 for p in plans if p.status == s) for s in (STATUS_UPDATE, STATUS_CURRENT, STATUS_SKIPPED, STATUS_ERROR)}
+    rotating = sum(1 for p in plans if p.status == STATUS_UPDATE and p.rotate)
+    parts = [f"{count[STATUS_UPDATE]} to update ({rotating} with a new data key)", f"{count[STATUS_CURRENT]} up to date"]
+    if count[STATUS_SKIPPED]:
+        parts.append(f"{count[STATUS_SKIPPED]} skipped (not SOPS files or no rule)")
+    if count[STATUS_ERROR]:
+        parts.append(f"{count[STATUS_ERROR]} with errors")
+    return "Plan: " + ", ".join(parts) + "\n"
+
+
+# --- files and temp files ------------------------------------------------------
+
+
+def is_temp_file(name: str) -> bool:
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def remove_stray_temp_files(paths: Path | Sequence[Path]) -> list[Path]:
+    """Delete the ``.NAME.XXXXXXXX.sopsflow-tmp`` siblings that a hard kill left
+    next to each of ``paths`` (each directory is listed once). A concurrent
+    writer of the same file would lose its temp file and fail cleanly (its
+    rename raises) - it cannot corrupt anything."""
+    targets = [paths] if isinstance(paths, Path) else list(paths)
+    by_dir: dict[Path, set[str]] = {}
+    for path in targets:
+        by_dir.setdefault(path.parent, set()).add(path.name)
+    removed: list[Path] = []
+    suffix_len = _TEMP_RANDOM_LEN + len(TEMP_SUFFIX)
+    for directory, names in by_dir.items():
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            # ".NAME." + 8 random characters + ".sopsflow-tmp"
+            if not (entry.startswith(".") and entry.endswith(TEMP_SUFFIX)) or len(entry) < suffix_len + 3:
+                continue
+            owner = entry[1:-suffix_len - 1]
+            if owner not in names or entry[-suffix_len - 1] != ".":
+                continue
+            stray = directory / entry
+            try:
+                if stray.is_file() and not stray.is_symlink():
+                    stray.unlink()
+                    removed.append(stray)
+            except OSError:
+                pass
+    return removed
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- parallel execution ----------------------------------------------------------
+
+
+def default_jobs() -> int:
+    # Threads: age and AES release little of the GIL, but gpg and KMS/Vault
+    # calls wait on subprocesses and sockets, which overlap well.
+    return min(32, (os.cpu_count() or 1) * 4)
+
+
+def run_parallel(
+    func: Callable[[_T], _R],
+    items: list[_T],
+    *,
+    jobs: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[_R]:
+    """``[func(i) for i in items]`` on a thread pool, results in input order.
+    On Ctrl-C, pending items are cancelled and running ones finish (their
+    writes are atomic) before the interrupt propagates."""
+    total = len(items)
+    workers = max(1, min(jobs or default_jobs(), total))
+    if workers == 1:
+        results = []
+        for done, item in enumerate(items, 1):
+            results.append(func(item))
+            if progress:
+                progress(done, total)
+        return results
+    out: list[Any] = [None] * total
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sopsflow-update")
+    try:
+        futures: dict[Future[_R], int] = {executor.submit(func, item): i for i, item in enumerate(items)}
+        pending = set(futures)
+        done_count = 0
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                out[futures[future]] = future.result()
+                done_count += 1
+            if progress:
+                progress(done_count, total)
+    except BaseException:
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+    return out
+
+
+def _unique(items: Any) -> list[Any]:
+    seen: dict[Any, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return list(seen)
