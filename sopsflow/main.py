@@ -12,29 +12,34 @@ from collections.abc import Sequence
 from . import __version__, errors
 from .errors import SopsError
 
-# Command modules under sopsflow.commands; each has register(subparsers).
-# Modules that are not there yet are skipped, so a partial install still runs.
-COMMAND_MODULES = (
-    "encrypt",
-    "decrypt",
-    "edit",
-    "set_unset",
-    "rotate",
-    "updatekeys",
-    "filestatus",
-    "exec_cmd",
-    "groups",
-    "rules",
-    "check",
-    "verify",
-    "install_hooks",
-    "recipients",
-    "flux",
-    "drivers",
-)
+# Command name -> module under sopsflow.commands (each has register(subparsers)).
+# Only the module of the command being run is imported, so `sopsflow check` in
+# a hook does not pay for importing every other command.
+COMMANDS = {
+    "encrypt": "encrypt",
+    "decrypt": "decrypt",
+    "edit": "edit",
+    "set": "set_unset",
+    "unset": "set_unset",
+    "rotate": "rotate",
+    "updatekeys": "updatekeys",
+    "filestatus": "filestatus",
+    "exec-env": "exec_cmd",
+    "exec-file": "exec_cmd",
+    "groups": "groups",
+    "rules": "rules",
+    "check": "check",
+    "verify": "verify",
+    "install-hooks": "install_hooks",
+    "recipients": "recipients",
+    "flux": "flux",
+    "textconv": "drivers",
+    "merge-driver": "drivers",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only`` just that command's module is loaded."""
     from .commands import common
 
     parser = argparse.ArgumentParser(
@@ -44,15 +49,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sopsflow {__version__} (sops 3.11 format)")
     common.add_global_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"sopsflow.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"sopsflow.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+    modules = [COMMANDS[only]] if only in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(f"sopsflow.commands.{name}").register(sub)
     return parser
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The first argument that names a command, skipping global flags and their values."""
+    takes_value = {"--config", "--indent", "--decryption-order"}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in COMMANDS:
+            return arg
+        if arg in takes_value:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        return None
+    return None
 
 
 def _fail(message: str, code: int, detail: str | None = None) -> int:
@@ -64,14 +82,10 @@ def _fail(message: str, code: int, detail: str | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     # `sopsflow FILE` edits FILE, as `sops FILE` does.
-    choices = set()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            choices = set(action.choices)
-    if args_list and not args_list[0].startswith("-") and args_list[0] not in choices and "edit" in choices:
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
         args_list.insert(0, "edit")
+    parser = build_parser(_command_in(args_list))
     args = parser.parse_args(args_list)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
