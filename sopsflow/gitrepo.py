@@ -1,0 +1,256 @@
+"""Read what git is about to commit (or has committed) with pygit2.
+
+Git code knows nothing about SOPS: it hands out repo-relative paths, modes
+and blob bytes; :mod:`sopsflow.audit` decides what they mean.
+
+Two details matter for a commit hook:
+
+* ``git commit -a`` and ``git commit PATHS`` build a temporary index and tell
+  hooks where it is through ``GIT_INDEX_FILE``; reading ``.git/index`` instead
+  would judge the wrong content, so the variable is honoured.
+* Before the first commit there is no HEAD: every index entry is staged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .errors import SopsError
+
+if TYPE_CHECKING:
+    import pygit2
+
+MODE_FILE = 0o100644
+MODE_EXECUTABLE = 0o100755
+MODE_SYMLINK = 0o120000
+MODE_GITLINK = 0o160000  # a submodule commit: no blob to read
+
+
+class GitFile:
+    """One file as git sees it. ``data`` is read on first access."""
+
+    __slots__ = ("path", "mode", "_loader", "_data")
+
+    def __init__(self, path: str, mode: int, loader: Any) -> None:
+        self.path = path  # repo-relative, "/" separators
+        self.mode = mode
+        self._loader = loader  # () -> bytes
+        self._data: bytes | None = None
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.mode == MODE_SYMLINK
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = self._loader()
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"GitFile({self.path!r}, mode={self.mode:o})"
+
+
+def _blob_loader(repo: pygit2.Repository, oid: Any) -> Any:
+    def load() -> bytes:
+        # straight from the object database: no object lookup first
+        return bytes(repo.odb.read(oid)[1])
+
+    return load
+
+
+def _disk_loader(path: Path, is_symlink: bool) -> Any:
+    def load() -> bytes:
+        if is_symlink:
+            # git stores a link as a blob holding its target
+            return os.fsencode(os.readlink(path))
+        return path.read_bytes()
+
+    return load
+
+
+class Repo:
+    """A repository with a work tree. Build it with :func:`open_repo`."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        if repo.is_bare or not repo.workdir:
+            raise SopsError(errors.GENERIC, f"{repo.path}: a bare repository has no index to check")
+        self._repo = repo
+        self.root = Path(repo.workdir.rstrip("/") or "/")
+        self._index: pygit2.Index | None = None
+
+    # -- index ------------------------------------------------------------------
+
+    @property
+    def index(self) -> pygit2.Index:
+        """The index a commit would be made from (``GIT_INDEX_FILE`` wins)."""
+        if self._index is None:
+            override = os.environ.get("GIT_INDEX_FILE")
+            if override:
+                import pygit2
+
+                index = pygit2.Index(os.path.join(os.getcwd(), override))
+                index._repo = self._repo  # type: ignore[assignment]  # lets libgit2 diff it against trees
+                self._index = index
+            else:
+                self._index = self._repo.index
+        return self._index
+
+    def staged_changes(self) -> list[GitFile]:
+        """Entries whose index content differs from HEAD: added, modified, type
+        changed, and renamed ones at their new path. Deletions are left out."""
+        tree = self._head_tree()
+        if tree is None:
+            return self.index_files()
+        out = []
+        for delta in self.index.diff_to_tree(tree).deltas:
+            new = delta.new_file
+            if delta.status_char() == "D" or new.mode in (0, MODE_GITLINK):
+                continue
+            out.append(GitFile(new.path, new.mode, _blob_loader(self._repo, new.id)))
+        return out
+
+    def index_file(self, rel: str) -> GitFile | None:
+        """The staged entry at ``rel`` (None when not in the index)."""
+        try:
+            entry = self.index[rel]
+        except (KeyError, ValueError):
+            return None
+        if entry.mode == MODE_GITLINK:
+            return None
+        return GitFile(str(entry.path), entry.mode, _blob_loader(self._repo, entry.id))
+
+    def index_files(self) -> list[GitFile]:
+        return [
+            GitFile(e.path, e.mode, _blob_loader(self._repo, e.id))
+            for e in self.index
+            if e.mode != MODE_GITLINK
+        ]
+
+    def worktree_files(self) -> list[GitFile]:
+        """Tracked paths with their content from disk (missing ones skipped)."""
+        out = []
+        for entry in self.index:
+            if entry.mode == MODE_GITLINK:
+                continue
+            path = self.root / entry.path
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            import stat
+
+            if stat.S_ISLNK(st.st_mode):
+                mode = MODE_SYMLINK
+            elif not stat.S_ISREG(st.st_mode):
+                continue
+            else:
+                mode = MODE_EXECUTABLE if st.st_mode & 0o111 else MODE_FILE
+            out.append(GitFile(entry.path, mode, _disk_loader(path, mode == MODE_SYMLINK)))
+        return out
+
+    # -- commits ----------------------------------------------------------------
+
+    def _head_tree(self) -> pygit2.Tree | None:
+        if self._repo.head_is_unborn:
+            return None
+        return self._tree(self._repo.head.target)
+
+    def _tree(self, rev: Any) -> pygit2.Tree:
+        import pygit2
+
+        try:
+            obj = self._repo.revparse_single(rev) if isinstance(rev, str) else self._repo[rev]
+            return obj.peel(pygit2.Tree)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            raise SopsError(errors.GENERIC, f"unknown revision {rev}") from None
+
+    def files_at(self, rev: str = "HEAD") -> list[GitFile]:
+        """Every blob (and symlink) of a commit's tree."""
+        return list(self._walk(self._tree(rev), ""))
+
+    def file_at(self, rev: str, rel: str) -> GitFile | None:
+        """The blob at ``rel`` in ``rev`` (None when the path is absent or a tree)."""
+        tree = self._tree(rev)
+        try:
+            entry = tree[rel]
+        except KeyError:
+            return None
+        if entry.type_str != "blob":
+            return None
+        return GitFile(rel, entry.filemode, _blob_loader(self._repo, entry.id))
+
+    def _walk(self, tree: pygit2.Tree, prefix: str) -> Iterator[GitFile]:
+        for entry in tree:
+            path = prefix + (entry.name or "")
+            kind = entry.type_str
+            if kind == "tree":
+                yield from self._walk(self._repo[entry.id], path + "/")  # type: ignore[arg-type]
+            elif kind == "blob":
+                yield GitFile(path, entry.filemode, _blob_loader(self._repo, entry.id))
+
+    def changed_since(self, rev: str) -> set[str]:
+        """Paths added, modified, renamed (both names) or deleted between ``rev`` and HEAD."""
+        old = self._tree(rev)
+        head = self._head_tree()
+        if head is None:
+            raise SopsError(errors.GENERIC, "the repository has no commits yet")
+        paths: set[str] = set()
+        for delta in old.diff_to_tree(head).deltas:
+            paths.add(delta.old_file.path)
+            paths.add(delta.new_file.path)
+        return paths
+
+    def changed_between(self, old_rev: str, new_rev: str) -> list[GitFile]:
+        """Files added or modified from ``old_rev`` to ``new_rev``, at ``new_rev``
+        (what a push of ``new_rev`` adds to a remote that has ``old_rev``)."""
+        new = self._tree(new_rev)
+        out = []
+        for delta in self._tree(old_rev).diff_to_tree(new).deltas:
+            f = delta.new_file
+            if delta.status_char() == "D" or f.mode in (0, MODE_GITLINK):
+                continue
+            out.append(GitFile(f.path, f.mode, _blob_loader(self._repo, f.id)))
+        return out
+
+
+def open_repo(path: str | Path = ".") -> Repo:
+    """The repository containing ``path`` (``GIT_DIR`` honoured, as git does for hooks)."""
+    import pygit2
+
+    git_dir = os.environ.get("GIT_DIR")
+    try:
+        if git_dir:
+            repo = pygit2.Repository(os.path.abspath(git_dir))
+            work_tree = os.environ.get("GIT_WORK_TREE")
+            if work_tree:
+                repo.workdir = os.path.abspath(work_tree)
+            elif repo.is_bare or not repo.workdir:
+                # git runs hooks from the top of the work tree with GIT_DIR set
+                repo.workdir = os.path.abspath(path)
+        else:
+            found = pygit2.discover_repository(os.fspath(path))
+            if found is None:
+                raise SopsError(errors.GENERIC, f"{path}: not inside a git repository")
+            repo = pygit2.Repository(found)
+    except pygit2.GitError as exc:
+        raise SopsError(errors.GENERIC, f"{path}: cannot open the git repository: {exc}") from None
+    return Repo(repo)
+
+
+def relative_to_root(repo: Repo, name: str, cwd: str | Path | None = None) -> str:
+    """A command-line path as a repo-relative path with "/" separators ("" for
+    the root). The last component is kept as given (it may be a symlink)."""
+    full = os.path.normpath(os.path.join(os.fspath(cwd) if cwd is not None else os.getcwd(), name))
+    # the parent directories may be spelled through symlinks (/tmp vs /private/tmp)
+    resolved = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
+    for root in (os.fspath(repo.root), os.path.realpath(repo.root)):
+        for candidate in (full, resolved):
+            rel = os.path.relpath(candidate, root)
+            if rel != ".." and not rel.startswith("../"):
+                return "" if rel == "." else Path(rel).as_posix()
+    raise SopsError(errors.GENERIC, f"{name}: outside the repository {repo.root}")
