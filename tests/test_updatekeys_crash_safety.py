@@ -87,6 +87,19 @@ def _kill_after_first_write(proc: subprocess.Popen[bytes], directory: Path, offs
     proc.send_signal(signal.SIGKILL)
 
 
+def _kill_after_replaced(proc: subprocess.Popen[bytes], paths: list[Path], count: int) -> None:
+    """SIGKILL as soon as ``count`` of ``paths`` have been renamed into place
+    (inode changed). Counting files rather than sleeping keeps the kill inside
+    the write phase however loaded the machine is."""
+    inodes = {p: p.stat().st_ino for p in paths}
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if sum(1 for p in paths if p.stat().st_ino != inodes[p]) >= count:
+            break
+        time.sleep(0.0005)
+    proc.send_signal(signal.SIGKILL)
+
+
 def _strays(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.name.endswith(".sopsflow-tmp"))
 
