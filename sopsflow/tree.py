@@ -19,8 +19,9 @@ Encrypted values are plain ``str`` holding ``ENC[AES256_GCM,...]``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator, Union
+from typing import Any
 
 
 class Comment:
@@ -118,8 +119,8 @@ class TreeMap(list):  # type: ignore[type-arg]
         return [e[0] for e in self if type(e) is tuple]
 
 
-Scalar = Union[str, int, float, bool, None, Time]
-Node = Union[TreeMap, list, Scalar]  # type: ignore[type-arg]
+Scalar = str | int | float | bool | None | Time
+Node = TreeMap | list | Scalar  # type: ignore[type-arg]
 Branches = list[TreeMap]
 
 
