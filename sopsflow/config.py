@@ -462,6 +462,9 @@ class CreationRule:
     _regex_error: str = field(default="", repr=False)
     _problem: str = field(default="", repr=False)
     _key_error: SopsError | None = field(default=None, repr=False)
+    # A loaded rule never changes, yet matching validates its keys (bech32
+    # checksums and all) once per file: remember the context-free result.
+    _specs_cache: list[list[KeySpec]] | SopsError | None = field(default=None, repr=False)
 
     def matches(self, relative_path: str) -> bool:
         """Whether this rule alone matches ``relative_path`` (the path as
@@ -505,6 +508,18 @@ class CreationRule:
         sops applies it to the kms keys of a *flat* rule only (groups carry
         their own ``context``).
         """
+        if kms_context:
+            return self._compute_specs(kms_context)
+        if self._specs_cache is None:
+            try:
+                self._specs_cache = self._compute_specs(None)
+            except SopsError as exc:
+                self._specs_cache = exc
+        if isinstance(self._specs_cache, SopsError):
+            raise SopsError(self._specs_cache.code, self._specs_cache.message)
+        return [list(group) for group in self._specs_cache]
+
+    def _compute_specs(self, kms_context: Mapping[str, str] | None) -> list[list[KeySpec]]:
         if self._key_error is not None:
             raise SopsError(self._key_error.code, self._key_error.message)
         try:

@@ -292,7 +292,7 @@ class _Run:
         directory = posixpath.dirname(config_rel)
         governed = [directory + "/"] if directory else [""]
         try:
-            return _memoise_keys(parse_config(data, config_path, strict=True))
+            return parse_config(data, config_path, strict=True)
         except SopsError as exc:
             message = exc.message.replace(config_path, config_rel)
             self.add("invalid-config", config_rel, message, "error", _line_in(message), related=governed,
@@ -300,7 +300,7 @@ class _Run:
         # Audit the files by the rules that still work: sops itself only
         # trips over a broken rule when it reaches it.
         try:
-            return _memoise_keys(parse_config(data, config_path, strict=False))
+            return parse_config(data, config_path, strict=False)
         except SopsError:
             return None
 
@@ -469,32 +469,6 @@ class _Run:
             self.notes.append(f"{suppressed} finding(s) suppressed by `verify.allow` in .sopsflow.yaml")
         out.sort(key=lambda f: (f.path, f.line or 0, f.kind, f.message))
         return out
-
-
-def _memoise_keys(config: Config) -> Config:
-    """Cache each rule's key specs for this run. Matching a file validates the
-    winning rule's keys (bech32 checksums and all) and the recipient check
-    reads them again; over thousands of files that repeated work dominated
-    the run, yet a loaded config cannot change under us."""
-    for rule in config.rules:
-        original = rule.key_specs
-        cache: dict[str, Any] = {}
-
-        def cached(kms_context: Any = None, *, _original: Any = original, _cache: dict[str, Any] = cache) -> Any:
-            if kms_context:
-                return _original(kms_context)
-            if "specs" not in _cache:
-                try:
-                    _cache["specs"] = _original()
-                except SopsError as exc:
-                    _cache["specs"] = exc
-            result = _cache["specs"]
-            if isinstance(result, SopsError):
-                raise result
-            return [list(group) for group in result]
-
-        rule.key_specs = cached  # type: ignore[method-assign]
-    return config
 
 
 # --- the per-file pass ------------------------------------------------------------------
