@@ -3,7 +3,7 @@
 Two readers produce the same tree:
 
 * a fast one on PyYAML's libyaml event stream, used when the text holds no
-  ``#`` at all (so there can be no comments), and
+  comment (no ``#`` at all, or each ``#`` inside a scalar), and
 * :mod:`.yaml_goparse`, a port of go-yaml's scanner and parser that keeps
   comments exactly where go-yaml puts them, used otherwise.
 
@@ -56,9 +56,6 @@ class AliasBudget:
     def __init__(self) -> None:
         self.decoded = 0
         self.aliased = 0
-
-    def node(self) -> None:
-        self.decoded += 1
 
     def expand(self, size: int) -> None:
         self.decoded += size
@@ -153,7 +150,7 @@ class _Frame:
         self.is_map = is_map
         self.anchor = anchor
         self.key: Any = _NO_KEY
-        # strict checks: raw key texts (go-yaml compares node kind and text) and events
+        # strict checks: raw key texts (go-yaml compares node kind and text), key lines
         self.idents: list[Any] | None = None
         self.key_lines: list[int] = []
         self.merge = False
@@ -162,34 +159,66 @@ class _Frame:
 _NO_KEY = object()
 
 
-def load_events(text: str, strict: int = 2) -> list[TreeMap]:
+def load_events(text: str, strict: int = 2, hashes: bool = False) -> list[TreeMap] | None:
     """Documents of a comment-free text, read with libyaml's event parser.
 
     ``strict`` applies to the first document: 2 = the checks of sops' decode into
     a map (plain files), 1 = top-level keys only (the metadata struct decode of
-    encrypted files)."""
+    encrypted files). With ``hashes`` the text holds a ``#``; the result is None
+    when one of them is a comment (then only the go-yaml port will do)."""
     import yaml
     from yaml._yaml import CParser
 
     parser = CParser(text)
     # go-yaml keeps anchors for the whole stream, so a later document may use them.
     anchors: dict[str, tuple[Any, int, int]] = {}
+    spans: list[tuple[int, int, str]] | None = [] if hashes else None
     try:
         parser.get_event()  # stream start
         docs: list[TreeMap] = []
         while True:
             event = parser.get_event()
             if type(event) is yaml.StreamEndEvent:
-                return docs
+                break
             version = getattr(event, "version", None)
             if version is not None and tuple(version) != (1, 1):
                 raise parse_error("found incompatible YAML document")
-            docs.append(_document(parser, strict if not docs else 0, anchors))
+            docs.append(_document(parser, strict if not docs else 0, anchors, spans))
             parser.get_event()  # document end
     except yaml.MarkedYAMLError as exc:
+        if hashes:
+            return None  # let the go-yaml port judge (and word the error)
         raise parse_error(_libyaml_message(exc)) from None
     except yaml.YAMLError as exc:
+        if hashes:
+            return None
         raise parse_error(str(exc).splitlines()[0] if str(exc) else "invalid YAML") from None
+    if spans is not None and _has_comment(text, spans):
+        return None
+    return docs
+
+
+def _has_comment(text: str, spans: list[tuple[int, int, str]]) -> bool:
+    """Whether some ``#`` lies outside every scalar: go-yaml would read a comment
+    there. Plain scalars end before a comment, quoted ones cannot hold one, and
+    a block scalar's body starts on the line after its header."""
+    import bisect
+
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end, style in spans:
+        if style in ("|", ">"):
+            line_end = min((i for i in (text.find("\n", start), text.find("\r", start)) if i >= 0), default=end)
+            start = min(line_end, end)
+        starts.append(start)
+        ends.append(end)
+    pos = text.find("#")
+    while pos >= 0:
+        i = bisect.bisect_right(starts, pos) - 1
+        if i < 0 or pos >= ends[i]:
+            return True
+        pos = text.find("#", pos + 1)
+    return False
 
 
 def _libyaml_message(exc: Any) -> str:
@@ -198,7 +227,8 @@ def _libyaml_message(exc: Any) -> str:
     return f"line {mark.line + 1}: {problem}" if mark is not None else problem
 
 
-def _document(parser: Any, strict: int, anchors: dict[str, tuple[Any, int, int]]) -> TreeMap:
+def _document(parser: Any, strict: int, anchors: dict[str, tuple[Any, int, int]],
+              spans: list[tuple[int, int, str]] | None = None) -> TreeMap:
     """One document from the event stream. Written as one flat loop because it
     runs once per event of every comment-free file."""
     import yaml
@@ -226,6 +256,8 @@ def _document(parser: Any, strict: int, anchors: dict[str, tuple[Any, int, int]]
                 value = tagged_scalar(tag, event.value, full, event.start_mark.line + 1)
             if event.anchor is not None:
                 anchors[event.anchor] = (value, 1, _SCALAR)
+            if spans is not None:
+                spans.append((event.start_mark.index, event.end_mark.index, event.style))
             kind = _SCALAR
         elif etype is map_start or etype is seq_start:
             is_map = etype is map_start
@@ -294,7 +326,9 @@ def _is_null_scalar(event: Any) -> bool:
 
 def _is_merge_key(event: Any) -> bool:
     tag = event.tag
-    return (tag is None and not event.style) or tag == "!" or (tag is not None and short_tag(tag) == MERGE_TAG)
+    if tag is None or tag == "!":
+        return not event.style  # a quoted "<<" is a plain string key
+    return short_tag(tag) == MERGE_TAG
 
 
 def _check_collection_key(frame: _Frame, kind: int, key: Any, event: Any) -> None:
@@ -493,6 +527,7 @@ def load_nodes(text: str, strict: int = 2) -> list[TreeMap]:
             node = builder.parse()
             if node is None:
                 return docs
+            converter.budget = AliasBudget()  # one budget per document, as the fast path
             docs.append(converter.document(node, strict if not docs else 0))
     except YAMLSyntaxError as exc:
         raise parse_error(str(exc)) from None

@@ -129,9 +129,11 @@ def _load(data: bytes, strict: int) -> Branches:
     paused = gc.isenabled()
     gc.disable()
     try:
-        if "#" in text:
-            return load_nodes(text, strict)
-        return load_events(text, strict)
+        if "#" not in text:
+            return load_events(text, strict) or []
+        # A "#" inside values only (URLs, passwords) still allows the fast reader.
+        docs = load_events(text, strict, hashes=True)
+        return docs if docs is not None else load_nodes(text, strict)
     except RecursionError:
         raise YamlError("yaml: document nesting is too deep") from None
     finally:

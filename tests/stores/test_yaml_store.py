@@ -329,6 +329,21 @@ def test_comment_free_and_comment_readers_agree() -> None:
         assert load_events(text) == load_nodes(text), text
 
 
+HASH_CASES = [
+    ('a: "x"#c\n', True), ("a: | # c\n  body\n", True), ("a: [1,#c\n  2]\n", True), ("a: x #c\n", True),
+    ("a: |\n  x\n# c\n", True), ("a: |\n  x\n\n # c\n", True), ("--- # c\na: 1\n", True),
+    ("a: x#c\n", False), ("a: |\n  # body\n", False), ('a: "#"\n', False), ("a: &x v#w\n", False),
+    ("url: https://example.com/#frag\npw: 'p # q'\nb: >\n  a # b\n", False),
+]
+
+
+@pytest.mark.parametrize("text,is_comment", HASH_CASES)
+def test_hash_inside_values_keeps_the_fast_reader(text: str, is_comment: bool) -> None:
+    """A ``#`` that go-yaml would read as a comment sends the text to the port."""
+    assert (load_events(text, 2, hashes=True) is None) == is_comment
+    assert YamlStore().load_plain(text.encode()) == load_nodes(text)
+
+
 # --- fixed point property ---------------------------------------------------------------------
 
 _TEXT = st.text(alphabet=st.sampled_from(list("abcXYZ019 _-.:#,[]{}&*!|>'\"%@`?~=+/\\\t\né✓\u00a0😀\u2028")),
