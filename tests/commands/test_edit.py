@@ -83,6 +83,8 @@ def test_edit_changes_one_value_and_keeps_the_rest(tmp_path: Path, age_env: dict
     # an older version field (outside the MAC) is brought up to date by edit
     enc.write_text(enc.read_text().replace("version: 3.11.0", "version: 3.7.3"))
     theirs_file, ours_file = _copies(tmp_path, enc)
+    # lastmodified has whole seconds: let one pass so the edit must change it
+    time.sleep(1.05)
     sed = "s/^a: 1$/a: 2/"
     ed_theirs, ed_ours = Editor(tmp_path, "sops"), Editor(tmp_path, "ours")
     theirs = run_sops(["edit", str(theirs_file)], env=ed_theirs.env(age_env, EDIT_SED=sed))
