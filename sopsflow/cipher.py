@@ -3,9 +3,9 @@ typed plaintext serialisation as sops writes it, and the path AAD."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
+import re
 from typing import Any
 
 from . import errors
@@ -82,41 +82,65 @@ def from_bytes(plain: bytes, type_tag: str) -> Any:
     raise SopsError(errors.ERROR_DECRYPTING_TREE, f"Error decrypting tree: Unknown datatype: {type_tag}")
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def _unb64(text: str, what: str) -> bytes:
+    """Strict padded standard base64, as ``b64decode(validate=True)`` accepts it.
+    Checked with ``bytes.translate`` rather than b64decode's regex, which costs
+    ~20 ns a byte (0.2 s for the 13 MB value of a 10 MiB binary file)."""
     try:
-        return base64.b64decode(text, validate=True)
+        raw = text.encode("ascii")
+        rest = raw.translate(None, _B64_ALPHABET)
+        # Go's StdEncoding: whole quads; only "=" or "==" left over, at the very end
+        if len(raw) % 4 or rest and (rest not in (b"=", b"==") or not raw.endswith(rest) or raw == rest):
+            raise ValueError(what)
+        return binascii.a2b_base64(raw)
     except (binascii.Error, ValueError):
         raise SopsError(
             errors.ERROR_DECRYPTING_TREE, f"Error decrypting tree: illegal base64 data in {what}"
         ) from None
 
 
+_B64_FIELD = "([A-Za-z0-9+/]*={0,2})"
+#: Well-formed ENC[] text in one match; base64 has no "," or "]", so the groups
+#: are exactly the fields the slower find-based split below cuts out.
+_ENC_RE = re.compile(rf"ENC\[AES256_GCM,data:{_B64_FIELD},iv:{_B64_FIELD},tag:{_B64_FIELD},type:([^\]]+)\]")
+#: Above this length the regex costs more than the translate-based check.
+_FAST_PARSE_MAX = 8192
+
+
 def parse(text: str) -> tuple[bytes, bytes, bytes, str]:
     """Split an ENC[] string into (ciphertext, iv, tag, type). Anything after the
     closing bracket is ignored, as sops' anchored-at-start match does."""
-    bad = SopsError(
-        errors.ERROR_DECRYPTING_TREE,
-        "Error decrypting tree: Input string does not match sops' data format",
-    )
+    if len(text) <= _FAST_PARSE_MAX:
+        m = _ENC_RE.match(text)
+        if m is not None:
+            data, iv, tag, type_tag = m.groups()
+            if not (len(data) % 4 or len(iv) % 4 or len(tag) % 4):
+                return binascii.a2b_base64(data), binascii.a2b_base64(iv), binascii.a2b_base64(tag), type_tag
     if not text.startswith(PREFIX):
-        raise bad
+        raise _bad_format()
     i_iv = text.find(",iv:", len(PREFIX))
     i_tag = text.find(",tag:", i_iv + 4) if i_iv >= 0 else -1
     i_type = text.find(",type:", i_tag + 5) if i_tag >= 0 else -1
     i_end = text.find("]", i_type + 6) if i_type >= 0 else -1
     if min(i_iv, i_tag, i_type, i_end) < 0:
-        raise bad
+        raise _bad_format()
     data = text[len(PREFIX) : i_iv]
     iv = text[i_iv + 4 : i_tag]
     tag = text[i_tag + 5 : i_type]
     type_tag = text[i_type + 6 : i_end]
     if not type_tag:
-        raise bad
+        raise _bad_format()
     return _unb64(data, "data"), _unb64(iv, "iv"), _unb64(tag, "tag"), type_tag
+
+
+def _bad_format() -> SopsError:
+    return SopsError(
+        errors.ERROR_DECRYPTING_TREE,
+        "Error decrypting tree: Input string does not match sops' data format",
+    )
 
 
 class Cipher:
@@ -128,11 +152,13 @@ class Cipher:
     """
 
     def __init__(self, key: bytes) -> None:
+        from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         if len(key) != 32:
             raise SopsError(errors.COULD_NOT_RETRIEVE_KEY, "data key has the wrong length")
         self._aead = AESGCM(key)
+        self._invalid_tag = InvalidTag  # kept here: decrypt_bytes runs once per value
         self.iv_cache: dict[tuple[str, bytes, str], bytes] = {}
 
     def encrypt(self, value: Any, aad: str) -> str:
@@ -140,22 +166,24 @@ class Cipher:
         return self.encrypt_bytes(plain, type_tag, aad)
 
     def encrypt_bytes(self, plain: bytes, type_tag: str, aad: str) -> str:
-        iv = self.iv_cache.get((aad, plain, type_tag))
+        iv = self.iv_cache.get((aad, plain, type_tag)) if self.iv_cache else None
         if iv is None:
             iv = os.urandom(IV_SIZE)
         sealed = self._aead.encrypt(iv, plain, aad.encode("utf-8", "surrogateescape"))
         ct, tag = sealed[:-TAG_SIZE], sealed[-TAG_SIZE:]
-        return f"{PREFIX}{_b64(ct)},iv:{_b64(iv)},tag:{_b64(tag)},type:{type_tag}]"
+        b64 = binascii.b2a_base64  # local name: this runs once per value
+        return (
+            f"{PREFIX}{b64(ct, newline=False).decode()},iv:{b64(iv, newline=False).decode()},"
+            f"tag:{b64(tag, newline=False).decode()},type:{type_tag}]"
+        )
 
     def decrypt_bytes(self, text: str, aad: str) -> tuple[bytes, str]:
-        from cryptography.exceptions import InvalidTag
-
         ct, iv, tag, type_tag = parse(text)
         if not iv:
             raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: empty IV")
         try:
             plain = self._aead.decrypt(iv, ct + tag, aad.encode("utf-8", "surrogateescape"))
-        except (InvalidTag, ValueError):
+        except (self._invalid_tag, ValueError):
             raise SopsError(
                 errors.ERROR_DECRYPTING_TREE,
                 f"Error decrypting tree: could not decrypt value at {_show_path(aad)}: "

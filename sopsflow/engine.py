@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import errors
-from .cipher import PREFIX, Cipher, to_bytes
+from .cipher import PREFIX, Cipher, from_bytes, to_bytes
 from .errors import SopsError
 from .metadata import Metadata, lastmodified_aad
 from .tree import Branches, Comment, TreeMap
 
 #: Fed into the MAC first when mac_only_encrypted is set: sha256("sops").
 MAC_ONLY_ENCRYPTED_PREFIX = hashlib.sha256(b"sops").digest()
+
+
+_UNENC_SUFFIX, _ENC_SUFFIX, _UNENC_RE, _ENC_RE = 1, 2, 4, 8
 
 
 def _regex_search(pattern: str) -> Callable[[str], bool]:
@@ -49,23 +53,44 @@ class Policy:
             _regex_search(meta.encrypted_comment_regex) if meta.encrypted_comment_regex else None
         )
         self.uses_comments = bool(self.unenc_comment_re or self.enc_comment_re)
-        self._path_cache: dict[tuple[str, ...], bool] = {}
+        # Every path option asks "does ANY key on the path match?", so a path's
+        # answer is decided by the OR of per-key match bits, cached per key
+        # (keys repeat across a file; paths rarely do).
+        self._key_bits: dict[str, int] = {}
+        self._decision = [self._decide(bits) for bits in range(16)]
 
-    def path_encrypted(self, path: tuple[str, ...]) -> bool:
-        cached = self._path_cache.get(path)
-        if cached is not None:
-            return cached
+    def _bits(self, key: str) -> int:
+        bits = 0
+        if self.unenc_suffix and key.endswith(self.unenc_suffix):
+            bits |= _UNENC_SUFFIX
+        if self.enc_suffix and key.endswith(self.enc_suffix):
+            bits |= _ENC_SUFFIX
+        if self.unenc_re is not None and self.unenc_re(key):
+            bits |= _UNENC_RE
+        if self.enc_re is not None and self.enc_re(key):
+            bits |= _ENC_RE
+        self._key_bits[key] = bits
+        return bits
+
+    def _decide(self, bits: int) -> bool:
         result = True
-        if self.unenc_suffix and any(p.endswith(self.unenc_suffix) for p in path):
+        if self.unenc_suffix and bits & _UNENC_SUFFIX:
             result = False
         if self.enc_suffix:
-            result = any(p.endswith(self.enc_suffix) for p in path)
-        if self.unenc_re is not None and any(self.unenc_re(p) for p in path):
+            result = bool(bits & _ENC_SUFFIX)
+        if self.unenc_re is not None and bits & _UNENC_RE:
             result = False
         if self.enc_re is not None:
-            result = any(self.enc_re(p) for p in path)
-        self._path_cache[path] = result
+            result = bool(bits & _ENC_RE)
         return result
+
+    def path_encrypted(self, path: tuple[str, ...]) -> bool:
+        bits = 0
+        known = self._key_bits
+        for key in path:
+            found = known.get(key)
+            bits |= self._bits(key) if found is None else found
+        return self._decision[bits]
 
     def encrypted(self, path: tuple[str, ...], stack: list[list[str]], is_comment: bool) -> bool:
         result = self.path_encrypted(path)
@@ -166,8 +191,10 @@ class _Walker:
             self.hash.update(plain)
         if not encrypted:
             return node
-        if type_tag == "str" and not plain:
-            return node  # sops leaves empty strings as they are
+        if not plain and type_tag in ("str", "comment"):
+            # sops does not encrypt empty values; an empty comment comes back as
+            # an empty *string*: "#" in a mapping, but `- ""` inside a list.
+            return ""
         enc = self.cipher.encrypt_bytes(plain, type_tag, _aad(path))
         if is_comment and self.policy.unenc_comment_re is not None and self.policy.unenc_comment_re(enc):
             raise SopsError(
@@ -178,17 +205,31 @@ class _Walker:
         return enc
 
     def _decrypt_leaf(self, node: Any, path: tuple[str, ...], encrypted: bool, is_comment: bool) -> Any:
+        value: Any
         if encrypted:
             aad = _aad(path)
-            if is_comment:
+            if is_comment and not node.text:
+                # sops "decrypts" an empty comment to an empty string, which
+                # stays "#" in a mapping but becomes `- ""` inside a list.
+                value = ""
+            elif is_comment:
                 try:
-                    value: Any = self.cipher.decrypt(node.text, aad)
+                    value = self.cipher.decrypt(node.text, aad)
                 except SopsError:
                     # A plain comment where an encrypted one is expected: files
                     # from old sops versions did not encrypt comments.
                     value = node
             elif type(node) is str:
-                value = "" if node == "" else self.cipher.decrypt(node, aad)
+                if node == "":
+                    value = ""
+                else:
+                    plain, type_tag = self.cipher.decrypt_bytes(node, aad)
+                    value = from_bytes(plain, type_tag)
+                    if type_tag == "str":
+                        # to_bytes(value) would give back exactly ``plain``
+                        # (surrogateescape round-trips); skip re-encoding it.
+                        self.hash.update(plain)
+                        return value
             else:
                 # sops 3.11 crashes here (exit 2); we say what is wrong instead.
                 raise SopsError(
