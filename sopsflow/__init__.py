@@ -10,8 +10,22 @@ The public Python API (heavy modules are imported on first use)::
 
 from __future__ import annotations
 
-from .api import decrypt, decrypt_file, encrypt, encrypt_file
+from typing import TYPE_CHECKING, Any
+
 from .errors import SopsError
 
 __version__ = "0.1.0"
 __all__ = ["SopsError", "decrypt", "decrypt_file", "encrypt", "encrypt_file", "__version__"]
+
+if TYPE_CHECKING:
+    from .api import decrypt, decrypt_file, encrypt, encrypt_file
+
+
+def __getattr__(name: str) -> Any:
+    # The CLI imports this package on every start; the API module (and what it
+    # pulls in) is loaded only when a program actually uses it.
+    if name in ("decrypt", "decrypt_file", "encrypt", "encrypt_file"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sopsflow' has no attribute {name!r}")

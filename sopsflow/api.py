@@ -47,8 +47,9 @@ def encrypt(
     otherwise from the creation rule in ``.sops.yaml`` matching ``filename``."""
     import argparse
 
+    from . import errors
     from .commands import common
-    from .operations import encrypt_new
+    from .operations import encrypt_new, has_sops_metadata
     from .stores import store_by_name
 
     args = argparse.Namespace(
@@ -58,6 +59,8 @@ def encrypt(
     cfg = common.load_config_for(args)
     store = store_by_name(format)
     branches = store.load_plain(data)
+    if has_sops_metadata(store, branches):
+        raise SopsError(errors.FILE_ALREADY_ENCRYPTED, f"File {filename or 'input'} already encrypted")
     settings = common.creation_settings(args, filename or f"input.{format}", cfg)
     return encrypt_new(
         store,

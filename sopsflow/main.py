@@ -57,7 +57,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _command_in(argv: list[str]) -> str | None:
     """The first argument that names a command, skipping global flags and their values."""
-    takes_value = {"--config", "--indent", "--decryption-order"}
+    takes_value = {
+        "--config",
+        "--indent",
+        "--decryption-order",
+        "--encrypted-comment-regex",
+        "--unencrypted-comment-regex",
+    }
     i = 0
     while i < len(argv):
         arg = argv[i]

@@ -39,6 +39,16 @@ def add_global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("--indent", type=int, default=d, help="indentation for YAML/JSON output")
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False)
     p.add_argument("--decryption-order", default=d, help="key types to try first, e.g. age,pgp")
+    if not suppress:
+        # sops 3.11 has these three only as global flags (`sops --mac-only-encrypted
+        # encrypt ...`); scripts written for it keep working. We honour them, as
+        # sops 3.12 does, rather than silently ignoring them as 3.11 does.
+        for name in _GLOBAL_SELECTION_FLAGS:
+            p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+        p.add_argument("--mac-only-encrypted", action="store_true", default=None)
+
+
+_GLOBAL_SELECTION_FLAGS = ("encrypted_comment_regex", "unencrypted_comment_regex")
 
 
 def add_key_flags(p: argparse.ArgumentParser) -> None:
@@ -55,8 +65,11 @@ def add_key_flags(p: argparse.ArgumentParser) -> None:
 
 def add_selection_flags(p: argparse.ArgumentParser) -> None:
     for name in SELECTION_FLAGS:
-        p.add_argument("--" + name.replace("_", "-"), dest=name)
-    p.add_argument("--mac-only-encrypted", action="store_true", default=None)
+        # The comment-regex flags may also come before the command (global);
+        # SUPPRESS keeps a global value from being reset by the subcommand.
+        default = argparse.SUPPRESS if name in _GLOBAL_SELECTION_FLAGS else None
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=default)
+    p.add_argument("--mac-only-encrypted", action="store_true", default=argparse.SUPPRESS)
 
 
 def decryption_order(args: argparse.Namespace) -> list[str] | None:
