@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import errors
 from .errors import SopsError
+from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
 
 if TYPE_CHECKING:
     from .keys.base import MasterKey
@@ -48,14 +49,7 @@ CONFIG_FILE_NAME = ".sops.yaml"
 ALTERNATE_CONFIG_NAME = ".sops.yml"
 MAX_DEPTH = 100
 
-SELECTION_OPTIONS = (
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-)
+SELECTION_OPTIONS = _SELECTION_OPTIONS  # re-exported: the one list lives in metadata.py
 
 #: Environment variables that stand in for the key flags (spec §8.3). Any of
 #: them (or the flags) replaces the matching rule's keys completely; sops

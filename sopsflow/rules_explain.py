@@ -72,15 +72,9 @@ _DEFAULT_INDENT = {"yaml": 4, "json": -1, "binary": -1}
 
 def store_name_for(path: str) -> str:
     """sops' store choice by suffix (case-sensitive), spec §4.1."""
-    if path.endswith((".yaml", ".yml")):
-        return "yaml"
-    if path.endswith(".json"):
-        return "json"
-    if path.endswith(".env"):
-        return "dotenv"
-    if path.endswith(".ini"):
-        return "ini"
-    return "binary"
+    from .stores import format_for_path
+
+    return format_for_path(path)
 
 
 def explain(

@@ -12,15 +12,9 @@ from typing import Any
 from .. import errors
 from ..errors import SopsError
 from ..keys.base import MasterKey
+from ..metadata import SELECTION_OPTIONS
 
-SELECTION_FLAGS = (
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-)
+SELECTION_FLAGS = SELECTION_OPTIONS
 
 STDIN_NAMES = ("-", "/dev/stdin")
 
