@@ -314,6 +314,7 @@ def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: d
     if not plan.rotate:
         # sops updatekeys: the same data key, only the metadata block changes.
         check_data_key(branches, meta, data_key)
+        _keep_opaque_wraps(meta, new_meta, data_key)
         wrap_keys(new_meta, data_key)
         return bytes(store.dump_encrypted(branches, new_meta.to_dict(json_style=store.name != "yaml")))
     from .cipher import Cipher
@@ -329,6 +330,23 @@ def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: d
     new_cipher.iv_cache = old_cipher.iv_cache
     wrap_keys(new_meta, new_key)
     return bytes(encrypt_document(store, plain, new_meta, new_key, new_cipher))
+
+
+def _keep_opaque_wraps(old: Metadata, new: Metadata, data_key: bytes) -> None:
+    """Keys sopsflow cannot call (GCP KMS, Azure Key Vault) cannot wrap again,
+    but when one group holds the whole data key before and after, their stored
+    entries still wrap it: carry those entries over so the file keeps them."""
+    from .keys.opaque import OpaqueKey
+
+    if len(old.key_groups) != 1 or len(new.key_groups) != 1:
+        return  # Shamir shares are split afresh; the old wraps no longer fit
+    stored = {(k.type_name, k.identity()): k for k in old.key_groups[0] if isinstance(k, OpaqueKey)}
+    group = new.key_groups[0]
+    for i, key in enumerate(group):
+        kept = stored.get((key.type_name, key.identity())) if isinstance(key, OpaqueKey) else None
+        if kept is not None:
+            kept.wraps = data_key
+            group[i] = kept
 
 
 def unwrap_data_key(meta: Metadata, decryption_order: list[str] | None, labels: dict[str, str]) -> bytes:

@@ -18,6 +18,10 @@ class OpaqueKey:
     def __init__(self, type_name: str, entry: dict[str, Any]) -> None:
         self.type_name = type_name
         self.entry: dict[str, Any] = dict(entry)
+        # What the stored ``enc`` is known to wrap (set by whoever unwrapped the
+        # file's data key through another key). Lets a re-wrap of that same key
+        # (updatekeys without rotation) keep this entry instead of failing.
+        self.wraps: bytes | None = None
 
     def __repr__(self) -> str:
         return f"OpaqueKey({self.type_name!r}, {self.identity()!r})"
@@ -32,6 +36,10 @@ class OpaqueKey:
         self.entry["enc"] = value
 
     def encrypt(self, data_key: bytes) -> None:
+        import hmac
+
+        if self.wraps is not None and self.enc and hmac.compare_digest(self.wraps, data_key):
+            return  # the entry already wraps exactly this key: keep it verbatim
         raise KeyFailure(f"sopsflow cannot use {self.type_name} keys; wrap the data key for this key with sops itself")
 
     def decrypt(self) -> bytes:
