@@ -168,7 +168,7 @@ def _print_resolution(path: str, conflicts: list[str]) -> None:
         "  to resolve: compare both sides (printed to the terminal only):\n"
         f"    git show :2:{quoted} {show}    # ours\n"
         f"    git show :3:{quoted} {show}    # theirs\n"
-        f"  then edit the file and mark it resolved:\n"
+        f"  or resolve in the editor (it shows theirs next to ours, then re-encrypts) and mark it resolved:\n"
         f"    sopsflow edit {quoted} && git add {quoted}\n"
     )
     sys.stderr.flush()

@@ -290,8 +290,17 @@ def edit_until_ok(path: str, original_hash: bytes, in_store: Any, state: EditSta
         return
 
 
-def edit_state(state: EditState, file_name: str, in_store: Any, out_store: Any, show_master_keys: bool) -> bytes:
-    """Run the editor on the plaintext of ``state``; returns the new encrypted file."""
+def edit_state(
+    state: EditState,
+    file_name: str,
+    in_store: Any,
+    out_store: Any,
+    show_master_keys: bool,
+    conflict_notes: bool = False,
+) -> bytes:
+    """Run the editor on the plaintext of ``state``; returns the new encrypted file.
+    ``conflict_notes``: the plaintext carries merge-conflict marker comments
+    (conflict_edit.py) that must not be saved."""
     from ..operations import encrypt_document
 
     if show_master_keys:
@@ -302,6 +311,10 @@ def edit_state(state: EditState, file_name: str, in_store: Any, out_store: Any, 
         with open(path, "wb") as handle:
             handle.write(shown)
         edit_until_ok(path, hashlib.sha256(shown).digest(), in_store, state, show_master_keys)
+    if conflict_notes:
+        from ..conflict_edit import strip_notes
+
+        strip_notes(state.branches)
     return encrypt_document(out_store, state.branches, state.metadata, state.data_key, state.cipher)
 
 
@@ -350,10 +363,17 @@ def run(args: argparse.Namespace) -> int:
     config = common.load_config_lenient(args)
     in_store = common.pick_store(file_name, args.input_type, args, config)
     out_store = common.pick_store(file_name, args.output_type or args.input_type, args, config)
+    notes: list[str] = []
     if exists:
         state = _existing_state(args, file_name, in_store)
+        if not args.show_master_keys:
+            from ..conflict_edit import add_notes, conflict_notes
+
+            # In a conflicted merge, show what theirs holds next to ours.
+            notes = conflict_notes(file_name, in_store, state.branches, common.decryption_order(args))
+            add_notes(state.branches, notes)
     else:
         state = _new_state(args, file_name, in_store)
-    result = edit_state(state, file_name, in_store, out_store, args.show_master_keys)
+    result = edit_state(state, file_name, in_store, out_store, args.show_master_keys, bool(notes))
     atomic_write(file_name, result)
     return 0

@@ -349,6 +349,39 @@ def test_same_key_changed_differently_stops_without_plaintext(repo: Path, tmp_pa
     assert theirs.stdout == b"theirs-conflicting-secret"
 
 
+def test_edit_resolves_a_conflict_showing_both_values(repo: Path, tmp_path: Path) -> None:
+    branch(repo, "feature")
+    set_value(repo, "secrets/app.yaml", '["db"]["password"]', "theirs-conflicting-secret")
+    commit_all(repo, "theirs")
+    git(repo, "checkout", "-q", "main")
+    set_value(repo, "secrets/app.yaml", '["db"]["password"]', "ours-conflicting-secret")
+    commit_all(repo, "ours")
+    assert git(repo, "merge", "--no-edit", "feature", check=False).returncode != 0
+    before = (repo / "secrets/app.yaml").read_text()
+    # The editor checks that theirs' value is shown next to ours, then resolves.
+    mark = tmp_path / "shown"
+    editor = tmp_path / "resolve.sh"
+    shown_line = ('sopsflow-conflict: ["db"]["password"] is changed on both sides; '
+                  'shown below is ours, theirs has: "theirs-conflicting-secret"')
+    editor.write_text(
+        "#!/bin/sh\n"
+        f"grep -qF '{shown_line}' \"$1\" && grep -q '^    password: ours-conflicting-secret$' \"$1\" "
+        f"&& echo yes > {mark}\n"
+        "sed -i 's/ours-conflicting-secret/resolved-secret/' \"$1\"\n"
+    )
+    editor.chmod(0o700)
+    ok(sopsflow(repo, "edit", "secrets/app.yaml", env=git_env(EDITOR=str(editor))))
+    assert mark.read_text().strip() == "yes"
+    after = (repo / "secrets/app.yaml").read_text()
+    plain = ok(sopsflow(repo, "decrypt", "secrets/app.yaml")).decode()
+    assert "resolved-secret" in plain and "sopsflow-conflict" not in plain
+    assert "resolved-secret" not in after and "theirs-conflicting-secret" not in after
+    # values nobody touched keep their exact ciphertext
+    assert enc_of(after.encode(), "api") == enc_of(before.encode(), "api")
+    real = run_sops(["decrypt", "secrets/app.yaml"], cwd=repo, env=base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE)))
+    assert real.returncode == 0 and real.stdout.decode() == plain
+
+
 @pytest.fixture(scope="module")
 def second_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     import pyrage
