@@ -89,3 +89,14 @@ def run_sopsflow(args: list[str], *, env: dict[str, str] | None = None, cwd: str
 def age_env() -> dict[str, str]:
     """Environment holding the vectors' test age identity."""
     return base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE))
+
+
+@pytest.fixture(scope="session")
+def second_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A second throwaway age identity: (recipient, identities file)."""
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    path = tmp_path_factory.mktemp("age2") / "keys.txt"
+    path.write_text(str(identity) + "\n")
+    return str(identity.to_public()), path

@@ -334,16 +334,6 @@ def test_conflicting_documents_return_no_data(three_versions: dict[str, tuple[by
     assert outcome.data is None and outcome.conflicts == ['["db"]["user"]']
 
 
-@pytest.fixture(scope="module")
-def second_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    import pyrage
-
-    identity = pyrage.x25519.Identity.generate()
-    path = tmp_path_factory.mktemp("age2") / "keys.txt"
-    path.write_text(str(identity) + "\n")
-    return str(identity.to_public()), path
-
-
 def _rotated(base: bytes, name: str, recipient: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, ".sops.yaml").write_text("")

@@ -437,18 +437,16 @@ class Scanner:
         self.save_simple_key()
         self.increase_flow_level()
         self.simple_key_allowed = True
-        # one indicator character (never blank): go-yaml's skip()
-        start = (self.pos, self.line, self.col)
-        self.pos += 1
-        self.col += 1
-        self.newlines = 0
-        self.tokens.append(Token(typ, start, (self.pos, self.line, self.col)))
+        self.push_indicator(typ)
 
     def fetch_flow_collection_end(self, typ: int) -> None:
         self.remove_simple_key()
         self.decrease_flow_level()
         self.simple_key_allowed = False
-        # one indicator character (never blank): go-yaml's skip()
+        self.push_indicator(typ)
+
+    def push_indicator(self, typ: int) -> None:
+        """Consume one indicator character (never blank, go-yaml's skip()) as a token."""
         start = (self.pos, self.line, self.col)
         self.pos += 1
         self.col += 1
@@ -458,12 +456,7 @@ class Scanner:
     def fetch_flow_entry(self) -> None:
         self.remove_simple_key()
         self.simple_key_allowed = True
-        # one indicator character (never blank): go-yaml's skip()
-        start = (self.pos, self.line, self.col)
-        self.pos += 1
-        self.col += 1
-        self.newlines = 0
-        self.tokens.append(Token(FLOW_ENTRY, start, (self.pos, self.line, self.col)))
+        self.push_indicator(FLOW_ENTRY)
 
     def fetch_block_entry(self) -> None:
         if self.flow_level == 0:
@@ -472,12 +465,7 @@ class Scanner:
             self.roll_indent(self.col, -1, BLOCK_SEQUENCE_START, self.mark())
         self.remove_simple_key()
         self.simple_key_allowed = True
-        # one indicator character (never blank): go-yaml's skip()
-        start = (self.pos, self.line, self.col)
-        self.pos += 1
-        self.col += 1
-        self.newlines = 0
-        self.tokens.append(Token(BLOCK_ENTRY, start, (self.pos, self.line, self.col)))
+        self.push_indicator(BLOCK_ENTRY)
 
     def fetch_key(self) -> None:
         if self.flow_level == 0:
@@ -486,12 +474,7 @@ class Scanner:
             self.roll_indent(self.col, -1, BLOCK_MAPPING_START, self.mark())
         self.remove_simple_key()
         self.simple_key_allowed = self.flow_level == 0
-        # one indicator character (never blank): go-yaml's skip()
-        start = (self.pos, self.line, self.col)
-        self.pos += 1
-        self.col += 1
-        self.newlines = 0
-        self.tokens.append(Token(KEY, start, (self.pos, self.line, self.col)))
+        self.push_indicator(KEY)
 
     def fetch_value(self) -> None:
         key = self.simple_keys[-1]
@@ -507,12 +490,7 @@ class Scanner:
                     raise self.scanner_error(ZERO, "mapping values are not allowed in this context")
                 self.roll_indent(self.col, -1, BLOCK_MAPPING_START, self.mark())
             self.simple_key_allowed = self.flow_level == 0
-        # one indicator character (never blank): go-yaml's skip()
-        start = (self.pos, self.line, self.col)
-        self.pos += 1
-        self.col += 1
-        self.newlines = 0
-        self.tokens.append(Token(VALUE, start, (self.pos, self.line, self.col)))
+        self.push_indicator(VALUE)
 
     def fetch_anchor(self, typ: int) -> None:
         self.save_simple_key()

@@ -382,16 +382,6 @@ def test_edit_resolves_a_conflict_showing_both_values(repo: Path, tmp_path: Path
     assert real.returncode == 0 and real.stdout.decode() == plain
 
 
-@pytest.fixture(scope="module")
-def second_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    import pyrage
-
-    identity = pyrage.x25519.Identity.generate()
-    path = tmp_path_factory.mktemp("age2") / "keys.txt"
-    path.write_text(str(identity) + "\n")
-    return str(identity.to_public()), path
-
-
 def _data_key(repo: Path, name: str, rev: str) -> bytes:
     """The file's data key at ``rev`` (in-process, vectors' key)."""
     from sopsflow.operations import decrypt_document
