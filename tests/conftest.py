@@ -85,6 +85,20 @@ def run_sopsflow(args: list[str], *, env: dict[str, str] | None = None, cwd: str
                           capture_output=True, timeout=120)
 
 
+def sops_encrypted_copy(tmp: Path, name: str, text: str, env: dict[str, str]) -> Path:
+    """``text`` written to ``tmp/name`` and encrypted by the real sops for the
+    vectors' age recipient into ``tmp/enc-name``."""
+    from .vectors import AGE_RECIPIENT
+
+    src = tmp / name
+    src.write_text(text)
+    done = run_sops(["encrypt", "--age", AGE_RECIPIENT, str(src)], env=env)
+    assert done.returncode == 0, done.stderr
+    out = tmp / ("enc-" + name)
+    out.write_bytes(done.stdout)
+    return out
+
+
 @pytest.fixture
 def age_env() -> dict[str, str]:
     """Environment holding the vectors' test age identity."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import REPO, run_sops, run_sopsflow
-from ..vectors import AGE_RECIPIENT
+from ..conftest import sops_encrypted_copy as _encrypt
 
 ENV_YAML = (
     "STR: hello world\nINT: 42\nFLOAT: 1.0\nBIG: 1e21\nHALF: 0.5\nBOOL: true\n"
@@ -25,16 +25,6 @@ ENV_YAML = (
 @pytest.fixture()
 def env_file(tmp_path: Path, age_env: dict[str, str]) -> Path:
     return _encrypt(tmp_path, "env.yaml", ENV_YAML, age_env)
-
-
-def _encrypt(tmp: Path, name: str, text: str, env: dict[str, str]) -> Path:
-    src = tmp / name
-    src.write_text(text)
-    done = run_sops(["encrypt", "--age", AGE_RECIPIENT, str(src)], env=env)
-    assert done.returncode == 0, done.stderr
-    out = tmp / ("enc-" + name)
-    out.write_bytes(done.stdout)
-    return out
 
 
 def both(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[bytes], ...]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import base_env, run_sops, run_sopsflow
+from ..conftest import sops_encrypted_copy as _encrypt
 from ..keys.fixtures import gnupg_home  # noqa: F401 - pytest fixture
 from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT, GENERATED
 from .test_rotate import layout
@@ -32,16 +33,6 @@ def keys(tmp_path: Path) -> dict[str, object]:
         "new": base_env(SOPS_AGE_KEY_FILE=str(new_file), HOME=str(tmp_path)),
         "both": base_env(SOPS_AGE_KEY_FILE=str(both), HOME=str(tmp_path)),
     }
-
-
-def _encrypt(tmp: Path, name: str, text: str, env: dict[str, str]) -> Path:
-    src = tmp / name
-    src.write_text(text)
-    done = run_sops(["encrypt", "--age", AGE_RECIPIENT, str(src)], env=env)
-    assert done.returncode == 0, done.stderr
-    out = tmp / ("enc-" + name)
-    out.write_bytes(done.stdout)
-    return out
 
 
 def _outside_key_envelopes(text: str) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import base_env, run_sops, run_sopsflow
+from ..conftest import sops_encrypted_copy as _encrypt
 from ..keys.fixtures import gnupg_home  # noqa: F401 - pytest fixture
 from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT, GENERATED
 
@@ -28,16 +29,6 @@ PLAIN = {
     "r.ini": "[sec]\na = 1\nb = two\n",
     "r.bin": "binary \x01 payload\n",
 }
-
-
-def _encrypt(tmp: Path, name: str, text: str, env: dict[str, str]) -> Path:
-    src = tmp / name
-    src.write_text(text)
-    done = run_sops(["encrypt", "--age", AGE_RECIPIENT, str(src)], env=env)
-    assert done.returncode == 0, done.stderr
-    out = tmp / ("enc-" + name)
-    out.write_bytes(done.stdout)
-    return out
 
 
 def layout(text: str) -> str:
