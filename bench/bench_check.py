@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import sopsflow_command
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["git", "reset", "-q"], cwd=root, env=env, check=True)
     subprocess.run(["git", "checkout", "-q", "--", "."], cwd=root, env=env, check=True)
 
-    check = [sys.executable, "-m", "sopsflow", "check"]
+    check = [*sopsflow_command(), "check"]
     stage_one(root, sops_paths[7], recipient, env)
     one_wall, one_cpu = median_run(check, root, env, args.repeat)
     subprocess.run(["git", "reset", "-q"], cwd=root, env=env, check=True)

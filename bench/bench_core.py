@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import benchlib
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: sopsflow/sops wall-time targets (issue 2). The 10,000-value targets apply
@@ -69,11 +71,12 @@ def sops_binary() -> str:
 
 
 def sopsflow_command(explicit: str | None) -> list[str]:
-    """The sopsflow command line: --sopsflow, else this checkout via ``python -m``
-    (a ``sopsflow`` console script on PATH may belong to another copy)."""
+    """The sopsflow command line: --sopsflow, else this checkout started as the
+    installed script starts it (a ``sopsflow`` script on PATH may belong to
+    another copy)."""
     if explicit:
         return explicit.split()
-    return [sys.executable, "-m", "sopsflow"]
+    return benchlib.sopsflow_command()
 
 
 # --- generated inputs ------------------------------------------------------------------
@@ -310,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per tool and case (default 5)")
     parser.add_argument("--cases", default=",".join(ALL_CASES), help="comma-separated subset of: " + ", ".join(ALL_CASES))
-    parser.add_argument("--sopsflow", help="sopsflow command line (default: this checkout via python -m sopsflow)")
+    parser.add_argument("--sopsflow", help="sopsflow command line (default: this checkout, started like the sopsflow script)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the generated files and print where")
     args = parser.parse_args(argv)

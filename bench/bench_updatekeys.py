@@ -30,6 +30,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchlib import sopsflow_command
+
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("yaml", "json", "env", "ini", "pem")
 
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         sops = sops_binary()
 
         def run_sopsflow(repo: Path) -> None:
-            subprocess.run([sys.executable, "-m", "sopsflow", "updatekeys", "-y"], cwd=repo, env=env,
+            subprocess.run([*sopsflow_command(), "updatekeys", "-y"], cwd=repo, env=env,
                            check=True, capture_output=True)
 
         def run_sops_loop(repo: Path) -> None:

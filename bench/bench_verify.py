@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import sopsflow_command
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -142,7 +144,7 @@ def run_verify(root: Path, env: dict[str, str], args: list[str], repeat: int
     for _ in range(repeat):
         start = time.perf_counter()
         cpu_start = child_cpu()
-        done = subprocess.run([sys.executable, "-m", "sopsflow", "verify", "--format", "json", *args],
+        done = subprocess.run([*sopsflow_command(), "verify", "--format", "json", *args],
                               cwd=root, env=env, capture_output=True)
         times.append(time.perf_counter() - start)
         cpu.append(child_cpu() - cpu_start)

@@ -26,7 +26,6 @@ need the ``stores`` section (sops' decrypt/rotate/set ignore broken rules).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import posixpath
@@ -38,12 +37,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import errors
 from .errors import SopsError
+from .logs import logger
 from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
 
 if TYPE_CHECKING:
     from .keys.base import MasterKey
 
-log = logging.getLogger(__name__)
 
 CONFIG_FILE_NAME = ".sops.yaml"
 ALTERNATE_CONFIG_NAME = ".sops.yml"
@@ -131,7 +130,7 @@ def find_config(start: str | os.PathLike[str] = ".") -> Path | None:
         candidate = go_clean(posixpath.join(directory, CONFIG_FILE_NAME))
         if _exists(candidate):
             if alternate:
-                log.warning(
+                logger(__name__).warning(
                     'ignoring "%s" when searching for config file; the config file must be called "%s"; using "%s" instead',
                     alternate, CONFIG_FILE_NAME, candidate,
                 )
@@ -142,7 +141,7 @@ def find_config(start: str | os.PathLike[str] = ".") -> Path | None:
                 alternate = other
         directory = go_clean(posixpath.join(directory, ".."))
     if alternate:
-        log.warning(
+        logger(__name__).warning(
             'ignoring "%s" when searching for config file; the config file must be called "%s"',
             alternate, CONFIG_FILE_NAME,
         )
@@ -709,18 +708,60 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = True) -> Config:
 def parse_config(data: bytes, path: str, *, strict: bool = True) -> Config:
     """Decode `.sops.yaml` content; ``path`` (absolute) names the file in errors
     and anchors the rules' paths."""
-    root = _compose(data, path)
-    return _Decoder(path).config(root, strict)
-
-
-def _compose(data: bytes, path: str) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {path}: not valid UTF-8") from None
+    root = _compose_libyaml(text)
+    if root is not _UNPARSED:
+        return _Decoder(path, text).config(root, strict)
+    return _Decoder(path).config(_compose(text, path), strict)
+
+
+_UNPARSED: Any = object()
+
+
+def _compose_libyaml(text: str) -> Any:
+    """The first document's node tree through libyaml (PyYAML's C parser): a
+    fraction of ruamel's time, which every command reading the config pays.
+    Resolution is left to :class:`_Decoder`, so no implicit tags are applied.
+    ``_UNPARSED`` when libyaml is missing or rejects the text: the ruamel path
+    then runs and gives its error messages."""
+    try:
+        from yaml import YAMLError
+        from yaml._yaml import CParser as parser
+        from yaml.resolver import BaseResolver
+    except ImportError:
+        return _UNPARSED
+
+    class _Composer(parser, BaseResolver):  # type: ignore[misc, valid-type]
+        yaml_implicit_resolvers: dict[str, Any] = {}
+        yaml_path_resolvers: dict[Any, Any] = {}
+
+        def __init__(self, stream: str) -> None:
+            parser.__init__(self, stream)
+            BaseResolver.__init__(self)
+
+    composer = _Composer(text)
+    try:
+        return _first_node(composer)
+    except YAMLError:
+        return _UNPARSED
+    finally:
+        composer.dispose()
+
+
+def _first_node(composer: Any) -> Any:
+    """go-yaml reads the first document only; later ones are not even parsed."""
+    if composer.check_node():
+        return composer.get_node()
+    return None
+
+
+def _compose(text: str, path: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     yaml = YAML(typ="safe", pure=True)
     try:
         for doc in yaml.compose_all(text):
@@ -812,11 +853,18 @@ def _short_tag(tag: str) -> str:
     return "!!" + tag[len(_TAG_PREFIX):] if tag.startswith(_TAG_PREFIX) else tag
 
 
-class _Decoder:
-    """go-yaml v3's decoding of sops' configFile struct, over ruamel nodes."""
+# A node's properties come first in its source: an optional anchor, then the tag.
+_EXPLICIT_TAG = re.compile(r"(?:&[^ \t\r\n]+[ \t\r\n]+)?!")
 
-    def __init__(self, path: str) -> None:
+
+class _Decoder:
+    """go-yaml v3's decoding of sops' configFile struct, over PyYAML or ruamel
+    nodes. ``source``: the text libyaml composed (its nodes carry no resolved
+    tags, so an explicit tag is read from the source); None for ruamel nodes."""
+
+    def __init__(self, path: str, source: str | None = None) -> None:
         self.path = path
+        self.source = source
         self._implicit: Any = None
 
     # errors
@@ -848,7 +896,7 @@ class _Decoder:
         if node.style in ("'", '"', "|", ">"):
             return "!!str", text
         tag = str(getattr(node.tag, "value", node.tag))
-        if tag == self._implicit_tag(text):
+        if not self._explicit(node, tag):
             return _resolve_plain(text)
         short = _short_tag(tag)
         if short == "!!binary":
@@ -861,6 +909,12 @@ class _Decoder:
         if short == "!!float" and rtag == "!!int":
             return "!!float", float(value)
         self.fail(node, "value", f"cannot decode {rtag} `{text}` as a {short}")
+
+    def _explicit(self, node: Any, tag: str) -> bool:
+        """Whether the scalar carries a tag of its own (``!!int 5``)."""
+        if self.source is not None:
+            return _EXPLICIT_TAG.match(self.source, node.start_mark.index) is not None
+        return tag != self._implicit_tag(node.value)
 
     def _implicit_tag(self, text: str) -> str:
         if self._implicit is None:
@@ -983,7 +1037,7 @@ class _Decoder:
             if name is None:
                 continue
             if known is not None and name not in known:
-                log.warning("%s: %s: unknown key %r ignored (sops ignores it too)", self.path, where, name)
+                logger(__name__).warning("%s: %s: unknown key %r ignored (sops ignores it too)", self.path, where, name)
                 continue
             fields[name] = value_node
         for merge in merges:

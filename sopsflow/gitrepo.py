@@ -254,3 +254,67 @@ def relative_to_root(repo: Repo, name: str, cwd: str | Path | None = None) -> st
             if rel != ".." and not rel.startswith("../"):
                 return "" if rel == "." else Path(rel).as_posix()
     raise SopsError(errors.GENERIC, f"{name}: outside the repository {repo.root}")
+
+
+class TrackedListing:
+    """``git ls-files`` of a work tree, started at once and read when needed, so
+    that git runs while the caller does other work (updatekeys loads its
+    configuration meanwhile). Two short git processes at most cost a fraction
+    of importing pygit2, and the list is all updatekeys needs."""
+
+    def __init__(self, start: str | Path = ".") -> None:
+        import subprocess
+
+        self._start = start
+        self.root = _work_tree_root(Path(start))
+        try:
+            self._proc: Any = subprocess.Popen(["git", "ls-files", "-z", "--stage"], cwd=self.root,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror}") from None
+
+    def paths(self) -> list[str]:
+        """Repo-relative paths of the tracked regular files (symlinks and
+        submodules left out; a conflicted path listed once)."""
+        stdout, stderr = self._proc.communicate()
+        if self._proc.returncode != 0:
+            raise SopsError(errors.GENERIC, f"{self._start}: {_git_message(stderr)}")
+        out: list[str] = []
+        seen: set[str] = set()
+        # "<mode> <oid> <stage>\t<path>\0"; -z keeps unusual names unquoted.
+        for record in stdout.split(b"\0"):
+            info, _, name = record.partition(b"\t")
+            if not name or info[:6] in (b"120000", b"160000"):
+                continue
+            path = os.fsdecode(name)
+            if path not in seen:
+                seen.add(path)
+                out.append(path)
+        return out
+
+
+def _work_tree_root(start: Path) -> Path:
+    """The top of the work tree containing ``start``. The usual layout (a
+    ``.git`` directory or file above) is found without running git; git itself
+    answers when its environment says otherwise or nothing is found."""
+    if not any(name in os.environ for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_CEILING_DIRECTORIES")):
+        here = Path(os.path.abspath(start))
+        for candidate in (here, *here.parents):
+            if candidate.name == ".git":
+                break  # inside the git directory itself: let git say what it thinks
+            if os.path.lexists(candidate / ".git"):
+                return candidate
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, check=False)
+    except OSError as exc:
+        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror}") from None
+    if done.returncode != 0:
+        raise SopsError(errors.GENERIC, f"{start}: {_git_message(done.stderr)}")
+    return Path(os.fsdecode(done.stdout.rstrip(b"\n")))
+
+
+def _git_message(stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1].removeprefix("fatal: ") if lines else "git failed"

@@ -24,13 +24,11 @@ are never taken for SOPS files when files are collected, and the next
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from . import errors
 from .errors import SopsError
@@ -57,6 +55,8 @@ ADVICE = (
 )
 
 StoreFactory = Callable[[str], Any]
+#: Recipient -> who holds it (from .sops.yaml comments), or a function giving that on demand.
+Labels = Mapping[str, str] | Callable[[], Mapping[str, str]]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -99,6 +99,11 @@ class FilePlan:
     @property
     def added(self) -> list[str]:
         return _unique(k for c in self.changes for k in c.added)
+
+    def without_content(self) -> FilePlan:
+        """This plan without what was read to make it (for reports; picklable)."""
+        return dataclasses.replace(self, rule=None, rule_specs=[], data=b"", store=None, branches=None,
+                                   metadata=None)
 
     @property
     def removed(self) -> list[str]:
@@ -281,23 +286,144 @@ def plan_files(
 
 
 def apply_file(plan: FilePlan, *, decryption_order: list[str] | None = None,
-               labels: dict[str, str] | None = None) -> FileResult:
+               labels: Labels | None = None) -> FileResult:
     """Carry out one planned update. Any failure leaves the file untouched."""
+    return apply_files([plan], decryption_order=decryption_order, labels=labels)[0]
+
+
+class Failure(NamedTuple):
+    """Why one file could not be updated (picklable, unlike a FileResult)."""
+
+    reason: str
+    code: int
+    detail: str = ""
+
+
+def build_file(plan: FilePlan, decryption_order: list[str] | None = None,
+               labels: Labels | None = None) -> bytes | Failure | None:
+    """The updated content of one planned file (None: nothing to do). Never raises."""
     if plan.status != STATUS_UPDATE:
-        return FileResult(plan, ok=True)
+        return None
     try:
-        output = _updated_bytes(plan, decryption_order, labels or {})
-        from .fileio import atomic_write
-
-        atomic_write(plan.path, output)
+        return _updated_bytes(plan, decryption_order, labels or {})
     except SopsError as exc:
-        return FileResult(plan, ok=False, reason=exc.message, code=exc.code, detail=exc.detail or "")
+        return Failure(exc.message, exc.code, exc.detail or "")
     except Exception as exc:  # one broken file must not stop the others
-        return FileResult(plan, ok=False, reason=f"internal error ({type(exc).__name__})", code=errors.GENERIC)
-    return FileResult(plan, ok=True, rotated=plan.rotate)
+        return Failure(f"internal error ({type(exc).__name__})", errors.GENERIC)
 
 
-def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: dict[str, str]) -> bytes:
+def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None = None,
+                labels: Labels | None = None, jobs: int = 0,
+                progress: Callable[[int, int], None] | None = None) -> list[FileResult]:
+    """Carry out the planned updates, results in input order. Each new file is
+    built in memory first; then all are written together
+    (``fileio.atomic_write_many``), so a failure or a kill leaves every file
+    either untouched or fully updated."""
+    def build(plan: FilePlan) -> bytes | Failure | None:
+        return build_file(plan, decryption_order, labels)
+
+    if any(k.type_name != "age" for p in plans if p.metadata for k in p.metadata.all_keys()):
+        # PGP, KMS and Vault wait on gpg or the network: threads overlap the waits.
+        built = run_parallel(build, list(plans), jobs=jobs, progress=progress)
+    else:
+        from .forkpool import forked_map
+
+        if any(p.metadata for p in plans):
+            _load_age_identities()
+        built = forked_map(build, plans, jobs=jobs, progress=progress)
+    return write_results(plans, built)
+
+
+def update_files(
+    targets: Sequence[tuple[Path, str, bool, Any]],
+    *,
+    config: Any,
+    store_for: StoreFactory,
+    rotate: str = ROTATE_AUTO,
+    decryption_order: list[str] | None = None,
+    labels: Labels | None = None,
+    jobs: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    cache: RuleCache | None = None,
+) -> tuple[list[FilePlan], list[FileResult]]:
+    """Plan and update in one pass, for when nothing needs confirming (``-y``):
+    each file is read and parsed once, in worker processes (``forkpool``).
+    Returns the plans (without their parsed content) and the results of the
+    files that needed an update, as :func:`plan_files` + :func:`apply_files` would.
+
+    Rules naming PGP, KMS or Vault keys take the two passes instead: their
+    wraps wait on gpg or the network, which apply_files overlaps in threads."""
+    from .forkpool import forked_map
+
+    cache = cache or RuleCache()
+    kinds = _rule_key_types(config, cache)
+    if kinds - {"age"}:
+        planned = plan_files(targets, config=config, store_for=store_for, rotate=rotate, jobs=1, cache=cache)
+        results = apply_files([p for p in planned if p.status == STATUS_UPDATE], decryption_order=decryption_order,
+                              labels=labels, jobs=jobs, progress=progress)
+        return planned, results
+
+    def one(target: tuple[Path, str, bool, Any]) -> tuple[FilePlan, bytes | Failure | None]:
+        path, display, explicit, rule = target
+        plan = plan_file(path, display, config=config, store_for=store_for, rotate=rotate, explicit=explicit,
+                         rule=rule, cache=cache)
+        return plan.without_content(), build_file(plan, decryption_order, labels)
+
+    if "age" in kinds:
+        _load_age_identities()
+    pairs = forked_map(one, list(targets), jobs=jobs, progress=progress)
+    plans = [plan for plan, _ in pairs]
+    pending = [i for i, plan in enumerate(plans) if plan.status == STATUS_UPDATE]
+    return plans, write_results([plans[i] for i in pending], [pairs[i][1] for i in pending])
+
+
+def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | None]) -> list[FileResult]:
+    """Write every built file (``fileio.atomic_write_many``); one result per plan."""
+    from .fileio import atomic_write_many
+
+    results: list[FileResult | None] = []
+    writes = []
+    for i, (plan, out) in enumerate(zip(plans, built, strict=True)):
+        if isinstance(out, Failure):
+            results.append(FileResult(plan, ok=False, reason=out.reason, code=out.code, detail=out.detail))
+        elif out is None:
+            results.append(FileResult(plan, ok=True))
+        else:
+            results.append(None)
+            writes.append((i, plan.path, out))
+    outcomes = atomic_write_many([(path, data) for _, path, data in writes])
+    for (i, _, _), error in zip(writes, outcomes, strict=True):
+        plan = plans[i]
+        if error is None:
+            results[i] = FileResult(plan, ok=True, rotated=plan.rotate)
+        else:
+            results[i] = FileResult(plan, ok=False, reason=error.message, code=error.code)
+    return [r for r in results if r is not None]
+
+
+def _rule_key_types(config: Any, cache: RuleCache) -> set[str]:
+    """The key types the creation rules name."""
+    kinds: set[str] = set()
+    for rule in getattr(config, "rules", []):
+        try:
+            kinds.update(spec.type_name for group in cache.specs(rule) for spec in group)
+        except Exception:
+            continue  # a broken rule fails for the files it matches
+    return kinds
+
+
+def _load_age_identities() -> None:
+    """Read the age identities once, before workers fork: a passphrase-protected
+    identity then asks once, and no worker reads the key files again."""
+    try:
+        from .keys.age import load_identities
+
+        load_identities()
+    except Exception:
+        pass  # each file reports the problem when it needs a key
+
+
+def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: Labels) -> bytes:
     from .operations import encrypt_document, new_data_key, wrap_keys
 
     if plan.metadata is None or plan.branches is None or plan.store is None:
@@ -314,9 +440,18 @@ def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: d
     if not plan.rotate:
         # sops updatekeys: the same data key, only the metadata block changes.
         check_data_key(branches, meta, data_key)
-        _keep_opaque_wraps(meta, new_meta, data_key)
-        wrap_keys(new_meta, data_key)
-        return bytes(store.dump_encrypted(branches, new_meta.to_dict(json_style=store.name != "yaml")))
+        if _keep_wraps(meta, new_meta, data_key):
+            from .keys.groups import wrap_missing
+
+            wrap_missing(data_key, new_meta.key_groups[0])
+        else:
+            wrap_keys(new_meta, data_key)
+        json_style = store.name != "yaml"
+        spliced = splice_metadata(store, current, branches, meta.to_dict(json_style=json_style),
+                                  new_meta.to_dict(json_style=json_style))
+        if spliced is not None:
+            return spliced
+        return bytes(store.dump_encrypted(branches, new_meta.to_dict(json_style=json_style)))
     from .cipher import Cipher
     from .engine import decrypt_branches, verify_mac
 
@@ -332,24 +467,67 @@ def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: d
     return bytes(encrypt_document(store, plain, new_meta, new_key, new_cipher))
 
 
-def _keep_opaque_wraps(old: Metadata, new: Metadata, data_key: bytes) -> None:
-    """Keys sopsflow cannot call (GCP KMS, Azure Key Vault) cannot wrap again,
-    but when one group holds the whole data key before and after, their stored
-    entries still wrap it: carry those entries over so the file keeps them."""
+def _keep_wraps(old: Metadata, new: Metadata, data_key: bytes) -> bool:
+    """With one key group before and after, every key the rule keeps still
+    wraps the (unchanged) data key: reuse its stored entry, so only the added
+    recipients are wrapped and the diff shows just them. sops re-wraps every
+    key; the result reads the same. GCP KMS / Azure Key Vault entries, which
+    sopsflow cannot wrap again, survive this way too. False (nothing kept)
+    with Shamir groups: there the shares are split afresh."""
     from .keys.opaque import OpaqueKey
 
     if len(old.key_groups) != 1 or len(new.key_groups) != 1:
-        return  # Shamir shares are split afresh; the old wraps no longer fit
-    stored = {(k.type_name, k.identity()): k for k in old.key_groups[0] if isinstance(k, OpaqueKey)}
+        return False
+    stored = {(k.type_name, k.identity()): k for k in old.key_groups[0] if k.enc}
     group = new.key_groups[0]
     for i, key in enumerate(group):
-        kept = stored.get((key.type_name, key.identity())) if isinstance(key, OpaqueKey) else None
-        if kept is not None:
+        kept = stored.get((key.type_name, key.identity()))
+        if kept is None or not _same_entry(kept, key):
+            continue
+        if isinstance(kept, OpaqueKey):
             kept.wraps = data_key
-            group[i] = kept
+        group[i] = kept
+    return True
 
 
-def unwrap_data_key(meta: Metadata, decryption_order: list[str] | None, labels: dict[str, str]) -> bytes:
+def _same_entry(stored: Any, wanted: Any) -> bool:
+    """Whether ``stored`` is ``wanted`` with a wrap: equal metadata entries but
+    for the wrap and its timestamp (a changed KMS role or profile is not)."""
+    from .keys.opaque import OpaqueKey
+
+    if type(stored) is not type(wanted):
+        return False
+    if isinstance(wanted, OpaqueKey):
+        return True  # same type and identity; its other fields are whatever the file holds
+    ignore = ("enc", "created_at")
+    have = {k: v for k, v in stored.to_dict().items() if k not in ignore}
+    want = {k: v for k, v in wanted.to_dict().items() if k not in ignore}
+    return have == want
+
+
+def splice_metadata(store: Any, data: bytes, branches: Branches, old: dict[str, Any],
+                    new: dict[str, Any]) -> bytes | None:
+    """``data`` with its metadata block ``old`` replaced by ``new``, every data
+    byte kept as it is; None when ``data`` does not end in the block exactly as
+    the store writes it (the caller then writes the whole file)."""
+    if len(branches) != 1:
+        return None  # a YAML stream repeats the block in every document
+    was = store.metadata_tail(old)
+    head: bytes | None = None
+    if data.endswith(was):
+        head = data[: len(data) - len(was)]
+    elif store.name == "ini":
+        # sops writes the [sops] section's lines in random order.
+        lines = was.splitlines(keepends=True)
+        have = data.splitlines(keepends=True)
+        if len(have) >= len(lines) and have[-len(lines)] == lines[0] and sorted(have[-len(lines):]) == sorted(lines):
+            head = b"".join(have[: len(have) - len(lines)])
+    if head is None or (head and not head.endswith(b"\n")):
+        return None
+    return head + store.metadata_tail(new)
+
+
+def unwrap_data_key(meta: Metadata, decryption_order: list[str] | None, labels: Labels) -> bytes:
     """The file's data key; on failure a one-line reason naming the recipients
     that could unwrap it and, where ``.sops.yaml`` says so, who holds them."""
     from .keys.groups import get_data_key
@@ -363,7 +541,8 @@ def unwrap_data_key(meta: Metadata, decryption_order: list[str] | None, labels: 
         message = "no identity for any of: " + ", ".join(identities)
         if len(meta.key_groups) > 1:
             message = f"not enough key groups could be unwrapped (threshold {meta.shamir_threshold}); " + message
-        holders = _unique(labels[i] for i in identities if i in labels)
+        names = labels() if callable(labels) else labels
+        holders = _unique(names[i] for i in identities if i in names)
         if holders:
             message += "; held by: " + ", ".join(holders)
         raise SopsError(errors.COULD_NOT_RETRIEVE_KEY, message, exc.detail) from None
@@ -540,6 +719,8 @@ def remove_stray_temp_files(paths: Path | Sequence[Path]) -> list[Path]:
 
 
 def file_digest(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -572,9 +753,12 @@ def run_parallel(
                 progress(done, total)
         return results
     out: list[Any] = [None] * total
+    # Imported here: concurrent.futures pulls in logging, which most runs never need.
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sopsflow-update")
     try:
-        futures: dict[Future[_R], int] = {executor.submit(func, item): i for i, item in enumerate(items)}
+        futures: dict[Any, int] = {executor.submit(func, item): i for i, item in enumerate(items)}
         pending = set(futures)
         done_count = 0
         while pending:

@@ -701,3 +701,59 @@ def test_relative_path_rules(tmp_path: Path) -> None:
     # sops strips "<dir>/", which for "/" is "//": paths stay absolute.
     assert root_config.relative_path("/a/b") == "/a/b"
     assert root_config.match("/a/b") is not None
+
+
+# --- the two YAML front ends ------------------------------------------------------------------
+
+#: Texts libyaml and ruamel both parse, chosen for where they resolve differently:
+#: YAML 1.1 booleans and octals, explicit tags (alone, after an anchor, on aliases),
+#: quoted scalars, merge keys, flow style, later documents.
+FRONT_END_TEXTS = [
+    FULL_FLAT,
+    FULL_GROUPS,
+    f"creation_rules:\n  - age: {A}\n    mac_only_encrypted: yes\n",
+    f"creation_rules:\n  - age: {A}\n    mac_only_encrypted: !!bool true\n",
+    f"creation_rules:\n  - age: {A}\n    mac_only_encrypted: !!bool yes\n",
+    f"creation_rules:\n  - age: {A}\n    shamir_threshold: 0o2\n",
+    f"creation_rules:\n  - age: {A}\n    shamir_threshold: !!int '2'\n",
+    f"creation_rules:\n  - age: {A}\n    shamir_threshold: !!str 2\n",
+    f"creation_rules:\n  - path_regex: !!str null\n    age: {A}\n",
+    f"creation_rules:\n  - path_regex: &r !!str on\n    age: {A}\n  - path_regex: *r\n    age: {A}\n",
+    f"creation_rules:\n  - path_regex: 'null'\n    age: \"{A}\"\n  - path_regex: ~\n    age: {A}\n",
+    f"base: &b\n  age: {A}\ncreation_rules:\n  - <<: *b\n    path_regex: x\n",
+    f"creation_rules: [{{path_regex: a, age: {A}}}, {{encrypted_regex: '^d', age: [{A}]}}]\n",
+    f"creation_rules:\n  - age: {A}\n---\ncreation_rules: 5\n",
+    "stores:\n  json:\n    indent: !!int 2\n  yaml:\n    indent: 0x4\ncreation_rules: []\n",
+    f"creation_rules:\n  - age: {A}\n    unknown_key: !!binary aGVsbG8=\n",
+    *[text for _, text, _, _ in INVALID if "YAML syntax" not in text and not text.startswith("creation_rules: [")],
+]
+
+
+def _decoded(text: str, path: str) -> str:
+    """Everything parse_config decided, as text (or the error it raised)."""
+    try:
+        config = parse_config(text.encode(), path, strict=False)
+    except SopsError as exc:
+        return f"error {exc.code}: {exc.message}"
+    out = [repr(config), repr(config._store_indents), str(config.has_creation_rules)]
+    for rule in config.rules:
+        fields = {k: v for k, v in vars(rule).items() if k not in ("_regex", "_specs_cache")}
+        out.append(repr(sorted(fields.items(), key=lambda kv: kv[0])))
+        try:
+            out.append(repr(rule.key_specs()))
+        except SopsError as exc:
+            out.append(f"specs error {exc.code}: {exc.message}")
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("text", FRONT_END_TEXTS)
+def test_libyaml_and_ruamel_front_ends_decode_alike(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse_config reads through libyaml and falls back to ruamel only for text
+    libyaml rejects; both must decode whatever they both accept the same way."""
+    import sopsflow.config as config_module
+
+    path = "/repo/.sops.yaml"
+    assert config_module._compose_libyaml(text) is not config_module._UNPARSED
+    fast = _decoded(text, path)
+    monkeypatch.setattr(config_module, "_compose_libyaml", lambda _text: config_module._UNPARSED)
+    assert _decoded(text, path) == fast

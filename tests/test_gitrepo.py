@@ -135,3 +135,53 @@ def test_open_repo_from_a_subdirectory_and_outside(repo: Path, tmp_path: Path) -
     outside.mkdir()
     with pytest.raises(SopsError, match="not inside a git repository"):
         open_repo(outside)
+
+
+# --- the git command-line listing updatekeys uses ---------------------------------------------
+
+
+def test_tracked_listing_from_a_subdirectory(repo: Path) -> None:
+    from sopsflow.gitrepo import TrackedListing
+
+    (repo / "deep").mkdir()
+    os.symlink("keep.txt", repo / "link.txt")
+    write(repo, "untracked.txt", "x\n")
+    stage(repo, "link.txt")
+    oid = git(repo, "rev-parse", "HEAD").stdout.decode().strip()
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{oid},submodule")  # a gitlink
+    listing = TrackedListing(repo / "deep")
+    assert listing.root == repo
+    assert sorted(listing.paths()) == ["gone.txt", "keep.txt", "mod.txt", "move/from.txt"]
+
+
+def test_tracked_listing_lists_a_conflicted_path_once(repo: Path) -> None:
+    from sopsflow.gitrepo import TrackedListing
+
+    blob = git(repo, "hash-object", "-w", "keep.txt").stdout.decode().strip()
+    entries = "".join(f"100644 {blob} {stage}\tconflicted.txt\n" for stage in (1, 2, 3))
+    git(repo, "update-index", "--index-info", input=entries.encode())
+    assert TrackedListing(repo).paths().count("conflicted.txt") == 1
+
+
+def test_tracked_listing_in_a_linked_worktree_and_with_git_dir(repo: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from sopsflow.gitrepo import TrackedListing
+
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", str(linked))
+    assert (linked / ".git").is_file()
+    listing = TrackedListing(linked)
+    assert listing.root == linked and "keep.txt" in listing.paths()
+    monkeypatch.setenv("GIT_DIR", str(repo / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(repo))
+    assert TrackedListing(tmp_path).root == repo  # git itself answers when GIT_DIR says where
+
+
+def test_tracked_listing_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sopsflow.gitrepo import TrackedListing
+
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # whatever encloses the temp dir
+    with pytest.raises(SopsError, match="not a git repository"):
+        TrackedListing(outside)

@@ -3,9 +3,10 @@
 A real subprocess updates 40 files (the recipient is swapped, so every file
 gets a new data key and every value is re-encrypted) and is killed with
 SIGKILL 20 times, alternating the target recipient: half of the kills at a
-random delay after the start, half at a random offset after the first write
-appeared in the directory (so they land inside the write phase however slow
-the machine is). After each kill every file must load,
+random delay after the start, half as soon as a random few files have been
+renamed into place (updatekeys builds every file first and then renames them
+all within milliseconds, so only watching the renames lands a kill inside
+that window however slow the machine is). After each kill every file must load,
 carry exactly one of the two recipient sets, decrypt with that recipient's
 identity, pass its MAC and hold the original values. Stray temp files a kill
 may leave are never picked up as targets and are gone after a complete run.
@@ -76,17 +77,6 @@ def _state(root: Path, a: AgeId, b: AgeId, keys: dict[str, Path], expected: Mapp
     return state
 
 
-def _kill_after_first_write(proc: subprocess.Popen[bytes], directory: Path, offset: float) -> None:
-    """SIGKILL ``offset`` seconds after the directory first changes (a temp
-    file created or renamed into place)."""
-    base = directory.stat().st_mtime_ns
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline and directory.stat().st_mtime_ns == base:
-        time.sleep(0.0005)
-    time.sleep(offset)
-    proc.send_signal(signal.SIGKILL)
-
-
 def _kill_after_replaced(proc: subprocess.Popen[bytes], paths: list[Path], count: int) -> None:
     """SIGKILL as soon as ``count`` of ``paths`` have been renamed into place
     (inode changed). Counting files rather than sleeping keeps the kill inside
@@ -149,7 +139,7 @@ def test_sigkill_leaves_every_file_old_or_new(tmp_path: Path, monkeypatch: pytes
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))
     target = a
     mixed = strays_seen = 0
-    window = max(last - first, 0.02)
+    paths = [root / _name(n) for n in range(FILES)]
     for i in range(KILLS):
         (root / ".sops.yaml").write_text(_config(target))
         proc = _spawn(root, env, [] if i % 4 < 2 else ["."])  # git discovery and a directory walk
@@ -157,7 +147,7 @@ def test_sigkill_leaves_every_file_old_or_new(tmp_path: Path, monkeypatch: pytes
             time.sleep(rng.uniform(0.0, last + 0.05))
             proc.send_signal(signal.SIGKILL)
         else:
-            _kill_after_first_write(proc, root / "secrets", rng.uniform(0.0, window))
+            _kill_after_replaced(proc, paths, rng.randint(1, 4))
         proc.wait(timeout=30)
         state = _state(root, a, b, keys, expected)
         if len(set(state.values())) == 2:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
 import os
 import shlex
 import shutil
@@ -37,10 +36,9 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
+from ..logs import logger
 from ..tree import Branches, Comment, TreeMap
 from . import common
-
-log = logging.getLogger("sopsflow")
 
 _EXAMPLE_TEXT = "Welcome to SOPS! Edit this file as you please!"
 _PRESS_ENTER = "Press Enter to return to the editor, or Ctrl+C to exit."
@@ -357,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.file:
         raise SopsError(errors.NO_FILE_SPECIFIED, "Error: no file specified")
     if args.extra:
-        log.warning("More than one positional argument provided. Only the first one will be used!")
+        logger().warning("More than one positional argument provided. Only the first one will be used!")
     file_name = os.path.abspath(args.file)
     exists = os.path.exists(file_name)
     config = common.load_config_lenient(args)

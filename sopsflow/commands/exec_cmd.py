@@ -11,7 +11,6 @@ that is always removed afterwards. The child's exit code is passed through
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import signal
@@ -25,10 +24,9 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
+from ..logs import logger
 from ..tree import Comment, TreeMap, val_to_string
 from . import common
-
-log = logging.getLogger("sopsflow")
 
 FALLBACK_FILENAME = "tmp-file"
 
@@ -165,7 +163,7 @@ def _run_shell(command: str, env: dict[str, str], background: bool) -> int:
 
 def _run_env(args: argparse.Namespace) -> int:
     if args.background:
-        log.warning("exec-env's --background option is deprecated and will be removed in a future version")
+        logger().warning("exec-env's --background option is deprecated and will be removed in a future version")
         if args.same_process:
             raise SopsError(
                 errors.CONFLICTING_PARAMETERS, "Error: The --same-process flag cannot be used with --background"
@@ -271,7 +269,7 @@ def _run_file(args: argparse.Namespace) -> int:
     doc, out_store = _decrypt(args, args.output_type)
     plaintext = out_store.dump_plain(doc.branches)
     if args.background:
-        log.warning(
+        logger().warning(
             "exec-file's --background option is deprecated; sopsflow waits for the command "
             "so that the temporary file can be removed safely"
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import re
@@ -23,10 +22,9 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
+from ..logs import logger
 from ..tree import Comment, Time, TreeMap, UInt64
 from . import common
-
-log = logging.getLogger("sopsflow")
 
 _ATOI = re.compile(r"[+-]?[0-9]+\Z")
 _INT64 = 1 << 63
@@ -357,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"Error walking tree: {exc}") from None
     result = encrypt_document(out_store, doc.branches, doc.metadata, doc.data_key, doc.cipher)
     if args.set_kind == "set" and not changed and args.idempotent:
-        log.info("File not written due to no change")
+        logger().info("File not written due to no change")
         return 0
     atomic_write(file_name, result)
     return 0

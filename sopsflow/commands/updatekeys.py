@@ -9,6 +9,7 @@ removed and reports which secrets the removed recipients could read.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -63,51 +64,92 @@ def run(args: argparse.Namespace) -> int:
         raise SopsError(errors.GENERIC, "config file not found: updatekeys needs a .sops.yaml with creation rules")
     from ..config import load_config
 
+    listing = start_git_listing(args.paths)  # git runs while the configuration loads
     config = load_config(config_file)
     if not getattr(config, "rules", None):
         raise SopsError(errors.GENERIC, f"The config file {config_file} does not contain any creation rule")
     cache = updater.RuleCache()
-    targets = collect_targets(args.paths, config, cache)
+    targets = collect_targets(args.paths, config, cache, listing)
     store_for = _store_factory(args, config)
     out = sys.stdout
+    verbose = bool(getattr(args, "verbose", False))
+    labels = functools.cache(lambda: _labels(config_file))  # read only to explain a failure
+    if args.yes and not args.dry_run:
+        return _update_now(args, targets, config, store_for, cache, labels, out)
     progress = Progress("planning") if _interactive_stderr() else None
     plans = updater.plan_files(targets, config=config, store_for=store_for, rotate=args.rotate,
-                               jobs=args.jobs, progress=progress, cache=cache)
+                               jobs=1, progress=progress, cache=cache)  # CPU work: threads would only contend
     if progress:
         progress.close()
-    out.write(updater.format_plan(plans, verbose=bool(getattr(args, "verbose", False))))
+    out.write(updater.format_plan(plans, verbose=verbose))
     out.write(updater.plan_summary(plans))
     pending = [p for p in plans if p.status == updater.STATUS_UPDATE]
     plan_errors = [p for p in plans if p.status == updater.STATUS_ERROR]
-    labels = _labels(config_file)
     if args.dry_run:
         _finish_report(args, plans, None, out)
         return 1 if pending or plan_errors else 0
     if not pending:
-        _remove_strays(plans)
-        out.write("Nothing to update.\n")
-        _finish_report(args, plans, None, out)
-        return _exit_code([(p.code, p.reason) for p in plan_errors])
-    if not args.yes and not _confirm(len(pending)):
+        return _nothing_to_do(args, plans, out)
+    if not _confirm(len(pending)):
         out.write("No file was changed.\n")
         return 0
     _remove_strays(plans)
     progress = Progress("updating") if _interactive_stderr() else None
-
-    def apply(plan: Any) -> Any:
-        return updater.apply_file(plan, decryption_order=common.decryption_order(args), labels=labels)
-
     try:
-        results = updater.run_parallel(apply, pending, jobs=args.jobs, progress=progress)
+        results = updater.apply_files(pending, decryption_order=common.decryption_order(args), labels=labels,
+                                      jobs=args.jobs, progress=progress)
     except KeyboardInterrupt:
-        # Files already written are complete (atomic renames); the rest are untouched.
-        sys.stderr.write("\nInterrupted: the files not yet updated are unchanged; run updatekeys again.\n")
+        sys.stderr.write(_INTERRUPTED)
         raise
     if progress:
         progress.close()
+    return _report_results(args, plans, results, out)
+
+
+#: Every file is written only once all are built, and each write is atomic.
+_INTERRUPTED = "\nInterrupted: the files not yet updated are unchanged; run updatekeys again.\n"
+
+
+def _update_now(args: argparse.Namespace, targets: Sequence[Any], config: Any, store_for: Any, cache: Any,
+                labels: Any, out: TextIO) -> int:
+    """``-y``: plan and build every file in one pass (nothing to confirm), then
+    show the plan and write the files."""
+    from .. import updater
+
+    progress = Progress("updating") if _interactive_stderr() else None
+    try:
+        plans, results = updater.update_files(targets, config=config, store_for=store_for, rotate=args.rotate,
+                                              decryption_order=common.decryption_order(args), labels=labels,
+                                              jobs=args.jobs, progress=progress, cache=cache)
+    except KeyboardInterrupt:
+        sys.stderr.write(_INTERRUPTED)
+        raise
+    if progress:
+        progress.close()
+    out.write(updater.format_plan(plans, verbose=bool(getattr(args, "verbose", False))))
+    out.write(updater.plan_summary(plans))
+    if not results:
+        return _nothing_to_do(args, plans, out)
+    _remove_strays(plans)
+    return _report_results(args, plans, results, out)
+
+
+def _nothing_to_do(args: argparse.Namespace, plans: Sequence[Any], out: TextIO) -> int:
+    from .. import updater
+
+    _remove_strays(plans)
+    out.write("Nothing to update.\n")
+    _finish_report(args, plans, None, out)
+    return _exit_code([(p.code, p.reason) for p in plans if p.status == updater.STATUS_ERROR])
+
+
+def _report_results(args: argparse.Namespace, plans: Sequence[Any], results: Sequence[Any], out: TextIO) -> int:
+    from .. import updater
+
     _print_results(results, out, verbose=bool(getattr(args, "verbose", False)))
     _finish_report(args, plans, results, out)
-    failures = [(r.code, r.reason) for r in results if not r.ok] + [(p.code, p.reason) for p in plan_errors]
+    failures = [(r.code, r.reason) for r in results if not r.ok]
+    failures += [(p.code, p.reason) for p in plans if p.status == updater.STATUS_ERROR]
     return _exit_code(failures)
 
 
@@ -122,7 +164,8 @@ def _remove_strays(plans: Sequence[Any]) -> None:
 # --- collecting files ----------------------------------------------------------
 
 
-def collect_targets(paths: Sequence[str], config: Any, cache: Any = None) -> list[tuple[Path, str, bool, Any]]:
+def collect_targets(paths: Sequence[str], config: Any, cache: Any = None,
+                    listing: Any = None) -> list[tuple[Path, str, bool, Any]]:
     """``(absolute path, display name, explicit, rule)``, sorted, without duplicates.
     Named files are explicit (problems are errors; rule None: matched later);
     files found in directories or in git are only taken when a creation rule
@@ -132,7 +175,7 @@ def collect_targets(paths: Sequence[str], config: Any, cache: Any = None) -> lis
     cache = cache or RuleCache()
     found: dict[Path, tuple[Path, str, bool]] = {}
     if not paths:
-        for path, display in _git_tracked_files():
+        for path, display in _git_tracked_files(listing):
             found.setdefault(path, (path, display, False))
     for raw in paths:
         path = Path(os.path.abspath(raw))
@@ -156,25 +199,33 @@ def collect_targets(paths: Sequence[str], config: Any, cache: Any = None) -> lis
     return sorted(targets, key=lambda t: t[1])
 
 
-def _git_tracked_files() -> list[tuple[Path, str]]:
-    from ..gitrepo import open_repo
+def _git_tracked_files(listing: Any = None) -> list[tuple[Path, str]]:
+    from ..gitrepo import TrackedListing
 
     try:
-        repo = open_repo(Path.cwd())
+        listing = listing or TrackedListing(Path.cwd())
+        names = listing.paths()
     except SopsError as exc:
         raise SopsError(exc.code, f"{exc.message}: name the files or directories to update") from None
-    except Exception:
-        raise SopsError(
-            errors.GENERIC, "not inside a git repository: name the files or directories to update"
-        ) from None
     out = []
-    for gf in repo.worktree_files():
-        if getattr(gf, "is_symlink", False):
-            continue
-        path = Path(repo.root) / gf.path
-        if path.is_file():
+    for name in names:
+        path = listing.root / name
+        if path.is_file() and not path.is_symlink():
             out.append((Path(os.path.abspath(path)), _display(path)))
     return out
+
+
+def start_git_listing(paths: Sequence[str]) -> Any:
+    """Start listing the tracked files when no paths were given (None
+    otherwise, or outside a repository: collect_targets then says why)."""
+    if paths:
+        return None
+    from ..gitrepo import TrackedListing
+
+    try:
+        return TrackedListing(Path.cwd())
+    except SopsError:
+        return None
 
 
 def _walk(directory: Path) -> list[Path]:
@@ -195,8 +246,16 @@ def _display(path: Path) -> str:
 
 
 def _store_factory(args: argparse.Namespace, config: Any) -> Any:
+    from ..stores import format_for_path
+
+    stores: dict[str, Any] = {}
+
     def store_for(path: str) -> Any:
-        return common.pick_store(path, None, args, config)
+        # One store per format: the store depends on the name's extension only.
+        kind = format_for_path(path)
+        if kind not in stores:
+            stores[kind] = common.pick_store(path, None, args, config)
+        return stores[kind]
 
     return store_for
 
@@ -217,7 +276,7 @@ def _interactive_stderr() -> bool:
     return sys.stderr.isatty()
 
 
-def _confirm(count: int) -> bool:
+def _confirm(count: int) -> bool:  # only asked without -y
     if not sys.stdin.isatty():
         raise SopsError(
             errors.GENERIC,

@@ -11,7 +11,7 @@ the user holds.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,17 +142,27 @@ def wrap_data_key(data_key: bytes, key_groups: Sequence[Sequence[MasterKey]], th
                 errors.GENERIC,
                 f"Could not generate data key: [could not split data key into parts for Shamir: {exc}]",
             ) from None
+    _wrap_each((part, key) for part, group in zip(parts, key_groups, strict=True) for key in group)
+    return recorded
+
+
+def wrap_missing(data_key: bytes, group: Sequence[MasterKey]) -> None:
+    """Wrap ``data_key`` for the keys of a single group that hold no wrap yet
+    (the others already wrap this very key)."""
+    _wrap_each((data_key, key) for key in group if not key.enc)
+
+
+def _wrap_each(jobs: Iterable[tuple[bytes, MasterKey]]) -> None:
+    """Wrap each (secret, key); any failure is SopsError(1) listing every key that failed."""
     failures = []
-    for part, group in zip(parts, key_groups, strict=True):
-        for key in group:
-            try:
-                key.encrypt(part)
-            except (KeyFailure, SopsError) as exc:
-                reason = exc.message if isinstance(exc, SopsError) else str(exc)
-                failures.append(f'failed to encrypt new data key with master key "{key.identity()}": {reason}')
+    for part, key in jobs:
+        try:
+            key.encrypt(part)
+        except (KeyFailure, SopsError) as exc:
+            reason = exc.message if isinstance(exc, SopsError) else str(exc)
+            failures.append(f'failed to encrypt new data key with master key "{key.identity()}": {reason}')
     if failures:
         raise SopsError(errors.GENERIC, "Could not generate data key: [" + " ".join(failures) + "]")
-    return recorded
 
 
 # --------------------------------------------------------------------------

@@ -27,6 +27,12 @@ class Store(Protocol):
 
     def dump_value(self, value: Any) -> bytes: ...
 
+    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+        """The bytes ``dump_encrypted`` writes after the data of a one-document
+        file: for every branch ``b``, ``dump_encrypted([b], m)`` is the same
+        head followed by ``metadata_tail(m)``."""
+        ...
+
 
 def format_for_path(path: str) -> str:
     """sops' FormatForPath: case-sensitive suffixes, anything else is binary."""

@@ -50,6 +50,9 @@ class BinaryStore:
     def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes:
         return self._json.dump_encrypted(branches, metadata)
 
+    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+        return self._json.metadata_tail(metadata)
+
     def dump_value(self, value: Any) -> bytes:
         """``decrypt --extract``: only a mapping (with ``data``) or a string can be written."""
         if isinstance(value, TreeMap):

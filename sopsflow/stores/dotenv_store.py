@@ -72,6 +72,10 @@ class DotenvStore:
         branch.extend((SOPS_PREFIX + key, flat[key]) for key in sorted(flat))
         return self.dump_plain([branch])
 
+    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+        """The ``sops_*`` lines :meth:`dump_encrypted` writes after the data."""
+        return self.dump_encrypted([TreeMap()], metadata)
+
     def dump_value(self, value: Any) -> bytes:
         """``decrypt --extract``: a mapping as a document, a string raw, anything else fails."""
         if isinstance(value, TreeMap):

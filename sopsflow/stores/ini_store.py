@@ -418,6 +418,11 @@ class IniStore:
         sops_section = TreeMap((key, flat[key]) for key in sorted(flat))
         return self.dump_plain([*branches, TreeMap([("sops", sops_section)])])
 
+    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+        """The ``[sops]`` section :meth:`dump_encrypted` writes after the data
+        sections (sops itself writes its lines in any order)."""
+        return self.dump_encrypted([], metadata)
+
     def dump_value(self, value: Any) -> bytes:
         """``decrypt --extract``: a mapping as a document, a string raw, else Go JSON."""
         if isinstance(value, TreeMap):

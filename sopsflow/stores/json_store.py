@@ -308,6 +308,12 @@ class JsonStore:
         branch.append(("sops", metadata))
         return self._dump(branch)
 
+    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+        """What :meth:`dump_encrypted` writes after the data members: the
+        ``"sops"`` member and the closing brace (see ``updater.splice_metadata``)."""
+        alone = self._dump(TreeMap([("sops", metadata)]))
+        return alone[2:]  # without the opening "{\n"
+
     def dump_value(self, value: Any) -> bytes:
         """``decrypt --extract``: a mapping as a document, a string raw, else JSON."""
         if isinstance(value, TreeMap):

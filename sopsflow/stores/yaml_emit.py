@@ -39,9 +39,22 @@ def _printable(cp: int) -> bool:
             or (0xE000 <= cp <= 0xFFFD and cp != 0xFEFF))
 
 
+# Multi-line printable ASCII whose lines neither start nor end with a space (age
+# and PGP armour, certificates): go-yaml allows single quotes and a literal
+# block, never plain. One regex instead of a character loop over kilobytes.
+_CLEAN_LINES = re.compile(r"[!-~](?:[ -~]*[!-~])?(?:\n(?:[!-~](?:[ -~]*[!-~])?)?)*\Z")
+
+
 def _analyze(s: str) -> tuple[bool, bool, bool, bool]:
     """go-yaml's yaml_emitter_analyze_scalar: (multiline, block_plain_allowed,
     single_quoted_allowed, block_allowed). Flow context is never needed here."""
+    if "\n" in s and _CLEAN_LINES.match(s):
+        return True, False, True, True
+    return analyze_chars(s)
+
+
+def analyze_chars(s: str) -> tuple[bool, bool, bool, bool]:
+    """:func:`_analyze` character by character, as go-yaml does it."""
     if not s:
         return False, True, True, False
     block_ind = s.startswith("---") or s.startswith("...")

@@ -79,6 +79,11 @@ class YamlStore:
             docs.append(doc)
         return _encode(_emit(docs, self._indent()))
 
+    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+        """What :meth:`dump_encrypted` writes after a single document's data: the
+        top-level ``sops:`` block (see ``updater.splice_metadata``)."""
+        return _encode(_emit([TreeMap([(SOPS_KEY, tree_value(metadata))])], self._indent()))
+
     def dump_value(self, value: Any) -> bytes:
         """``decrypt --extract`` output of one value."""
         if isinstance(value, str):

@@ -643,3 +643,24 @@ def test_ten_thousand_values_load_and_dump_fast() -> None:
     assert out.count(b"\n") == len(lines)
     # Typically ~50 ms and ~30 ms; generous bounds for loaded machines.
     assert best_load < 0.5 and best_dump < 0.5
+
+
+# --- the emitter's shortcut for armoured text ---------------------------------------------------
+
+_ANALYZE_ALPHABET = st.sampled_from(list(" \t\n\r-:#!'\"|>abcAB=+/\x7f\x85\u00e9\u2028"))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=st.one_of(
+    st.text(_ANALYZE_ALPHABET, max_size=12),
+    # armour-like: base64 lines with the odd blank, indented or space-padded line
+    st.lists(st.sampled_from(["-----BEGIN AGE ENCRYPTED FILE-----", "YWdlLWVuY3J5cHRp+/=", "", " x", "y ",
+                              "-----END AGE ENCRYPTED FILE-----"]), min_size=1, max_size=6)
+    .map("\n".join).flatmap(lambda s: st.sampled_from([s, s + "\n", s + "\n\n"])),
+))
+def test_analyze_shortcut_agrees_with_go_yamls_character_loop(text: str) -> None:
+    """The regex shortcut for multi-line printable ASCII must decide exactly
+    what the character-by-character port of go-yaml's analysis decides."""
+    from sopsflow.stores.yaml_emit import _analyze, analyze_chars
+
+    assert _analyze(text) == analyze_chars(text)

@@ -1,0 +1,72 @@
+"""sopsflow.fileio: atomic writes, one file at a time and many together."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from sopsflow import errors, fileio, updater
+
+
+def _temps(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.endswith(".sopsflow-tmp"))
+
+
+def test_many_files_written_with_their_modes_kept(tmp_path: Path) -> None:
+    targets = []
+    for n in range(300):  # more than one group of descriptors
+        path = tmp_path / f"d{n % 3}" / f"f{n}.yaml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"old")
+        path.chmod(0o640 if n % 2 else 0o600)
+        targets.append(path)
+    new = tmp_path / "d0" / "new.yaml"  # a file that does not exist yet: private
+    results = fileio.atomic_write_many([(p, f"new {p.name}".encode()) for p in [*targets, new]])
+    assert results == [None] * 301
+    for n, path in enumerate(targets):
+        assert path.read_bytes() == f"new {path.name}".encode()
+        assert stat.S_IMODE(path.stat().st_mode) == (0o640 if n % 2 else 0o600)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    assert all(not _temps(tmp_path / f"d{n}") for n in range(3))
+
+
+def test_one_failure_does_not_stop_the_others(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_bytes(b"old")
+    missing_dir = tmp_path / "nowhere" / "x.yaml"
+    is_dir = tmp_path / "adir"
+    is_dir.mkdir()
+    results = fileio.atomic_write_many([(missing_dir, b"a"), (good, b"new"), (is_dir, b"b")])
+    assert results[1] is None and good.read_bytes() == b"new"
+    for failed in (results[0], results[2]):
+        assert failed is not None and failed.code == errors.COULD_NOT_WRITE_OUTPUT_FILE
+        assert "Could not write" in failed.message
+    assert is_dir.is_dir() and not _temps(tmp_path)
+
+
+def test_interrupt_before_renaming_leaves_targets_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [tmp_path / f"f{n}.json" for n in range(5)]
+    for p in paths:
+        p.write_bytes(b"old")
+
+    def interrupted(fds: list[int], threads: int) -> list[tuple[int, OSError]]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio, "_fsync_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fileio.atomic_write_many([(p, b"new") for p in paths])
+    assert all(p.read_bytes() == b"old" for p in paths)
+    assert not _temps(tmp_path)
+
+
+def test_temp_names_match_the_stray_cleanup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill between creating and renaming leaves names updatekeys removes later."""
+    target = tmp_path / "a.yaml"
+    target.write_bytes(b"old")
+    fd, tmp = fileio._create_temp(target)
+    os.close(fd)
+    assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o600
+    assert updater.remove_stray_temp_files(target) == [Path(tmp)]

@@ -1,0 +1,80 @@
+"""sopsflow.forkpool: results in order, real parallelism, a dying worker's
+share redone here, progress, and the in-process fallback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sopsflow import forkpool
+
+pytestmark = pytest.mark.skipif(not forkpool.usable(), reason="forked workers are used on Linux only")
+
+
+def test_results_in_input_order_and_computed_in_several_processes() -> None:
+    here = os.getpid()
+    out = forkpool.forked_map(lambda n: (n * n, os.getpid()), list(range(40)), jobs=3)
+    assert [square for square, _ in out] == [n * n for n in range(40)]
+    pids = {pid for _, pid in out}
+    assert here in pids and len(pids) == 3  # this process takes a share too
+
+
+def test_small_inputs_stay_in_this_process() -> None:
+    here = os.getpid()
+    out = forkpool.forked_map(lambda n: os.getpid(), list(range(forkpool.MIN_ITEMS_PER_WORKER)), jobs=4)
+    assert set(out) == {here}
+    assert forkpool.worker_count(100, jobs=1) == 1
+    assert forkpool.worker_count(100, jobs=4) == 4
+    assert forkpool.worker_count(2 * forkpool.MIN_ITEMS_PER_WORKER, jobs=8) == 2
+
+
+def test_a_dying_worker_has_its_items_done_here() -> None:
+    here = os.getpid()
+
+    def work(n: int) -> int:
+        if os.getpid() != here and n == 7:
+            os.kill(os.getpid(), signal.SIGKILL)  # a worker crashes mid-way
+        return n + 1
+
+    assert forkpool.forked_map(work, list(range(32)), jobs=2) == [n + 1 for n in range(32)]
+
+
+def test_unpicklable_results_fall_back_to_this_process() -> None:
+    here = os.getpid()
+    out = forkpool.forked_map(lambda n: (lambda: n) if os.getpid() != here else n, list(range(16)), jobs=2)
+    assert [o if isinstance(o, int) else o() for o in out] == list(range(16))
+
+
+def test_progress_reaches_the_total() -> None:
+    seen: list[tuple[int, int]] = []
+    forkpool.forked_map(lambda n: n, list(range(30)), jobs=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1] == (30, 30)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_workers_run_at_the_same_time(tmp_path: Path) -> None:
+    """Each process announces itself, then waits until another one has: this
+    only finishes in time when they run together."""
+
+    def meet(n: int) -> bool:
+        (tmp_path / f"started-{os.getpid()}").touch()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if len(list(tmp_path.glob("started-*"))) >= 2:
+                return True
+            time.sleep(0.005)
+        return False
+
+    assert all(forkpool.forked_map(meet, list(range(16)), jobs=2))
+
+
+def test_children_do_not_print_buffered_output(capfd: pytest.CaptureFixture[str]) -> None:
+    sys.stdout.write("said once")
+    forkpool.forked_map(lambda n: n, list(range(32)), jobs=2)
+    sys.stdout.flush()
+    assert capfd.readouterr().out.count("said once") == 1
