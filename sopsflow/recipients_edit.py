@@ -295,7 +295,7 @@ def _add_flat(rule: Any, key: str, key_type: str) -> bool:
     if isinstance(current, list):
         if any(_same_key(str(item), key, key_type) for item in current):
             return False
-        current.append(key)
+        _append_item(current, key)
         return True
     if current is not None and str(current).strip():
         items = _split(str(current))
@@ -310,8 +310,58 @@ def _add_flat(rule: Any, key: str, key_type: str) -> bool:
     if key_type in rule:
         rule[key_type] = value
     else:
+        keys = list(rule.keys())
         rule.insert(position, key_type, value)
+        if keys and position == len(keys):
+            _carry_trailing_comment(rule, keys[-1], key_type)
     return True
+
+
+def _append_item(seq: Any, value: Any) -> None:
+    """Append to a list, keeping the comment lines that followed its last item
+    (a blank line and the next section's heading) after the new last item."""
+    seq.append(value)
+    if len(seq) >= 2:
+        _carry_trailing_comment(seq, len(seq) - 2, len(seq) - 1)
+
+
+def _carry_trailing_comment(container: Any, before: Any, new: Any) -> None:
+    """ruamel keeps the lines that follow an entry (blank lines, comments) in
+    that entry's end-of-line comment token, so a new entry placed after it
+    would land below them. Move those lines to the new entry; the old entry
+    keeps its own end-of-line comment."""
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    owner, slot_key, index = _trailing_slot(container, before)
+    if owner is None:
+        return
+    token = owner.ca.items[slot_key][index]
+    own, newline, following = token.value.partition("\n")
+    if not following:
+        return  # only an end-of-line comment: it stays where it is
+    token.value = own + newline
+    moved = CommentToken(newline + following, CommentMark(token.column), None)
+    target: Any = container
+    slot = new
+    while isinstance(target[slot], dict) and target[slot]:  # a mapping entry (KMS): after its last value
+        target, slot = target[slot], list(target[slot].keys())[-1]
+    target.ca.items[slot] = [moved, None, None, None] if isinstance(target, list) else [None, None, moved, None]
+
+
+def _trailing_slot(container: Any, key: Any) -> tuple[Any, Any, int]:
+    """(node, key, token index) of the comment token after ``container[key]``,
+    looking into the last entry of a nested mapping or list; (None, None, 0)."""
+    index = 0 if isinstance(container, list) else 2
+    entry = getattr(container, "ca", None) and container.ca.items.get(key)
+    if entry and len(entry) > index and entry[index] is not None:
+        return container, key, index
+    value = container[key]
+    if isinstance(value, dict) and value:
+        return _trailing_slot(value, list(value.keys())[-1])
+    if isinstance(value, list) and value:
+        return _trailing_slot(value, len(value) - 1)
+    return None, None, 0
 
 
 def _insert_position(rule: Any) -> int:
@@ -446,7 +496,7 @@ def _add_to_group(grp: Any, key: str, key_type: str) -> bool:
         entry = CommentedMap([("arn", arn)] + ([("role", role)] if role else []))
     items = grp.get(key_type)
     if isinstance(items, list):
-        items.append(entry)
+        _append_item(items, entry)
     else:
         grp[key_type] = CommentedSeq([entry])
     return True

@@ -6,19 +6,24 @@ Two phases, so that the user sees everything before anything is written:
   creation rule names now (``audit.recipient_diff``; no key needed) and
   decide whether the data key rotates;
 * **apply** - per planned file, unwrap the data key once, then either re-wrap
-  the *same* key for the rule's groups exactly as ``sops updatekeys`` does
-  (values, ``mac``, ``lastmodified``, ``version`` untouched; only the
-  metadata block is rewritten, nothing is decrypted but the MAC as a key
-  check) or, when a recipient was removed, rotate it: new data key, every
-  value re-encrypted with its IV kept, new MAC and ``lastmodified``.
+  the *same* key for the rule's groups as ``sops updatekeys`` does (values,
+  ``mac``, ``lastmodified``, ``version`` untouched; nothing is decrypted but
+  the MAC as a key check; only the metadata block is rewritten, and with one
+  key group the wraps of keys that stay are kept) or, when a recipient was
+  removed, rotate it: new data key, every value re-encrypted with its IV kept,
+  new MAC and ``lastmodified``.
 
-Every write is atomic (``fileio.atomic_write``), so a kill at any moment
-leaves each file fully old or fully new. A hard kill between creating the
-temp file and renaming it can leave a ``.NAME.XXXXXXXX.sopsflow-tmp`` next to
-NAME: it holds (part of) an *encrypted* file, never plaintext. Such strays
-are never taken for SOPS files when files are collected, and the next
-``sopsflow updatekeys`` run that covers NAME deletes them
-(:func:`remove_stray_temp_files`); ``*.sopsflow-tmp`` belongs in .gitignore.
+With ``-y`` nothing needs confirming, and :func:`update_files` does both
+phases in one pass per file. Files are processed in forked workers
+(:mod:`.forkpool`); every new file is built in memory first and then all are
+written together (``fileio.atomic_write_many``): each write is atomic, so a
+kill at any moment leaves each file fully old or fully new. A hard kill
+between creating the temp files and renaming them can leave
+``.NAME.XXXXXXXX.sopsflow-tmp`` next to NAME: it holds (part of) an
+*encrypted* file, never plaintext. Such strays are never taken for SOPS files
+when files are collected, and the next ``sopsflow updatekeys`` run that covers
+NAME deletes them (:func:`remove_stray_temp_files`); ``*.sopsflow-tmp``
+belongs in .gitignore.
 """
 
 from __future__ import annotations

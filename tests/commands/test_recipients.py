@@ -111,6 +111,47 @@ def test_add_to_key_group_and_kms(tmp_path: Path) -> None:
     assert already.changed_rules == [] and "already" in already.messages[0] and already.text == CONFIG
 
 
+SECTIONED = """\
+creation_rules:
+  # --- one -------------------------------------------------------------
+  - path_regex: ^one/
+    age:
+      - {a}  # first
+      - {b}  # second
+
+  # --- two: a string field ---------------------------------------------
+  - path_regex: ^two/
+    pgp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21  # dev team
+
+  # --- three: key groups -----------------------------------------------
+  - path_regex: ^three/
+    key_groups:
+      - kms:
+          - arn: arn:aws:kms:us-east-1:111111111111:key/one  # main
+
+  # --- four ---------------------------------------------------------------
+  - age: {a}
+"""
+
+
+@pytest.mark.parametrize("rule,key_type", [(0, "age"), (1, "age"), (2, "kms")])
+def test_added_recipient_goes_above_the_next_sections_comment(rule: int, key_type: str) -> None:
+    """ruamel keeps the lines after an entry in that entry's comment; the new
+    recipient must still land inside its rule, above the next heading."""
+    a, b, c = (new_age_id(n).recipient for n in "abc")
+    text = SECTIONED.format(a=a, b=b)
+    key = c if key_type == "age" else "arn:aws:kms:us-east-1:111111111111:key/two"
+    result = add_recipient(text, key, rule=rule)
+    diff = [line for line in difflib.ndiff(text.splitlines(), result.text.splitlines()) if line[:1] in "+-"]
+    assert all(line.startswith("+ ") for line in diff) and len(diff) == 1, diff
+    added = diff[0][2:]
+    lines = result.text.splitlines()
+    position = lines.index(added)
+    assert lines[position + 1] == "", lines[position - 2:position + 3]  # the blank line before the next heading
+    assert lines[position + 2].startswith("  # ---")
+    assert key in added
+
+
 def test_add_needs_a_rule_choice_when_ambiguous() -> None:
     with pytest.raises(SopsError, match="choose one with --rule N or --path-regex RE"):
         add_recipient(CONFIG, NEW)
