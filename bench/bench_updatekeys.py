@@ -99,12 +99,20 @@ def build(work: Path, count: int) -> tuple[Path, list[str], dict[str, str], str]
 
 def timed(work: Path, template: Path, new_config: str, run: Callable[[Path], None],
           check: Callable[[Path], None]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child processes) of one run."""
-    target = work / "run"
-    if target.exists():
-        shutil.rmtree(target)
+    """(wall seconds, CPU seconds of the child processes) of one run.
+
+    Each run gets a fresh copy in its own directory, and no copy is deleted
+    until every run is over: on this kind of VM disk (ext4 mounted with
+    ``discard``) deleting hundreds of files just before a run stalls the next
+    journal commits, which a tool that creates and fsyncs files (sopsflow's
+    atomic writes) then waits for while sops, which rewrites files in place
+    without fsync, does not. A real repository is not mass-deleted before
+    ``updatekeys``; the harness's own housekeeping must not be measured."""
+    runs = sorted(work.glob("run-*"))
+    target = work / f"run-{len(runs):04d}"
     shutil.copytree(template, target, symlinks=True)
     (target / ".sops.yaml").write_text(new_config)
+    os.sync()  # the copy is on disk, as a checked-out repository is
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     run(target)

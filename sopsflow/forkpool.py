@@ -44,16 +44,21 @@ def forked_map(func: Callable[[_T], _R], items: Sequence[_T], *, jobs: int = 0,
                progress: Callable[[int, int], None] | None = None) -> list[_R]:
     """``[func(x) for x in items]``; ``func`` must catch its own errors and return
     picklable results. ``progress(done, total)`` is called as items finish."""
-    total = len(items)
-    workers = worker_count(total, jobs)
+    workers = worker_count(len(items), jobs)
     if workers <= 1:
-        out = []
-        for done, item in enumerate(items, 1):
-            out.append(func(item))
-            if progress:
-                progress(done, total)
-        return out
+        return in_order(func, items, progress)
     return _run(func, items, workers, progress)
+
+
+def in_order(func: Callable[[_T], _R], items: Sequence[_T],
+             progress: Callable[[int, int], None] | None = None) -> list[_R]:
+    """``[func(x) for x in items]`` here, reporting ``progress(done, total)``."""
+    out = []
+    for done, item in enumerate(items, 1):
+        out.append(func(item))
+        if progress:
+            progress(done, len(items))
+    return out
 
 
 def _run(func: Callable[[_T], _R], items: Sequence[_T], workers: int,

@@ -28,6 +28,7 @@ belongs in .gitignore.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -107,8 +108,9 @@ class FilePlan:
 
     def without_content(self) -> FilePlan:
         """This plan without what was read to make it (for reports; picklable)."""
-        return dataclasses.replace(self, rule=None, rule_specs=[], data=b"", store=None, branches=None,
-                                   metadata=None)
+        slim = copy.copy(self)  # dataclasses.replace would run every field's __init__ again
+        slim.rule, slim.rule_specs, slim.data, slim.store, slim.branches, slim.metadata = None, [], b"", None, None, None
+        return slim
 
     @property
     def removed(self) -> list[str]:
@@ -275,8 +277,11 @@ def plan_files(
     jobs: int = 0,
     progress: Callable[[int, int], None] | None = None,
     cache: RuleCache | None = None,
+    keep_content: bool = True,
 ) -> list[FilePlan]:
-    """Plan every ``(absolute path, display name, explicit, rule or None)`` target, in order."""
+    """Plan every ``(absolute path, display name, explicit, rule or None)`` target, in order.
+    ``keep_content=False`` (a dry run: nothing will be applied) plans in worker
+    processes and returns the plans without what was read."""
     cache = cache or RuleCache()
 
     def one(target: tuple[Path, str, bool, Any]) -> FilePlan:
@@ -284,6 +289,10 @@ def plan_files(
         return plan_file(path, display, config=config, store_for=store_for, rotate=rotate, explicit=explicit,
                          rule=rule, cache=cache)
 
+    if not keep_content:
+        from .forkpool import forked_map
+
+        return forked_map(lambda target: one(target).without_content(), list(targets), jobs=jobs, progress=progress)
     return run_parallel(one, list(targets), jobs=jobs, progress=progress)
 
 
@@ -305,12 +314,15 @@ class Failure(NamedTuple):
 
 
 def build_file(plan: FilePlan, decryption_order: list[str] | None = None,
-               labels: Labels | None = None) -> bytes | Failure | None:
-    """The updated content of one planned file (None: nothing to do). Never raises."""
+               labels: Labels | None = None, *, recheck: bool = True) -> bytes | Failure | None:
+    """The updated content of one planned file (None: nothing to do). Never raises.
+    ``recheck``: read the file again and refuse if it changed since the plan
+    (a plan shown for confirmation may be minutes old; one made a moment ago
+    in the same pass is not)."""
     if plan.status != STATUS_UPDATE:
         return None
     try:
-        return _updated_bytes(plan, decryption_order, labels or {})
+        return _updated_bytes(plan, decryption_order, labels or {}, recheck)
     except SopsError as exc:
         return Failure(exc.message, exc.code, exc.detail or "")
     except Exception as exc:  # one broken file must not stop the others
@@ -372,7 +384,7 @@ def update_files(
         path, display, explicit, rule = target
         plan = plan_file(path, display, config=config, store_for=store_for, rotate=rotate, explicit=explicit,
                          rule=rule, cache=cache)
-        return plan.without_content(), build_file(plan, decryption_order, labels)
+        return plan.without_content(), build_file(plan, decryption_order, labels, recheck=False)
 
     if "age" in kinds:
         _load_age_identities()
@@ -428,17 +440,19 @@ def _load_age_identities() -> None:
         pass  # each file reports the problem when it needs a key
 
 
-def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: Labels) -> bytes:
+def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: Labels, recheck: bool) -> bytes:
     from .operations import encrypt_document, new_data_key, wrap_keys
 
     if plan.metadata is None or plan.branches is None or plan.store is None:
         raise SopsError(errors.GENERIC, "file was not planned")
-    try:
-        current = plan.path.read_bytes()
-    except OSError as exc:
-        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"cannot read file: {exc.strerror}") from None
-    if current != plan.data:
-        raise SopsError(errors.GENERIC, "file changed after the plan was made; run updatekeys again")
+    current = plan.data
+    if recheck:
+        try:
+            current = plan.path.read_bytes()
+        except OSError as exc:
+            raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"cannot read file: {exc.strerror}") from None
+        if current != plan.data:
+            raise SopsError(errors.GENERIC, "file changed after the plan was made; run updatekeys again")
     meta, branches, store = plan.metadata, plan.branches, plan.store
     data_key = unwrap_data_key(meta, decryption_order, labels)
     new_meta = dataclasses.replace(meta, key_groups=fresh_key_groups(plan), shamir_threshold=plan.threshold_after)
@@ -751,12 +765,9 @@ def run_parallel(
     total = len(items)
     workers = max(1, min(jobs or default_jobs(), total))
     if workers == 1:
-        results = []
-        for done, item in enumerate(items, 1):
-            results.append(func(item))
-            if progress:
-                progress(done, total)
-        return results
+        from .forkpool import in_order
+
+        return in_order(func, items, progress)
     out: list[Any] = [None] * total
     # Imported here: concurrent.futures pulls in logging, which most runs never need.
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait

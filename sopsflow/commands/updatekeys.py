@@ -77,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if args.yes and not args.dry_run:
         return _update_now(args, targets, config, store_for, cache, labels, out)
     progress = Progress("planning") if _interactive_stderr() else None
+    # A dry run keeps nothing for later and plans in worker processes; otherwise
+    # the plans keep what they read for the update (CPU work: threads would only contend).
     plans = updater.plan_files(targets, config=config, store_for=store_for, rotate=args.rotate,
-                               jobs=1, progress=progress, cache=cache)  # CPU work: threads would only contend
+                               jobs=args.jobs if args.dry_run else 1, progress=progress, cache=cache,
+                               keep_content=not args.dry_run)
     if progress:
         progress.close()
     out.write(updater.format_plan(plans, verbose=verbose))

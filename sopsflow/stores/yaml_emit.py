@@ -21,6 +21,7 @@ from .yaml_resolve import STR_TAG, is_base60_float, is_old_bool, plain_tag
 PLAIN, SINGLE, DOUBLE, LITERAL, SINGLE_BREAKS = 0, 1, 2, 3, 4
 
 _BREAKS = "\r\n\x85\u2028\u2029"
+_OTHER_BREAKS = re.compile("[\r\x85\u2028\u2029]")  # line breaks other than "\n"
 # Printable ASCII strings whose first character cannot start a YAML indicator or
 # another type: plain in block context unless ": ", " #", a trailing space or
 # colon, or a reserved word says otherwise (checked in string_style).
@@ -453,6 +454,9 @@ class _Emitter:
             self.write_indicator("+", False, False, False)
         self.put_break()
         self.whitespace = True
+        if not _OTHER_BREAKS.search(value):
+            self._literal_lines(value)
+            return
         breaks = True
         i = 0
         n = len(value)
@@ -473,6 +477,22 @@ class _Emitter:
             self.indention = False
             breaks = False
             i = j
+
+    def _literal_lines(self, value: str) -> None:
+        """The loop of :meth:`literal` for text whose only break is "\\n" (armoured
+        keys, certificates): whole lines at a time instead of characters."""
+        breaks = True
+        for number, line in enumerate(value.split("\n")):
+            if number:
+                self.put_break()
+                breaks = True
+            if line:
+                if breaks:
+                    self.write_indent()
+                self.out.append(line)
+                self.column += len(line)
+                self.indention = False
+                breaks = False
 
     # -- nodes ------------------------------------------------------------------------
     def prepare(self, value: Any, parent_head: str, parent_foot: str) -> tuple[Any, ...]:

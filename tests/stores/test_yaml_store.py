@@ -664,3 +664,23 @@ def test_analyze_shortcut_agrees_with_go_yamls_character_loop(text: str) -> None
     from sopsflow.stores.yaml_emit import _analyze, analyze_chars
 
     assert _analyze(text) == analyze_chars(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(st.sampled_from(list("ab -#:\n\t")), min_size=1, max_size=30).filter(lambda t: "\n" in t))
+def test_literal_block_line_shortcut_agrees_with_the_character_loop(text: str) -> None:
+    """Multi-line strings with only "\\n" breaks are written a line at a time;
+    the output must be what the character loop (go-yaml's) writes."""
+    import re as regex
+
+    from sopsflow.stores import yaml_emit
+
+    doc = [TreeMap([("k", text), ("list", [text, TreeMap([("n", text)])])])]
+    fast = yaml_emit.emit_documents(doc, 4)
+    original = yaml_emit._OTHER_BREAKS
+    yaml_emit._OTHER_BREAKS = regex.compile("")  # matches every string: the character loop
+    try:
+        slow = yaml_emit.emit_documents(doc, 4)
+    finally:
+        yaml_emit._OTHER_BREAKS = original
+    assert fast == slow
