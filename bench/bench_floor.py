@@ -1,0 +1,95 @@
+"""Benchmark: the least any CPython updatekeys can cost, next to sops' whole run.
+
+Issue 5 asks for ``sopsflow updatekeys`` of 100 files in at most half the
+time of one ``sops updatekeys -y F1..F100`` process. This script measures
+what no Python implementation can avoid on this machine, whatever its design:
+
+* starting the interpreter and importing the native libraries the job needs
+  (PyYAML's C parser for YAML and .sops.yaml, cryptography's AES-GCM for the
+  MAC check, pyrage for age, google-re2 for path_regex, json, subprocess for
+  git) - nothing of sopsflow itself;
+* one age unwrap and one age wrap per file with pyrage (the data key must be
+  unwrapped to be wrapped for the new recipient), spread ideally over every CPU.
+
+Their sum is a floor under any implementation; the script prints it against
+half of the sops process it times on the same files.
+
+    python bench/bench_floor.py [--files 100] [--repeat 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_updatekeys import build, sops_binary
+
+IMPORTS = ("import json, subprocess, yaml, pyrage, re2; "
+           "from yaml._yaml import CParser; "
+           "from cryptography.hazmat.primitives.ciphers.aead import AESGCM")
+
+
+def best_wall(command: list[str], repeat: int, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return min(times)  # a floor: the best the machine did
+
+
+def crypto_per_file(rounds: int = 300) -> float:
+    """Seconds for one age unwrap plus one age wrap of a 32-byte data key."""
+    import pyrage
+    from pyrage import x25519
+
+    ident = x25519.Identity.generate()
+    newcomer = x25519.Identity.generate().to_public()
+    wrapped = pyrage.encrypt(os.urandom(32), [ident.to_public()])
+    start = time.perf_counter()
+    for _ in range(rounds):
+        pyrage.encrypt(pyrage.decrypt(wrapped, [ident]), [newcomer])
+    return (time.perf_counter() - start) / rounds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=9)
+    args = parser.parse_args(argv)
+    python = sys.executable
+    bare = best_wall([python, "-c", "pass"], args.repeat)
+    imports = best_wall([python, "-c", IMPORTS], args.repeat)
+    crypto = crypto_per_file()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory(prefix="sopsflow-floor-") as tmp:
+        work = Path(tmp)
+        template, files, env, new_config = build(work, args.files)
+        (template / ".sops.yaml").write_text(new_config)
+        sops_times = []
+        for _ in range(args.repeat):
+            subprocess.run(["git", "checkout", "-q", "--", "."], cwd=template, env=env, check=True)
+            (template / ".sops.yaml").write_text(new_config)
+            start = time.perf_counter()
+            subprocess.run([sops_binary(), "updatekeys", "-y", *files], cwd=template, env=env, check=True,
+                           capture_output=True)
+            sops_times.append(time.perf_counter() - start)
+        sops = min(sops_times)
+    floor = imports + args.files * crypto / cpus
+    print(f"{args.files} files, {cpus} CPUs (fastest of {args.repeat} runs each):")
+    print(f"  python -c pass                        {bare * 1e3:7.1f} ms")
+    print(f"  python + the native libraries' import {imports * 1e3:7.1f} ms")
+    print(f"  age unwrap + wrap per file            {crypto * 1e3:7.3f} ms  (x{args.files} / {cpus} CPUs)")
+    print(f"  floor for any CPython implementation  {floor * 1e3:7.1f} ms")
+    print(f"  sops updatekeys -y F1..F{args.files}           {sops * 1e3:7.1f} ms  (target: half = {sops * 500:.1f} ms)")
+    print(f"  floor / sops                          {floor / sops:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
