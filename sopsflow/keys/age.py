@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shlex
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -327,6 +325,9 @@ def _read_env_sources(ids: AgeIdentities, readers: dict[str, bytes]) -> None:
 
 
 def _run_key_command(ids: AgeIdentities, command: str) -> bytes | None:
+    import shlex
+    import subprocess  # only for SOPS_AGE_KEY_CMD: most runs never start a process
+
     try:
         argv = shlex.split(command)
     except ValueError as exc:
