@@ -747,8 +747,8 @@ def file_digest(data: bytes) -> str:
 
 
 def default_jobs() -> int:
-    # Threads: age and AES release little of the GIL, but gpg and KMS/Vault
-    # calls wait on subprocesses and sockets, which overlap well.
+    # Threads, used only when PGP/KMS/Vault keys are involved: their calls wait
+    # on gpg and sockets, which overlap well (age work goes to forkpool).
     return min(32, (os.cpu_count() or 1) * 4)
 
 

@@ -310,3 +310,41 @@ def test_run_parallel_propagates_errors() -> None:
 
     with pytest.raises(ValueError):
         updater.run_parallel(boom, list(range(10)), jobs=3)
+
+
+def test_many_files_are_built_in_workers_and_written_together(tmp_path: Path, team: Team,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """apply_files (the confirmed, non -y path) and update_files (-y) over enough
+    files to fork workers: every file updated, one failure reported, the rest kept."""
+    from sopsflow import forkpool
+
+    if not forkpool.usable():
+        pytest.skip("forked workers are used on Linux only")
+    root = tmp_path / "many"
+    names = [f"f{n:02d}.{'yaml' if n % 2 else 'json'}" for n in range(40)]
+    for n, name in enumerate(names):
+        plain = b"a: 1\nb: two\n" if name.endswith("yaml") else b'{"a": 1, "b": "two"}'
+        owner = team.prod if n == 7 else team.admin  # one file the admin cannot open
+        encrypt_with_sopsflow(root / name, plain, [[owner]])
+    config = _config(root, "creation_rules:\n" + _rule(r".*", [team.admin, team.newcomer]))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(team.key_file(team.admin)))
+    forked: list[int] = []
+    real_run = forkpool._run
+
+    def spy(func, items, workers, progress):  # type: ignore[no-untyped-def]
+        forked.append(workers)
+        return real_run(func, items, workers, progress)
+
+    monkeypatch.setattr(forkpool, "_run", spy)
+    plans = [_plan(root / name, config) for name in names[:20]]
+    results = updater.apply_files(plans, jobs=2)
+    targets = [(root / name, name, False, None) for name in names[20:]]
+    _, more = updater.update_files(targets, config=config, store_for=_store_for, jobs=2)
+    assert forked == [2, 2]
+    failed = [r.plan.display for r in [*results, *more] if not r.ok]
+    assert failed == [names[7]]
+    for name in names:
+        if name != names[7]:
+            assert recipients_of(root / name) == [[team.admin.recipient, team.newcomer.recipient]], name
+    assert recipients_of(root / names[7]) == [[team.prod.recipient]]
+    assert not list(root.glob(".*.sopsflow-tmp"))
