@@ -68,35 +68,42 @@ def atomic_write_many(items: list[tuple[Path, bytes]], *, threads: int = 8) -> l
 def _write_group(items: list[tuple[Path, bytes]], threads: int) -> list[SopsError | None]:
     results: list[SopsError | None] = [None] * len(items)
     directories: set[Path] = set()
-    pending: list[tuple[int, int, str]] = []  # (item index, fd, temp path)
+    written: list[tuple[int, str]] = []  # (item index, temp path)
+    open_fds: list[int] = []
+    unfinished: set[str] = set()  # temp files neither renamed nor removed yet
     try:
         for index, (target, data) in enumerate(items):
             try:
-                pending.append((index, *_write_temp(target, data)))
+                fd, tmp = _write_temp(target, data)
             except SopsError as exc:
                 results[index] = exc
-        for index, error in _fsync_all([fd for _, fd, _ in pending], threads):
-            results[pending[index][0]] = _write_error(items[pending[index][0]][0], error)
-        for index, fd, tmp in pending:
-            os.close(fd)
+                continue
+            open_fds.append(fd)
+            unfinished.add(tmp)
+            written.append((index, tmp))
+        for position, error in _fsync_all(open_fds, threads):
+            index = written[position][0]
+            results[index] = _write_error(items[index][0], error)
+        while open_fds:
+            os.close(open_fds.pop())
+        for index, tmp in written:
+            target = items[index][0]
+            if results[index] is None:
+                try:
+                    os.replace(tmp, target)
+                    directories.add(_parent(target))
+                except OSError as exc:
+                    results[index] = _write_error(target, exc)
             if results[index] is not None:
                 _discard(tmp)
-                continue
-            target = items[index][0]
-            try:
-                os.replace(tmp, target)
-            except OSError as exc:
-                _discard(tmp)
-                results[index] = _write_error(target, exc)
-                continue
-            directories.add(_parent(target))
-        pending = []
-    finally:
-        for _, fd, tmp in pending:  # interrupted: nothing was renamed yet
+            unfinished.discard(tmp)
+    finally:  # interrupted: the files not renamed yet stay as they were
+        for fd in open_fds:
             try:
                 os.close(fd)
             except OSError:
                 pass
+        for tmp in unfinished:
             _discard(tmp)
     for directory in directories:
         _sync_directory(directory)

@@ -70,3 +70,24 @@ def test_temp_names_match_the_stray_cleanup(tmp_path: Path, monkeypatch: pytest.
     os.close(fd)
     assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o600
     assert updater.remove_stray_temp_files(target) == [Path(tmp)]
+
+
+def test_interrupt_while_renaming_leaves_each_file_old_or_new(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [tmp_path / f"f{n}.json" for n in range(6)]
+    for p in paths:
+        p.write_bytes(b"old")
+    real_replace = os.replace
+    calls = [0]
+
+    def flaky(src: str, dst: object) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fileio.os, "replace", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        fileio.atomic_write_many([(p, b"new") for p in paths])
+    assert [p.read_bytes() for p in paths] == [b"new", b"new"] + [b"old"] * 4
+    assert not _temps(tmp_path)
