@@ -10,7 +10,8 @@ Workers never write the user's files: the parent does, after collecting every
 result, so a failing, interrupted or killed worker cannot leave a file half
 done. A worker that dies or answers garbage has its items computed again in
 the parent. Fork is used on Linux only (macOS system libraries are not
-fork-safe); elsewhere, and for small inputs, the items run in this process.
+fork-safe) and only while this process runs a single thread; otherwise, and
+for small inputs, the items run in this process.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ MIN_ITEMS_PER_WORKER = 8
 
 
 def usable() -> bool:
-    return sys.platform.startswith("linux") and hasattr(os, "fork")
+    """Fork only on Linux, and only from a single-threaded process: a fork
+    copies just the calling thread, so a lock another thread holds (logging,
+    a library's) would stay locked forever in the child."""
+    if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+        return False
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() <= 1
 
 
 def worker_count(items: int, jobs: int = 0) -> int:

@@ -78,3 +78,19 @@ def test_children_do_not_print_buffered_output(capfd: pytest.CaptureFixture[str]
     forkpool.forked_map(lambda n: n, list(range(32)), jobs=2)
     sys.stdout.flush()
     assert capfd.readouterr().out.count("said once") == 1
+
+
+def test_a_process_running_threads_does_not_fork() -> None:
+    import threading
+
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait, daemon=True)
+    helper.start()
+    try:
+        assert not forkpool.usable()
+        here = os.getpid()
+        assert set(forkpool.forked_map(lambda n: os.getpid(), list(range(40)), jobs=2)) == {here}
+    finally:
+        stop.set()
+        helper.join()
+    assert forkpool.usable()
