@@ -316,5 +316,11 @@ def _work_tree_root(start: Path) -> Path:
 
 
 def _git_message(stderr: bytes) -> str:
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    return lines[-1].removeprefix("fatal: ") if lines else "git failed"
+    """git's reason in one line: its first ``fatal:``/``error:`` line (advice
+    such as the safe.directory command follows on later lines)."""
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line[len(prefix):]
+    return lines[0] if lines else "git failed"

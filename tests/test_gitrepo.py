@@ -185,3 +185,14 @@ def test_tracked_listing_outside_a_repository(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # whatever encloses the temp dir
     with pytest.raises(SopsError, match="not a git repository"):
         TrackedListing(outside)
+
+
+def test_git_errors_are_told_in_one_line() -> None:
+    from sopsflow.gitrepo import _git_message
+
+    dubious = (b"fatal: detected dubious ownership in repository at '/repo'\n"
+               b"To add an exception for this directory, call:\n\n"
+               b"\tgit config --global --add safe.directory /repo\n")
+    assert _git_message(dubious) == "detected dubious ownership in repository at '/repo'"
+    assert _git_message(b"warning: x\nerror: bad index file\n") == "bad index file"
+    assert _git_message(b"") == "git failed"

@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rot.add_argument("--no-rotate", dest="rotate", action="store_const", const="never",
                      help="keep the data key even when a recipient is removed")
     p.add_argument("--report", metavar="FILE", help="write the removed-recipient exposure report as JSON")
-    p.add_argument("--jobs", type=int, default=0, metavar="N", help="files processed at once: worker processes for age keys (default: one per CPU), "
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="files processed at once: worker processes for age keys (default: one per CPU), "
                         "threads when rules name PGP, KMS or Vault keys (default: 4 per CPU)")
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run, rotate="auto")
