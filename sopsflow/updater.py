@@ -345,9 +345,8 @@ def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None
     else:
         from .forkpool import forked_map
 
-        if any(p.metadata for p in plans):
-            _load_age_identities()
-        built = forked_map(build, plans, jobs=jobs, progress=progress)
+        workers_ok = _age_ready_for_workers(run_key_command=True)  # keys are needed: files are pending
+        built = forked_map(build, plans, jobs=jobs if workers_ok else 1, progress=progress)
     return write_results(plans, built)
 
 
@@ -386,9 +385,8 @@ def update_files(
                          rule=rule, cache=cache)
         return plan.without_content(), build_file(plan, decryption_order, labels, recheck=False)
 
-    if "age" in kinds:
-        _load_age_identities()
-    pairs = forked_map(one, list(targets), jobs=jobs, progress=progress)
+    workers_ok = "age" not in kinds or _age_ready_for_workers(run_key_command=False)
+    pairs = forked_map(one, list(targets), jobs=jobs if workers_ok else 1, progress=progress)
     plans = [plan for plan, _ in pairs]
     pending = [i for i, plan in enumerate(plans) if plan.status == STATUS_UPDATE]
     return plans, write_results([plans[i] for i in pending], [pairs[i][1] for i in pending])
@@ -429,15 +427,21 @@ def _rule_key_types(config: Any, cache: RuleCache) -> set[str]:
     return kinds
 
 
-def _load_age_identities() -> None:
-    """Read the age identities once, before workers fork: a passphrase-protected
-    identity then asks once, and no worker reads the key files again."""
-    try:
-        from .keys.age import load_identities
+def _age_ready_for_workers(*, run_key_command: bool) -> bool:
+    """Load the age identities before workers fork, so that none reads the key
+    files again; False when the files must instead be done in this process:
+    a passphrase-protected identity (unlocked on first use) would be asked
+    for by every worker at once, and SOPS_AGE_KEY_CMD, which loading runs,
+    should run once and - when ``run_key_command`` is False because no file
+    may need a key - only if one does."""
+    from .keys.age import SOPS_AGE_KEY_CMD, load_identities
 
-        load_identities()
+    if os.environ.get(SOPS_AGE_KEY_CMD) and not run_key_command:
+        return False
+    try:
+        return not load_identities().locked
     except Exception:
-        pass  # each file reports the problem when it needs a key
+        return True  # each file reports the problem when it needs a key
 
 
 def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: Labels, recheck: bool) -> bytes:

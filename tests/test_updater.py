@@ -348,3 +348,50 @@ def test_many_files_are_built_in_workers_and_written_together(tmp_path: Path, te
             assert recipients_of(root / name) == [[team.admin.recipient, team.newcomer.recipient]], name
     assert recipients_of(root / names[7]) == [[team.prod.recipient]]
     assert not list(root.glob(".*.sopsflow-tmp"))
+
+
+def test_key_command_runs_only_when_a_key_is_needed_and_once(tmp_path: Path, team: Team,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """SOPS_AGE_KEY_CMD may prompt (a password manager): an up-to-date run must
+    not start it, and an update of many files starts it once, not per worker."""
+    from sopsflow.keys.age import clear_identity_cache
+
+    root = tmp_path / "cmd"
+    names = [f"f{n:02d}.json" for n in range(24)]
+    for name in names:
+        encrypt_with_sopsflow(root / name, b'{"a": "b"}', [[team.admin]])
+    log = tmp_path / "calls.log"
+    command = f"sh -c 'echo call >> {log}; cat {team.key_file(team.admin)}'"
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE", raising=False)
+    monkeypatch.setenv("SOPS_AGE_KEY_CMD", command)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+    targets = [(root / name, name, False, None) for name in names]
+
+    clear_identity_cache()
+    same = _config(root, "creation_rules:\n" + _rule(r".*", [team.admin]))
+    plans, results = updater.update_files(targets, config=same, store_for=_store_for, jobs=2)
+    assert results == [] and all(p.status == updater.STATUS_CURRENT for p in plans)
+    assert not log.exists()
+
+    clear_identity_cache()
+    grown = _config(root, "creation_rules:\n" + _rule(r".*", [team.admin, team.newcomer]))
+    _, results = updater.update_files(targets, config=grown, store_for=_store_for, jobs=2)
+    assert len(results) == 24 and all(r.ok for r in results), [r.reason for r in results if not r.ok]
+    assert log.read_text() == "call\n"
+
+
+def test_passphrase_protected_identity_keeps_the_work_in_this_process(tmp_path: Path, team: Team,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """An identity unlocked on first use would be asked for by every worker."""
+    import pyrage
+
+    from sopsflow.keys.age import clear_identity_cache
+
+    locked = tmp_path / "locked.age"
+    locked.write_bytes(pyrage.passphrase.encrypt(team.admin.identity.encode(), "secret"))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(locked))
+    clear_identity_cache()
+    assert updater._age_ready_for_workers(run_key_command=True) is False
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(team.key_file(team.admin)))
+    clear_identity_cache()
+    assert updater._age_ready_for_workers(run_key_command=True) is True
