@@ -345,7 +345,8 @@ def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None
     else:
         from .forkpool import forked_map
 
-        workers_ok = _age_ready_for_workers(run_key_command=True)  # keys are needed: files are pending
+        pending = any(p.status == STATUS_UPDATE for p in plans)  # then keys are needed anyway
+        workers_ok = pending and _age_ready_for_workers(run_key_command=True)
         built = forked_map(build, plans, jobs=jobs if workers_ok else 1, progress=progress)
     return write_results(plans, built)
 
