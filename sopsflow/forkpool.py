@@ -84,7 +84,12 @@ def _run(func: Callable[[_T], _R], items: Sequence[_T], workers: int,
         for number in range(1, workers):
             indexes = list(range(number, total, workers))
             result_read, result_write = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no process to spare: this process does the remaining shares
+                os.close(result_read)
+                os.close(result_write)
+                break
             if pid == 0:  # pragma: no cover - runs in the child, reported through the pipe
                 os.close(result_read)
                 os.close(tick_read)

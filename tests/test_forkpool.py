@@ -94,3 +94,11 @@ def test_a_process_running_threads_does_not_fork() -> None:
         stop.set()
         helper.join()
     assert forkpool.usable()
+
+
+def test_when_fork_fails_this_process_does_every_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(forkpool.os, "fork", no_fork)
+    assert forkpool.forked_map(lambda n: n * 3, list(range(40)), jobs=4) == [n * 3 for n in range(40)]
