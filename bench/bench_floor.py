@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_updatekeys import build, sops_binary
+from bench_updatekeys import build
+from benchlib import sops_binary
 
 IMPORTS = ("import json, subprocess, yaml, pyrage, re2; "
            "from yaml._yaml import CParser; "

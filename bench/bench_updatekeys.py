@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -30,15 +29,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchlib import sopsflow_command
+from benchlib import child_cpu, sops_binary, sopsflow_command
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("yaml", "json", "env", "ini", "pem")
-
-
-def sops_binary() -> str:
-    found = Path(sys.executable).parent / "sops"
-    return str(found) if found.exists() else (shutil.which("sops") or "sops")
 
 
 def age_pair() -> tuple[str, str]:
@@ -113,13 +107,10 @@ def timed(work: Path, template: Path, new_config: str, run: Callable[[Path], Non
     shutil.copytree(template, target, symlinks=True)
     (target / ".sops.yaml").write_text(new_config)
     os.sync()  # the copy is on disk, as a checked-out repository is
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
+    cpu_start, start = child_cpu(), time.perf_counter()
     run(target)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    elapsed, cpu = time.perf_counter() - start, child_cpu() - cpu_start
     check(target)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return elapsed, cpu
 
 

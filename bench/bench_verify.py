@@ -34,15 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import sopsflow_command
+from benchlib import child_cpu, sops_binary, sopsflow_command
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def sops_binary() -> str:
-    found = Path(sys.executable).parent / "sops"
-    return str(found) if found.exists() else (shutil.which("sops") or "sops")
 
 
 def environment(key_file: Path) -> dict[str, str]:
@@ -125,15 +120,6 @@ def generate(root: Path, total: int, sops_count: int, recipient: str, env: dict[
 
 
 # --- timing -----------------------------------------------------------------------------
-
-
-def child_cpu() -> float:
-    """CPU seconds used by finished child processes so far (user + system):
-    a figure that other load on the machine barely moves."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_verify(root: Path, env: dict[str, str], args: list[str], repeat: int
