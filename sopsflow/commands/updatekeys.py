@@ -12,6 +12,7 @@ import argparse
 import functools
 import json
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -215,7 +216,11 @@ def _git_tracked_files(listing: Any = None) -> list[tuple[Path, str]]:
     out = []
     for name in names:
         path = listing.root / name
-        if path.is_file() and not path.is_symlink():
+        try:
+            regular = stat.S_ISREG(os.lstat(path).st_mode)  # one call: a regular file, not a link
+        except OSError:
+            continue  # tracked but deleted in the work tree
+        if regular:
             out.append((Path(os.path.abspath(path)), _display(path)))
     return out
 
