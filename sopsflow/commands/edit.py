@@ -387,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
     if exists:
         from ..fileio import rewrite_target
 
-        rewrite_target(file_name, args.break_hardlinks)  # refuse before anyone edits
+        rewrite_target(file_name, getattr(args, "break_hardlinks", False))  # refuse before anyone edits
         state = _existing_state(args, file_name, in_store)
         if not args.show_master_keys:
             from ..conflict_edit import add_notes, conflict_notes
@@ -398,7 +398,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         state = _new_state(args, file_name, in_store)
     result = edit_state(state, file_name, in_store, out_store, args.show_master_keys, bool(notes))
-    atomic_write(file_name, result, break_hardlinks=args.break_hardlinks)
+    atomic_write(file_name, result, break_hardlinks=getattr(args, "break_hardlinks", False))
     if state.removed:
         sys.stderr.write(
             f"Removed {', '.join(state.removed)}: the data key was rotated. Git history still holds the old "

@@ -147,7 +147,7 @@ def _change(args: argparse.Namespace, edit: Any) -> int:
     rewrap_keys(meta, data_key)
     result = out_store.dump_encrypted(branches, meta.to_dict(json_style=out_store.name != "yaml"))
     if args.in_place:
-        atomic_write(args.file, result, break_hardlinks=args.break_hardlinks)
+        atomic_write(args.file, result, break_hardlinks=getattr(args, "break_hardlinks", False))
     else:
         sys.stdout.buffer.write(result)
         sys.stdout.buffer.flush()

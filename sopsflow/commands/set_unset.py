@@ -358,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
     if args.set_kind == "set" and not changed and args.idempotent:
         logger().info("File not written due to no change")
         return 0
-    atomic_write(file_name, result, break_hardlinks=args.break_hardlinks)
+    atomic_write(file_name, result, break_hardlinks=getattr(args, "break_hardlinks", False))
     return 0
 
 

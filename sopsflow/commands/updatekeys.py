@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress("updating") if _interactive_stderr() else None
     try:
         results = updater.apply_files(pending, decryption_order=common.decryption_order(args), labels=labels,
-                                      jobs=args.jobs, progress=progress, break_hardlinks=args.break_hardlinks)
+                                      jobs=args.jobs, progress=progress,
+                                      break_hardlinks=getattr(args, "break_hardlinks", False))
     except KeyboardInterrupt:
         sys.stderr.write(_INTERRUPTED)
         raise
@@ -129,7 +130,7 @@ def _update_now(args: argparse.Namespace, targets: Sequence[Any], config: Any, s
         plans, results = updater.update_files(targets, config=config, store_for=store_for, rotate=args.rotate,
                                               decryption_order=common.decryption_order(args), labels=labels,
                                               jobs=args.jobs, progress=progress, cache=cache,
-                                              break_hardlinks=args.break_hardlinks)
+                                              break_hardlinks=getattr(args, "break_hardlinks", False))
     except KeyboardInterrupt:
         sys.stderr.write(_INTERRUPTED)
         raise
