@@ -17,8 +17,8 @@ What every rewrite of a file guarantees (docs/security.md, "Files on disk"):
   ``flock`` on ``sopsflow.lock`` in the git directory (outside a repository:
   on the target's directory), so between them no update is ever lost;
 * temp files are ``.NAME.HOST.pPID.RANDOM.sopsflow-tmp`` (``...RANDOM.plaintext.sopsflow-tmp``
-  when they hold plaintext), so that cleanup only removes those whose process
-  is gone.
+  when they hold plaintext), so that cleanup - after each single-file write,
+  and by ``updatekeys`` - only removes those whose process is gone.
 """
 
 from __future__ import annotations
@@ -176,6 +176,8 @@ def atomic_write(path: str | Path, data: bytes, mode: int | None = None, *, plai
             raise _write_error(target, exc) from None
         raise
     _sync_directory(_parent(target))
+    # What an earlier, killed write of this file left (a `decrypt -i` leaves plaintext).
+    remove_stray_temp_files([target])
 
 
 #: Files written per group in atomic_write_many (each holds a descriptor until renamed).
@@ -349,6 +351,34 @@ def temp_process_gone(temp: TempName) -> bool:
     except OSError:
         return False
     return False
+
+
+def remove_stray_temp_files(paths: Iterable[Path]) -> list[Path]:
+    """Delete the temp files (``.NAME.HOST.pPID.XXXXXXXX[.plaintext].sopsflow-tmp``)
+    next to each of ``paths`` whose process is gone - a kill left them (each
+    directory is listed once). Those of a live process, or of another host,
+    are another writer's work in progress and stay."""
+    by_dir: dict[Path, set[str]] = {}
+    for path in paths:
+        by_dir.setdefault(_parent(path), set()).add(path.name)
+    removed: list[Path] = []
+    for directory, names in by_dir.items():
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            temp = parse_temp_name(entry)
+            if temp is None or temp.owner not in names or not temp_process_gone(temp):
+                continue
+            stray = directory / entry
+            try:
+                if stat.S_ISREG(os.lstat(stray).st_mode):
+                    os.unlink(stray)
+                    removed.append(stray)
+            except OSError:
+                pass
+    return removed
 
 
 def _is_random(text: str) -> bool:

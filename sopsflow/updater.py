@@ -727,34 +727,11 @@ def is_temp_file(name: str) -> bool:
 
 
 def remove_stray_temp_files(paths: Path | Sequence[Path]) -> list[Path]:
-    """Delete the temp files (``fileio``: ``.NAME.HOST.pPID.XXXXXXXX.sopsflow-tmp``)
-    next to each of ``paths`` whose process is gone - a hard kill left them
-    (each directory is listed once). Those of a live process, or of another
-    host, are another writer's work in progress and stay."""
-    from .fileio import parse_temp_name, temp_process_gone
+    """Delete the temp files next to each of ``paths`` whose process is gone
+    (``fileio.remove_stray_temp_files``)."""
+    from .fileio import remove_stray_temp_files as remove
 
-    targets = [paths] if isinstance(paths, Path) else list(paths)
-    by_dir: dict[Path, set[str]] = {}
-    for path in targets:
-        by_dir.setdefault(path.parent, set()).add(path.name)
-    removed: list[Path] = []
-    for directory, names in by_dir.items():
-        try:
-            entries = os.listdir(directory)
-        except OSError:
-            continue
-        for entry in entries:
-            temp = parse_temp_name(entry)
-            if temp is None or temp.owner not in names or not temp_process_gone(temp):
-                continue
-            stray = directory / entry
-            try:
-                if stray.is_file() and not stray.is_symlink():
-                    stray.unlink()
-                    removed.append(stray)
-            except OSError:
-                pass
-    return removed
+    return remove([paths] if isinstance(paths, Path) else list(paths))
 
 
 def file_digest(data: bytes) -> str:

@@ -429,6 +429,22 @@ def test_a_killed_decrypt_in_place_leaves_a_temp_file_named_as_plaintext(work: P
     assert not left.exists()  # its process is gone
 
 
+def test_the_next_write_of_the_file_removes_what_a_killed_one_left(work: Path) -> None:
+    target = work / "a.yaml"
+    target.write_bytes(sops_encrypt("a.yaml", PLAIN))
+    left = killed_decrypt_in_place(work, target)
+    host = fileio._host_part(os.uname().nodename)
+    alive = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        busy = work / _temp_name("a.yaml", host, alive.pid, "0123abcd", plaintext=True)
+        busy.write_text("another writer's work in progress")
+        done = run_sopsflow(["rotate", "-i", "a.yaml"], env=env_for(work), cwd=work)
+        assert done.returncode == 0, done.stderr
+        assert not left.exists() and busy.exists()
+    finally:
+        alive.communicate(b"")
+
+
 @pytest.mark.parametrize("plaintext", [True, False])
 def test_the_hook_and_verify_refuse_committed_temp_files(tmp_path: Path, plaintext: bool) -> None:
     repo = init_repo(tmp_path / "repo", {"secrets/a.yaml": sops_encrypt("a.yaml", PLAIN)})
