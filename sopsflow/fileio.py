@@ -289,15 +289,16 @@ def _write_temp(target: Path, data: bytes, mode: int | None = None, st: os.stat_
 
 def _keep_owner(fd: int, st: os.stat_result) -> bool:
     """Give the temp file target's owner and group; the owner only where the
-    OS permits (root, or our own file). False when the group could not be kept."""
+    OS permits (root, or our own file). False when the group could not be kept.
+    Any refusal (EPERM; a file system without owners) is an answer, not an error."""
     try:
         os.fchown(fd, st.st_uid, st.st_gid)
         return True
-    except PermissionError:
+    except OSError:
         pass
     try:
         os.fchown(fd, -1, st.st_gid)
-    except PermissionError:
+    except OSError:
         return os.fstat(fd).st_gid == st.st_gid
     return True
 
