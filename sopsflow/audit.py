@@ -66,6 +66,7 @@ STALE_RECIPIENTS = "stale-recipients"
 SYMLINK_AT_RULE_PATH = "symlink-at-rule-path"
 UNMATCHED_SOPS_FILE = "unmatched-sops-file"
 INVALID_CONFIG = "invalid-config"
+TEMP_FILE = "sopsflow-temp-file"
 
 KINDS = (
     PLAINTEXT_SECRET,
@@ -76,6 +77,7 @@ KINDS = (
     SYMLINK_AT_RULE_PATH,
     UNMATCHED_SOPS_FILE,
     INVALID_CONFIG,
+    TEMP_FILE,
 )
 
 #: Files that configure sops/sopsflow: never themselves subject to a rule.
@@ -132,6 +134,12 @@ def fingerprint(kind: str, path: str, anchor: str) -> str:
 
 def _q(path: str) -> str:
     return shlex.quote(path)
+
+
+def _is_temp_file(rel_path: str) -> bool:
+    from .fileio import is_temp_file
+
+    return is_temp_file(rel_path.rsplit("/", 1)[-1])
 
 
 def is_config_file(rel_path: str) -> bool:
@@ -626,6 +634,12 @@ class _Auditor:
 
     def run(self) -> FileAudit:
         self.result.store_name = format_for_path(self.path)
+        if _is_temp_file(self.path):
+            # Whatever it holds (a killed `decrypt -i` leaves plaintext in one),
+            # it is a write in progress, never something to commit: not allow-listable.
+            self.add(TEMP_FILE, "sopsflow temp file (an interrupted write; may hold plaintext)",
+                     fix=f"git rm --cached {_q(self.path)}, delete it and add '*.sopsflow-tmp' to .gitignore")
+            return self.result
         try:
             self._judge()
         except _BrokenConfig:

@@ -57,6 +57,10 @@ RULES: dict[str, tuple[str, str]] = {
         "SOPS file that no .sops.yaml creation rule matches",
         "Add a creation rule for it or move it under a covered path.",
     ),
+    "sopsflow-temp-file": (
+        "Temp file of an interrupted sopsflow write (it may hold plaintext)",
+        "Remove it from the index and delete it; add *.sopsflow-tmp to .gitignore.",
+    ),
     "invalid-config": (
         "Invalid .sops.yaml",
         "Fix the named problem; sops refuses to encrypt with this configuration.",

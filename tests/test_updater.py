@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -278,7 +280,14 @@ def test_atomic_write_temp_name_matches_cleanup_pattern(tmp_path: Path, monkeypa
     monkeypatch.setattr(fileio.os, "replace", spy)
     fileio.atomic_write(tmp_path / "a.yaml", b"new")
     (tmp_path / seen[0]).write_text("left by a kill")
-    assert updater.remove_stray_temp_files(tmp_path / "a.yaml") == [tmp_path / seen[0]]
+    # Created by this process, which is alive: another writer's work in progress.
+    assert updater.remove_stray_temp_files(tmp_path / "a.yaml") == []
+    # The same name from a process that has ended is a stray.
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    name = re.sub(r"\.p\d+\.", f".p{int(ended.stdout)}.", seen[0])
+    assert name != seen[0]
+    os.rename(tmp_path / seen[0], tmp_path / name)
+    assert updater.remove_stray_temp_files(tmp_path / "a.yaml") == [tmp_path / name]
 
 
 def test_run_parallel_order_progress_and_concurrency() -> None:
