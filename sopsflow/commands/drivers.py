@@ -134,11 +134,16 @@ def _kind(store: Any, data: bytes) -> str:
 
 
 def _sops_merge(args: argparse.Namespace, store: Any, base: bytes | None, ours: bytes, theirs: bytes) -> int:
+    from ..drivers import merge_context
     from ..fileio import atomic_write
     from ..merge import merge_documents
 
     try:
-        outcome = merge_documents(store, base, ours, theirs)
+        context = merge_context(_repo_root(), args.path)
+    except SopsError as exc:
+        raise _Refuse(f"cannot read ours' creation rule ({_first_line(exc.message)})") from None
+    try:
+        outcome = merge_documents(store, base, ours, theirs, context.policy)
     except SopsError as exc:
         raise _Refuse(f"cannot merge ({_first_line(exc.message)})") from None
     if outcome.conflicts:
@@ -149,13 +154,41 @@ def _sops_merge(args: argparse.Namespace, store: Any, base: bytes | None, ours: 
         )
         for path in outcome.conflicts:
             sys.stderr.write(f"    {path}\n")
+        if context.rule_change:
+            _note(f"{args.path}: also, {context.rule_change}")
         _print_resolution(args.path, outcome.conflicts)
         return 1
+    if outcome.refused is not None:
+        for note in outcome.notes:
+            _note(f"{args.path}: {note}")
+        raise _Refuse(outcome.refused)
     assert outcome.data is not None
+    # The result never widens the recipients beyond ours' rule, so it may be
+    # written even when the merge stops below on a rule change.
     atomic_write(args.ours, outcome.data)
-    if outcome.key_source == "theirs":
-        _note(f"{args.path}: merged with their data key and recipients (the newer key set)")
+    for note in outcome.notes:
+        _note(f"{args.path}: {note}")
+    if context.rule_change:
+        quoted = shlex.quote(args.path)
+        _note(
+            f"{args.path}: {context.rule_change}. The merge does not take recipients from the branch that changes "
+            "the policy: the merged values are in place for ours' recipients (conflict)."
+        )
+        sys.stderr.write(
+            "  to resolve: review the .sops.yaml change; once it is merged as wanted, apply it and mark the file:\n"
+            f"    sopsflow updatekeys -y {quoted} && git add {quoted}\n"
+        )
+        sys.stderr.flush()
+        return 1
     return 0
+
+
+def _repo_root() -> Path:
+    """The work tree's top directory (git runs drivers there)."""
+    done = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, check=False)
+    if done.returncode != 0:
+        return Path.cwd()
+    return Path(done.stdout.decode("utf-8", "surrogateescape").rstrip("\n"))
 
 
 def _print_resolution(path: str, conflicts: list[str]) -> None:
