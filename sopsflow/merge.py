@@ -402,11 +402,11 @@ def _choose_key_set(ours: Any, theirs: Any, base: Any, policy: KeyPolicy) -> tup
         if outside:
             return FRESH, [f"theirs adds recipients that {policy.label} does not name ({', '.join(outside)}); "
                            "they hold the shared data key, so the merge replaces it"]
-        dropped = [ident for t, ident in _unique_keys(ours_layout)
+        dropped = [f"{t} {ident}" for t, ident in _unique_keys(ours_layout)
                    if t not in RULE_KEY_TYPES and (t, ident) not in _identities(theirs_layout)]
         if dropped:
-            return OURS, [f"theirs removes {', '.join(dropped)} (a key type sopsflow cannot check against the rule); "
-                          "kept ours' recipients"]
+            return OURS, [f"theirs removes {', '.join(dropped)} (a key type sopsflow cannot check against a rule, "
+                          "so it is never dropped); kept ours' recipients"]
         return THEIRS_RECIPIENTS, ["kept theirs' recipient change (same data key, nobody outside the rule)"]
     if base is not None and ours.data_key == base.data_key:
         return FRESH, ["theirs replaced the data key; their key is not adopted (its author may know it), "
