@@ -43,9 +43,12 @@ def test_install_then_commits_are_judged(repo: Path) -> None:
     done = install(repo)
     assert done.returncode == 0, done.stderr
     hook = repo / ".git" / "hooks" / "pre-commit"
-    assert done.stdout.strip() == f"installed {hook}"
+    merge_hook = repo / ".git" / "hooks" / "pre-merge-commit"
+    assert done.stdout.splitlines() == [f"installed {hook}", f"installed {merge_hook}"]
     assert os.access(hook, os.X_OK) and f"SOPSFLOW_PYTHON_DEFAULT={sys.executable}" in hook.read_text()
-    assert install(repo).stdout.strip() == f"{hook} is already up to date"
+    assert os.access(merge_hook, os.X_OK) and MARKER in merge_hook.read_text()
+    assert install(repo).stdout.splitlines() == [f"{hook} is already up to date",
+                                                 f"{merge_hook} is already up to date"]
     write(repo, "secrets/db.yaml", PLAIN)
     stage(repo, "secrets/db.yaml")
     refused = try_commit(repo)
