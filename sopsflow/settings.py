@@ -116,7 +116,7 @@ def parse_settings(data: bytes, source: str = SETTINGS_FILE) -> AuditSettings:
     allow = doc.get("allow")
     if allow is not None:
         if not isinstance(allow, dict):
-            raise SopsError(errors.GENERIC, f"{source}: `allow` must be a mapping with `paths` and/or `fingerprints`")
+            raise SopsError(errors.GENERIC, f"{source}: `allow` must be a mapping with `paths`, `fingerprints` and/or `recipients`")
         unknown = sorted(str(k) for k in allow if k not in _ALLOW_KEYS)
         if unknown:
             raise SopsError(errors.GENERIC, f"{source}: unknown key(s) in `allow`: {', '.join(unknown)}")
