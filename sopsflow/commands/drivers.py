@@ -191,7 +191,7 @@ def _sops_merge(args: argparse.Namespace, store: Any, base: bytes | None, ours: 
         _print_resolution(args.path, outcome.conflicts)
         return 1
     if outcome.refused is not None:
-        for note in outcome.notes:
+        for note in outcome.notes + ([context.rule_change] if context.rule_change else []):
             _note(f"{args.path}: {note}")
         raise _Refuse(outcome.refused)
     assert outcome.data is not None
