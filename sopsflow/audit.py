@@ -53,6 +53,7 @@ from . import detectors
 from .cipher import parse as parse_enc
 from .engine import Policy
 from .errors import SopsError
+from .keys.registry import RULE_KEY_TYPES
 from .metadata import Metadata
 from .settings import AuditSettings
 from .stores import format_for_path, store_for_path
@@ -86,9 +87,6 @@ KINDS = (
     INVALID_CONFIG,
 )
 
-#: Key types a creation rule can name (``config.KeySpec``); entries of any
-#: other type are kept verbatim and cannot be judged against a rule.
-RULE_KEY_TYPES = frozenset({"age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault"})
 #: Files that configure sops/sopsflow: never themselves subject to a rule.
 CONFIG_NAMES = (".sops.yaml", ".sopsflow.yaml")
 #: Findings per file for individual plaintext values before they are summed up.
@@ -841,7 +839,7 @@ class _Auditor:
             diffs = [d for d in diffs if d.added or d.removed]
         if not diffs:
             return
-        outside = self._outside_rule(meta, rule)
+        outside = self._outside_rule(meta, rule, allowed)
         if outside:
             self.add(RECIPIENTS_OUTSIDE_RULE,
                      f"recipients that {rule_label(rule)} does not name: {', '.join(outside)} "
@@ -854,11 +852,11 @@ class _Auditor:
                  severity=ERROR if strict else WARNING, fix=f"sopsflow updatekeys {_q(self.path)}",
                  anchor="recipients")
 
-    def _outside_rule(self, meta: Metadata, rule: CreationRule) -> list[str]:
-        """Identities of the file's known-type keys that the rule names in no
-        group, minus the ones ``allow.recipients`` accepts for this file."""
+    @staticmethod
+    def _outside_rule(meta: Metadata, rule: CreationRule, allowed: set[str]) -> list[str]:
+        """Identities of the file's keys that the rule names in no group, minus
+        the ones ``allow.recipients`` accepts for this file."""
         named = {ident for group in _rule_identities(rule) for ident in group}
-        allowed = set(self.settings.allowed_recipients(self.path))
         return _unique(
             k.identity() for group in meta.key_groups for k in group
             if k.type_name in RULE_KEY_TYPES and (k.type_name, k.identity()) not in named

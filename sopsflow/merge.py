@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SopsError
+from .keys.registry import RULE_KEY_TYPES
 from .tree import Branches, Comment, TreeMap, go_float_f
 
 
@@ -280,10 +281,6 @@ def merge_trees(base: Branches | None, ours: Branches, theirs: Branches) -> Merg
 
 #: Identities of one file's (or rule's) key groups: per group, (type, identity).
 Layout = list[list[tuple[str, str]]]
-
-#: Key types a creation rule can name; entries of other types (hckms, newer
-#: ones) are kept verbatim and can be neither judged nor wrapped afresh.
-RULE_KEY_TYPES = frozenset({"age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault"})
 
 OURS = "ours"
 THEIRS_RECIPIENTS = "theirs-recipients"

@@ -76,7 +76,6 @@ class AuditSettings:
             fingerprint == fp or (len(fp) >= 8 and fingerprint.startswith(fp)) for fp in self.allow_fingerprints
         )
 
-
     def allowed_recipients(self, path: str) -> list[str]:
         """Identities ``allow.recipients`` accepts for ``path`` beyond its rule."""
         from .policy import glob_match
