@@ -98,7 +98,7 @@ def test_attack_a_outsider_key_never_gets_main_secrets(tmp_path: Path, second_ke
     assert done.returncode == 0, output
     assert reads(repo, attacker_key) is None
     assert attacker not in (repo / NAME).read_text()
-    assert "not adopted" in output
+    assert "not adopted" in output and f"does not name ({attacker})" in output
     team = reads(repo, AGE_KEY_FILE)
     assert team is not None and "added_after_fork: main-secret-after-fork" in team
     # the merge commit passes the repository's own check
