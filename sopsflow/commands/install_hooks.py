@@ -99,7 +99,8 @@ exit $status
 """
 
 
-#: Merge commits made without a conflict run this hook instead of pre-commit.
+#: Merge commits made without a conflict run this hook instead of pre-commit;
+#: kept identical to hooks/pre-merge-commit (a test compares them).
 MERGE_HOOK_SCRIPT = """#!/bin/sh
 # sopsflow-managed-hook (installed by `sopsflow install-hooks`; safe to re-run)
 #

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow.commands.install_hooks import HOOK_SCRIPT, MARKER, hook_script
+from sopsflow.commands.install_hooks import HOOK_SCRIPT, MARKER, MERGE_HOOK_SCRIPT, hook_script
 from tests.conftest import REPO
 from tests.gitfixtures import git, git_env, init_repo, sops_encrypt, stage, write
 
@@ -37,6 +37,9 @@ def test_shipped_hook_is_the_installed_script() -> None:
     assert os.access(shipped, os.X_OK)
     assert MARKER in HOOK_SCRIPT
     assert "SOPSFLOW_PYTHON_DEFAULT='/x y/python'" in hook_script("/x y/python")
+    shipped_merge = REPO / "hooks" / "pre-merge-commit"
+    assert shipped_merge.read_text() == MERGE_HOOK_SCRIPT and os.access(shipped_merge, os.X_OK)
+    assert MARKER in MERGE_HOOK_SCRIPT
 
 
 def test_install_then_commits_are_judged(repo: Path) -> None:
