@@ -140,3 +140,29 @@ def test_hook_uses_the_sopsflow_variable(repo: Path, tmp_path: Path) -> None:
     done = subprocess.run(["/bin/sh", str(REPO / "hooks" / "pre-commit")], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "fake check"
+
+
+def test_merge_commits_are_judged_and_a_foreign_merge_hook_is_chained(repo: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    foreign = "#!/bin/sh\necho ran > \"$(git rev-parse --show-toplevel)/merge-local-ran\"\n"
+    (hooks / "pre-merge-commit").write_text(foreign)
+    (hooks / "pre-merge-commit").chmod(0o755)
+    refused = install(repo)
+    assert refused.returncode == 1 and "pre-merge-commit exists" in refused.stderr
+    assert not (hooks / "pre-commit").exists()  # nothing is installed when one hook is refused
+    assert install(repo, "--chain").returncode == 0
+    assert (hooks / "pre-merge-commit.local").read_text() == foreign
+    # a branch that adds a plaintext secret, merged without a conflict: pre-merge-commit refuses
+    git(repo, "checkout", "-q", "-b", "feature")
+    write(repo, "secrets/db.yaml", PLAIN)
+    stage(repo, "secrets/db.yaml")
+    git(repo, "commit", "-q", "--no-verify", "-m", "plaintext")
+    git(repo, "checkout", "-q", "main")
+    write(repo, "notes.txt", "main\n")
+    stage(repo, "notes.txt")
+    assert try_commit(repo).returncode == 0
+    before = git(repo, "rev-parse", "HEAD").stdout
+    done = git(repo, "merge", "--no-edit", "feature", check=False)
+    assert done.returncode != 0 and b"secrets/db.yaml" in done.stdout + done.stderr
+    assert git(repo, "rev-parse", "HEAD").stdout == before and (repo / "merge-local-ran").exists()
