@@ -389,28 +389,30 @@ def merge_documents(store: Any, base: bytes | None, ours: bytes, theirs: bytes,
 
 def _choose_key_set(ours: Any, theirs: Any, base: Any, policy: KeyPolicy) -> tuple[str, list[str]]:
     ours_layout, theirs_layout = _layout(ours.metadata), _layout(theirs.metadata)
-    if theirs.data_key == ours.data_key:
-        if base is None or _layout(base.metadata) != ours_layout or theirs_layout == ours_layout:
-            return OURS, []
-        # Only theirs changed the recipients of the shared data key.
-        allowed = _identities(policy.layout) | _identities(ours_layout)
-        outside = [ident for t, ident in _unique_keys(theirs_layout)
-                   if (t, ident) not in allowed and ident not in policy.allowed]
-        if outside:
-            return FRESH, [f"theirs adds recipients that {policy.label} does not name ({', '.join(outside)}); "
-                           "they hold the shared data key, so the merge replaces it"]
-        dropped = [f"{t} {ident}" for t, ident in _unique_keys(ours_layout)
-                   if t not in RULE_KEY_TYPES and (t, ident) not in _identities(theirs_layout)]
-        if dropped:
-            return OURS, [f"theirs removes {', '.join(dropped)} (a key type sopsflow cannot check against a rule, "
-                          "so it is never dropped); kept ours' recipients"]
-        return THEIRS_RECIPIENTS, ["kept theirs' recipient change (same data key, nobody outside the rule)"]
-    if base is not None and ours.data_key == base.data_key:
-        return FRESH, ["theirs replaced the data key; their key is not adopted (its author may know it), "
-                       f"the merge uses a fresh one for {policy.label}"]
-    if base is None or theirs.data_key != base.data_key:
-        return OURS, ["both sides have their own data key; kept ours' data key and recipients"]
-    return OURS, []
+    allowed = _identities(policy.layout) | _identities(ours_layout)
+    outside = [ident for t, ident in _unique_keys(theirs_layout)
+               if (t, ident) not in allowed and ident not in policy.allowed]
+    if theirs.data_key != ours.data_key:
+        notes = [f"theirs is encrypted for recipients that {policy.label} does not name ({', '.join(outside)}); "
+                 "they get nothing from this merge"] if outside else []
+        if base is not None and ours.data_key == base.data_key:
+            return FRESH, notes + ["theirs replaced the data key; their key is not adopted (its author may "
+                                   f"know it), the merge uses a fresh one for {policy.label}"]
+        if base is None or theirs.data_key != base.data_key:
+            notes.append("both sides have their own data key; kept ours' data key and recipients")
+        return OURS, notes
+    if base is None or _layout(base.metadata) != ours_layout or theirs_layout == ours_layout:
+        return OURS, []
+    # Only theirs changed the recipients of the shared data key.
+    if outside:
+        return FRESH, [f"theirs adds recipients that {policy.label} does not name ({', '.join(outside)}); "
+                       "they hold the shared data key, so the merge replaces it"]
+    dropped = [f"{t} {ident}" for t, ident in _unique_keys(ours_layout)
+               if t not in RULE_KEY_TYPES and (t, ident) not in _identities(theirs_layout)]
+    if dropped:
+        return OURS, [f"theirs removes {', '.join(dropped)} (a key type sopsflow cannot check against a rule, "
+                      "so it is never dropped); kept ours' recipients"]
+    return THEIRS_RECIPIENTS, ["kept theirs' recipient change (same data key, nobody outside the rule)"]
 
 
 def _cannot_rotate(*metas: Any) -> str | None:
