@@ -118,7 +118,8 @@ def count_regex_bytes() -> Iterator[dict[str, int]]:
     by detector (for tests and benchmarks: the detectors are linear when this
     stays a small multiple of the input size)."""
     global _COUNTS
-    saved, counts = _COUNTS, {}
+    saved = _COUNTS
+    counts: dict[str, int] = {}
     _COUNTS = counts
     try:
         yield counts
@@ -889,6 +890,6 @@ def _compose_environment(node: Any) -> Iterator[tuple[str, str, int]]:
                 yield key.strip(), value.strip(), item.start_mark.line + 1
     elif kind == "MappingNode":
         for key_node, value_node in node.value:
-            key, value = _scalar(key_node), _scalar(value_node)
-            if key is not None and value is not None and value_node.tag != NULL_TAG:
-                yield key, value, value_node.start_mark.line + 1
+            name, text = _scalar(key_node), _scalar(value_node)
+            if name is not None and text is not None and value_node.tag != NULL_TAG:
+                yield name, text, value_node.start_mark.line + 1
