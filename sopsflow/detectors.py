@@ -577,12 +577,47 @@ def find_k8s_secrets(data: bytes) -> list[Detection]:
         first_line = line_of(start)
         docs = _yaml_nodes(chunk)
         if docs is None:
-            out.extend(_k8s_secrets_by_lines(chunk, first_line, index))
+            parsed = _json_document(chunk)
+            if parsed is not None:  # JSON that libyaml refuses (a line break before a colon)
+                out.extend(d._replace(line=first_line) for d in _json_secrets(parsed, index))
+            else:
+                out.extend(_k8s_secrets_by_lines(chunk, first_line, index))
             continue
         for doc in docs:
             for secret in _secret_nodes(doc):
                 out.extend(d._replace(line=(d.line or 1) + first_line - 1) for d in _secret_values(secret, index))
     return out
+
+
+def _json_document(chunk: bytes) -> Any:
+    if chunk.lstrip()[:1] not in (b"{", b"["):
+        return None
+    import json
+
+    try:
+        return json.loads(chunk)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _json_secrets(doc: Any, doc_index: int, depth: int = 0) -> Iterator[Detection]:
+    """As :func:`_secret_values`, over a document the json module parsed."""
+    if not isinstance(doc, dict) or depth > 8:
+        return
+    if isinstance(doc.get("kind"), str) and doc["kind"].strip() == "Secret":
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        name = "/".join(str(meta[k]) for k in ("namespace", "name") if isinstance(meta.get(k), str) and meta[k])
+        for field in ("data", "stringData"):
+            values = doc.get(field)
+            for key, value in (values.items() if isinstance(values, dict) else ()):
+                if value is None or (isinstance(value, str) and not _k8s_value_is_secret(value)):
+                    continue
+                label = f"'{name}' " if name else ""
+                yield Detection(f"Kubernetes Secret {label}with a plaintext {field} value ({key})", None,
+                                f"k8s-secret:{doc_index}:{name}:{field}.{key}")
+    items = doc.get("items")
+    for item in items if isinstance(items, list) else ():
+        yield from _json_secrets(item, doc_index, depth + 1)
 
 
 def _scalar(node: Any) -> str | None:
