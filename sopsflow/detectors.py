@@ -233,6 +233,8 @@ _DECORATION = b" \t\"',;\\|#*/+-"
 #: base64 characters a body needs before it counts as a key; real keys have
 #: hundreds (an Ed25519 OpenSSH key ~400), documentation placeholders a few.
 MIN_KEY_BODY = 64
+#: An Ed25519 .ppk holds a single 48-character private line; its headers leave no doubt.
+MIN_PUTTY_BODY = 40
 #: How far after its header a key body is looked for.
 _KEY_WINDOW = 16384
 
@@ -312,7 +314,7 @@ def _putty_keys(data: bytes) -> list[Detection]:
             line = raw.strip()
             if line and not line.translate(None, _B64_CHARS):
                 body += len(line)
-        if body >= MIN_KEY_BODY:
+        if body >= MIN_PUTTY_BODY:
             out.append(Detection("PuTTY private key", line_of(m.start()), f"private-key:PuTTY:{len(out)}"))
     return out
 
@@ -402,14 +404,13 @@ def _decoded_findings(decoded: bytes, how: str, line: Any) -> list[Detection]:
 def _utf16_keys(data: bytes) -> list[Detection]:
     if b"\0" not in data:
         return []
-    out: list[Detection] = []
     for codec in ("utf-16-le", "utf-16-be"):
         at = min((a for a in (data.find(m.decode().encode(codec)) for m in _KEY_MARKERS) if a >= 0), default=-1)
-        if at < 0:
-            continue
-        text = data[at % 2:].decode(codec, "replace").encode("utf-8", "replace")
-        out += _decoded_findings(text, "UTF-16", lambda d: d.line)
-    return out
+        if at >= 0:
+            # ASCII read as the other byte order one byte on is the same text: decode once
+            text = data[at % 2:].decode(codec, "replace").encode("utf-8", "replace")
+            return _decoded_findings(text, "UTF-16", lambda d: d.line)
+    return []
 
 
 def _base64_keys(data: bytes) -> list[Detection]:
@@ -426,6 +427,9 @@ def _base64_keys(data: bytes) -> list[Detection]:
             continue  # inside a run already decoded
         start, end, joined, at_joined = _b64_run(data, mask, at)
         done_until = end
+        # padding ends an encoding: what precedes the last "=" before the hit is another text
+        cut = joined.rfind(b"=", 0, at_joined) + 1
+        joined, at_joined = joined[cut:], at_joined - cut
         # the needle sits `offset` characters into an aligned encoding
         aligned = joined[(at_joined - offset) % 4:]
         aligned = aligned[: len(aligned) - len(aligned) % 4]
@@ -459,15 +463,14 @@ def _b64_run(data: bytes, mask: bytes, at: int) -> tuple[int, int, bytes, int]:
     end = line_end if end < 0 else end
     pieces = [data[start:end]]
     before = 0
-    if start == line_start or not mask[line_start:start].strip():
+    if not data[line_start:start].strip():
         # whole base64 lines above belong to the run
         cursor = line_start - 1
         while cursor > 0:
             prev = mask.rfind(b"\n", 0, cursor) + 1
-            text = mask[prev:cursor].strip()
-            if not text or text.strip(b"A"):
-                break
             piece = data[prev:cursor].strip()
+            if not piece or piece.translate(None, _B64_CHARS):
+                break
             pieces.insert(0, piece)
             before += len(piece)
             start, cursor = prev, prev - 1
@@ -476,10 +479,10 @@ def _b64_run(data: bytes, mask: bytes, at: int) -> tuple[int, int, bytes, int]:
         while cursor < len(data):
             nxt = mask.find(b"\n", cursor)
             nxt = len(data) if nxt < 0 else nxt
-            text = mask[cursor:nxt].strip()
-            if not text or text.strip(b"A"):
+            piece = data[cursor:nxt].strip()
+            if not piece or piece.translate(None, _B64_CHARS):
                 break
-            pieces.append(data[cursor:nxt].strip())
+            pieces.append(piece)
             end, cursor = nxt, nxt + 1
     run_start_in_line = max(mask.rfind(b" ", line_start, at) + 1, line_start)
     return start, end, b"".join(pieces), before + (at - run_start_in_line)
@@ -654,6 +657,8 @@ def _secret_values(secret: Any, doc_index: int) -> Iterator[Detection]:
             value = _scalar(value_node)
             if value_node.tag == NULL_TAG or (value is not None and not _k8s_value_is_secret(value)):
                 continue
+            if value is None and _template_node(value_node):
+                continue
             key = _scalar(key_node) or "?"
             label = f"'{name}' " if name else ""
             yield Detection(
@@ -669,6 +674,12 @@ _TEMPLATE = _Regex("values", r"(?:\$\{[^}]*\}|\{\{.*\}\}|<[^<>]*>|\(\(.*\)\)|%\{
 def _is_template(text: str) -> bool:
     """``${VAR}``, ``{{ .Values.x }}``, ``<password>``, ``((var))``, ``%{x}`` (``text`` stripped)."""
     return text[:1] in ("$", "{", "<", "(", "%") and bool(_TEMPLATE.match(text))
+
+
+def _template_node(node: Any) -> bool:
+    """``{{ x }}`` unquoted, which YAML reads as a mapping inside a mapping."""
+    inner = node.value[0][0] if type(node).__name__ == "MappingNode" and len(node.value) == 1 else None
+    return bool(node.flow_style) and type(inner).__name__ == "MappingNode" and bool(inner.flow_style)
 
 
 def _k8s_value_is_secret(value: str) -> bool:
