@@ -608,7 +608,8 @@ def _json_secrets(doc: Any, doc_index: int, depth: int = 0) -> Iterator[Detectio
     if not isinstance(doc, dict) or depth > 8:
         return
     if isinstance(doc.get("kind"), str) and doc["kind"].strip() == "Secret":
-        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        found = doc.get("metadata")
+        meta: dict[str, Any] = found if isinstance(found, dict) else {}
         name = "/".join(str(meta[k]) for k in ("namespace", "name") if isinstance(meta.get(k), str) and meta[k])
         for field in ("data", "stringData"):
             values = doc.get(field)
@@ -679,7 +680,8 @@ def _is_template(text: str) -> bool:
 def _template_node(node: Any) -> bool:
     """``{{ x }}`` unquoted, which YAML reads as a mapping inside a mapping."""
     inner = node.value[0][0] if type(node).__name__ == "MappingNode" and len(node.value) == 1 else None
-    return bool(node.flow_style) and type(inner).__name__ == "MappingNode" and bool(inner.flow_style)
+    return inner is not None and bool(node.flow_style) and type(inner).__name__ == "MappingNode" \
+        and bool(inner.flow_style)
 
 
 def _k8s_value_is_secret(value: str) -> bool:
