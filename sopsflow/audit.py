@@ -258,7 +258,10 @@ class _CommentLeaf(NamedTuple):
 
     @property
     def encrypted(self) -> bool:
-        return self.text.startswith("ENC[AES256_GCM,")
+        """One ENC[] value and nothing else (the INI store joins a run of
+        comment lines: a plaintext line after an encrypted one is plaintext)."""
+        text = self.text.strip()
+        return text.startswith("ENC[AES256_GCM,") and text.endswith("]") and "\n" not in text
 
 
 class _Doc:
@@ -523,10 +526,13 @@ def _may_hold_plain_comments(data: bytes, store_name: str) -> bool:
 
 def _comment_line(data: bytes, comment: _CommentLeaf) -> int | None:
     """The line of a plaintext comment (best effort: the first line holding its first line)."""
-    first = comment.text.strip().split("\n", 1)[0].strip()
+    lines = [t.strip().lstrip("#;").strip() for t in comment.text.split("\n")]
+    first = next((t for t in lines if t and not t.startswith("ENC[AES256_GCM,")), None)
+    if first is None:
+        return None
     for number, raw in enumerate(data.decode("utf-8", "replace").split("\n"), start=1):
         body = raw.strip()
-        if body[:1] in ("#", ";") and body[1:].strip() == first:
+        if body[:1] in ("#", ";") and body.lstrip("#;").strip() == first:
             return number
     return None
 
@@ -923,16 +929,16 @@ class _Auditor:
     def _metadata(self, doc: _Doc) -> Metadata | None:
         """Load the recorded metadata; broken-sops findings for what sops would refuse."""
         fix = f"sopsflow encrypt -i {_q(self.path)} (re-create it from the plaintext)"
-        try:
-            meta = Metadata.from_dict(doc.raw_meta)
-        except SopsError as exc:
-            self.add(BROKEN_SOPS, f"SOPS metadata does not load: {exc.message}", fix=fix, anchor="metadata")
-            return None
         if isinstance(doc.raw_meta, dict):
             # metadata is never encrypted: a value hidden here, at any depth, is plaintext
             for name in _hidden_in_metadata(doc.raw_meta):
                 self.add(PARTLY_PLAINTEXT, f"unexpected entry {name!r} in the sops metadata, which is never "
                          "encrypted", fix=f"remove it from {_q(self.path)}", anchor=f"metadata:{name}")
+        try:
+            meta = Metadata.from_dict(doc.raw_meta)
+        except SopsError as exc:
+            self.add(BROKEN_SOPS, f"SOPS metadata does not load: {exc.message}", fix=fix, anchor="metadata")
+            return None
         if not meta.mac:
             self.add(BROKEN_SOPS, "SOPS metadata has no mac: sops refuses to decrypt it", fix=fix, anchor="mac")
         elif enc_problem(meta.mac):

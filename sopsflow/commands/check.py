@@ -115,6 +115,16 @@ class _Configs:
         directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
         return self._lookup(directory)
 
+    def for_data(self, rel: str) -> tuple[Config | None, str, SopsError | None]:
+        """The config that judges ``rel`` as data. A nested `.sops.yaml` that
+        defines no creation rules governs nothing, itself included: what it
+        holds besides configuration is judged by the config above it."""
+        found = self.for_file(rel)
+        config = found[0]
+        if "/" in rel and rel.rsplit("/", 1)[1] == CONFIG_NAME and config is not None and not config.has_creation_rules:
+            return self._lookup(rel.rsplit("/", 2)[0] if rel.count("/") >= 2 else "")
+        return found
+
     def _lookup(self, directory: str) -> tuple[Config | None, str, SopsError | None]:
         cached = self._by_dir.get(directory)
         if cached is not None:
@@ -189,7 +199,7 @@ def audit_files(repo: Repo, files: list[GitFile], source: _Source, settings: Aud
     configs = _Configs(source)
     audits = []
     for f in sorted(files, key=lambda g: g.path):
-        config, config_rel, problem = configs.for_file(f.path)
+        config, config_rel, problem = configs.for_data(f.path)
         if problem is not None:
             # fail closed: nothing is judged against a config sops would refuse
             broken = FileAudit(f.path, status="broken")
