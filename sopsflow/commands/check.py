@@ -14,6 +14,11 @@ repository, as staged (a `.sops.yaml` not in the index is read from disk);
 sopsflow's own settings from ``.sopsflow.yaml`` at the root, likewise. A
 config that does not load fails closed.
 
+Options come before ``--``; an unknown one is an error (exit 2), never
+ignored, and abbreviations are not accepted. After ``--`` every word is a
+file: the hook manifest passes ``args: [--]``, so pre-commit's staged names
+(``--rev=HEAD`` included) are always judged as files.
+
 Output: one line per finding (path, what is wrong, the command that fixes
 it), then a summary; exit 1 when anything is refused, 0 otherwise.
 """
@@ -45,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="refuse staged plaintext secrets (the commit hook)",
         description="Judge what git is about to commit: files at creation-rule paths must be properly "
         "SOPS-encrypted, and no private key, age identity, Kubernetes Secret or dotenv credential may sit "
-        "in plaintext elsewhere. Exit 1 when anything is refused.",
+        "in plaintext elsewhere. Exit 1 when anything is refused. After --, every word is a file "
+        "(the hook manifest passes --, so a staged file named like an option is judged, not obeyed).",
+        # A staged file named `--all` must never pass for `--all-files`: options are spelt out.
+        allow_abbrev=False,
     )
     p.add_argument("files", nargs="*", metavar="FILES", help="files to check (default: every staged change)")
     p.add_argument("--strict", action="store_true",
