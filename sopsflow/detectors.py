@@ -81,23 +81,35 @@ class _Regex:
     them, and compiling them all costs every process start) that can count
     the bytes each call hands to the engine."""
 
-    __slots__ = ("_args", "_compiled", "group")
+    __slots__ = ("_args", "_compiled", "group", "_re2")
 
-    def __init__(self, group: str, pattern: str | bytes, flags: int = 0) -> None:
+    def __init__(self, group: str, pattern: str | bytes, flags: int = 0, *, re2: bool = False) -> None:
         self.group = group
         self._args = (pattern, flags)
         self._compiled: Any = None
+        #: RE2 (a DFA: linear, and one pass for many alternatives) for gates
+        #: that only ask whether anything matches
+        self._re2 = re2
 
     def _re(self, subject: str | bytes, pos: int, endpos: int | None) -> Any:
         if _COUNTS is not None:
             end = len(subject) if endpos is None else min(endpos, len(subject))
             _COUNTS[self.group] = _COUNTS.get(self.group, 0) + max(0, end - pos)
         if self._compiled is None:
-            self._compiled = re.compile(*self._args)
+            if self._re2:
+                import re2
+
+                self._compiled = re2.compile(self._args[0])
+            else:
+                self._compiled = re.compile(*self._args)
         return self._compiled
 
     def search(self, subject: Any, pos: int = 0, endpos: int | None = None) -> Any:
         return self._re(subject, pos, endpos).search(subject, pos, len(subject) if endpos is None else endpos)
+
+    def found(self, subject: Any) -> bool:
+        """Whether the pattern occurs anywhere in ``subject``."""
+        return self._re(subject, 0, None).search(subject) is not None
 
     def match(self, subject: Any, pos: int = 0, endpos: int | None = None) -> Any:
         return self._re(subject, pos, endpos).match(subject, pos, len(subject) if endpos is None else endpos)
@@ -352,8 +364,7 @@ def bech32_valid(text: str) -> bool:
 # --- key material in UTF-16 or base64 ---------------------------------------------
 
 #: Text that only key material contains; looked for in its encoded forms.
-_KEY_MARKERS = (b"PRIVATE KEY-----", b"PRIVATE KEY BLOCK-----", b"PuTTY-User-Key-File-",
-                b"AGE-SECRET-KEY-", b"age-secret-key-")
+_KEY_MARKERS = (b"PRIVATE KEY", b"PuTTY-User-Key-File-", b"AGE-SECRET-KEY-", b"age-secret-key-")
 _B64_NEEDLES: list[tuple[bytes, int]] | None = None
 _B64_MASK: bytes | None = None
 
@@ -369,6 +380,18 @@ def _b64_mask() -> bytes:
         table[10] = table[13] = ord("\n")
         _B64_MASK = bytes(table)
     return _B64_MASK
+
+
+#: Any base64 needle, as one RE2 pass (built from :func:`_b64_needles` on first use).
+_B64_GATE: _Regex | None = None
+
+
+def _b64_gate() -> _Regex:
+    global _B64_GATE
+    if _B64_GATE is None:
+        needles = sorted({needle for needle, _ in _b64_needles()})
+        _B64_GATE = _Regex("encoded-key", b"|".join(re.escape(n) for n in needles), re2=True)
+    return _B64_GATE
 
 
 def _b64_needles() -> list[tuple[bytes, int]]:
@@ -414,10 +437,10 @@ def _utf16_keys(data: bytes) -> list[Detection]:
 
 
 def _base64_keys(data: bytes) -> list[Detection]:
-    hits = sorted((at, offset) for needle, offset in _b64_needles()
-                  for at in _find_all(data, needle))
-    if not hits:
+    if not _b64_gate().found(data):
         return []
+    present = [(needle, offset) for needle, offset in _b64_needles() if needle in data]
+    hits = sorted((at, offset) for needle, offset in present for at in _find_all(data, needle))
     out: list[Detection] = []
     mask = data.translate(_b64_mask())
     line_of = _LineCounter(data)
@@ -490,9 +513,9 @@ def _b64_run(data: bytes, mask: bytes, at: int) -> tuple[int, int, bytes, int]:
 
 # --- provider tokens -----------------------------------------------------------------
 
-#: Literal prefixes: a file without any of them needs no regex at all.
-_TOKEN_PREFIXES = (b"AKIA", b"ASIA", b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_", b"xoxb-",
-                   b"xoxp-", b"xoxa-", b"xoxr-", b"xoxs-", b"sk_live_", b"rk_live_", b"glpat-", b"npm_")
+#: The tokens' prefixes in one RE2 pass: most files hold none, and need no more.
+_TOKEN_GATE = _Regex("provider-token", rb"AKIA|ASIA|gh[pousr]_|github_pat_|xox[bpars]-|[sr]k_live_|glpat-|npm_",
+                     re2=True)
 _PROVIDER_TOKEN = _Regex(
     "provider-token",
     rb"(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255}|"
@@ -508,7 +531,7 @@ _TOKEN_CHAR = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 def find_provider_tokens(data: bytes) -> list[Detection]:
     """Tokens whose shape names their provider, whatever key or line they sit
     on. Placeholders (``AKIAIOSFODNN7EXAMPLE``, ``ghp_xxxx...``) are not tokens."""
-    if not any(prefix in data for prefix in _TOKEN_PREFIXES):
+    if not _TOKEN_GATE.found(data):
         return []
     out: list[Detection] = []
     line_of = _LineCounter(data)
