@@ -551,9 +551,19 @@ def find_provider_tokens(data: bytes) -> list[Detection]:
 
 def _token_is_real(token: str) -> bool:
     body = token.split("_", 2)[-1] if token.startswith(("gh", "github_pat_", "sk_", "rk_", "npm_")) else token[4:]
-    if _PLACEHOLDER_WORDS.search(token) or len(set(body.lower())) <= 4:
+    if _PLACEHOLDER_WORDS.search(token) or len(set(body.lower())) <= 4 or _has_sequence(body):
         return False
     return _entropy(body) >= 3.0
+
+
+def _has_sequence(text: str, length: int = 6) -> bool:
+    """``ABCDEF``, ``123456``: typed by a person writing an example, not drawn at random."""
+    run = 1
+    for a, b in zip(text, text[1:], strict=False):
+        run = run + 1 if ord(b) == ord(a) + 1 else 1
+        if run >= length:
+            return True
+    return False
 
 
 # --- Kubernetes Secrets --------------------------------------------------------------

@@ -85,6 +85,7 @@ def test_provider_tokens_under_any_key_name(name: str) -> None:
         "stripe: sk_live_your_key_here_0000000000",
         "See https://github.com/settings/tokens for ghp_ tokens; Slack bots use xoxb- tokens.",
         "ROUTEAKIA0123456789ABCDEF",  # part of a longer word
+        "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP",  # typed, not drawn at random
         "key: ENC[AES256_GCM,data:AKIAZZZZ,iv:x,tag:y,type:str]",
     ],
 )
