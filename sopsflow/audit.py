@@ -862,6 +862,16 @@ class _Auditor:
                 self._add_comment(comment, f"plaintext comment in {comment.shown!r} where the file's own options "
                                   "encrypt comments (hand-added to an encrypted file?)")
 
+    def _metadata_comments(self) -> None:
+        """A comment inside the YAML ``sops:`` block: metadata is never encrypted."""
+        if self.result.store_name != "yaml" or not _may_hold_plain_comments(self.data, "yaml"):
+            return
+        from .stores.yaml_store import metadata_comments
+
+        if any(text.strip() for text in metadata_comments(self.data)):
+            self.add(PARTLY_PLAINTEXT, "plaintext comment inside the sops metadata, which is never encrypted",
+                     fix=f"remove it from {_q(self.path)}", anchor="metadata:comment")
+
     def _add_comment(self, comment: _CommentLeaf, message: str) -> None:
         if self._value_findings >= MAX_VALUE_FINDINGS:
             self._extra_values += 1
@@ -1019,6 +1029,7 @@ class _Auditor:
                      anchor=f"problem:{message}")
         self._judge_values(doc, policies, rule, meta)
         self._judge_comments(doc, policies)
+        self._metadata_comments()
         if meta is not None and rule is not None:
             self._recipients(meta, rule)
         if rule is None:

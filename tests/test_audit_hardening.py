@@ -158,6 +158,13 @@ def test_plaintext_nested_in_the_sops_block(enc_yaml: str, where: str, edit) -> 
     assert any(f"'{where}'" in f.message for f in result.findings)
 
 
+def test_a_comment_in_the_sops_block_is_plaintext(enc_yaml: str) -> None:
+    tampered = enc_yaml.replace("    lastmodified:", "    # old password was hunter2\n    lastmodified:", 1)
+    result = run_audit("secrets/db.yaml", tampered)
+    assert errors(result) == [PARTLY_PLAINTEXT] and "sops metadata" in result.findings[0].message
+    assert "hunter2" not in result.findings[0].message
+
+
 def test_unknown_key_types_in_the_sops_block_are_kept_not_flagged(enc_yaml: str) -> None:
     newer = enc_yaml.replace("    lastmodified:", "    hckms:\n        - key_id: tr-west-1:abc\n          enc: xyz\n"
                              "    future_kms:\n        - region: x\n          enc: abc\n    lastmodified:", 1)
