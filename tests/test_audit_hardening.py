@@ -214,3 +214,24 @@ def test_sops_yml_is_warned_about() -> None:
         assert [(f.kind, f.severity) for f in result.findings] == [(IGNORED_CONFIG, "warning")]
         assert ".sops.yaml" in result.findings[0].message and re.search(r"\bignored\b", result.findings[0].message)
     assert run_audit(".sops.yaml", text, rules=None).findings == []
+
+
+def test_a_nested_sops_yaml_holding_data_is_refused_by_check_and_verify(tmp_path: Path) -> None:
+    """With real git: a `secrets/.sops.yaml` with no creation rules governs
+    nothing, so its data is judged by the rules above it."""
+    import subprocess
+    import sys
+
+    from tests.gitfixtures import git_env, init_repo, run_check, stage, write
+
+    repo = init_repo(tmp_path / "r", {"README.md": "notes\n"})
+    write(repo, "secrets/.sops.yaml", "password: hunter2\n")
+    stage(repo, "secrets/.sops.yaml")
+    done = run_check(repo)
+    assert done.returncode == 1 and "secrets/.sops.yaml:1: error:" in done.stdout, done.stdout + done.stderr
+    assert "[plaintext-secret]" in done.stdout and "hunter2" not in done.stdout
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "bypass"], cwd=repo, env=git_env(), check=True)
+    verify = subprocess.run([sys.executable, "-m", "sopsflow", "verify"], cwd=repo, env=git_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode != 0 and "secrets/.sops.yaml" in verify.stdout and "plaintext-secret" in verify.stdout, \
+        verify.stdout + verify.stderr
