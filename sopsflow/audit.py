@@ -17,8 +17,17 @@ on disk; the caller decides) without any private key:
   keys, age identities, Kubernetes Secrets, dotenv credentials); a SOPS file
   there is fine for a commit (``unmatched-sops-file`` is a warning) but must
   still be consistent with its own recorded options;
-* private keys and age identities are looked for in every file, so one pasted
-  into a comment or an ``_unencrypted`` value of a SOPS file is caught too.
+* private keys and age identities (also UTF-16 or base64 encoded) and
+  provider tokens are looked for in every file, so one pasted into an
+  ``_unencrypted`` value of a SOPS file is caught too;
+* comments are judged as sops judges them: a plaintext comment the file's
+  own options would have encrypted is ``partly-plaintext``, and so is any
+  value or comment sops never writes into the ``sops`` block; a file of
+  comments only is plaintext at a rule path;
+* `.sops.yaml` and `.sopsflow.yaml` are exempt only for the keys they define:
+  any other top-level key is data under the rule that matches the file, and
+  the detectors run on the whole file. A `.sops.yml` (which sops ignores) is
+  an ``ignored-config`` warning.
 
 With ``settings.strict`` the recipients and key groups recorded in a SOPS
 file must equal its rule's (compared by identity strings from
@@ -804,6 +813,8 @@ class _Auditor:
         judged under the rule that matches the file; the detectors run on the
         whole file. False when it is no YAML mapping (then it is judged as
         any other file: a broken name is no exemption)."""
+        if self.is_symlink:
+            return True  # sops follows the link to a config; the link itself holds no data
         try:
             docs = [d for d in detectors.compose_documents(self.data)
                     if not (type(d).__name__ == "ScalarNode" and _node_null(d))]
