@@ -17,7 +17,15 @@ The child's CPU time (user+sys) is printed next to each wall time: it is much
 less sensitive to other load on the machine. Python byte code is compiled
 before timing (as a pip-installed package would have it).
 
+``--scaling`` instead times the judgement of single hostile files (an 80 KB
+dotenv value, 560 KB of ``BEGIN PRIVATE KEY`` lines, many key headers, a
+Helm template with long lines, ...) at 1x, 2x, 4x and 8x their base size, in
+process, and prints each time and the ratio t(8x)/t(1x): about 8 for a linear
+detector, about 64 for a quadratic one (target: <= 16). The tests pin the same
+property without timing (``tests/test_detectors_linear.py``).
+
     python bench/bench_check.py [--files 2000] [--sops 500] [--repeat 7] [--sample 0] [--work DIR] [--json]
+    python bench/bench_check.py --scaling [--repeat 7] [--json]
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 ONE_FILE_TARGET = 0.3
 RATIO_TARGET = 0.03
+SCALING_TARGET = 16.0
 STAMP = ".bench-check-complete"
 
 
@@ -182,6 +191,43 @@ def stage_one(root: Path, rel: str, recipient: str, env: dict[str, str]) -> None
     subprocess.run(["git", "add", rel], cwd=root, env=env, check=True)
 
 
+# --- scaling of the judgement with the size of one hostile file ---------------------------------
+
+
+def hostile_files() -> dict[str, tuple[str, object]]:
+    """name -> (path it is judged at, size n -> bytes); n=4 is the size the issue reported."""
+    return {
+        "dotenv value (80 KB at 4x)": (".env", lambda n: b"API_URL=" + b"a" * (20_000 * n) + b"\n"),
+        "BEGIN PRIVATE KEY lines (560 KB at 4x)": ("keys.txt", lambda n: b"-----BEGIN PRIVATE KEY-----\n" * 5000 * n),
+        "dotenv URL schemes": (".env", lambda n: b"DATABASE_URL=" + b"a://b" * (4000 * n) + b"\n"),
+        "Helm template, long lines": ("templates/secret.yaml", lambda n: b"kind: Secret\ndata: {{ x }}\n"
+                                      + b"".join(b"  k%d: " % i + b" " * 400 + b"v{{\n" for i in range(100 * n))),
+        "base64 key markers": ("values.yaml", lambda n: b"tls.key: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n" * 1500 * n),
+        "provider token prefixes": ("notes.txt", lambda n: b"ghp_" * (5000 * n) + b" sk_live_" + b"a" * (10_000 * n)),
+    }
+
+
+def scaling(repeat: int) -> dict[str, dict[str, float]]:
+    from sopsflow.audit import audit_file
+    from sopsflow.settings import AuditSettings
+
+    results = {}
+    for name, (path, build) in hostile_files().items():
+        times = {}
+        audit_file(path, build(1), config=None, settings=AuditSettings())  # type: ignore[operator]  # warm-up: imports, patterns
+        for n in (1, 2, 4, 8):
+            data = build(n)  # type: ignore[operator]
+            runs = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                audit_file(path, data, config=None, settings=AuditSettings())
+                runs.append(time.perf_counter() - t0)
+            times[f"{n}x"] = min(runs)  # the least disturbed run: the machine is shared
+        times["ratio_8x_1x"] = times["8x"] / max(times["1x"], 1e-9)
+        results[name] = times
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=2000)
@@ -190,7 +236,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="time only N files of the sops loop (0: all)")
     parser.add_argument("--work", type=Path, default=None, help="where the repository is generated and reused")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--scaling", action="store_true", help="time hostile single files at 1x-8x instead")
     args = parser.parse_args(argv)
+
+    if args.scaling:
+        results = scaling(args.repeat)
+        if args.json:
+            print(json.dumps({"scaling": results, "scaling_target": SCALING_TARGET}, indent=2))
+            return 0
+        for name, times in results.items():
+            print(f"{name:42} " + "  ".join(f"{k} {v * 1000:8.2f} ms" for k, v in times.items() if k[0].isdigit())
+                  + f"  t(8x)/t(1x) {times['ratio_8x_1x']:.1f} (target <= {SCALING_TARGET:g})")
+        return 0
 
     work = args.work or Path(tempfile.gettempdir()) / f"sopsflow-bench-check-{args.files}-{args.sops}"
     root = work / "repo"

@@ -17,8 +17,17 @@ on disk; the caller decides) without any private key:
   keys, age identities, Kubernetes Secrets, dotenv credentials); a SOPS file
   there is fine for a commit (``unmatched-sops-file`` is a warning) but must
   still be consistent with its own recorded options;
-* private keys and age identities are looked for in every file, so one pasted
-  into a comment or an ``_unencrypted`` value of a SOPS file is caught too.
+* private keys and age identities (also UTF-16 or base64 encoded) and
+  provider tokens are looked for in every file, so one pasted into an
+  ``_unencrypted`` value of a SOPS file is caught too;
+* comments are judged as sops judges them: a plaintext comment the file's
+  own options would have encrypted is ``partly-plaintext``, and so is any
+  value or comment sops never writes into the ``sops`` block; a file of
+  comments only is plaintext at a rule path;
+* `.sops.yaml` and `.sopsflow.yaml` are exempt only for the keys they define:
+  any other top-level key is data under the rule that matches the file, and
+  the detectors run on the whole file. A `.sops.yml` (which sops ignores) is
+  an ``ignored-config`` warning.
 
 A recipient recorded in a SOPS file that its rule does not name
 (``recipients-outside-rule``) is always an error: whoever holds that key reads
@@ -55,7 +64,7 @@ from .engine import Policy
 from .errors import SopsError
 from .keys.registry import RULE_KEY_TYPES
 from .metadata import Metadata
-from .settings import AuditSettings
+from .settings import SETTINGS_SECTIONS, AuditSettings
 from .stores import format_for_path, store_for_path
 from .tree import Comment, TreeMap
 
@@ -75,6 +84,7 @@ SYMLINK_AT_RULE_PATH = "symlink-at-rule-path"
 UNMATCHED_SOPS_FILE = "unmatched-sops-file"
 INVALID_CONFIG = "invalid-config"
 TEMP_FILE = "sopsflow-temp-file"
+IGNORED_CONFIG = "ignored-config"
 
 KINDS = (
     PLAINTEXT_SECRET,
@@ -87,10 +97,18 @@ KINDS = (
     UNMATCHED_SOPS_FILE,
     INVALID_CONFIG,
     TEMP_FILE,
+    IGNORED_CONFIG,
 )
 
-#: Files that configure sops/sopsflow: never themselves subject to a rule.
+#: Files that configure sops/sopsflow. Only the values under the keys each
+#: defines are exempt from the rules; anything else in them is data.
 CONFIG_NAMES = (".sops.yaml", ".sopsflow.yaml")
+CONFIG_KEYS: dict[str, frozenset[str]] = {
+    ".sops.yaml": frozenset({"creation_rules", "destination_rules", "stores"}),
+    ".sopsflow.yaml": SETTINGS_SECTIONS,
+}
+#: Names the tools do not read, that look as if they did (the reader named).
+IGNORED_CONFIG_NAMES = {".sops.yml": "sops", ".sopsflow.yml": "sopsflow"}
 #: Findings per file for individual plaintext values before they are summed up.
 MAX_VALUE_FINDINGS = 10
 #: Nodes visited per byte of a YAML file before its aliases count as a bomb
@@ -253,12 +271,33 @@ class _Leaf(NamedTuple):
         return "".join(f"[{p}]" if isinstance(p, int) else '["' + p.replace('"', '\\"') + '"]' for p in self.parts)
 
 
+class _CommentLeaf(NamedTuple):
+    """A comment of a parsed file: judged as sops judges it, as a value at its
+    parent's path (its text is never shown)."""
+
+    path: tuple[str, ...]
+    shown: str  # the parent, for people
+    text: str
+    stack: tuple[tuple[str, ...], ...]  # the comment stack, this comment included
+    doc: int
+    ordinal: int  # n-th comment of the file: a secret-free anchor
+
+    @property
+    def encrypted(self) -> bool:
+        """One ENC[] value and nothing else (the INI store joins a run of
+        comment lines: a plaintext line after an encrypted one is plaintext)."""
+        text = self.text.strip()
+        return text.startswith("ENC[AES256_GCM,") and text.endswith("]") and "\n" not in text
+
+
 class _Doc:
     """A parsed file: its leaves and raw metadata (None without a sops block)."""
 
     def __init__(self, leaves: list[_Leaf], raw_meta: Any, has_meta: bool, problems: list[tuple[str, int | None]],
-                 lines: _LineFinder | None = None):
+                 lines: _LineFinder | None = None, comments: list[_CommentLeaf] | None = None):
         self.leaves = leaves
+        #: None when the parser does not see comments (the fast YAML path)
+        self.comments = comments
         self.raw_meta = raw_meta
         self.has_meta = has_meta
         #: structural problems sops would refuse (duplicate YAML keys, sops block
@@ -455,14 +494,15 @@ def _load_with_store(store: Any, data: bytes, need_stack: bool) -> _Doc:
     except (RecursionError, ValueError, UnicodeError):
         raise _ParseFailure(f"does not load as {store.name}") from None
     leaves: list[_Leaf] = []
+    comments: list[_CommentLeaf] = []
     lines = _LineFinder(data, store.name)
     for index, branch in enumerate(branches):
-        _walk_tree(branch, (), [], [] if need_stack else None, index, leaves)
-    return _Doc(leaves, raw, raw is not None, [], lines)
+        _walk_tree(branch, (), [], [] if need_stack else None, index, leaves, comments)
+    return _Doc(leaves, raw, raw is not None, [], lines, comments)
 
 
 def _walk_tree(node: Any, path: tuple[str, ...], shown: list[str | int], stack: list[list[str]] | None,
-               doc: int, leaves: list[_Leaf]) -> None:
+               doc: int, leaves: list[_Leaf], comments: list[_CommentLeaf]) -> None:
     if stack is not None:
         stack = stack + [[]]
     level = stack[-1] if stack is not None else None
@@ -472,29 +512,70 @@ def _walk_tree(node: Any, path: tuple[str, ...], shown: list[str | int], stack: 
     else:
         items = [(None, v) for v in node]
     for i, entry in enumerate(items):
+        text: str | None = None
         if type(entry) is Comment:
+            text = entry.text
+        else:
+            key, value = entry
+            if key is None and type(value) is Comment:
+                text = value.text
+            elif (key is None and type(value) is str and value.startswith(_ENC_PREFIX)
+                  and value.rstrip().endswith(",type:comment]")):
+                text = value  # an encrypted comment inside a list
+        if text is not None:
             if level is not None:
-                level.append(entry.text)
-            continue
-        key, value = entry
-        if key is None and type(value) is Comment:
-            if level is not None:
-                level.append(value.text)
-            continue
-        if key is None and type(value) is str and value.startswith(_ENC_PREFIX) and value.rstrip().endswith(",type:comment]"):
-            if level is not None:
-                level.append(value)  # an encrypted comment inside a list
+                level.append(text)
+            snapshot = tuple(tuple(lv) for lv in stack) if stack is not None else ()
+            where = _Leaf(path, shown, "plain", "", None, doc, None).shown
+            comments.append(_CommentLeaf(path, where, text, snapshot, doc, len(comments)))
             continue
         child_path = path if key is None else path + (str(key),)
         child_shown = shown + [i if key is None else str(key)]
         if type(value) is TreeMap or type(value) is list:
-            _walk_tree(value, child_path, child_shown, stack, doc, leaves)
+            _walk_tree(value, child_path, child_shown, stack, doc, leaves, comments)
         else:
-            kind, text = _leaf_kind(value)
-            snapshot = tuple(tuple(lv) for lv in stack) if stack is not None else None
-            leaves.append(_Leaf(child_path, child_shown, kind, text, None, doc, snapshot))
+            kind, enc_text = _leaf_kind(value)
+            snapshot_stack = tuple(tuple(lv) for lv in stack) if stack is not None else None
+            leaves.append(_Leaf(child_path, child_shown, kind, enc_text, None, doc, snapshot_stack))
         if level is not None:
             level.clear()
+
+
+def _may_hold_plain_comments(data: bytes, store_name: str) -> bool:
+    """Whether a file can hold a comment that is not ``ENC[...]``: sops writes
+    ``#`` (``;`` in INI) only before an encrypted comment, or alone."""
+    if store_name in ("json", "binary"):
+        return False
+    markers = data.count(b"#") + (data.count(b";") if store_name == "ini" else 0)
+    return markers > data.count(b"#ENC[AES256_GCM,") + data.count(b"; ENC[AES256_GCM,") + data.count(b"#\n")
+
+
+def _comment_line(data: bytes, comment: _CommentLeaf) -> int | None:
+    """The line of a plaintext comment (best effort: the first line holding its first line)."""
+    lines = [t.strip().lstrip("#;").strip() for t in comment.text.split("\n")]
+    first = next((t for t in lines if t and not t.startswith("ENC[AES256_GCM,")), None)
+    if first is None:
+        return None
+    for number, raw in enumerate(data.decode("utf-8", "replace").split("\n"), start=1):
+        body = raw.strip()
+        if body[:1] in ("#", ";") and body.lstrip("#;").strip() == first:
+            return number
+    return None
+
+
+def _comments_only(data: bytes, store_name: str) -> bool:
+    """A text whose only content is comments (sops cannot encrypt such a YAML
+    file, drops them from INI and encrypts them in dotenv)."""
+    found = False
+    for raw in data.split(b"\n"):
+        body = raw.strip()
+        if not body or body == b"---":
+            continue
+        if body[:1] == b"#" or (store_name == "ini" and body[:1] == b";"):
+            found = found or bool(body[1:].strip())
+            continue
+        return False
+    return found
 
 
 class _LineFinder:
@@ -572,6 +653,17 @@ class _Policies:
             return bool(policy.encrypted(leaf.path, stack, False))
         return bool(policy.path_encrypted(leaf.path))
 
+    @staticmethod
+    def comment_required(comment: _CommentLeaf, policy: Any) -> bool:
+        """Whether sops would have encrypted this comment (the engine's own
+        rule: the comment sits in its stack; an encrypted_comment_regex marker
+        stays plain)."""
+        if policy is None:
+            return False
+        if policy.uses_comments:
+            return bool(policy.encrypted(comment.path, [list(level) for level in comment.stack], True))
+        return bool(policy.path_encrypted(comment.path))
+
 
 #: Type tags sops 3.11 writes into ENC[] values.
 ENC_TYPES = frozenset({"str", "int", "float", "bool", "time", "comment"})
@@ -581,6 +673,63 @@ _METADATA_KEYS = frozenset({
     "unencrypted_suffix", "encrypted_suffix", "unencrypted_regex", "encrypted_regex", "unencrypted_comment_regex",
     "encrypted_comment_regex", "mac_only_encrypted", "version", "hckms",
 })
+
+
+#: The fields sops writes for each key type it knows; the entries of other
+#: (newer) key types are kept opaque, as every rewrite keeps them.
+_KEY_FIELDS: dict[str, frozenset[str]] = {
+    "age": frozenset({"recipient", "enc"}),
+    "pgp": frozenset({"fp", "created_at", "enc"}),
+    "kms": frozenset({"arn", "role", "context", "created_at", "enc", "aws_profile"}),
+    "gcp_kms": frozenset({"resource_id", "created_at", "enc"}),
+    "azure_kv": frozenset({"vault_url", "name", "version", "created_at", "enc"}),
+    "hc_vault": frozenset({"vault_address", "engine_path", "key_name", "created_at", "enc"}),
+}
+
+
+def _hidden_in_metadata(raw: dict[str, Any]) -> Iterator[str]:
+    """Where the sops block holds a value sops never writes there (an unknown
+    field, at the top, in a key group or in a key entry)."""
+    for name, value in raw.items():
+        if name == "key_groups" and isinstance(value, list):
+            for i, group in enumerate(value):
+                if isinstance(group, dict):
+                    yield from _hidden_in_keys(group, f"key_groups[{i}].")
+        elif name in _KEY_FIELDS:
+            yield from _hidden_in_entries(name, value, "")
+        elif name not in _METADATA_KEYS and not _blank(value) and not _opaque_key_list(value):
+            yield name
+
+
+def _hidden_in_keys(group: dict[str, Any], prefix: str) -> Iterator[str]:
+    for name, value in group.items():
+        if name in _KEY_FIELDS:
+            yield from _hidden_in_entries(name, value, prefix)
+        elif not _blank(value) and not _opaque_key_list(value):
+            yield prefix + name
+
+
+def _hidden_in_entries(name: str, entries: Any, prefix: str) -> Iterator[str]:
+    if not isinstance(entries, list):
+        return
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            for field_name, value in entry.items():
+                if field_name not in _KEY_FIELDS[name] and not _blank(value):
+                    yield f"{prefix}{name}[{i}].{field_name}"
+
+
+def _opaque_key_list(value: Any) -> bool:
+    """A list of entries with an ``enc``: a key type of a newer sops, kept as it is."""
+    return isinstance(value, list) and bool(value) and all(isinstance(e, dict) and "enc" in e for e in value)
+
+
+def _blank(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_blank(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_blank(v) for v in value)
+    return value is None or value == ""
 
 
 def enc_problem(text: str) -> str:
@@ -659,8 +808,12 @@ class _Auditor:
         return self.result
 
     def _judge(self) -> None:
-        if is_config_file(self.path):
-            self._detect("in plaintext", skip_structured=True)
+        name = self.path.rsplit("/", 1)[-1]
+        if name in IGNORED_CONFIG_NAMES:
+            self.add(IGNORED_CONFIG, f"{IGNORED_CONFIG_NAMES[name]} reads only {name.replace('.yml', '.yaml')}: "
+                     "this file is ignored", severity=WARNING,
+                     fix=f"git mv {_q(self.path)} {_q(self.path[: -len('.yml')] + '.yaml')}", anchor="name")
+        if is_config_file(self.path) and self._config_file(name):
             return
         rule = self.result.rule = self._match()
         if self.is_symlink:
@@ -674,6 +827,121 @@ class _Auditor:
             self._inside_rule(rule)
         else:
             self._outside_rules()
+
+    # -- config files ----------------------------------------------------------------
+
+    def _config_file(self, name: str) -> bool:
+        """A `.sops.yaml` or `.sopsflow.yaml`: the values under the keys it
+        defines configure and are exempt; any other top-level key is data,
+        judged under the rule that matches the file; the detectors run on the
+        whole file. False when it is no YAML mapping (then it is judged as
+        any other file: a broken name is no exemption)."""
+        if self.is_symlink:
+            return True  # sops follows the link to a config; the link itself holds no data
+        try:
+            docs = [d for d in detectors.compose_documents(self.data)
+                    if not (type(d).__name__ == "ScalarNode" and _node_null(d))]
+        except ValueError:
+            return False
+        if len(docs) > 1 or (docs and type(docs[0]).__name__ != "MappingNode"):
+            return False
+        defined = CONFIG_KEYS[name]
+        extra = [(k, v) for k, v in (docs[0].value if docs else [])
+                 if not (type(k).__name__ == "ScalarNode" and k.value in defined)]
+        if extra:
+            rule = self.result.rule = self._match()
+            if rule is not None and not self.is_symlink:
+                leaves: list[_Leaf] = []
+                budget = [MAX_YAML_NODES_PER_BYTE * len(self.data) + 10_000]
+                try:
+                    _walk_mapping(extra, (), [], 0, leaves, [], budget)
+                except _ParseFailure:
+                    leaves = [_Leaf(("?",), ["?"], "plain", "", None, 0, None)]
+                policy = _Policies(None, rule, self.result.store_name).rule
+                first = next((leaf for leaf in leaves if leaf.kind == "plain"
+                              and (policy is None or policy.path_encrypted(leaf.path))), None)
+                if first is not None:
+                    self.result.status = "plaintext"
+                    self.add(PLAINTEXT_SECRET, f"{first.shown!r} is not a key {name} defines, so it is data, in "
+                             f"plaintext where {rule_label(rule)} requires it encrypted",
+                             line=first.line, fix=f"move it out of {_q(self.path)} into an encrypted file",
+                             anchor=f"config-data:{first.shown}")
+        self._detect("in plaintext")
+        return True
+
+    # -- comments ----------------------------------------------------------------------
+
+    def _with_comments(self, doc: _Doc, need_stack: bool) -> _Doc:
+        """``doc`` with its comments (the fast YAML path has none; parsed
+        again only when the text can hold a plaintext comment)."""
+        if doc.comments is not None or not _may_hold_plain_comments(self.data, self.result.store_name):
+            return doc
+        try:
+            full = _load_with_store(store_for_path(self.path), self.data, need_stack)
+        except _ParseFailure:
+            return doc
+        full.problems = doc.problems
+        return full
+
+    def _judge_comments(self, doc: _Doc, policies: _Policies) -> None:
+        """A plaintext comment where the file's own options encrypt comments
+        (sops encrypts every comment its options select, so this one was
+        added by hand: ``# old password was hunter2``)."""
+        if policies.file is None or self.result.store_name == "binary":
+            return
+        for comment in doc.comments or ():
+            if comment.encrypted or not comment.text.strip():
+                continue  # sops leaves an empty comment as it is
+            if policies.comment_required(comment, policies.file):
+                self._add_comment(comment, f"plaintext comment in {comment.shown!r} where the file's own options "
+                                  "encrypt comments (hand-added to an encrypted file?)")
+
+    def _metadata_comments(self) -> None:
+        """A comment inside the YAML ``sops:`` block: metadata is never encrypted."""
+        if self.result.store_name != "yaml" or not _may_hold_plain_comments(self.data, "yaml"):
+            return
+        from .stores.yaml_store import metadata_comments
+
+        if any(text.strip() for text in metadata_comments(self.data)):
+            self.add(PARTLY_PLAINTEXT, "plaintext comment inside the sops metadata, which is never encrypted",
+                     fix=f"remove it from {_q(self.path)}", anchor="metadata:comment")
+
+    def _add_comment(self, comment: _CommentLeaf, message: str) -> None:
+        if self._value_findings >= MAX_VALUE_FINDINGS:
+            self._extra_values += 1
+            return
+        self._value_findings += 1
+        self.add(PARTLY_PLAINTEXT, message, line=_comment_line(self.data, comment),
+                 fix=f"remove it, then re-add it with: sopsflow edit {_q(self.path)}",
+                 anchor=f"comment:{comment.doc}:{comment.ordinal}")
+
+    def _comments_at_rule(self, rule: CreationRule, policies: _Policies, doc: _Doc | None) -> bool:
+        """For a plaintext file in which the rule selects no value: refuse it
+        when it holds only comments, or a comment the rule would encrypt."""
+        store_name = self.result.store_name
+        if store_name in ("json", "binary") or not self.data.strip():
+            return False
+        if _comments_only(self.data, store_name):
+            self.result.status = "plaintext"
+            self.add(PLAINTEXT_SECRET, f"not encrypted: the file holds only comments, in plaintext, and "
+                     f"{rule_label(rule)} requires it encrypted", fix=f"sopsflow encrypt -i {_q(self.path)}")
+            return True
+        if doc is None or doc.comments is None:
+            if not _may_hold_plain_comments(self.data, store_name):
+                return False
+            try:
+                doc = _load_with_store(store_for_path(self.path), self.data, policies.need_stack)
+            except _ParseFailure:
+                return False
+        first = next((c for c in doc.comments or () if not c.encrypted and c.text.strip()
+                      and policies.comment_required(c, policies.rule)), None)
+        if first is None:
+            return False
+        self.result.status = "plaintext"
+        self.add(PLAINTEXT_SECRET, f"not encrypted: {rule_label(rule)} requires it encrypted (a plaintext "
+                 f"comment in {first.shown!r})", line=_comment_line(self.data, first),
+                 fix=f"sopsflow encrypt -i {_q(self.path)}")
+        return True
 
     def _match(self) -> CreationRule | None:
         config = self.config
@@ -705,17 +973,16 @@ class _Auditor:
     def _metadata(self, doc: _Doc) -> Metadata | None:
         """Load the recorded metadata; broken-sops findings for what sops would refuse."""
         fix = f"sopsflow encrypt -i {_q(self.path)} (re-create it from the plaintext)"
+        if isinstance(doc.raw_meta, dict):
+            # metadata is never encrypted: a value hidden here, at any depth, is plaintext
+            for name in _hidden_in_metadata(doc.raw_meta):
+                self.add(PARTLY_PLAINTEXT, f"unexpected entry {name!r} in the sops metadata, which is never "
+                         "encrypted", fix=f"remove it from {_q(self.path)}", anchor=f"metadata:{name}")
         try:
             meta = Metadata.from_dict(doc.raw_meta)
         except SopsError as exc:
             self.add(BROKEN_SOPS, f"SOPS metadata does not load: {exc.message}", fix=fix, anchor="metadata")
             return None
-        if isinstance(doc.raw_meta, dict):
-            for name, value in doc.raw_meta.items():
-                if name not in _METADATA_KEYS and not isinstance(value, (list, dict)) and value not in (None, ""):
-                    # metadata is never encrypted: a value hidden here is plaintext
-                    self.add(PARTLY_PLAINTEXT, f"unexpected entry {name!r} in the sops metadata, which is never "
-                             "encrypted", fix=f"remove it from {_q(self.path)}", anchor=f"metadata:{name}")
         if not meta.mac:
             self.add(BROKEN_SOPS, "SOPS metadata has no mac: sops refuses to decrypt it", fix=fix, anchor="mac")
         elif enc_problem(meta.mac):
@@ -740,7 +1007,8 @@ class _Auditor:
                 pass
             else:
                 if first is None:
-                    self._detect("in plaintext")
+                    if not self._comments_at_rule(rule, policies, None):
+                        self._detect("in plaintext")
                 else:
                     self._refuse_plaintext(rule, _Leaf((), first[0], "plain", "", first[1], 0, None), first[1])
                 return
@@ -772,7 +1040,8 @@ class _Auditor:
                      f"{rule_label(rule)} requires it encrypted", line=line, fix=f"sopsflow encrypt -i {_q(self.path)}")
         elif first is None:
             self.result.status = "not-sops"
-            self._detect("in plaintext")
+            if not self._comments_at_rule(rule, policies, doc):
+                self._detect("in plaintext")
         else:
             self._refuse_plaintext(rule, None if binary else first, doc.line_of(first))
 
@@ -788,10 +1057,13 @@ class _Auditor:
         policies = _Policies(meta, rule, self.result.store_name)
         if policies.need_stack and not any(leaf.stack is not None for leaf in doc.leaves) and doc.leaves:
             doc = self._reparse_with_comments(doc)
+        doc = self._with_comments(doc, policies.need_stack)
         for message, line in doc.problems:
             self.add(BROKEN_SOPS, message, line=line, fix=f"sopsflow encrypt -i {_q(self.path)} (re-create it)",
                      anchor=f"problem:{message}")
         self._judge_values(doc, policies, rule, meta)
+        self._judge_comments(doc, policies)
+        self._metadata_comments()
         if meta is not None and rule is not None:
             self._recipients(meta, rule)
         if rule is None:
@@ -895,7 +1167,9 @@ class _Auditor:
             fix = (f"git rm --cached {_q(self.path)}; keep it only in an encrypted file "
                    "(a creation rule + sopsflow encrypt -i)")
         if skip_structured:
-            found = detectors.find_private_keys(self.data) + detectors.find_age_identities(self.data)
+            found = detectors.find_key_material(self.data)
+            named = {d.line for d in found}
+            found += [d for d in detectors.find_provider_tokens(self.data) if d.line not in named]
         else:
             found = detectors.scan(self.path, self.data)
         reported = {f.line for f in self.result.findings if f.kind == PARTLY_PLAINTEXT}

@@ -69,6 +69,10 @@ RULES: dict[str, tuple[str, str]] = {
         "Invalid .sops.yaml",
         "Fix the named problem; sops refuses to encrypt with this configuration.",
     ),
+    "ignored-config": (
+        "Config file under a name the tools do not read (.sops.yml, .sopsflow.yml)",
+        "Rename it to .sops.yaml (or .sopsflow.yaml), or remove it.",
+    ),
     "unused-creation-rule": (
         "Creation rule that matches no tracked file",
         "Remove the rule or fix its path_regex.",

@@ -83,6 +83,10 @@ class AuditSettings:
         return [key for entry in self.allow_recipients if glob_match(entry.pattern, path) for key in entry.keys]
 
 
+#: The top-level keys of `.sopsflow.yaml` (the hook judges any other key as data).
+SETTINGS_SECTIONS = frozenset({"strict", "allow", "verify"})
+
+
 def load_settings(repo_root: Path) -> AuditSettings:
     """The settings of the repository at ``repo_root`` (defaults without a file)."""
     path = Path(repo_root) / SETTINGS_FILE

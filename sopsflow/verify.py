@@ -282,6 +282,15 @@ class _Run:
             self.configs[config_rel] = self.load_config(config_rel)
         return self.configs[config_rel]
 
+    def data_config_for(self, rel: str) -> Config | None:
+        """The config that judges ``rel`` as data: a nested `.sops.yaml` that
+        defines no creation rules is judged by the config above it."""
+        config = self.config_for(rel)
+        if posixpath.basename(rel) == CONFIG_NAME and "/" in rel and config is not None \
+                and not config.has_creation_rules:
+            return self.config_for(posixpath.join(posixpath.dirname(posixpath.dirname(rel)), CONFIG_NAME))
+        return config
+
     def load_config(self, config_rel: str) -> Config | None:
         from .config import parse_config
 
@@ -323,7 +332,7 @@ class _Run:
         todo = [f for f in self.files if self.in_scope(f.path)]
         # Configs are loaded here, before any worker starts, so that their
         # problems are reported once and the workers inherit them parsed.
-        configs = [self.config_for(f.path) for f in todo]
+        configs = [self.data_config_for(f.path) for f in todo]
         context = _Context(self.root, settings, self.policy, self.options)
         self.outcomes = _map_files(todo, configs, context, _jobs(self.options.jobs, len(todo)))
         allowed = unverified = 0

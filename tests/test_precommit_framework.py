@@ -116,3 +116,18 @@ def test_strict_hook_and_pre_push(tmp_path: Path, hook_repo: tuple[Path, str], p
                         "--from-ref", base, "--to-ref", "HEAD")
     assert pushed.returncode == 1, pushed.stdout + pushed.stderr
     assert "(commit HEAD)" in pushed.stdout and "secrets/db.yaml:1: error" in pushed.stdout
+
+
+def test_a_staged_file_named_like_an_option_is_judged(tmp_path: Path, hook_repo: tuple[Path, str],
+                                                     pc_home: Path) -> None:
+    """pre-commit appends staged names to the hook's args; without the manifest's
+    `args: [--]` a file named `--rev=HEAD` made the hook judge HEAD instead."""
+    from tests.vectors import AGE_KEY_FILE
+
+    identity = next(line for line in AGE_KEY_FILE.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-1"))
+    repo = consumer(tmp_path / "consumer", hook_repo)
+    write(repo, "--rev=HEAD", f"{identity}\n")
+    stage(repo, "--rev=HEAD")
+    done = pre_commit(repo, pc_home, "run", "sopsflow-check")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "--rev=HEAD:1: error: age identity" in done.stdout and "(index)" in done.stdout

@@ -14,6 +14,11 @@ repository, as staged (a `.sops.yaml` not in the index is read from disk);
 sopsflow's own settings from ``.sopsflow.yaml`` at the root, likewise. A
 config that does not load fails closed.
 
+Options come before ``--``; an unknown one is an error (exit 2), never
+ignored, and abbreviations are not accepted. After ``--`` every word is a
+file: the hook manifest passes ``args: [--]``, so pre-commit's staged names
+(``--rev=HEAD`` included) are always judged as files.
+
 Output: one line per finding (path, what is wrong, the command that fixes
 it), then a summary; exit 1 when anything is refused, 0 otherwise.
 """
@@ -45,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="refuse staged plaintext secrets (the commit hook)",
         description="Judge what git is about to commit: files at creation-rule paths must be properly "
         "SOPS-encrypted, and no private key, age identity, Kubernetes Secret or dotenv credential may sit "
-        "in plaintext elsewhere. Exit 1 when anything is refused.",
+        "in plaintext elsewhere. Exit 1 when anything is refused. After --, every word is a file "
+        "(the hook manifest passes --, so a staged file named like an option is judged, not obeyed).",
+        # A staged file named `--all` must never pass for `--all-files`: options are spelt out.
+        allow_abbrev=False,
     )
     p.add_argument("files", nargs="*", metavar="FILES", help="files to check (default: every staged change)")
     p.add_argument("--strict", action="store_true",
@@ -114,6 +122,16 @@ class _Configs:
     def for_file(self, rel: str) -> tuple[Config | None, str, SopsError | None]:
         directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
         return self._lookup(directory)
+
+    def for_data(self, rel: str) -> tuple[Config | None, str, SopsError | None]:
+        """The config that judges ``rel`` as data. A nested `.sops.yaml` that
+        defines no creation rules governs nothing, itself included: what it
+        holds besides configuration is judged by the config above it."""
+        found = self.for_file(rel)
+        config = found[0]
+        if "/" in rel and rel.rsplit("/", 1)[1] == CONFIG_NAME and config is not None and not config.has_creation_rules:
+            return self._lookup(rel.rsplit("/", 2)[0] if rel.count("/") >= 2 else "")
+        return found
 
     def _lookup(self, directory: str) -> tuple[Config | None, str, SopsError | None]:
         cached = self._by_dir.get(directory)
@@ -189,7 +207,7 @@ def audit_files(repo: Repo, files: list[GitFile], source: _Source, settings: Aud
     configs = _Configs(source)
     audits = []
     for f in sorted(files, key=lambda g: g.path):
-        config, config_rel, problem = configs.for_file(f.path)
+        config, config_rel, problem = configs.for_data(f.path)
         if problem is not None:
             # fail closed: nothing is judged against a config sops would refuse
             broken = FileAudit(f.path, status="broken")

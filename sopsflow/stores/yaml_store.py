@@ -146,6 +146,33 @@ def _load(data: bytes, strict: int) -> Branches:
             gc.enable()
 
 
+def metadata_comments(data: bytes) -> list[str]:
+    """The comments inside the ``sops`` mapping of the first document (sops
+    writes none there, and drops them on any rewrite; the audit flags them).
+    Empty when the file does not load."""
+    try:
+        branches = _load(data, strict=1)
+    except YamlError:
+        return []
+    raw = branches[0].get(SOPS_KEY) if branches else None
+    found: list[str] = []
+    _collect_comments(raw, found, 0)
+    return found
+
+
+def _collect_comments(value: Any, found: list[str], depth: int) -> None:
+    if depth > 50:
+        return
+    items = list(value) if isinstance(value, (TreeMap, list)) else []
+    for entry in items:
+        if type(entry) is Comment:
+            found.append(entry.text)
+        elif isinstance(value, TreeMap) and type(entry) is tuple:
+            _collect_comments(entry[1], found, depth + 1)
+        else:
+            _collect_comments(entry, found, depth + 1)
+
+
 def _without_sops(branch: TreeMap) -> TreeMap:
     """sops removes the ``sops`` key while ranging over the same slice in Go;
     mirror that loop (an adjacent second ``sops`` key survives)."""
