@@ -517,8 +517,13 @@ _VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, min_siz
                        max_leaves=8)
 
 
+# sops refuses to encrypt a document with a top-level ``sops`` key (it would clash with the
+# metadata block), so such documents are outside this property.
+_TOP_KEYS = _KEYS.filter(lambda k: k != "sops")
+
+
 @settings(max_examples=25, deadline=None)
-@given(doc=st.dictionaries(_KEYS, _VALUES, min_size=1, max_size=5), pick=st.integers(0, 1000))
+@given(doc=st.dictionaries(_TOP_KEYS, _VALUES, min_size=1, max_size=5), pick=st.integers(0, 1000))
 def test_property_sops_output_passes_and_any_reverted_value_is_caught(doc: dict, pick: int) -> None:  # type: ignore[type-arg]
     import yaml as pyyaml
 
