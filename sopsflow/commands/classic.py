@@ -124,6 +124,10 @@ _BOOL_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 class UsageError(Exception):
     """A command line the flag parser rejects (sops: "Incorrect Usage", exit 1)."""
 
+    def __init__(self, message: str, *, heading: str = "Incorrect Usage. ") -> None:
+        super().__init__(message)
+        self.heading = heading
+
 
 @dataclass
 class Parsed:
@@ -173,7 +177,8 @@ def parse(argv: list[str]) -> Parsed:
         seen_as.setdefault(flag.name, set()).add(name)
     for forms in seen_as.values():
         if len(forms) > 1:
-            raise UsageError("Cannot use two forms of the same flag: " + " ".join(sorted(forms)))
+            # sops says this one without its "Incorrect Usage" heading.
+            raise UsageError("Cannot use two forms of the same flag: " + " ".join(sorted(forms)), heading="")
     return Parsed(values, argv[i:])
 
 
@@ -395,7 +400,8 @@ def run(argv: list[str], prog: str, dispatch: Callable[[list[str]], int]) -> int
     try:
         parsed = parse(argv)
     except UsageError as exc:
-        sys.stdout.write(f"Incorrect Usage. {exc}\n\n{help_text(prog)}")
+        gap = "\n" if exc.heading else ""
+        sys.stdout.write(f"{exc.heading}{exc}\n{gap}{help_text(prog)}")
         sys.stdout.flush()
         sys.stderr.write(f"{exc}\n")
         return errors.GENERIC

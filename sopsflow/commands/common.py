@@ -85,7 +85,8 @@ def config_path(args: argparse.Namespace) -> Path | None:
     if explicit:
         path = Path(explicit)
         if not path.exists():
-            raise SopsError(errors.ERROR_READING_CONFIG, f"config file {explicit} does not exist")
+            # sops' wording and exit code, whichever command (or none) follows the flag.
+            raise SopsError(errors.GENERIC, f"could not read config file: open {explicit}: no such file or directory")
         return path
     from ..config import find_config
 
