@@ -31,18 +31,29 @@ def add_global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
     d: Any = argparse.SUPPRESS if suppress else None
     p.add_argument("--config", default=d, help="path to .sops.yaml (default: search from the cwd upward)")
     p.add_argument("--indent", type=int, default=d, help="indentation for YAML/JSON output")
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False)
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="log what is done on stderr")
     p.add_argument("--decryption-order", default=d, help="key types to try first, e.g. age,pgp")
     if not suppress:
         # sops 3.11 has these three only as global flags (`sops --mac-only-encrypted
         # encrypt ...`); scripts written for it keep working. We honour them, as
         # sops 3.12 does, rather than silently ignoring them as 3.11 does.
         for name in _GLOBAL_SELECTION_FLAGS:
-            p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
-        p.add_argument("--mac-only-encrypted", action="store_true", default=None)
+            p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=_SELECTION_HELP[name])
+        p.add_argument("--mac-only-encrypted", action="store_true", default=None, help=_MAC_ONLY_HELP)
 
 
 _GLOBAL_SELECTION_FLAGS = ("encrypted_comment_regex", "unencrypted_comment_regex")
+
+_SELECTION_HELP = {
+    "unencrypted_suffix": "new file: keys ending in this stay plaintext",
+    "encrypted_suffix": "new file: only keys ending in this are encrypted",
+    "unencrypted_regex": "new file: keys matching this regex stay plaintext",
+    "encrypted_regex": "new file: only keys matching this regex are encrypted",
+    "unencrypted_comment_regex": "new file: values after a comment matching this stay plaintext",
+    "encrypted_comment_regex": "new file: only values after a comment matching this are encrypted",
+}
+_MAC_ONLY_HELP = "new file: the MAC covers the encrypted values only"
 
 
 def add_key_flags(p: argparse.ArgumentParser) -> None:
@@ -63,8 +74,8 @@ def add_selection_flags(p: argparse.ArgumentParser) -> None:
         # The comment-regex flags may also come before the command (global);
         # SUPPRESS keeps a global value from being reset by the subcommand.
         default = argparse.SUPPRESS if name in _GLOBAL_SELECTION_FLAGS else None
-        p.add_argument("--" + name.replace("_", "-"), dest=name, default=default)
-    p.add_argument("--mac-only-encrypted", action="store_true", default=argparse.SUPPRESS)
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=default, help=_SELECTION_HELP[name])
+    p.add_argument("--mac-only-encrypted", action="store_true", default=argparse.SUPPRESS, help=_MAC_ONLY_HELP)
 
 
 def decryption_order(args: argparse.Namespace) -> list[str] | None:
