@@ -130,6 +130,10 @@ def _guarded(action: Callable[[], int]) -> int:
 def run_command(args_list: list[str]) -> int:
     """Parse and run a subcommand argument list (``decrypt FILE``, ...)."""
     parser = build_parser(_command_in(args_list))
+    if "-h" in args_list or "--help" in args_list:
+        from .commands.examples import add_examples
+
+        add_examples(parser)
     args = parser.parse_args(args_list)
     logs.configure_cli(bool(getattr(args, "verbose", False)))
     if not getattr(args, "func", None):

@@ -206,3 +206,51 @@ def test_every_flag_has_a_help_line(parser: argparse.ArgumentParser) -> None:
     missing = [a.option_strings for a in parser._actions
                if a.option_strings and a.help is None and a.help != argparse.SUPPRESS]
     assert missing == []
+
+
+def _example_argvs() -> list[tuple[str, list[str]]]:
+    import shlex
+
+    from sopsflow.commands.examples import EXAMPLES
+
+    found = []
+    for command, lines in EXAMPLES.items():
+        for line in lines:
+            words = shlex.split(line, comments=True)
+            start = words.index("sopsflow") if "sopsflow" in words else -1
+            if start < 0 or (start > 0 and "=" not in words[start - 1] and words[start - 1] != "|"):
+                continue  # a git command that installs sopsflow, not a sopsflow command line
+            argv = []
+            for word in words[start + 1:]:
+                if word in ("|", ">", ">>", "<"):
+                    break
+                argv.append(word)
+            found.append((command, argv))
+    return found
+
+
+@pytest.mark.parametrize(("command", "argv"), _example_argvs(), ids=lambda v: str(v)[:60])
+def test_every_example_parses(command: str, argv: list[str]) -> None:
+    """An example in --help is a valid command line for that command."""
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    args = parser.parse_args(argv if argv[0] in COMMANDS else ["edit", *argv])
+    assert args.func is not None and " ".join(argv).startswith(command.split()[0] if argv[0] in COMMANDS else "")
+
+
+@pytest.mark.parametrize("parser", _leaf_parsers() + [p for p in _parsers(build_parser())[1:]],
+                         ids=lambda p: p.prog)
+def test_every_command_help_shows_examples(parser: argparse.ArgumentParser) -> None:
+    import contextlib
+    import io
+
+    from sopsflow.main import main
+
+    argv = parser.prog.split()[1:] + ["--help"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(argv)
+    text = out.getvalue()
+    assert "examples:" in text
+    examples = text.split("examples:", 1)[1].strip().splitlines()
+    assert 2 <= len(examples) <= 3 and all(line.strip().startswith(("sopsflow", "git", "EDITOR", "cat", "printf",
+                                                                        "echo")) for line in examples), examples
