@@ -184,3 +184,25 @@ def test_documented_workflow_verbatim(tools: dict[str, Path], env: dict[str, str
     for key in ("enc-file", "edit-file", "updatekeys-file", "regex", "manifest-file"):
         compare_encrypted(ours[key], theirs[key], "yaml", str(tools["sopsflow"]), env, scratch / key)
     compare_encrypted(ours["stdin"], theirs["stdin"], "json", str(tools["sopsflow"]), env, scratch / "stdin")
+
+
+def test_updatekeys_rotation_on_removal_divergence(tools: dict[str, Path], env: dict[str, str], tmp_path: Path,
+                                                    second_key: tuple[str, Path]) -> None:
+    """Deliberate difference, under the name sops too: when a recipient is
+    removed, sopsflow's updatekeys also rotates the data key (every value is
+    re-encrypted); sops only re-wraps the old one."""
+    written: dict[str, bytes] = {}
+    for name, tool in tools.items():
+        repo = _repo(tmp_path / name)
+        both = subprocess.run([sops_binary(), "-e", "-a", f"{AGE_RECIPIENT},{second_key[0]}", "values.yaml"],
+                              cwd=repo, env=env, capture_output=True, check=True).stdout
+        (repo / "secrets.yaml").write_bytes(both)
+        done = subprocess.run([str(tool), "updatekeys", "-y", "secrets.yaml"], cwd=repo, env=env,
+                              capture_output=True, check=False)
+        assert done.returncode == 0, done.stderr
+        written[name] = (repo / "secrets.yaml").read_bytes()
+        old_values = {line for line in both.splitlines() if line.startswith(b"password:")}
+        new_values = {line for line in written[name].splitlines() if line.startswith(b"password:")}
+        assert (old_values == new_values) == (name == "sops"), name
+        assert second_key[0].encode() not in written[name]
+    compare_encrypted(written["sopsflow"], written["sops"], "yaml", str(tools["sopsflow"]), env, tmp_path / "x")
