@@ -63,6 +63,12 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+#: The commands for which sops reads SOPS_KEYSERVICE.
+_KEY_SERVICE_USERS = frozenset(
+    ("exec-env", "exec-file", "updatekeys", "decrypt", "encrypt", "rotate", "edit", "set", "unset")
+)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``only`` just that command's module is loaded."""
     from .commands import common
@@ -136,6 +142,13 @@ def run_command(args_list: list[str]) -> int:
         add_examples(parser)
     args = parser.parse_args(args_list)
     logs.configure_cli(bool(getattr(args, "verbose", False)))
+    remote = getattr(args, "keyservice", None)
+    if not remote and os.environ.get("SOPS_KEYSERVICE") and getattr(args, "command", None) in _KEY_SERVICE_USERS:
+        remote = os.environ["SOPS_KEYSERVICE"].split(",")
+    if remote and getattr(args, "func", None):
+        from .commands.classic import refuse_keyservice
+
+        return _guarded(lambda: refuse_keyservice(remote))
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return errors.NO_FILE_SPECIFIED

@@ -254,3 +254,27 @@ def test_every_command_help_shows_examples(parser: argparse.ArgumentParser) -> N
     examples = text.split("examples:", 1)[1].strip().splitlines()
     assert 2 <= len(examples) <= 3 and all(line.strip().startswith(("sopsflow", "git", "EDITOR", "cat", "printf",
                                                                         "echo")) for line in examples), examples
+
+
+@pytest.mark.parametrize("argv", [
+    ["--keyservice", "tcp://127.0.0.1:1", "-d", "x.yaml"],
+    ["decrypt", "--keyservice", "tcp://127.0.0.1:1", "x.yaml"],
+    ["edit", "--keyservice=unix:///tmp/ks.sock", "x.yaml"],
+])
+def test_a_remote_key_service_is_refused(argv: list[str], tmp_path: Path) -> None:
+    """sops would fall back on its local key service; sopsflow says it has no other."""
+    done = run_sopsflow(argv, cwd=tmp_path)
+    lines = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and "remote key services are not supported" in lines[0]
+    env = base_env(SOPS_KEYSERVICE="tcp://127.0.0.1:1")
+    assert run_sopsflow(["decrypt", "x.yaml"], env=env, cwd=tmp_path).returncode == 1
+
+
+def test_the_local_key_service_flag_is_accepted(tmp_path: Path) -> None:
+    env = base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE))
+    plain = tmp_path / "s.yaml"
+    plain.write_text("a: 1\n")
+    assert run_sopsflow(["encrypt", "--enable-local-keyservice", "-a", AGE_RECIPIENT, "-i", str(plain)],
+                        env=env).returncode == 0
+    done = run_sopsflow(["decrypt", "--enable-local-keyservice", str(plain)], env=env)
+    assert done.returncode == 0 and done.stdout == b"a: 1\n"

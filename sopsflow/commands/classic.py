@@ -319,11 +319,7 @@ def _preflight(flags: Flags, positionals: list[str]) -> str:
         raise SopsError(errors.CONFLICTING_PARAMETERS, "Error: cannot operate on both --output and --in-place")
     remote = flags.many("keyservice")
     if remote:
-        raise SopsError(
-            errors.GENERIC,
-            f"sopsflow: --keyservice {remote[0]}: remote key services are not supported; "
-            "sopsflow uses the local keys only (drop --keyservice, or use the real sops)",
-        )
+        refuse_keyservice(remote)
     if not flags.on("enable-local-keyservice") and (
         flags.given("enable-local-keyservice") or os.environ.get("SOPS_ENABLE_LOCAL_KEYSERVICE")
     ):
@@ -414,6 +410,15 @@ def run(argv: list[str], prog: str, dispatch: Callable[[list[str]], int]) -> int
         return 0
     file = _preflight(flags, parsed.positionals)
     return dispatch(translate(flags, file))
+
+
+def refuse_keyservice(addresses: list[str]) -> int:
+    """--keyservice / SOPS_KEYSERVICE: refused, whichever command line gave it."""
+    raise SopsError(
+        errors.GENERIC,
+        f"sopsflow: --keyservice {addresses[0]}: remote key services are not supported; "
+        "sopsflow uses the local keys only (drop --keyservice / SOPS_KEYSERVICE, or use the real sops)",
+    )
 
 
 def refuse(command: str) -> int:

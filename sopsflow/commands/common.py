@@ -34,6 +34,12 @@ def add_global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False,
                    help="log what is done on stderr")
     p.add_argument("--decryption-order", default=d, help="key types to try first, e.g. age,pgp")
+    # sops' key-service flags: the local service is sopsflow's only one; a
+    # remote one is refused (main.run_command) rather than silently ignored.
+    p.add_argument("--enable-local-keyservice", action="store_true", default=argparse.SUPPRESS,
+                   help="use the local key service (always on)")
+    p.add_argument("--keyservice", action="append", default=argparse.SUPPRESS, metavar="ADDR",
+                   help="a remote key service: not supported, refused")
     if not suppress:
         # sops 3.11 has these three only as global flags (`sops --mac-only-encrypted
         # encrypt ...`); scripts written for it keep working. We honour them, as
