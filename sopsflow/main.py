@@ -166,6 +166,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
     word = classic.first_positional(args_list)
     if word in COMMANDS:
+        if "--" in args_list and args_list[args_list.index("--") + 1 :][:1] == [word]:
+            args_list.remove("--")  # `sops -- decrypt FILE` runs decrypt, as in sops
         return run_command(args_list)
     if word in classic.REFUSED:
         return classic.refuse(word)

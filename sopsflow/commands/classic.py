@@ -197,8 +197,7 @@ def first_positional(argv: list[str]) -> str | None:
         rest = parse(argv).positionals
     except UsageError:
         return None
-    if argv[len(argv) - len(rest) - 1 : len(argv) - len(rest)] == ["--"]:
-        return None  # after `--` a word is always a file
+    # Even after `--` a command name is the command, as in sops: never a file.
     return rest[0] if rest else None
 
 
