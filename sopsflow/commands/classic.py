@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from .. import __version__, errors
 from ..errors import SopsError
@@ -411,7 +412,7 @@ def run(argv: list[str], prog: str, dispatch: Callable[[list[str]], int]) -> int
     return dispatch(translate(flags, file))
 
 
-def refuse_keyservice(addresses: list[str]) -> int:
+def refuse_keyservice(addresses: list[str]) -> NoReturn:
     """--keyservice / SOPS_KEYSERVICE: refused, whichever command line gave it."""
     raise SopsError(
         errors.GENERIC,
