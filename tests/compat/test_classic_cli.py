@@ -19,7 +19,7 @@ import pytest
 from sopsflow.commands import classic
 
 from ..conftest import base_env, sops_binary
-from ..keys.fixtures import DUMMY_AWS, PGP_SECRET_KEYS, Bao, Moto, bao_server, gnupg_home, moto_server  # noqa: F401
+from ..keys.fixtures import Bao, Moto, bao_server, gnupg_home, moto_server  # noqa: F401 (fixtures)
 from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT, PGP_FP
 from .classic_oracle import compare_encrypted, copy_tree, has_metadata, run_in, sops_named_sopsflow
 
