@@ -1,5 +1,6 @@
 # sopsflow: `make demo` runs the end-to-end walkthrough, `make test` the checks.
-# Both create .venv and install what they need on first use.
+# `make dist` builds the sdist and the wheel into dist/.
+# All create .venv and install what they need on first use.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ ANSIBLE_VENV ?= .venv-ansible
 ANSIBLE_VERSION ?= 12.3.0
 ANSIBLE_STAMP := $(ANSIBLE_VENV)/.installed-ansible-$(ANSIBLE_VERSION)
 
-.PHONY: all venv ansible-venv test lint typecheck pytest demo bench clean
+.PHONY: all venv ansible-venv test lint typecheck pytest demo bench dist clean
 
 all: test
 
@@ -53,5 +54,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run_all.py
 
+# The builder is the `build` package from the test extra; the build backend
+# (setuptools) comes into an isolated environment of its own.
+dist: $(STAMP)
+	rm -rf dist build
+	$(PY) -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) $(ANSIBLE_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ANSIBLE_VENV) .pytest_cache .mypy_cache .ruff_cache dist build

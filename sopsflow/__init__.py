@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import SopsError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["SopsError", "decrypt", "decrypt_file", "encrypt", "encrypt_file", "__version__"]
 
 if TYPE_CHECKING:

@@ -88,7 +88,8 @@ def encrypt_file(
 
     name = os.fspath(path)
     store = store_for_path(name)
-    result = encrypt(read_input(name), store.name, filename=name, age=age, pgp=pgp, kms=kms, config=config)
+    source = read_input(name, for_rewrite=output is None)
+    result = encrypt(source, store.name, filename=name, age=age, pgp=pgp, kms=kms, config=config)
     target = Path(output) if output else Path(name)
     atomic_write(target, result)
     return target

@@ -20,10 +20,16 @@ on disk; the caller decides) without any private key:
 * private keys and age identities are looked for in every file, so one pasted
   into a comment or an ``_unencrypted`` value of a SOPS file is caught too.
 
-With ``settings.strict`` the recipients and key groups recorded in a SOPS
-file must equal its rule's (compared by identity strings from
-``CreationRule.key_specs()``, no key objects built), else the finding is an
-error; without it, a warning.
+A recipient recorded in a SOPS file that its rule does not name
+(``recipients-outside-rule``) is always an error: whoever holds that key reads
+every value, and a hosted merge button or a fast-forward brings such a file
+in without any driver or hook. Only ``allow.recipients`` of ``.sopsflow.yaml``
+makes a deliberate extra recipient acceptable. Entries of key types the rule
+parser does not know (``hckms``, newer types) cannot be judged and are a
+warning. Missing recipients and differently arranged key groups
+(``stale-recipients``) are an error with ``settings.strict``, else a warning.
+Identities are compared as strings from ``CreationRule.key_specs()``; no key
+objects are built.
 
 Findings suppressed by the ``allow`` list of ``.sopsflow.yaml`` move to
 ``FileAudit.allowed`` with the reason, so callers can show them.
@@ -47,6 +53,7 @@ from . import detectors
 from .cipher import parse as parse_enc
 from .engine import Policy
 from .errors import SopsError
+from .keys.registry import RULE_KEY_TYPES
 from .metadata import Metadata
 from .settings import AuditSettings
 from .stores import format_for_path, store_for_path
@@ -63,9 +70,11 @@ PARTLY_PLAINTEXT = "partly-plaintext"
 BROKEN_SOPS = "broken-sops"
 LEAKED_SECRET = "leaked-secret"
 STALE_RECIPIENTS = "stale-recipients"
+RECIPIENTS_OUTSIDE_RULE = "recipients-outside-rule"
 SYMLINK_AT_RULE_PATH = "symlink-at-rule-path"
 UNMATCHED_SOPS_FILE = "unmatched-sops-file"
 INVALID_CONFIG = "invalid-config"
+TEMP_FILE = "sopsflow-temp-file"
 
 KINDS = (
     PLAINTEXT_SECRET,
@@ -73,9 +82,11 @@ KINDS = (
     BROKEN_SOPS,
     LEAKED_SECRET,
     STALE_RECIPIENTS,
+    RECIPIENTS_OUTSIDE_RULE,
     SYMLINK_AT_RULE_PATH,
     UNMATCHED_SOPS_FILE,
     INVALID_CONFIG,
+    TEMP_FILE,
 )
 
 #: Files that configure sops/sopsflow: never themselves subject to a rule.
@@ -132,6 +143,12 @@ def fingerprint(kind: str, path: str, anchor: str) -> str:
 
 def _q(path: str) -> str:
     return shlex.quote(path)
+
+
+def _is_temp_file(rel_path: str) -> bool:
+    from .fileio import is_temp_file
+
+    return is_temp_file(rel_path.rsplit("/", 1)[-1])
 
 
 def is_config_file(rel_path: str) -> bool:
@@ -626,6 +643,12 @@ class _Auditor:
 
     def run(self) -> FileAudit:
         self.result.store_name = format_for_path(self.path)
+        if _is_temp_file(self.path):
+            # Whatever it holds (a killed `decrypt -i` leaves plaintext in one),
+            # it is a write in progress, never something to commit: not allow-listable.
+            self.add(TEMP_FILE, "sopsflow temp file (an interrupted write; may hold plaintext)",
+                     fix=f"git rm --cached {_q(self.path)}, delete it and add '*.sopsflow-tmp' to .gitignore")
+            return self.result
         try:
             self._judge()
         except _BrokenConfig:
@@ -824,13 +847,35 @@ class _Auditor:
         except SopsError as exc:
             self.add(INVALID_CONFIG, exc.message, fix=f"sopsflow rules {_q(self.path)}")
             return
+        allowed = set(self.settings.allowed_recipients(self.path))
+        if allowed:
+            diffs = [d._replace(removed=[x for x in d.removed if x not in allowed]) for d in diffs]
+            diffs = [d for d in diffs if d.added or d.removed]
         if not diffs:
             return
+        outside = self._outside_rule(meta, rule, allowed)
+        if outside:
+            self.add(RECIPIENTS_OUTSIDE_RULE,
+                     f"recipients that {rule_label(rule)} does not name: {', '.join(outside)} "
+                     "(they can read every value)",
+                     fix=f"sopsflow updatekeys {_q(self.path)} (or allow-list them in .sopsflow.yaml)",
+                     anchor="outside:" + ",".join(outside))
         strict = self.settings.strict
         self.add(STALE_RECIPIENTS,
                  f"recipients differ from {rule_label(rule)}: {format_group_diffs(diffs)}",
                  severity=ERROR if strict else WARNING, fix=f"sopsflow updatekeys {_q(self.path)}",
                  anchor="recipients")
+
+    @staticmethod
+    def _outside_rule(meta: Metadata, rule: CreationRule, allowed: set[str]) -> list[str]:
+        """Identities of the file's keys that the rule names in no group, minus
+        the ones ``allow.recipients`` accepts for this file."""
+        named = {ident for group in _rule_identities(rule) for ident in group}
+        return _unique(
+            k.identity() for group in meta.key_groups for k in group
+            if k.type_name in RULE_KEY_TYPES and (k.type_name, k.identity()) not in named
+            and k.identity() not in allowed
+        )
 
     def _outside_rules(self) -> None:
         if _sops_markers(self.data):

@@ -613,3 +613,130 @@ def find_repo_config(cwd: Path) -> Path | None:
 
     found = find_config(cwd)
     return Path(found) if found is not None else None
+
+
+# --- the merge policy: ours' creation rule ----------------------------------------------------
+
+
+@dataclass
+class MergeContext:
+    """What the merge driver needs from git besides the three versions.
+
+    ``policy`` is ours' creation rule for the file (None: no ``.sops.yaml`` at
+    HEAD matches it, so ours' own recipients are the policy);
+    ``rule_change`` describes how theirs changed that rule, when it did.
+    """
+
+    policy: Any
+    rule_change: str | None = None
+
+
+def _git_blob(repo_root: Path, rev: str, rel: str) -> bytes | None:
+    try:
+        done = subprocess.run(["git", "cat-file", "blob", f"{rev}:{rel}"], cwd=repo_root, capture_output=True,
+                              check=False)
+    except OSError as exc:
+        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror or exc}") from None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _nearest_config(repo_root: Path, rev: str, rel_path: str) -> tuple[str, bytes] | None:
+    """The ``.sops.yaml`` nearest above ``rel_path`` in ``rev``'s tree (the one
+    ``check`` and ``verify`` judge the file by): (repo-relative path, bytes)."""
+    parts = rel_path.split("/")[:-1]
+    for depth in range(len(parts), -1, -1):
+        rel = "/".join([*parts[:depth], ".sops.yaml"])
+        data = _git_blob(repo_root, rev, rel)
+        if data is not None:
+            return rel, data
+    return None
+
+
+def _rule_at(repo_root: Path, rev: str, rel_path: str) -> tuple[str, Any] | None:
+    """(config path, matching rule or None) in ``rev``; None without a config.
+    Raises SopsError for a config or rule that does not load."""
+    from .config import parse_config
+
+    found = _nearest_config(repo_root, rev, rel_path)
+    if found is None:
+        return None
+    rel, data = found
+    config = parse_config(data, str(repo_root / rel), strict=False)
+    return rel, config.match(str(repo_root / rel_path))
+
+
+def _signature(found: tuple[str, Any] | None) -> tuple[Any, ...] | None:
+    if found is None or found[1] is None:
+        return None
+    rule = found[1]
+    layout = [sorted((s.type_name, s.identity()) for s in group) for group in rule.key_specs()]
+    return (layout, rule.shamir_threshold)
+
+
+def _describe_change(old: tuple[Any, ...] | None, new: tuple[Any, ...] | None) -> str:
+    if new is None:
+        return "no rule matches the file any more"
+    if old is None:
+        return "a rule now matches the file"
+    before = {ident for group in old[0] for ident in group}
+    after = {ident for group in new[0] for ident in group}
+    changes = [f"+{i}" for _t, i in sorted(after - before)] + [f"-{i}" for _t, i in sorted(before - after)]
+    if not changes:
+        changes = ["key groups or shamir_threshold rearranged"]
+    return ", ".join(changes)
+
+
+def theirs_commit(environ: Any = None) -> str | None:
+    """The commit being merged in: ``git merge`` names it in a
+    ``GITHEAD_<id>`` variable for the drivers it runs (rebase and cherry-pick
+    do not)."""
+    env = os.environ if environ is None else environ
+    heads = [name[len("GITHEAD_"):] for name in env if re.fullmatch(r"GITHEAD_[0-9a-f]{40,64}", name)]
+    return heads[0] if len(heads) == 1 else None
+
+
+def merge_context(repo_root: Path, rel_path: str) -> MergeContext:
+    """Ours' rule for ``rel_path`` from the ``.sops.yaml`` at HEAD (the branch
+    being merged into: theirs' copy is written by the same author as theirs'
+    file, and git has not merged it yet when the driver runs), the
+    ``allow.recipients`` of ``.sopsflow.yaml`` at HEAD, and whether theirs
+    changed that rule. SopsError when ours' config does not load."""
+    from .merge import KeyPolicy
+    from .settings import SETTINGS_FILE, parse_settings
+
+    ours = _rule_at(repo_root, "HEAD", rel_path)
+    policy = None
+    if ours is not None and ours[1] is not None:
+        rule = ours[1]
+        specs = rule.key_specs()
+        settings_data = _git_blob(repo_root, "HEAD", SETTINGS_FILE)
+        allowed: frozenset[str] = frozenset()
+        if settings_data is not None:
+            allowed = frozenset(parse_settings(settings_data, SETTINGS_FILE).allowed_recipients(rel_path))
+        policy = KeyPolicy([[(s.type_name, s.identity()) for s in group] for group in specs], specs,
+                           f"creation_rules[{rule.index}] of {ours[0]} at HEAD", allowed)
+    context = MergeContext(policy)
+    theirs = theirs_commit()
+    if theirs is None:
+        return context
+    try:
+        theirs_rule = _signature(_rule_at(repo_root, theirs, rel_path))
+    except SopsError as exc:
+        context.rule_change = f"theirs' .sops.yaml does not load ({exc.message.splitlines()[0]})"
+        return context
+    ours_rule = _signature(ours)
+    if theirs_rule == ours_rule:
+        return context
+    try:
+        base = _git(["merge-base", "HEAD", theirs], repo_root).split()
+    except SopsError:
+        base = []  # unrelated histories
+    try:
+        base_rule = _signature(_rule_at(repo_root, base[0], rel_path)) if base else None
+    except SopsError:
+        base_rule = ("unreadable",)
+    if theirs_rule != base_rule:
+        where = ours[0] if ours is not None else ".sops.yaml"
+        context.rule_change = (f"theirs changes the creation rule of {where} for this file "
+                               f"({_describe_change(ours_rule, theirs_rule)})")
+    return context

@@ -1,20 +1,81 @@
-"""File reading and atomic writing."""
+"""File reading and atomic writing.
+
+What every rewrite of a file guarantees (docs/security.md, "Files on disk"):
+
+* atomic: a temp file next to the target, fsync, rename - a reader or a kill
+  sees the old file or the new one;
+* the target's permission bits, group and (where the OS lets us) owner are
+  kept; a group that cannot be kept loses its permission bits, so a rewrite
+  never widens access;
+* a symbolic link is followed: its target is replaced and the link stays;
+* a regular file with more than one hard link is refused (``break_hardlinks``
+  writes a new file for the given name only);
+* a file read for rewriting (``read_input(..., for_rewrite=True)``) that
+  changed on disk before the rename - size, mtime, inode or content - is left
+  as it is (:class:`FileChangedError`), whoever changed it;
+* sopsflow's own writers serialise that last check and the rename with
+  ``flock`` on ``sopsflow.lock`` in the git directory (outside a repository:
+  on the target's directory), so between them no update is ever lost;
+* temp files are ``.NAME.HOST.pPID.RANDOM.sopsflow-tmp`` (``...RANDOM.plaintext.sopsflow-tmp``
+  when they hold plaintext), so that cleanup - after each single-file write,
+  and by ``updatekeys`` - only removes those whose process is gone.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 import stat
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from . import errors
 from .errors import SopsError
 
+#: The suffix of every temp file a write creates; ``*.sopsflow-tmp`` belongs in .gitignore.
+TEMP_SUFFIX = ".sopsflow-tmp"
+#: Marks a temp file that holds plaintext (``decrypt -i``, ``decrypt --output``).
+PLAINTEXT_MARK = ".plaintext"
+#: The lock file sopsflow's writers share, in the git directory.
+LOCK_NAME = "sopsflow.lock"
 
-def read_input(path: str) -> bytes:
+
+class FileChangedError(SopsError):
+    """The file changed on disk after it was read: the write was not done."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(
+            errors.GENERIC,
+            f"{path} changed on disk while sopsflow was working on it (another writer?); "
+            "left it as it is: run the command again",
+        )
+
+
+class Snapshot(NamedTuple):
+    """What a file was when it was read: compared before it is replaced."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    sha256: bytes
+
+    @classmethod
+    def of(cls, st: os.stat_result, data: bytes) -> Snapshot:
+        import hashlib
+
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, hashlib.sha256(data).digest())
+
+
+#: Files read for rewriting in this process: real path -> (stat, content).
+#: The content is only hashed if the file is written (reads stay hashlib-free).
+_read_for_rewrite: dict[str, tuple[os.stat_result, bytes]] = {}
+
+
+def read_input(path: str, *, for_rewrite: bool = False) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        return read_bytes(path, for_rewrite=for_rewrite)
     except FileNotFoundError:
         raise SopsError(errors.NO_FILE_SPECIFIED, f"Error: cannot operate on non-existent file {path}") from None
     except IsADirectoryError:
@@ -25,56 +86,138 @@ def read_input(path: str) -> bytes:
         ) from None
 
 
-def atomic_write(path: str | Path, data: bytes, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file,
-    never a partial one: temp file in the same directory, fsync, rename.
-    The existing file's permission bits are kept (0600 for a new file unless
-    ``mode`` says otherwise)."""
-    target = Path(path)
-    fd, tmp = _write_temp(target, data, mode)
+def read_bytes(path: str | Path, *, for_rewrite: bool = False) -> bytes:
+    """The file's content (OSError as raised). ``for_rewrite``: remember what
+    was read, so that :func:`atomic_write` to the same file refuses to replace
+    it if it changed in the meantime."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+        if for_rewrite:
+            _read_for_rewrite[os.path.realpath(path)] = (os.fstat(handle.fileno()), data)
+    return data
+
+
+def snapshot(path: str | Path) -> tuple[bytes, Snapshot]:
+    """The file's content and its :class:`Snapshot` (OSError as raised)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+        st = os.fstat(handle.fileno())
+    return data, Snapshot.of(st, data)
+
+
+def changed_since(path: str | Path, seen: Snapshot) -> bool:
+    """Whether the file at ``path`` is no longer what ``seen`` recorded: gone,
+    another size, mtime or inode, or other content."""
+    try:
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev) != seen[:4]:
+            return True
+        # The same size and mtime can hide a change (a coarse clock, an
+        # in-place writer restoring the mtime): compare the content too.
+        _, now = snapshot(path)
+    except OSError:
+        return True
+    return now.sha256 != seen.sha256
+
+
+def rewrite_target(path: str | Path, break_hardlinks: bool = False) -> tuple[Path, os.stat_result | None]:
+    """The file a write to ``path`` replaces, and its stat (None: a new file).
+    A symbolic link resolves to its target; a regular file with more than one
+    hard link is refused unless ``break_hardlinks``."""
+    given = Path(path)
+    try:
+        st = os.lstat(given)
+    except FileNotFoundError:
+        return given, None
+    except OSError as exc:
+        raise _write_error(given, exc) from None
+    target = given
+    if stat.S_ISLNK(st.st_mode):
+        target = Path(os.path.realpath(given))
+        try:
+            st = os.stat(target)
+        except FileNotFoundError:
+            return target, None  # a dangling link: its target is created
+        except OSError as exc:
+            raise _write_error(given, exc) from None
+    if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and not break_hardlinks:
+        raise SopsError(
+            errors.COULD_NOT_WRITE_OUTPUT_FILE,
+            f"{given} has {st.st_nlink} hard links; refusing to break them "
+            "(--break-hardlinks writes a new file for this name only)",
+        )
+    return target, st
+
+
+def atomic_write(path: str | Path, data: bytes, mode: int | None = None, *, plaintext: bool = False,
+                 break_hardlinks: bool = False, expect: Snapshot | None = None) -> None:
+    """Write ``data`` to ``path`` with the guarantees of this module: temp file
+    in the target's directory, fsync, checks, rename. The existing file's mode,
+    group and owner are kept (0600 for a new file unless ``mode`` says
+    otherwise). ``expect``: what the file must still be (default: what
+    ``read_input(..., for_rewrite=True)`` read, if it read this file)."""
+    target, st = rewrite_target(path, break_hardlinks)
+    read = _read_for_rewrite.pop(os.path.realpath(target), None)
+    if expect is None and read is not None:
+        expect = Snapshot.of(*read)
+    fd, tmp = _write_temp(target, data, mode, st, plaintext)
     try:
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        with WriteLock([target]):
+            if expect is not None and changed_since(target, expect):
+                raise FileChangedError(path)
+            os.replace(tmp, target)
     except BaseException as exc:
         _discard(tmp)
         if isinstance(exc, OSError):
             raise _write_error(target, exc) from None
         raise
     _sync_directory(_parent(target))
+    # What an earlier, killed write of this file left (a `decrypt -i` leaves plaintext).
+    remove_stray_temp_files([target])
 
 
 #: Files written per group in atomic_write_many (each holds a descriptor until renamed).
 _GROUP = 256
 
 
-def atomic_write_many(items: list[tuple[Path, bytes]], *, threads: int = 8) -> list[SopsError | None]:
+def atomic_write_many(items: list[tuple[Path, bytes]], *, threads: int = 8,
+                      expect: Sequence[Snapshot | None] | None = None,
+                      break_hardlinks: bool = False) -> list[SopsError | None]:
     """:func:`atomic_write` for many files, with each file's outcome (None = written).
 
-    Same guarantee per file - a reader, or a kill at any moment, sees the old
-    file or the new one - but the work is grouped: every temp file is written
-    first, then all are flushed to disk together (fsync waits overlap in a few
-    threads), then each is renamed over its target, and each directory is
-    synced once at the end instead of once per file.
+    Same guarantees per file - a reader, or a kill at any moment, sees the old
+    file or the new one; ``expect[i]`` is what file i must still be - but the
+    work is grouped: every temp file is written first, then all are flushed to
+    disk together (fsync waits overlap in a few threads), then each is checked
+    and renamed over its target under one lock, and each directory is synced
+    once at the end instead of once per file.
     """
+    expected: list[Snapshot | None] = list(expect) if expect is not None else [None] * len(items)
     results: list[SopsError | None] = []
     for start in range(0, len(items), _GROUP):
-        results.extend(_write_group(items[start:start + _GROUP], threads))
+        results.extend(_write_group(items[start:start + _GROUP], expected[start:start + _GROUP], threads,
+                                    break_hardlinks))
     return results
 
 
-def _write_group(items: list[tuple[Path, bytes]], threads: int) -> list[SopsError | None]:
+def _write_group(items: list[tuple[Path, bytes]], expected: list[Snapshot | None], threads: int,
+                 break_hardlinks: bool) -> list[SopsError | None]:
     results: list[SopsError | None] = [None] * len(items)
+    targets: list[Path] = [path for path, _ in items]
     directories: set[Path] = set()
     written: list[tuple[int, str]] = []  # (item index, temp path)
     open_fds: list[int] = []
     unfinished: set[str] = set()  # temp files neither renamed nor removed yet
     try:
-        for index, (target, data) in enumerate(items):
+        for index, (given, data) in enumerate(items):
             try:
-                fd, tmp = _write_temp(target, data)
+                target, st = rewrite_target(given, break_hardlinks)
+                targets[index] = target
+                fd, tmp = _write_temp(target, data, None, st)
             except SopsError as exc:
                 results[index] = exc
                 continue
@@ -86,17 +229,21 @@ def _write_group(items: list[tuple[Path, bytes]], threads: int) -> list[SopsErro
             results[index] = _write_error(items[index][0], error)
         while open_fds:
             os.close(open_fds.pop())
-        for index, tmp in written:
-            target = items[index][0]
-            if results[index] is None:
-                try:
-                    os.replace(tmp, target)
-                    directories.add(_parent(target))
-                except OSError as exc:
-                    results[index] = _write_error(target, exc)
-            if results[index] is not None:
-                _discard(tmp)
-            unfinished.discard(tmp)
+        with WriteLock(targets[index] for index, _ in written):
+            for index, tmp in written:
+                target = targets[index]
+                seen = expected[index]
+                if results[index] is None and seen is not None and changed_since(target, seen):
+                    results[index] = FileChangedError(items[index][0])
+                if results[index] is None:
+                    try:
+                        os.replace(tmp, target)
+                        directories.add(_parent(target))
+                    except OSError as exc:
+                        results[index] = _write_error(target, exc)
+                if results[index] is not None:
+                    _discard(tmp)
+                unfinished.discard(tmp)
     finally:  # interrupted: the files not renamed yet stay as they were
         for fd in open_fds:
             try:
@@ -110,25 +257,27 @@ def _write_group(items: list[tuple[Path, bytes]], threads: int) -> list[SopsErro
     return results
 
 
-def _write_temp(target: Path, data: bytes, mode: int | None = None) -> tuple[int, str]:
+def _write_temp(target: Path, data: bytes, mode: int | None = None, st: os.stat_result | None = None,
+                plaintext: bool = False) -> tuple[int, str]:
     """An open temp file next to ``target`` holding ``data``, with ``mode`` or
-    else target's permission bits (0600 for a new file)."""
-    if mode is None:
-        try:
-            mode = stat.S_IMODE(os.stat(target).st_mode)
-        except FileNotFoundError:
-            mode = 0o600
-        except OSError as exc:
-            raise _write_error(target, exc) from None
+    else target's permission bits (0600 for a new file), and target's owner
+    and group as far as permitted. ``st``: target's stat (None: new file)."""
     try:
-        fd, tmp = _create_temp(target)
+        fd, tmp = _create_temp(target, plaintext)
     except OSError as exc:
         raise _write_error(target, exc) from None
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)
+        if st is not None:
+            if not _keep_owner(fd, st) and mode is None:
+                # The group could not be kept: give its access to no one else.
+                mode = stat.S_IMODE(st.st_mode) & ~0o070
+            if mode is None:
+                mode = stat.S_IMODE(st.st_mode)
+        # After the chown, which may clear set-id bits.
+        os.fchmod(fd, 0o600 if mode is None else mode)
     except BaseException as exc:
         os.close(fd)
         _discard(tmp)
@@ -138,20 +287,196 @@ def _write_temp(target: Path, data: bytes, mode: int | None = None) -> tuple[int
     return fd, tmp
 
 
-def _create_temp(target: Path) -> tuple[int, str]:
-    """``.NAME.XXXXXXXX.sopsflow-tmp`` next to ``target``, created exclusively
-    and private (0600) - what tempfile.mkstemp does, without importing
-    tempfile (and shutil, random...) on every start."""
+def _keep_owner(fd: int, st: os.stat_result) -> bool:
+    """Give the temp file target's owner and group; the owner only where the
+    OS permits (root, or our own file). False when the group could not be kept.
+    Any refusal (EPERM; a file system without owners) is an answer, not an error."""
+    try:
+        os.fchown(fd, st.st_uid, st.st_gid)
+        return True
+    except OSError:
+        pass
+    try:
+        os.fchown(fd, -1, st.st_gid)
+    except OSError:
+        return os.fstat(fd).st_gid == st.st_gid
+    return True
+
+
+# --- temp file names -----------------------------------------------------------------
+
+
+class TempName(NamedTuple):
+    """A parsed temp file name: whose file, which process, what it holds."""
+
+    owner: str  # the name of the file it was to replace
+    host: str | None  # None: an older name without host and pid
+    pid: int | None
+    plaintext: bool
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether ``name`` (a base name) is a sopsflow temp file of any kind."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and len(name) > len(TEMP_SUFFIX) + 1
+
+
+def parse_temp_name(name: str) -> TempName | None:
+    if not is_temp_file(name):
+        return None
+    stem = name[1:-len(TEMP_SUFFIX)]
+    plaintext = stem.endswith(PLAINTEXT_MARK)
+    if plaintext:
+        stem = stem[:-len(PLAINTEXT_MARK)]
+    parts = stem.rsplit(".", 3)
+    if len(parts) == 4 and _is_random(parts[3]) and parts[2][:1] == "p" and parts[2][1:].isdigit() \
+            and parts[1] and _host_part(parts[1]) == parts[1] and parts[0]:
+        return TempName(parts[0], parts[1], int(parts[2][1:]), plaintext)
+    legacy = stem.rsplit(".", 1)
+    if not plaintext and len(legacy) == 2 and legacy[0] and _is_random(legacy[1]):
+        return TempName(legacy[0], None, None, False)
+    return None
+
+
+def temp_process_gone(temp: TempName) -> bool:
+    """Whether the process that created ``temp`` has ended, so that the file
+    is a stray. Unknown (another host, or no permission to ask) counts as
+    alive; a name without host and pid (older sopsflow) counts as gone."""
+    if temp.host is None or temp.pid is None:
+        return True
+    if temp.host != _host_part(os.uname().nodename) or temp.pid == os.getpid():
+        return False
+    try:
+        os.kill(temp.pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def remove_stray_temp_files(paths: Iterable[Path]) -> list[Path]:
+    """Delete the temp files (``.NAME.HOST.pPID.XXXXXXXX[.plaintext].sopsflow-tmp``)
+    next to each of ``paths`` whose process is gone - a kill left them (each
+    directory is listed once). Those of a live process, or of another host,
+    are another writer's work in progress and stay."""
+    by_dir: dict[Path, set[str]] = {}
+    for path in paths:
+        by_dir.setdefault(_parent(path), set()).add(path.name)
+    removed: list[Path] = []
+    for directory, names in by_dir.items():
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            temp = parse_temp_name(entry)
+            if temp is None or temp.owner not in names or not temp_process_gone(temp):
+                continue
+            stray = directory / entry
+            try:
+                if stat.S_ISREG(os.lstat(stray).st_mode):
+                    os.unlink(stray)
+                    removed.append(stray)
+            except OSError:
+                pass
+    return removed
+
+
+def _is_random(text: str) -> bool:
+    return len(text) == 8 and all(c in "0123456789abcdef" for c in text)
+
+
+def _host_part(host: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in host)[:40] or "host"
+
+
+def _create_temp(target: Path, plaintext: bool = False) -> tuple[int, str]:
+    """``.NAME.HOST.pPID.XXXXXXXX[.plaintext].sopsflow-tmp`` next to
+    ``target``, created exclusively and private (0600) - what
+    tempfile.mkstemp does, without importing tempfile (and shutil, random...)
+    on every start."""
     import binascii
 
+    prefix = f".{target.name}.{_host_part(os.uname().nodename)}.p{os.getpid()}."
+    suffix = (PLAINTEXT_MARK if plaintext else "") + TEMP_SUFFIX
     for _ in range(100):
         token = binascii.hexlify(os.urandom(4)).decode()
-        tmp = os.path.join(_parent(target), f".{target.name}.{token}.sopsflow-tmp")
+        tmp = os.path.join(_parent(target), prefix + token + suffix)
         try:
             return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), tmp
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(target))
+
+
+# --- the write lock --------------------------------------------------------------------
+
+
+class WriteLock:
+    """``flock`` held by sopsflow's writers while they check a file and rename
+    over it: on ``sopsflow.lock`` in the git directory of each file's
+    repository, or - outside a repository - on the file's directory itself. Locks are taken in sorted order,
+    so two writers never wait on each other in a cycle. A lock file that
+    cannot be opened (a read-only git directory) is skipped: the change
+    check still runs."""
+
+    def __init__(self, targets: Iterable[Path]) -> None:
+        self._paths = sorted({_lock_path(_parent(Path(t))) for t in targets})
+        self._fds: list[int] = []
+
+    def __enter__(self) -> WriteLock:
+        if not self._paths:
+            return self
+        import fcntl
+
+        try:
+            for path in self._paths:
+                fd = _open_lock(path)
+                if fd is None:
+                    continue
+                self._fds.append(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._fds:
+            os.close(self._fds.pop())  # closing releases the flock
+
+
+def _lock_path(directory: Path) -> str:
+    """The lock for files in ``directory``: the git directory's lock file, else the directory."""
+    current = os.path.abspath(directory)
+    while True:
+        dotgit = os.path.join(current, ".git")
+        if os.path.isdir(dotgit):
+            return os.path.join(dotgit, LOCK_NAME)
+        if os.path.isfile(dotgit):  # a worktree or submodule: "gitdir: PATH"
+            try:
+                with open(dotgit, encoding="utf-8") as handle:
+                    line = handle.readline().strip()
+            except (OSError, UnicodeDecodeError):
+                line = ""
+            if line.startswith("gitdir:"):
+                return os.path.join(current, line[len("gitdir:"):].strip(), LOCK_NAME)
+        parent = os.path.dirname(current)
+        if parent == current:
+            return os.path.abspath(directory)
+        current = parent
+
+
+def _open_lock(path: str) -> int | None:
+    """A descriptor to flock: the lock file (created if need be) or the
+    directory; None when it cannot be opened (a read-only git directory)."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        if os.path.basename(path) == LOCK_NAME:
+            return os.open(path, flags | os.O_CREAT, 0o644)
+        return os.open(path, flags)
+    except OSError:
+        return None
 
 
 def _fsync_all(fds: list[int], threads: int) -> list[tuple[int, OSError]]:

@@ -28,11 +28,12 @@ Conflicts are reported as key paths in ``decrypt --extract`` syntax
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SopsError
+from .keys.registry import RULE_KEY_TYPES
 from .tree import Branches, Comment, TreeMap, go_float_f
 
 
@@ -278,32 +279,77 @@ def merge_trees(base: Branches | None, ours: Branches, theirs: Branches) -> Merg
 
 # --- whole encrypted documents -------------------------------------------------------------
 
+#: Identities of one file's (or rule's) key groups: per group, (type, identity).
+Layout = list[list[tuple[str, str]]]
+
+OURS = "ours"
+THEIRS_RECIPIENTS = "theirs-recipients"
+FRESH = "fresh"
+
+
+@dataclass
+class KeyPolicy:
+    """What ours' ``.sops.yaml`` prescribes for the file being merged.
+
+    ``layout`` is the rule's key groups as identities; ``specs`` the same as
+    :class:`sopsflow.config.KeySpec` groups, used to wrap a fresh data key
+    (None: wrap it for ours' own keys); ``label`` names the rule in messages.
+    """
+
+    layout: Layout
+    specs: list[list[Any]] | None
+    label: str
+    #: identities ``allow.recipients`` accepts for this file beyond the rule
+    allowed: frozenset[str] = frozenset()
+
 
 @dataclass
 class DocumentMerge:
-    """The outcome of :func:`merge_documents`: ``data`` is the merged encrypted
-    file (None on conflict), ``conflicts`` the key paths, ``key_source`` which
-    side's data key and recipients were used ("ours" or "theirs")."""
+    """The outcome of :func:`merge_documents`.
+
+    ``data`` is the merged encrypted file (None when it cannot be written);
+    ``conflicts`` the conflicting key paths; ``refused`` why no key set could
+    be chosen safely (then ``data`` is None too); ``key_source`` which key set
+    was used: :data:`OURS` (ours' data key and recipients),
+    :data:`THEIRS_RECIPIENTS` (the shared data key with theirs' recipient
+    change) or :data:`FRESH` (a new data key for the policy's recipients);
+    ``notes`` say why, for the merging user.
+    """
 
     data: bytes | None
     conflicts: list[str]
     key_source: str
+    notes: list[str] = field(default_factory=list)
+    refused: str | None = None
 
 
-def merge_documents(store: Any, base: bytes | None, ours: bytes, theirs: bytes) -> DocumentMerge:
+def merge_documents(store: Any, base: bytes | None, ours: bytes, theirs: bytes,
+                    policy: KeyPolicy | None = None) -> DocumentMerge:
     """Decrypt the three versions in memory, merge them and encrypt the result.
 
-    Key choice: ours' data key and recipients, unless theirs is the newer key
-    set. Theirs is newer when its data key differs from ours and (a) ours
-    still has the base's data key (theirs rotated), or (b) neither side has
-    the base's key (both rotated, or no usable base) and theirs'
-    ``lastmodified`` is later. With one data key on both sides, a recipient
-    change made on one side only (``updatekeys``) is kept.
+    Every part of theirs, its data key and recipients included, is written by
+    the author of the branch, who needs no private key to build it (public
+    recipients are enough). So the key set is chosen by ``policy`` (ours'
+    creation rule; None: ours' own recipients are the policy), never by
+    theirs:
 
-    Every value whose plaintext the chosen side already holds keeps its exact
-    ciphertext (the IVs seen while decrypting are reused); values taken from
-    the other side keep theirs when both share the data key and are encrypted
-    afresh otherwise. lastmodified and MAC are new.
+    * theirs' data key, when it differs from ours', is never adopted: its
+      author may know it even when it is wrapped only for the rule's keys;
+    * same data key on both sides: a recipient change made on theirs only is
+      kept when it adds nobody outside the policy (and outside ours' own
+      recipients) and drops no entry of a key type a rule cannot name;
+      otherwise ours' recipients are kept, or, when theirs added someone
+      outside the policy (who then holds this data key), the data key is
+      replaced;
+    * theirs replaced the data key and ours still has the base's: theirs'
+      rotation is honoured with a *fresh* data key for the policy's recipients;
+    * anything else (ours rotated, both rotated, no base): ours' key set.
+
+    A fresh data key is refused (``refused`` set, no data) when a side holds an
+    entry of a key type a rule cannot name: it cannot be wrapped afresh and is
+    never dropped. Values whose plaintext the chosen key set already holds keep
+    their exact ciphertext (the IVs seen while decrypting are reused);
+    lastmodified and MAC are new.
     """
     from .cipher import Cipher
     from .operations import decrypt_document, encrypt_document
@@ -315,23 +361,89 @@ def merge_documents(store: Any, base: bytes | None, ours: bytes, theirs: bytes) 
         base_doc = _decrypt_trying(store, base, [ours_doc.data_key, theirs_doc.data_key])
     result = merge_trees(base_doc.branches if base_doc else None, ours_doc.branches, theirs_doc.branches)
     if result.conflicts:
-        return DocumentMerge(None, result.conflicts, "ours")
-    base_key = base_doc.data_key if base_doc else None
-    source = _key_source(ours_doc, theirs_doc, base_key)
-    chosen, other = (theirs_doc, ours_doc) if source == "theirs" else (ours_doc, theirs_doc)
-    cipher = Cipher(chosen.data_key)
-    cipher.iv_cache = dict(chosen.cipher.iv_cache)
+        return DocumentMerge(None, result.conflicts, OURS)
+    if policy is None:
+        policy = KeyPolicy(_layout(ours_doc.metadata), None, "ours' recipients (no creation rule)")
+    source, notes = _choose_key_set(ours_doc, theirs_doc, base_doc, policy)
+    if source == FRESH:
+        problem = _cannot_rotate(ours_doc.metadata, theirs_doc.metadata)
+        if problem:
+            return DocumentMerge(None, [], FRESH, notes, refused=problem)
+        data = _encrypt_fresh(store, result.branches, ours_doc.metadata, policy)
+        return DocumentMerge(data, [], FRESH, notes)
+    cipher = Cipher(ours_doc.data_key)
+    cipher.iv_cache = dict(ours_doc.cipher.iv_cache)
     # Same data key: values taken from the other side (or back from the base)
     # keep their ciphertext too. Another key's IVs would not reproduce it.
-    for donor in (other, base_doc):
-        if donor is not None and donor.data_key == chosen.data_key:
+    for donor in (theirs_doc, base_doc):
+        if donor is not None and donor.data_key == ours_doc.data_key:
             for cache_key, iv in donor.cipher.iv_cache.items():
                 cipher.iv_cache.setdefault(cache_key, iv)
-    meta = chosen.metadata
-    if source == "ours" and ours_doc.data_key == theirs_doc.data_key and base_doc is not None:
-        meta = _recipients_side(base_doc.metadata, ours_doc.metadata, theirs_doc.metadata)
-    data = encrypt_document(store, result.branches, meta, chosen.data_key, cipher)
-    return DocumentMerge(data, [], source)
+    meta = ours_doc.metadata
+    if source == THEIRS_RECIPIENTS:
+        meta = dataclasses.replace(ours_doc.metadata, key_groups=theirs_doc.metadata.key_groups,
+                                   shamir_threshold=theirs_doc.metadata.shamir_threshold)
+    data = encrypt_document(store, result.branches, meta, ours_doc.data_key, cipher)
+    return DocumentMerge(data, [], source, notes)
+
+
+def _choose_key_set(ours: Any, theirs: Any, base: Any, policy: KeyPolicy) -> tuple[str, list[str]]:
+    ours_layout, theirs_layout = _layout(ours.metadata), _layout(theirs.metadata)
+    allowed = _identities(policy.layout) | _identities(ours_layout)
+    outside = [ident for t, ident in _unique_keys(theirs_layout)
+               if (t, ident) not in allowed and ident not in policy.allowed]
+    if theirs.data_key != ours.data_key:
+        notes = [f"theirs is encrypted for recipients that {policy.label} does not name ({', '.join(outside)}); "
+                 "they get nothing from this merge"] if outside else []
+        if base is not None and ours.data_key == base.data_key:
+            return FRESH, notes + ["theirs replaced the data key; their key is not adopted (its author may "
+                                   f"know it), the merge uses a fresh one for {policy.label}"]
+        if base is None or theirs.data_key != base.data_key:
+            notes.append("both sides have their own data key; kept ours' data key and recipients")
+        return OURS, notes
+    if base is None or _layout(base.metadata) != ours_layout or theirs_layout == ours_layout:
+        return OURS, []
+    # Only theirs changed the recipients of the shared data key.
+    if outside:
+        return FRESH, [f"theirs adds recipients that {policy.label} does not name ({', '.join(outside)}); "
+                       "they hold the shared data key, so the merge replaces it"]
+    dropped = [f"{t} {ident}" for t, ident in _unique_keys(ours_layout)
+               if t not in RULE_KEY_TYPES and (t, ident) not in _identities(theirs_layout)]
+    if dropped:
+        return OURS, [f"theirs removes {', '.join(dropped)} (a key type sopsflow cannot check against a rule, "
+                      "so it is never dropped); kept ours' recipients"]
+    return THEIRS_RECIPIENTS, ["kept theirs' recipient change (same data key, nobody outside the rule)"]
+
+
+def _cannot_rotate(*metas: Any) -> str | None:
+    """Why a fresh data key cannot be wrapped without dropping an entry."""
+    for meta in metas:
+        for group in meta.key_groups:
+            for key in group:
+                if key.type_name not in RULE_KEY_TYPES:
+                    return (f"a new data key is needed, but the file holds a {key.type_name} entry "
+                            f"({key.identity()}) that sopsflow cannot wrap and will not drop")
+    return None
+
+
+def _encrypt_fresh(store: Any, branches: Branches, ours_meta: Any, policy: KeyPolicy) -> bytes:
+    """``branches`` under a new data key wrapped for the policy's keys (ours'
+    own keys when the policy has no rule), with ours' options."""
+    from .cipher import Cipher
+    from .operations import encrypt_document, new_data_key, rewrap_keys, wrap_keys
+
+    data_key = new_data_key()
+    if policy.specs is None:
+        meta = dataclasses.replace(ours_meta, key_groups=[list(group) for group in ours_meta.key_groups])
+        rewrap_keys(meta, data_key)
+    else:
+        from .config import build_key
+
+        groups = [[build_key(spec) for spec in group] for group in policy.specs]
+        meta = dataclasses.replace(ours_meta, key_groups=groups,
+                                   shamir_threshold=min(ours_meta.shamir_threshold, len(groups)))
+        wrap_keys(meta, data_key)
+    return encrypt_document(store, branches, meta, data_key, Cipher(data_key))
 
 
 def _decrypt_trying(store: Any, data: bytes, keys: list[bytes]) -> Any:
@@ -348,31 +460,13 @@ def _decrypt_trying(store: Any, data: bytes, keys: list[bytes]) -> Any:
     return decrypt_document(store, data)
 
 
-def _key_source(ours: Any, theirs: Any, base_key: bytes | None) -> str:
-    """Whose data key and recipients the result gets: "ours" or "theirs"."""
-    if ours.data_key == theirs.data_key:
-        return "ours"
-    if base_key is not None and ours.data_key == base_key:
-        return "theirs"
-    if base_key is not None and theirs.data_key == base_key:
-        return "ours"
-    return "theirs" if _stamp(theirs.metadata.lastmodified) > _stamp(ours.metadata.lastmodified) else "ours"
-
-
-def _stamp(text: str) -> datetime.datetime:
-    # lastmodified_aad validates and drops the fraction Python 3.10 cannot parse
-    from .metadata import lastmodified_aad
-
-    return datetime.datetime.fromisoformat(lastmodified_aad(text).replace("Z", "+00:00"))
-
-
-def _layout(meta: Any) -> list[list[tuple[str, str]]]:
+def _layout(meta: Any) -> Layout:
     return [[(k.type_name, k.identity()) for k in group] for group in meta.key_groups]
 
 
-def _recipients_side(base: Any, ours: Any, theirs: Any) -> Any:
-    """Same data key on both sides: whose key groups to write. A change on one
-    side only wins; otherwise ours."""
-    if _layout(ours) == _layout(base) and _layout(theirs) != _layout(base):
-        return theirs
-    return ours
+def _identities(layout: Layout) -> set[tuple[str, str]]:
+    return {entry for group in layout for entry in group}
+
+
+def _unique_keys(layout: Layout) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(entry for group in layout for entry in group))

@@ -49,6 +49,10 @@ RULES: dict[str, tuple[str, str]] = {
         "SOPS file whose recipients differ from its creation rule",
         "Run sopsflow updatekeys to re-wrap the data key for the rule's recipients.",
     ),
+    "recipients-outside-rule": (
+        "SOPS file with recipients its creation rule does not name",
+        "Run sopsflow updatekeys (it rotates the data key), or allow-list a deliberate extra recipient.",
+    ),
     "symlink-at-rule-path": (
         "Symbolic link at a path a creation rule covers",
         "Replace the link with the encrypted file itself.",
@@ -56,6 +60,10 @@ RULES: dict[str, tuple[str, str]] = {
     "unmatched-sops-file": (
         "SOPS file that no .sops.yaml creation rule matches",
         "Add a creation rule for it or move it under a covered path.",
+    ),
+    "sopsflow-temp-file": (
+        "Temp file of an interrupted sopsflow write (it may hold plaintext)",
+        "Remove it from the index and delete it; add *.sopsflow-tmp to .gitignore.",
     ),
     "invalid-config": (
         "Invalid .sops.yaml",

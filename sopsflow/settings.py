@@ -16,6 +16,10 @@ allow:                   # false positives, still shown in the check summary
                          # anywhere
   fingerprints:          # the `[fp:...]` id `sopsflow check` prints after a finding
     - 3f1a9c0b7d2e4f61
+  recipients:            # deliberate recipients beyond a file's creation rule
+    - path: secrets/ops.yaml          # a glob as in `paths`
+      keys: [age1...]                 # identities as `sopsflow check` prints them
+      reason: break-glass key         # optional, for people
 verify: {...}            # `sopsflow verify`'s policy, read by sopsflow/policy.py
 ```
 
@@ -35,7 +39,18 @@ from . import errors
 from .errors import SopsError
 
 SETTINGS_FILE = ".sopsflow.yaml"
-_ALLOW_KEYS = ("paths", "fingerprints")
+_ALLOW_KEYS = ("paths", "fingerprints", "recipients")
+_RECIPIENT_KEYS = ("path", "keys", "reason")
+
+
+@dataclass(frozen=True)
+class AllowedRecipients:
+    """``allow.recipients`` entry: identities accepted beyond the rule of the
+    files ``pattern`` covers."""
+
+    pattern: str
+    keys: tuple[str, ...]
+    reason: str = ""
 
 
 @dataclass
@@ -43,6 +58,7 @@ class AuditSettings:
     strict: bool = False
     allow_paths: list[str] = field(default_factory=list)
     allow_fingerprints: list[str] = field(default_factory=list)
+    allow_recipients: list[AllowedRecipients] = field(default_factory=list)
     #: where the settings came from ("" = defaults)
     source: str = ""
 
@@ -59,6 +75,12 @@ class AuditSettings:
         return bool(fingerprint) and any(
             fingerprint == fp or (len(fp) >= 8 and fingerprint.startswith(fp)) for fp in self.allow_fingerprints
         )
+
+    def allowed_recipients(self, path: str) -> list[str]:
+        """Identities ``allow.recipients`` accepts for ``path`` beyond its rule."""
+        from .policy import glob_match
+
+        return [key for entry in self.allow_recipients if glob_match(entry.pattern, path) for key in entry.keys]
 
 
 def load_settings(repo_root: Path) -> AuditSettings:
@@ -93,7 +115,7 @@ def parse_settings(data: bytes, source: str = SETTINGS_FILE) -> AuditSettings:
     allow = doc.get("allow")
     if allow is not None:
         if not isinstance(allow, dict):
-            raise SopsError(errors.GENERIC, f"{source}: `allow` must be a mapping with `paths` and/or `fingerprints`")
+            raise SopsError(errors.GENERIC, f"{source}: `allow` must be a mapping with `paths`, `fingerprints` and/or `recipients`")
         unknown = sorted(str(k) for k in allow if k not in _ALLOW_KEYS)
         if unknown:
             raise SopsError(errors.GENERIC, f"{source}: unknown key(s) in `allow`: {', '.join(unknown)}")
@@ -101,8 +123,35 @@ def parse_settings(data: bytes, source: str = SETTINGS_FILE) -> AuditSettings:
         settings.allow_fingerprints = [
             fp.lower().removeprefix("fp:") for fp in _strings(allow.get("fingerprints"), "allow.fingerprints", source)
         ]
-        _check_globs(settings.allow_paths, source)
+        settings.allow_recipients = _recipient_entries(allow.get("recipients"), source)
+        _check_globs(settings.allow_paths + [e.pattern for e in settings.allow_recipients], source)
     return settings
+
+
+def _recipient_entries(value: Any, source: str) -> list[AllowedRecipients]:
+    where = "allow.recipients"
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SopsError(errors.GENERIC, f"{source}: `{where}` must be a list of {{path, keys}} mappings")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise SopsError(errors.GENERIC, f"{source}: `{where}[{i}]` must be a mapping with `path` and `keys`")
+        unknown = sorted(str(k) for k in item if k not in _RECIPIENT_KEYS)
+        if unknown:
+            raise SopsError(errors.GENERIC, f"{source}: unknown key(s) in `{where}[{i}]`: {', '.join(unknown)}")
+        pattern = item.get("path")
+        if not isinstance(pattern, str) or not pattern:
+            raise SopsError(errors.GENERIC, f"{source}: `{where}[{i}].path` must be a glob")
+        keys = _strings(item.get("keys"), f"{where}[{i}].keys", source)
+        if not keys:
+            raise SopsError(errors.GENERIC, f"{source}: `{where}[{i}].keys` must name at least one key")
+        reason = item.get("reason", "")
+        if not isinstance(reason, str):
+            raise SopsError(errors.GENERIC, f"{source}: `{where}[{i}].reason` must be a string")
+        out.append(AllowedRecipients(pattern, tuple(keys), reason))
+    return out
 
 
 def _bool(value: Any, where: str, source: str) -> bool:

@@ -19,11 +19,13 @@ phases in one pass per file. Files are processed in forked workers
 written together (``fileio.atomic_write_many``): each write is atomic, so a
 kill at any moment leaves each file fully old or fully new. A hard kill
 between creating the temp files and renaming them can leave
-``.NAME.XXXXXXXX.sopsflow-tmp`` next to NAME: it holds (part of) an
+``.NAME.HOST.pPID.XXXXXXXX.sopsflow-tmp`` next to NAME: it holds (part of) an
 *encrypted* file, never plaintext. Such strays are never taken for SOPS files
 when files are collected, and the next ``sopsflow updatekeys`` run that covers
-NAME deletes them (:func:`remove_stray_temp_files`); ``*.sopsflow-tmp``
-belongs in .gitignore.
+NAME deletes those whose process is gone (:func:`remove_stray_temp_files`);
+``*.sopsflow-tmp`` belongs in .gitignore. Before each rename the file is
+compared with what the plan read (``fileio``): a file another writer changed
+in between is left as it is and reported.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from . import errors
 from .errors import SopsError
+from .fileio import Snapshot
 from .metadata import Metadata
 from .tree import Branches, Comment, TreeMap
 
@@ -50,9 +53,8 @@ STATUS_CURRENT = "up-to-date"
 STATUS_SKIPPED = "skipped"
 STATUS_ERROR = "error"
 
-#: The suffix ``fileio.atomic_write`` gives its temp files; mkstemp adds 8 random characters.
+#: The suffix ``fileio.atomic_write`` gives its temp files.
 TEMP_SUFFIX = ".sopsflow-tmp"
-_TEMP_RANDOM_LEN = 8
 
 ADVICE = (
     "The removed recipients could read these values. Rotating the data key protects new "
@@ -101,6 +103,8 @@ class FilePlan:
     store: Any = field(default=None, repr=False)
     branches: Branches | None = field(default=None, repr=False)
     metadata: Metadata | None = field(default=None, repr=False)
+    #: What the file was when read (files to update only): it must still be that when replaced.
+    snapshot: Snapshot | None = field(default=None, repr=False)
 
     @property
     def added(self) -> list[str]:
@@ -221,15 +225,18 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
         plan.status = STATUS_ERROR if explicit else STATUS_SKIPPED
         plan.reason, plan.code = reason, code
 
-    if plan.path.is_symlink():
-        # Replacing a link with a regular file would silently fork the secret.
-        return skip_or_fail("is a symbolic link; name the file it points to")
+    if not explicit and plan.path.is_symlink():
+        # Found, not named: the file it points to is collected on its own. A
+        # named link is followed, and the write replaces its target (fileio).
+        return skip_or_fail("is a symbolic link")
     if rule is None:
         rule = cache.match(config, str(plan.path))
     if rule is None:
         return skip_or_fail("no creation rule matches this file")
     try:
-        plan.data = plan.path.read_bytes()
+        with open(plan.path, "rb") as handle:
+            plan.data = handle.read()
+            read_stat = os.fstat(handle.fileno())
     except OSError as exc:
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"cannot read file: {exc.strerror}") from None
     store = store_for(str(plan.path))
@@ -255,6 +262,7 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
     plan.rotate = rotate == ROTATE_ALWAYS or (removal and rotate == ROTATE_AUTO)
     if keys_change or plan.threshold_changes or plan.rotate:
         plan.status = STATUS_UPDATE
+        plan.snapshot = Snapshot.of(read_stat, plan.data)
     else:
         plan.status = STATUS_CURRENT
     if removal:
@@ -331,7 +339,8 @@ def build_file(plan: FilePlan, decryption_order: list[str] | None = None,
 
 def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None = None,
                 labels: Labels | None = None, jobs: int = 0,
-                progress: Callable[[int, int], None] | None = None) -> list[FileResult]:
+                progress: Callable[[int, int], None] | None = None,
+                break_hardlinks: bool = False) -> list[FileResult]:
     """Carry out the planned updates, results in input order. Each new file is
     built in memory first; then all are written together
     (``fileio.atomic_write_many``), so a failure or a kill leaves every file
@@ -348,7 +357,7 @@ def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None
         pending = any(p.status == STATUS_UPDATE for p in plans)  # then keys are needed anyway
         workers_ok = pending and _age_ready_for_workers(run_key_command=True)
         built = forked_map(build, plans, jobs=jobs if workers_ok else 1, progress=progress)
-    return write_results(plans, built)
+    return write_results(plans, built, break_hardlinks=break_hardlinks)
 
 
 def update_files(
@@ -362,6 +371,7 @@ def update_files(
     jobs: int = 0,
     progress: Callable[[int, int], None] | None = None,
     cache: RuleCache | None = None,
+    break_hardlinks: bool = False,
 ) -> tuple[list[FilePlan], list[FileResult]]:
     """Plan and update in one pass, for when nothing needs confirming (``-y``):
     each file is read and parsed once, in worker processes (``forkpool``).
@@ -377,7 +387,7 @@ def update_files(
     if kinds - {"age"}:
         planned = plan_files(targets, config=config, store_for=store_for, rotate=rotate, jobs=1, cache=cache)
         results = apply_files([p for p in planned if p.status == STATUS_UPDATE], decryption_order=decryption_order,
-                              labels=labels, jobs=jobs, progress=progress)
+                              labels=labels, jobs=jobs, progress=progress, break_hardlinks=break_hardlinks)
         return planned, results
 
     def one(target: tuple[Path, str, bool, Any]) -> tuple[FilePlan, bytes | Failure | None]:
@@ -390,11 +400,15 @@ def update_files(
     pairs = forked_map(one, list(targets), jobs=jobs if workers_ok else 1, progress=progress)
     plans = [plan for plan, _ in pairs]
     pending = [i for i, plan in enumerate(plans) if plan.status == STATUS_UPDATE]
-    return plans, write_results([plans[i] for i in pending], [pairs[i][1] for i in pending])
+    return plans, write_results([plans[i] for i in pending], [pairs[i][1] for i in pending],
+                                break_hardlinks=break_hardlinks)
 
 
-def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | None]) -> list[FileResult]:
-    """Write every built file (``fileio.atomic_write_many``); one result per plan."""
+def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | None], *,
+                  break_hardlinks: bool = False) -> list[FileResult]:
+    """Write every built file (``fileio.atomic_write_many``); one result per plan.
+    A file that is no longer what its plan read (another writer changed it),
+    or that has other hard links, is left as it is and fails."""
     from .fileio import atomic_write_many
 
     results: list[FileResult | None] = []
@@ -407,7 +421,8 @@ def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | N
         else:
             results.append(None)
             writes.append((i, plan.path, out))
-    outcomes = atomic_write_many([(path, data) for _, path, data in writes])
+    outcomes = atomic_write_many([(path, data) for _, path, data in writes],
+                                 expect=[plans[i].snapshot for i, _, _ in writes], break_hardlinks=break_hardlinks)
     for (i, _, _), error in zip(writes, outcomes, strict=True):
         plan = plans[i]
         if error is None:
@@ -706,40 +721,17 @@ def plan_summary(plans: Sequence[FilePlan]) -> str:
 
 
 def is_temp_file(name: str) -> bool:
-    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+    from .fileio import is_temp_file as temp
+
+    return temp(name)
 
 
 def remove_stray_temp_files(paths: Path | Sequence[Path]) -> list[Path]:
-    """Delete the ``.NAME.XXXXXXXX.sopsflow-tmp`` siblings that a hard kill left
-    next to each of ``paths`` (each directory is listed once). A concurrent
-    writer of the same file would lose its temp file and fail cleanly (its
-    rename raises) - it cannot corrupt anything."""
-    targets = [paths] if isinstance(paths, Path) else list(paths)
-    by_dir: dict[Path, set[str]] = {}
-    for path in targets:
-        by_dir.setdefault(path.parent, set()).add(path.name)
-    removed: list[Path] = []
-    suffix_len = _TEMP_RANDOM_LEN + len(TEMP_SUFFIX)
-    for directory, names in by_dir.items():
-        try:
-            entries = os.listdir(directory)
-        except OSError:
-            continue
-        for entry in entries:
-            # ".NAME." + 8 random characters + ".sopsflow-tmp"
-            if not (entry.startswith(".") and entry.endswith(TEMP_SUFFIX)) or len(entry) < suffix_len + 3:
-                continue
-            owner = entry[1:-suffix_len - 1]
-            if owner not in names or entry[-suffix_len - 1] != ".":
-                continue
-            stray = directory / entry
-            try:
-                if stray.is_file() and not stray.is_symlink():
-                    stray.unlink()
-                    removed.append(stray)
-            except OSError:
-                pass
-    return removed
+    """Delete the temp files next to each of ``paths`` whose process is gone
+    (``fileio.remove_stray_temp_files``)."""
+    from .fileio import remove_stray_temp_files as remove
+
+    return remove([paths] if isinstance(paths, Path) else list(paths))
 
 
 def file_digest(data: bytes) -> str:

@@ -16,6 +16,7 @@ from sopsflow.audit import (
     LEAKED_SECRET,
     PARTLY_PLAINTEXT,
     PLAINTEXT_SECRET,
+    RECIPIENTS_OUTSIDE_RULE,
     STALE_RECIPIENTS,
     SYMLINK_AT_RULE_PATH,
     UNMATCHED_SOPS_FILE,
@@ -25,7 +26,8 @@ from sopsflow.audit import (
     recipient_diff,
 )
 from sopsflow.config import parse_config
-from sopsflow.settings import AuditSettings
+from sopsflow.errors import SopsError
+from sopsflow.settings import AuditSettings, parse_settings
 from tests.gitfixtures import OTHER_RECIPIENT, RULES_YAML, sops_encrypt
 from tests.vectors import AGE_KEY_FILE, AGE_RECIPIENT
 
@@ -342,6 +344,57 @@ def test_recipient_diff_per_group() -> None:
     grouped = run_audit("x.yaml", enc, rules=rules)
     assert grouped.rule is not None and grouped.metadata is not None
     assert recipient_diff(grouped.metadata, grouped.rule) == [(1, [AGE_RECIPIENT], [])]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_recipients_outside_the_rule_are_an_error_in_every_mode(strict: bool) -> None:
+    # secrets/ names only AGE_RECIPIENT: OTHER_RECIPIENT can read a file it should not
+    extra = sops_encrypt("db.yaml", "a: b\n", recipients=f"{AGE_RECIPIENT},{OTHER_RECIPIENT}")
+    result = run_audit("secrets/x.yaml", extra, strict=strict)
+    assert result.refused and kinds(result) == [RECIPIENTS_OUTSIDE_RULE] + ([STALE_RECIPIENTS] if strict else [])
+    finding = next(f for f in result.findings if f.kind == RECIPIENTS_OUTSIDE_RULE)
+    assert OTHER_RECIPIENT in finding.message and AGE_RECIPIENT not in finding.message
+    # a missing recipient alone stays a warning outside strict mode
+    missing = sops_encrypt("team.yaml", "a: b\n")
+    assert kinds(run_audit("team/x.yaml", missing, strict=strict)) == ([STALE_RECIPIENTS] if strict else [])
+
+
+def test_a_deliberate_extra_recipient_can_be_allow_listed_per_file() -> None:
+    extra = sops_encrypt("db.yaml", "a: b\n", recipients=f"{AGE_RECIPIENT},{OTHER_RECIPIENT}")
+    settings = parse_settings(
+        f"allow:\n  paths: [docs/**]\n  recipients:\n    - path: secrets/ops.yaml\n      keys: [{OTHER_RECIPIENT}]\n"
+        "      reason: break-glass\n".encode())
+    config = parse_config(RULES_YAML.encode(), str(ROOT / ".sops.yaml"))
+    allowed = audit_file("secrets/ops.yaml", extra, config=config, settings=settings, repo_root=ROOT)
+    assert allowed.findings == []
+    strict = AuditSettings(strict=True, allow_recipients=settings.allow_recipients)
+    assert audit_file("secrets/ops.yaml", extra, config=config, settings=strict, repo_root=ROOT).findings == []
+    other = audit_file("secrets/db.yaml", extra, config=config, settings=settings, repo_root=ROOT)
+    assert kinds(other) == [RECIPIENTS_OUTSIDE_RULE]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("allow: {recipients: {path: x}}", "must be a list"),
+    ("allow: {recipients: [{path: x}]}", "must name at least one key"),
+    ("allow: {recipients: [{keys: [age1x]}]}", "path` must be a glob"),
+    ("allow: {recipients: [{path: x, keys: [a], who: me}]}", "unknown key(s)"),
+])
+def test_allow_recipients_typos_are_errors(text: str, problem: str) -> None:
+    with pytest.raises(SopsError) as raised:
+        parse_settings(text.encode())
+    assert problem in raised.value.message
+
+
+def test_an_unknown_key_type_is_a_warning_not_an_error() -> None:
+    """hckms (and newer types) cannot be named by a rule sopsflow parses: the
+    entry cannot be judged, so it is reported but does not refuse."""
+    enc = sops_encrypt("db.yaml", "a: b\n").decode()
+    entry = "    hckms:\n        - key_id: tenant-1:key-1\n          created_at: \"2026-01-01T00:00:00Z\"\n" \
+            "          enc: b3BhcXVl\n"
+    with_hckms = enc.replace("sops:\n", "sops:\n" + entry, 1)
+    result = run_audit("secrets/x.yaml", with_hckms)
+    assert not result.refused and kinds(result, "warning") == [STALE_RECIPIENTS]
+    assert "tenant-1:key-1" in result.findings[0].message
 
 
 # --- allow-list -----------------------------------------------------------------------------------

@@ -62,14 +62,34 @@ def test_interrupt_before_renaming_leaves_targets_untouched(tmp_path: Path, monk
     assert not _temps(tmp_path)
 
 
+def temp_of_ended_process(target: Path, plaintext: bool = False) -> Path:
+    """A temp file created for ``target`` by a process that has exited since
+    (what a hard kill between creating and renaming leaves)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        fd, tmp = fileio._create_temp(target, plaintext)
+        os.close(fd)
+        os.write(write_end, tmp.encode())
+        os._exit(0)
+    os.close(write_end)
+    name = os.read(read_end, 4096).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return Path(name)
+
+
 def test_temp_names_match_the_stray_cleanup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kill between creating and renaming leaves names updatekeys removes later."""
+    """A kill between creating and renaming leaves names updatekeys removes
+    later - once their process is gone; a live writer's temp file stays."""
     target = tmp_path / "a.yaml"
     target.write_bytes(b"old")
-    fd, tmp = fileio._create_temp(target)
+    fd, live = fileio._create_temp(target)
     os.close(fd)
-    assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o600
-    assert updater.remove_stray_temp_files(target) == [Path(tmp)]
+    assert stat.S_IMODE(os.stat(live).st_mode) == 0o600
+    stray = temp_of_ended_process(target)
+    assert updater.remove_stray_temp_files(target) == [stray]
+    assert os.path.exists(live) and not stray.exists()
 
 
 def test_interrupt_while_renaming_leaves_each_file_old_or_new(tmp_path: Path,

@@ -13,7 +13,19 @@ import pytest
 
 from sopsflow import forkpool
 
-pytestmark = pytest.mark.skipif(not forkpool.usable(), reason="forked workers are used on Linux only")
+# Off Linux the pool always runs in this process; on Linux it must be usable, and a
+# test process where it is not (a stray thread) fails rather than skips.
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers are used on Linux only")
+
+
+@pytest.fixture(autouse=True)
+def _pool_is_usable() -> None:
+    assert forkpool.usable(), "on Linux the fork pool must be usable (is another thread running?)"
+
+
+def test_usable_on_linux() -> None:
+    assert forkpool.usable()
+    assert forkpool.worker_count(100, jobs=2) == 2
 
 
 def test_results_in_input_order_and_computed_in_several_processes() -> None:

@@ -13,7 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sopsflow.merge import MISSING, merge_documents, merge_trees, same, show_path
+from sopsflow import errors
+from sopsflow.errors import SopsError
+from sopsflow.merge import (
+    FRESH,
+    MISSING,
+    OURS,
+    THEIRS_RECIPIENTS,
+    KeyPolicy,
+    merge_documents,
+    merge_trees,
+    same,
+    show_path,
+)
 from sopsflow.operations import decrypt_document, encrypt_document, rewrap_keys
 from sopsflow.stores import store_for_path
 from sopsflow.tree import Comment, TreeMap
@@ -342,28 +354,62 @@ def _rotated(base: bytes, name: str, recipient: str) -> bytes:
         return Path(tmp, name).read_bytes()
 
 
-@pytest.mark.parametrize("rotated_side", ["ours", "theirs"])
-def test_the_rotated_side_gives_the_key_set(three_versions: dict[str, tuple[bytes, bytes, bytes]],
-                                            second_key: tuple[str, Path], tmp_path: Path, rotated_side: str) -> None:
+def _policy(*recipients: str) -> KeyPolicy:
+    """ours' rule naming these age recipients in one group."""
+    from sopsflow.config import KeySpec
+
+    specs = [[KeySpec("age", r) for r in recipients]]
+    return KeyPolicy([[("age", r) for r in recipients]], specs, "the test rule")
+
+
+def _sops_reads(data: bytes, key_file: Path) -> bool:
+    """Whether the real sops decrypts ``data`` with only ``key_file``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, ".sops.yaml").write_text("")
+        Path(tmp, "m.yaml").write_bytes(data)
+        return run_sops(["decrypt", "m.yaml"], cwd=Path(tmp), env=base_env(SOPS_AGE_KEY_FILE=str(key_file))
+                        ).returncode == 0
+
+
+def _recipients(data: bytes) -> set[str]:
+    return set(re.findall(r"age1[0-9a-z]{58}", data.decode()))
+
+
+def test_ours_rotation_keeps_ours_key_set(three_versions: dict[str, tuple[bytes, bytes, bytes]],
+                                          second_key: tuple[str, Path]) -> None:
     recipient, key_file = second_key
-    base, ours, theirs = three_versions["m.yaml"]
+    base, ours, _theirs = three_versions["m.yaml"]
     store = store_for_path("m.yaml")
-    rotated = _rotated(base, "m.yaml", recipient)  # rotation of the base (no value changed)
-    edited = ours
-    pair = (rotated, edited) if rotated_side == "ours" else (edited, rotated)
-    outcome = merge_documents(store, base, *pair)
-    assert outcome.conflicts == [] and outcome.key_source == rotated_side
-    assert outcome.data is not None
-    (tmp_path / ".sops.yaml").write_text("")
-    (tmp_path / "m.yaml").write_bytes(outcome.data)
-    # readable with the added key alone: the rotated key set is used
-    plain = _sops(["decrypt", "m.yaml"], tmp_path, env=base_env(SOPS_AGE_KEY_FILE=str(key_file))).decode()
-    assert "user: root" in plain and "api: k1" in plain
+    rotated = _rotated(base, "m.yaml", recipient)  # ours rotated (and added a key), theirs edited
+    outcome = merge_documents(store, base, rotated, ours)
+    assert outcome.conflicts == [] and outcome.key_source == OURS and outcome.data is not None
     assert decrypt_document(store, outcome.data).data_key == decrypt_document(store, rotated).data_key
+    assert _sops_reads(outcome.data, key_file)
     # untouched values keep the rotated ciphertext, the edited one is encrypted afresh
     assert _enc_of(outcome.data, "keep") == _enc_of(rotated, "keep")
     assert _enc_of(outcome.data, "user") not in (_enc_of(ours, "user"), _enc_of(rotated, "user"))
-    assert recipient in outcome.data.decode()
+
+
+@pytest.mark.parametrize("rule_names_it", [False, True])
+def test_theirs_rotation_gets_a_fresh_key_for_ours_rule(three_versions: dict[str, tuple[bytes, bytes, bytes]],
+                                                        second_key: tuple[str, Path], rule_names_it: bool) -> None:
+    """Theirs' data key is never adopted, even with exactly the rule's
+    recipients: its author may know it. Theirs' rotation is honoured with a
+    fresh key wrapped for ours' rule only."""
+    recipient, key_file = second_key
+    base, ours, _theirs = three_versions["m.yaml"]
+    store = store_for_path("m.yaml")
+    rotated = _rotated(base, "m.yaml", recipient)
+    policy = _policy(AGE_RECIPIENT, recipient) if rule_names_it else _policy(AGE_RECIPIENT)
+    outcome = merge_documents(store, base, ours, rotated, policy)
+    assert outcome.conflicts == [] and outcome.key_source == FRESH and outcome.data is not None
+    key = decrypt_document(store, outcome.data).data_key
+    assert key not in (decrypt_document(store, rotated).data_key, decrypt_document(store, ours).data_key)
+    assert _recipients(outcome.data) == ({AGE_RECIPIENT, recipient} if rule_names_it else {AGE_RECIPIENT})
+    assert _sops_reads(outcome.data, key_file) is rule_names_it
+    assert _sops_reads(outcome.data, AGE_KEY_FILE)
+    plain = decrypt_document(store, outcome.data).branches[0]
+    assert plain.get("db").get("user") == "root" and plain.get("api") == "k1"
 
 
 def _with_stamp(store: Any, data: bytes, stamp: str) -> bytes:
@@ -378,42 +424,167 @@ def _with_stamp(store: Any, data: bytes, stamp: str) -> bytes:
     return bytes(store.dump_encrypted(enc, doc.metadata.to_dict()))
 
 
-def test_both_rotated_the_later_lastmodified_wins(three_versions: dict[str, tuple[bytes, bytes, bytes]],
-                                                  second_key: tuple[str, Path]) -> None:
-    recipient, _key_file = second_key
+def test_both_rotated_ours_key_set_stays_whatever_the_timestamps(
+        three_versions: dict[str, tuple[bytes, bytes, bytes]], second_key: tuple[str, Path]) -> None:
+    """lastmodified is written by theirs' author too: a later one wins nothing."""
+    recipient, key_file = second_key
     base, _ours, _theirs = three_versions["m.yaml"]
     store = store_for_path("m.yaml")
     earlier = _with_stamp(store, _rotated(base, "m.yaml", recipient), "2001-01-01T00:00:00Z")
     later = _with_stamp(store, _rotated(base, "m.yaml", recipient), "2999-01-01T00:00:00Z")
-    later_key = decrypt_document(store, later).data_key
-    assert later_key != decrypt_document(store, earlier).data_key
-    for ours, theirs, winner in ((earlier, later, "theirs"), (later, earlier, "ours")):
+    for ours, theirs in ((earlier, later), (later, earlier)):
         outcome = merge_documents(store, base, ours, theirs)
-        assert outcome.conflicts == [] and outcome.key_source == winner
-        assert outcome.data is not None
-        assert decrypt_document(store, outcome.data).data_key == later_key
+        assert outcome.conflicts == [] and outcome.key_source == OURS and outcome.data is not None
+        assert decrypt_document(store, outcome.data).data_key == decrypt_document(store, ours).data_key
 
 
-def test_recipient_change_without_rotation_is_kept(three_versions: dict[str, tuple[bytes, bytes, bytes]],
-                                                   second_key: tuple[str, Path]) -> None:
-    """updatekeys on theirs (same data key, one more recipient), an edit on ours."""
+def _with_keys(store: Any, data: bytes, recipients: list[str], *, rotate: bool = False,
+               value: tuple[str, str] | None = None) -> bytes:
+    """``data`` re-encrypted for ``recipients`` (same data key unless ``rotate``),
+    optionally with one top-level value changed."""
     from sopsflow.keys.age import AgeKey
+    from sopsflow.operations import new_data_key
 
+    doc = decrypt_document(store, data)
+    if value is not None:
+        doc.branches[0].set(value[0], value[1])
+    doc.metadata.key_groups = [[AgeKey(r) for r in recipients]]
+    key = new_data_key() if rotate else doc.data_key
+    rewrap_keys(doc.metadata, key)
+    from sopsflow.cipher import Cipher
+
+    cipher = Cipher(key) if rotate else doc.cipher
+    return encrypt_document(store, doc.branches, doc.metadata, key, cipher)
+
+
+def test_recipient_change_without_rotation(three_versions: dict[str, tuple[bytes, bytes, bytes]],
+                                           second_key: tuple[str, Path]) -> None:
+    """updatekeys on theirs (same data key, one more recipient), an edit on
+    ours: kept when ours' rule names the recipient; otherwise the recipient,
+    who holds the shared data key, gets a fresh one withheld."""
     recipient, key_file = second_key
     base, ours, _theirs = three_versions["m.yaml"]
     store = store_for_path("m.yaml")
+    theirs = _with_keys(store, base, [AGE_RECIPIENT, recipient])
+    outcome = merge_documents(store, base, ours, theirs, _policy(AGE_RECIPIENT, recipient))
+    assert outcome.data is not None and outcome.key_source == THEIRS_RECIPIENTS
+    assert _recipients(outcome.data) == {AGE_RECIPIENT, recipient} and _sops_reads(outcome.data, key_file)
+    assert decrypt_document(store, outcome.data).data_key == decrypt_document(store, ours).data_key
+    outcome = merge_documents(store, base, ours, theirs, _policy(AGE_RECIPIENT))
+    assert outcome.data is not None and outcome.key_source == FRESH
+    assert _recipients(outcome.data) == {AGE_RECIPIENT} and not _sops_reads(outcome.data, key_file)
+    assert "does not name" in outcome.notes[0] and recipient in outcome.notes[0]
+
+
+# --- recipient removal on either side -----------------------------------------------------------
+
+
+@pytest.fixture
+def two_recipients(three_versions: dict[str, tuple[bytes, bytes, bytes]],
+                   second_key: tuple[str, Path]) -> tuple[bytes, str, Path]:
+    """The m.yaml base re-encrypted (new key) for the vectors' key and a member."""
+    recipient, key_file = second_key
+    base = _with_keys(store_for_path("m.yaml"), three_versions["m.yaml"][0], [AGE_RECIPIENT, recipient], rotate=True)
+    return base, recipient, key_file
+
+
+@pytest.mark.parametrize("side", ["ours", "theirs"])
+@pytest.mark.parametrize("rotate", [False, True])
+def test_recipient_removed_on_one_side(two_recipients: tuple[bytes, str, Path], side: str, rotate: bool) -> None:
+    """One side removes the member (with or without a new data key), the other
+    edits a value. ours' rule no longer names the member: the member never
+    gets the merged file back."""
+    base, member, member_key = two_recipients
+    store = store_for_path("m.yaml")
+    removed = _with_keys(store, base, [AGE_RECIPIENT], rotate=rotate)
+    edited = _with_keys(store, base, [AGE_RECIPIENT, member], value=("api", "set-after-removal"))
+    ours, theirs = (removed, edited) if side == "ours" else (edited, removed)
+    outcome = merge_documents(store, base, ours, theirs, _policy(AGE_RECIPIENT))
+    assert outcome.conflicts == [] and outcome.data is not None
+    assert decrypt_document(store, outcome.data).branches[0].get("api") == "set-after-removal"
+    if side == "ours":
+        # ours' key set as it is: removed, and (when ours rotated) under ours' new key
+        assert outcome.key_source == OURS
+        assert decrypt_document(store, outcome.data).data_key == decrypt_document(store, removed).data_key
+    elif rotate:
+        assert outcome.key_source == FRESH
+    else:
+        assert outcome.key_source == THEIRS_RECIPIENTS
+    assert _recipients(outcome.data) == {AGE_RECIPIENT}
+    assert not _sops_reads(outcome.data, member_key)
+    assert _sops_reads(outcome.data, AGE_KEY_FILE)
+
+
+def test_removal_on_theirs_cannot_drop_a_member_ours_rule_names(two_recipients: tuple[bytes, str, Path]) -> None:
+    """Theirs rotates the member out, but ours' rule still names them: the
+    policy is ours', so the fresh key is wrapped for the member too."""
+    base, member, member_key = two_recipients
+    store = store_for_path("m.yaml")
+    theirs = _with_keys(store, base, [AGE_RECIPIENT], rotate=True)
+    outcome = merge_documents(store, base, base, theirs, _policy(AGE_RECIPIENT, member))
+    assert outcome.key_source == FRESH and outcome.data is not None
+    assert _recipients(outcome.data) == {AGE_RECIPIENT, member} and _sops_reads(outcome.data, member_key)
+
+
+# --- the MAC of every side is checked ------------------------------------------------------------
+
+
+def _mac_only_tamper(store: Any, data: bytes) -> bytes:
+    """``data`` with one value re-encrypted under the same data key and the same
+    key path (so it decrypts cleanly) but the old MAC kept: only the MAC check
+    can tell."""
+    from sopsflow.engine import encrypt_branches
+
+    doc = decrypt_document(store, data)
+    doc.branches[0].set("keep", "tampered")
+    enc, _mac_hex = encrypt_branches(doc.branches, doc.cipher, doc.metadata)
+    return bytes(store.dump_encrypted(enc, doc.metadata.to_dict()))
+
+
+@pytest.mark.parametrize("which", ["base", "ours", "theirs"])
+def test_a_mac_only_tamper_on_any_side_stops_the_merge(three_versions: dict[str, tuple[bytes, bytes, bytes]],
+                                                       which: str) -> None:
+    store = store_for_path("m.yaml")
+    versions = dict(zip(("base", "ours", "theirs"), three_versions["m.yaml"], strict=True))
+    tampered = _mac_only_tamper(store, versions[which])
+    # the tamper decrypts: only the MAC tells
+    assert decrypt_document(store, tampered, ignore_mac=True).branches[0].get("keep") == "tampered"
+    versions[which] = tampered
+    with pytest.raises(SopsError) as raised:
+        merge_documents(store, versions["base"], versions["ours"], versions["theirs"])
+    assert raised.value.code == errors.MAC_MISMATCH
+
+
+# --- key types a rule cannot name ----------------------------------------------------------------
+
+
+def _with_hckms(store: Any, data: bytes) -> bytes:
+    """``data`` with an hckms entry in its key group (kept verbatim, as sops 3.11+ writes it)."""
+    from sopsflow.keys.opaque import OpaqueKey
+
+    doc = decrypt_document(store, data)
+    doc.metadata.key_groups[0].append(OpaqueKey("hckms", {
+        "key_id": "tenant-1:key-1", "created_at": "2026-01-01T00:00:00Z", "enc": "b3BhcXVl"}))
+    return encrypt_document(store, doc.branches, doc.metadata, doc.data_key, doc.cipher)
+
+
+def test_an_unknown_key_type_is_never_dropped(three_versions: dict[str, tuple[bytes, bytes, bytes]],
+                                              second_key: tuple[str, Path]) -> None:
+    recipient, _key_file = second_key
+    store = store_for_path("m.yaml")
+    base, ours, _theirs = (_with_hckms(store, v) for v in three_versions["m.yaml"])
+    # theirs rotated (and dropped the entry): a fresh key would drop it -> refused
+    theirs = _with_keys(store, base, [AGE_RECIPIENT], rotate=True)
+    outcome = merge_documents(store, base, ours, theirs, _policy(AGE_RECIPIENT))
+    assert outcome.data is None and outcome.refused is not None
+    assert "hckms" in outcome.refused and "tenant-1:key-1" in outcome.refused
+    # theirs removed it without rotating: ours' recipients are kept, with a note
     doc = decrypt_document(store, base)
-    doc.metadata.key_groups[0].append(AgeKey(recipient))
-    rewrap_keys(doc.metadata, doc.data_key)
+    doc.metadata.key_groups[0] = [k for k in doc.metadata.key_groups[0] if k.type_name != "hckms"]
     theirs = encrypt_document(store, doc.branches, doc.metadata, doc.data_key, doc.cipher)
-    outcome = merge_documents(store, base, ours, theirs)
-    assert outcome.data is not None and outcome.key_source == "ours"
-    assert recipient in outcome.data.decode()
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, ".sops.yaml").write_text("")
-        Path(tmp, "m.yaml").write_bytes(outcome.data)
-        plain = _sops(["decrypt", "m.yaml"], Path(tmp), env=base_env(SOPS_AGE_KEY_FILE=str(key_file)))
-    assert b"user: root" in plain
+    outcome = merge_documents(store, base, ours, theirs, _policy(AGE_RECIPIENT))
+    assert outcome.key_source == OURS and outcome.data is not None and b"tenant-1:key-1" in outcome.data
+    assert "hckms" in outcome.notes[0]
 
 
 def test_json_numbers_and_types_survive(tmp_path: Path) -> None:

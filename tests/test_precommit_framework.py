@@ -1,5 +1,5 @@
 """The hooks of `.pre-commit-hooks.yaml`, run by the real pre-commit framework
-against a committed snapshot of this repository.
+against this repository at its HEAD commit.
 
 pre-commit installs the hook repository into a fresh virtualenv with pip (the
 environment's pip settings - find-links, indexes - apply). ``try-repo`` does
@@ -11,7 +11,6 @@ the environment is built once more in all.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,19 +26,10 @@ PLAIN = "password: hunter2\n"
 
 
 @pytest.fixture(scope="session")
-def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """This repository's package and hook manifest, committed in a temp repo
-    (pre-commit needs a commit; the work tree here may hold uncommitted changes)."""
-    dest = tmp_path_factory.mktemp("hook-repo")
-    for name in ("pyproject.toml", ".pre-commit-hooks.yaml"):
-        shutil.copy2(REPO / name, dest / name)
-    readme = REPO / "README.md"
-    (dest / "README.md").write_text(readme.read_text() if readme.exists() else "sopsflow\n")
-    shutil.copytree(REPO / "sopsflow", dest / "sopsflow", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "add", "-A")
-    commit(dest, "hooks")
-    return dest, git(dest, "rev-parse", "HEAD").stdout.decode().strip()
+def hook_repo() -> tuple[Path, str]:
+    """This repository at its HEAD commit, as a user's config names it: pre-commit
+    clones it at that sha (uncommitted changes in the work tree are not used)."""
+    return REPO, git(REPO, "rev-parse", "HEAD").stdout.decode().strip()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,9 @@ that window however slow the machine is). After each kill every file must load,
 carry exactly one of the two recipient sets, decrypt with that recipient's
 identity, pass its MAC and hold the original values. Stray temp files a kill
 may leave are never picked up as targets and are gone after a complete run.
+
+The random choices (delays, rename counts) come from a seed the test prints;
+``SOPSFLOW_CRASH_SEED=N`` replays them.
 """
 
 from __future__ import annotations
@@ -136,7 +139,10 @@ def test_sigkill_leaves_every_file_old_or_new(tmp_path: Path, monkeypatch: pytes
     last = last if last is not None else total
     assert set(_state(root, a, b, keys, expected).values()) == {"b"}
 
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    # Replay a failure with SOPSFLOW_CRASH_SEED=<the seed printed below>.
+    seed = int(os.environ.get("SOPSFLOW_CRASH_SEED") or int.from_bytes(os.urandom(4), "big"))
+    print(f"crash test seed: {seed} (replay: SOPSFLOW_CRASH_SEED={seed})")
+    rng = random.Random(seed)
     target = a
     mixed = strays_seen = 0
     paths = [root / _name(n) for n in range(FILES)]
@@ -156,7 +162,8 @@ def test_sigkill_leaves_every_file_old_or_new(tmp_path: Path, monkeypatch: pytes
         target = b if target is a else a
     print(f"kills={KILLS} mixed_states={mixed} strays_seen={strays_seen} write_window={first:.2f}-{last:.2f}s")
     # Kills must land inside the write phase, or the test proves nothing.
-    assert mixed >= 3, f"only {mixed} of {KILLS} kills interrupted an update (write window {first:.2f}-{last:.2f}s)"
+    assert mixed >= 3, (f"only {mixed} of {KILLS} kills interrupted an update (write window {first:.2f}-{last:.2f}s, "
+                        f"SOPSFLOW_CRASH_SEED={seed})")
 
     # A complete run converges, cleans stray temp files and reports success.
     (root / ".sops.yaml").write_text(_config(a))

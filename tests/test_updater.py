@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -278,19 +280,30 @@ def test_atomic_write_temp_name_matches_cleanup_pattern(tmp_path: Path, monkeypa
     monkeypatch.setattr(fileio.os, "replace", spy)
     fileio.atomic_write(tmp_path / "a.yaml", b"new")
     (tmp_path / seen[0]).write_text("left by a kill")
-    assert updater.remove_stray_temp_files(tmp_path / "a.yaml") == [tmp_path / seen[0]]
+    # Created by this process, which is alive: another writer's work in progress.
+    assert updater.remove_stray_temp_files(tmp_path / "a.yaml") == []
+    # The same name from a process that has ended is a stray.
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    name = re.sub(r"\.p\d+\.", f".p{int(ended.stdout)}.", seen[0])
+    assert name != seen[0]
+    os.rename(tmp_path / seen[0], tmp_path / name)
+    assert updater.remove_stray_temp_files(tmp_path / "a.yaml") == [tmp_path / name]
 
 
 def test_run_parallel_order_progress_and_concurrency() -> None:
     calls: list[tuple[int, int]] = []
     active, peak = [0], [0]
     lock = threading.Lock()
+    # The first four items meet here: that only happens when four run at once. The timeout
+    # only turns a missing worker into a failure (BrokenBarrierError) instead of a hang.
+    meet = threading.Barrier(4, timeout=120)
 
     def work(n: int) -> int:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.01 * (n % 3))
+        if n < 4:
+            meet.wait()
         with lock:
             active[0] -= 1
         return n * n
@@ -298,8 +311,8 @@ def test_run_parallel_order_progress_and_concurrency() -> None:
     out = updater.run_parallel(work, list(range(20)), jobs=4, progress=lambda d, t: calls.append((d, t)))
     assert out == [n * n for n in range(20)]
     assert calls[-1] == (20, 20) and all(t == 20 for _, t in calls)
-    assert 1 < peak[0] <= 4
-    assert updater.run_parallel(work, [3], jobs=1) == [9]
+    assert peak[0] == 4
+    assert updater.run_parallel(work, [5], jobs=1) == [25]
 
 
 def test_run_parallel_propagates_errors() -> None:
@@ -318,8 +331,9 @@ def test_many_files_are_built_in_workers_and_written_together(tmp_path: Path, te
     files to fork workers: every file updated, one failure reported, the rest kept."""
     from sopsflow import forkpool
 
-    if not forkpool.usable():
+    if not sys.platform.startswith("linux"):
         pytest.skip("forked workers are used on Linux only")
+    assert forkpool.usable(), "on Linux the fork pool must be usable (is another thread running?)"
     root = tmp_path / "many"
     names = [f"f{n:02d}.{'yaml' if n % 2 else 'json'}" for n in range(40)]
     for n, name in enumerate(names):

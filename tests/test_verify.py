@@ -131,7 +131,10 @@ def test_broken_and_partly_plaintext_sops_files(tmp_path: Path) -> None:
 def test_stale_recipients(tmp_path: Path) -> None:
     files = base_files() | {"secrets/old.yaml": enc("old.yaml", recipients=f"{AGE_RECIPIENT},{stranger()}")}
     result = run(make_repo(tmp_path / "r", files))
-    assert kinds(result) == {("stale-recipients", "secrets/old.yaml")}
+    # the stranger is a recipient the rule does not name: an error, not only stale
+    assert kinds(result) == {("stale-recipients", "secrets/old.yaml"), ("recipients-outside-rule", "secrets/old.yaml")}
+    assert [f.severity for f in result.findings if f.kind == "recipients-outside-rule"] == ["error"]
+    assert result.exit_code == 1
 
 
 def test_symlink_at_rule_path(tmp_path: Path) -> None:

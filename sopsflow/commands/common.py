@@ -62,6 +62,11 @@ _SELECTION_HELP = {
 _MAC_ONLY_HELP = "new file: the MAC covers the encrypted values only"
 
 
+def add_break_hardlinks_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--break-hardlinks", action="store_true",
+                   help="rewrite a file that has other hard links as a new file (the other names keep the old content)")
+
+
 def add_key_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--age", help="comma-separated age recipients (env SOPS_AGE_RECIPIENTS)")
     p.add_argument("-p", "--pgp", help="comma-separated PGP fingerprints (env SOPS_PGP_FP)")
@@ -160,7 +165,8 @@ def read_source(args: argparse.Namespace) -> bytes:
     file = getattr(args, "file", None)
     if file is None or file in STDIN_NAMES:
         return sys.stdin.buffer.read()
-    return read_input(file)
+    # In place: the write checks that nobody changed the file in the meantime.
+    return read_input(file, for_rewrite=bool(getattr(args, "in_place", False)))
 
 
 # --- keys and rules ------------------------------------------------------------
@@ -301,15 +307,18 @@ def creation_settings(args: argparse.Namespace, name_path: str, config: Any) -> 
 # --- output --------------------------------------------------------------------
 
 
-def write_output(args: argparse.Namespace, data: bytes, in_place_target: str | None) -> None:
-    """Write to --output, in place, or stdout. In-place and --output writes are atomic."""
+def write_output(args: argparse.Namespace, data: bytes, in_place_target: str | None, *,
+                 plaintext: bool = False) -> None:
+    """Write to --output, in place, or stdout. In-place and --output writes are
+    atomic (``fileio``); ``plaintext`` names their temp file as holding plaintext."""
     from ..fileio import atomic_write
 
     output = getattr(args, "output", None)
+    links = bool(getattr(args, "break_hardlinks", False))
     if output:
-        atomic_write(output, data)
+        atomic_write(output, data, plaintext=plaintext, break_hardlinks=links)
     elif in_place_target is not None:
-        atomic_write(in_place_target, data)
+        atomic_write(in_place_target, data, plaintext=plaintext, break_hardlinks=links)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -323,12 +332,14 @@ def check_output_flags(args: argparse.Namespace) -> None:
 # --- in-place commands (edit, set, unset, rotate, groups, filestatus) -------------
 
 
-def read_existing(path: str) -> bytes:
+def read_existing(path: str, *, for_rewrite: bool = False) -> bytes:
     """Read a file the way sops' in-place commands do: a missing or unreadable
-    file is "Error reading file: open PATH: ..." with exit 2 (not decrypt's 100)."""
+    file is "Error reading file: open PATH: ..." with exit 2 (not decrypt's 100).
+    ``for_rewrite``: the command writes it back (see fileio.read_bytes)."""
+    from ..fileio import read_bytes
+
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        return read_bytes(path, for_rewrite=for_rewrite)
     except IsADirectoryError:
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"Error reading file: read {path}: is a directory") from None
     except OSError as exc:

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--extract", help='one value, e.g. \'["data"]["password"]\'')
     p.add_argument("--ignore-mac", action="store_true", help="do not verify the MAC")
     common.add_store_flags(p)
+    common.add_break_hardlinks_flag(p)
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run)
 
@@ -90,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
         result = out_store.dump_value(value)
     else:
         result = out_store.dump_plain(doc.branches)
-    common.write_output(args, result, None if is_stdin or not args.in_place else args.file)
+    common.write_output(args, result, None if is_stdin or not args.in_place else args.file, plaintext=True)
     return 0

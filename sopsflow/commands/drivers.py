@@ -3,12 +3,21 @@ git diff and merge drivers (configured by ``sopsflow install-hooks
 --drivers``; see :mod:`sopsflow.drivers`).
 
 textconv prints the decrypted document so ``git diff``/``git log -p`` show
-plaintext changes. A file that is not SOPS, or that cannot be decrypted
-here (no key, MAC mismatch), is printed unchanged with a note on stderr and
-exit 0, so ``git diff`` keeps working.
+plaintext changes, followed by the metadata as ``# sops:`` lines: one sorted
+line per recipient of each key group, the Shamir threshold, lastmodified and
+a digest of the whole ``sops`` block, so added and removed recipients show as
+``-``/``+`` lines and a change to the ``sops`` block alone is never invisible.
+A file that is not SOPS, or that cannot be decrypted here (no key, MAC
+mismatch), is printed unchanged with a note on stderr and exit 0, so ``git
+diff`` keeps working.
 
 merge-driver merges the three versions in memory (:func:`sopsflow.merge.merge_documents`)
-and writes the encrypted result to %A. It never writes plaintext: on a
+and writes the encrypted result to %A. The key set is ours' creation rule's
+(the ``.sops.yaml`` at HEAD, see :func:`sopsflow.drivers.merge_context`),
+never taken from theirs: the result's recipients never go beyond that rule
+and ours' own, and theirs' data key is never adopted. When theirs changes the
+rule for the file, the merged values are written for ours' recipients and the
+driver exits 1 naming the change. It never writes plaintext: on a
 conflict it leaves %A (ours) untouched, prints the conflicting key paths and
 how to resolve them, and exits 1. Binary SOPS files, files that cannot be
 decrypted and mixed SOPS/plain versions also exit 1 untouched (git's normal
@@ -86,10 +95,33 @@ def textconv(data: bytes, name: str, args: argparse.Namespace) -> bytes:
         return data
     try:
         doc = decrypt_document(store, data, decryption_order=common.decryption_order(args))
-        return bytes(store.dump_plain(doc.branches))
+        return bytes(store.dump_plain(doc.branches)) + metadata_lines(doc.metadata, raw)
     except SopsError as exc:
         _note(f"cannot decrypt {name} ({_first_line(exc.message)}); showing the encrypted text")
         return data
+
+
+def metadata_lines(meta: Any, raw: Any) -> bytes:
+    """The ``# sops:`` lines textconv appends: who can read the file and a
+    digest of the whole metadata block (never a secret: the wrapped keys and
+    the MAC are ciphertext, and only their digest is shown)."""
+    import hashlib
+    import json
+
+    lines = ["", "# sops metadata (shown by sopsflow textconv; not part of the file)"]
+    for index, group in enumerate(meta.key_groups):
+        for type_name, identity in sorted((k.type_name, k.identity()) for k in group):
+            lines.append(f"# sops: group {index + 1}: {type_name} {_one_line(identity)}")
+    if len(meta.key_groups) > 1:
+        lines.append(f"# sops: shamir_threshold: {meta.shamir_threshold}")
+    lines.append(f"# sops: lastmodified: {meta.lastmodified}")
+    block = json.dumps(raw, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    lines.append(f"# sops: metadata sha256: {hashlib.sha256(block).hexdigest()[:16]}")
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _first_line(text: str) -> str:
@@ -134,11 +166,16 @@ def _kind(store: Any, data: bytes) -> str:
 
 
 def _sops_merge(args: argparse.Namespace, store: Any, base: bytes | None, ours: bytes, theirs: bytes) -> int:
+    from ..drivers import merge_context
     from ..fileio import atomic_write
     from ..merge import merge_documents
 
     try:
-        outcome = merge_documents(store, base, ours, theirs)
+        context = merge_context(_repo_root(), args.path)
+    except SopsError as exc:
+        raise _Refuse(f"cannot read ours' creation rule ({_first_line(exc.message)})") from None
+    try:
+        outcome = merge_documents(store, base, ours, theirs, context.policy)
     except SopsError as exc:
         raise _Refuse(f"cannot merge ({_first_line(exc.message)})") from None
     if outcome.conflicts:
@@ -149,13 +186,41 @@ def _sops_merge(args: argparse.Namespace, store: Any, base: bytes | None, ours: 
         )
         for path in outcome.conflicts:
             sys.stderr.write(f"    {path}\n")
+        if context.rule_change:
+            _note(f"{args.path}: also, {context.rule_change}")
         _print_resolution(args.path, outcome.conflicts)
         return 1
+    if outcome.refused is not None:
+        for note in outcome.notes + ([context.rule_change] if context.rule_change else []):
+            _note(f"{args.path}: {note}")
+        raise _Refuse(outcome.refused)
     assert outcome.data is not None
+    # The result never widens the recipients beyond ours' rule, so it may be
+    # written even when the merge stops below on a rule change.
     atomic_write(args.ours, outcome.data)
-    if outcome.key_source == "theirs":
-        _note(f"{args.path}: merged with their data key and recipients (the newer key set)")
+    for note in outcome.notes:
+        _note(f"{args.path}: {note}")
+    if context.rule_change:
+        quoted = shlex.quote(args.path)
+        _note(
+            f"{args.path}: {context.rule_change}. The merge does not take recipients from the branch that changes "
+            "the policy: the merged values are in place for ours' recipients (conflict)."
+        )
+        sys.stderr.write(
+            "  to resolve: review the .sops.yaml change; once it is merged as wanted, apply it and mark the file:\n"
+            f"    sopsflow updatekeys -y {quoted} && git add {quoted}\n"
+        )
+        sys.stderr.flush()
+        return 1
     return 0
+
+
+def _repo_root() -> Path:
+    """The work tree's top directory (git runs drivers there)."""
+    done = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, check=False)
+    if done.returncode != 0:
+        return Path.cwd()
+    return Path(done.stdout.decode("utf-8", "surrogateescape").rstrip("\n"))
 
 
 def _print_resolution(path: str, conflicts: list[str]) -> None:

@@ -13,8 +13,12 @@ flags, starting from sops' example document for its format.
 
 Deliberate difference: sops 3.11 discards the edits made under
 ``--show-master-keys`` (it re-encrypts the original tree); sopsflow applies
-them, including changes to the metadata block (changed keys are re-wrapped
-with the same data key).
+them, including changes to the metadata block: added keys are wrapped for the
+same data key, and when a recipient is removed the data key is rotated (as
+``updatekeys`` does) and the command says so.
+
+The file is read for rewriting (fileio): if anyone changes it while the
+editor is open, the edit is not written over their change.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
@@ -53,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     common.add_store_flags(p)
     common.add_key_flags(p)
     common.add_selection_flags(p)
+    common.add_break_hardlinks_flag(p)
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run)
 
@@ -206,6 +211,8 @@ class EditState:
     metadata: Any
     data_key: bytes
     cipher: Any
+    #: recipients the edited metadata removed (the data key was then rotated)
+    removed: list[str] = field(default_factory=list)
 
 
 def _wait_or_fail(message: str, code: int) -> None:
@@ -230,13 +237,28 @@ def _same_key_layout(a: Any, b: Any) -> bool:
 def _merge_metadata(state: EditState, edited: Any) -> None:
     """--show-master-keys: take the edited metadata block. Unchanged keys keep
     their entries; if the keys or threshold changed, the same data key is
-    wrapped again for the new layout."""
-    from ..operations import rewrap_keys
+    wrapped again for the new layout - unless a recipient was removed: a key
+    they once unwrapped (git history keeps it) must not open later values, so
+    the data key is rotated, every value keeping its IV as in ``rotate``."""
+    from ..operations import new_data_key, rewrap_keys
 
     if _same_key_layout(state.metadata, edited):
         edited.key_groups = state.metadata.key_groups
+        state.metadata = edited
+        return
+    kept = {k.identity() for k in edited.all_keys()}
+    removed = list(dict.fromkeys(k.identity() for k in state.metadata.all_keys() if k.identity() not in kept))
+    if removed:
+        from ..cipher import Cipher
+
+        data_key = new_data_key()
+        rewrap_keys(edited, data_key)
+        cipher = Cipher(data_key)
+        cipher.iv_cache = state.cipher.iv_cache
+        state.data_key, state.cipher = data_key, cipher
     else:
         rewrap_keys(edited, state.data_key)
+    state.removed = removed
     state.metadata = edited
 
 
@@ -321,7 +343,7 @@ def _existing_state(args: argparse.Namespace, file_name: str, in_store: Any) -> 
 
     doc = decrypt_document(
         in_store,
-        common.read_existing(file_name),
+        common.read_existing(file_name, for_rewrite=True),
         ignore_mac=args.ignore_mac,
         decryption_order=common.decryption_order(args),
         check_version=True,
@@ -363,6 +385,9 @@ def run(args: argparse.Namespace) -> int:
     out_store = common.pick_store(file_name, args.output_type or args.input_type, args, config)
     notes: list[str] = []
     if exists:
+        from ..fileio import rewrite_target
+
+        rewrite_target(file_name, getattr(args, "break_hardlinks", False))  # refuse before anyone edits
         state = _existing_state(args, file_name, in_store)
         if not args.show_master_keys:
             from ..conflict_edit import add_notes, conflict_notes
@@ -373,5 +398,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         state = _new_state(args, file_name, in_store)
     result = edit_state(state, file_name, in_store, out_store, args.show_master_keys, bool(notes))
-    atomic_write(file_name, result)
+    atomic_write(file_name, result, break_hardlinks=getattr(args, "break_hardlinks", False))
+    if state.removed:
+        sys.stderr.write(
+            f"Removed {', '.join(state.removed)}: the data key was rotated. Git history still holds the old "
+            "ciphertext they could read: change those secrets at their source.\n"
+        )
     return 0

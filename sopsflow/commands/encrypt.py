@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     common.add_store_flags(p)
     common.add_key_flags(p)
     common.add_selection_flags(p)
+    common.add_break_hardlinks_flag(p)
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run)
 

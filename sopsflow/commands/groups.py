@@ -55,6 +55,7 @@ def _add_file_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--file", default="", help="the encrypted file")
     p.add_argument("-i", "--in-place", action="store_true", help="write the result back to the file")
     p.add_argument("--shamir-secret-sharing-threshold", type=int, default=0, help="groups needed to decrypt")
+    common.add_break_hardlinks_flag(p)
     common.add_global_flags(p, suppress=True)
 
 
@@ -134,7 +135,7 @@ def _change(args: argparse.Namespace, edit: Any) -> int:
     config = common.load_config_lenient(args)
     in_store = common.pick_store(args.file, None, args, config)
     out_store = common.pick_store(args.file, None, args, config)
-    branches, meta = load_metadata(in_store, common.read_existing(args.file))
+    branches, meta = load_metadata(in_store, common.read_existing(args.file, for_rewrite=args.in_place))
     try:
         data_key = get_data_key(meta, common.decryption_order(args))
     except SopsError as exc:
@@ -146,7 +147,7 @@ def _change(args: argparse.Namespace, edit: Any) -> int:
     rewrap_keys(meta, data_key)
     result = out_store.dump_encrypted(branches, meta.to_dict(json_style=out_store.name != "yaml"))
     if args.in_place:
-        atomic_write(args.file, result)
+        atomic_write(args.file, result, break_hardlinks=getattr(args, "break_hardlinks", False))
     else:
         sys.stdout.buffer.write(result)
         sys.stdout.buffer.flush()

@@ -1,15 +1,19 @@
 """``sopsflow install-hooks [--force] [--chain]``: install the native git
 pre-commit hook that runs ``sopsflow check``, for teams not using the
 pre-commit framework (those add the ``sopsflow-check`` hook of this
-repository's ``.pre-commit-hooks.yaml`` instead).
+repository's ``.pre-commit-hooks.yaml`` instead), and a ``pre-merge-commit``
+hook that runs it too: git runs that one, not pre-commit, when a merge
+commits without a conflict, and a merge can bring in a file whose recipients
+its rule does not name.
 
 * The hooks directory is git's own answer (``git rev-parse --git-path
   hooks``), so ``core.hooksPath`` (relative, absolute or ``~``) and linked
   work trees are respected; it is created when missing.
 * A hook sopsflow installed earlier (it carries :data:`MARKER`) is updated.
 * A foreign hook is never overwritten silently: ``--chain`` keeps it as
-  ``pre-commit.local`` and the sopsflow hook runs it first; ``--force``
-  replaces it (a copy is kept as ``pre-commit.sopsflow-backup``).
+  ``pre-commit.local`` (``pre-merge-commit.local``) and the sopsflow hook
+  runs it first; ``--force`` replaces it (a copy is kept as
+  ``pre-commit.sopsflow-backup``).
 
 The script written is :data:`HOOK_SCRIPT` (the same text as ``hooks/pre-commit``
 in the source tree) with the installing Python filled in as the default
@@ -39,6 +43,7 @@ from ..errors import SopsError
 
 MARKER = "# sopsflow-managed-hook"
 HOOK_NAME = "pre-commit"
+MERGE_HOOK_NAME = "pre-merge-commit"
 LOCAL_SUFFIX = ".local"
 BACKUP_SUFFIX = ".sopsflow-backup"
 _DEFAULT_LINE = 'SOPSFLOW_PYTHON_DEFAULT=""'
@@ -90,6 +95,27 @@ run_check() {
 }
 
 run_check || status=1
+exit $status
+"""
+
+
+#: Merge commits made without a conflict run this hook instead of pre-commit;
+#: kept identical to hooks/pre-merge-commit (a test compares them).
+MERGE_HOOK_SCRIPT = """#!/bin/sh
+# sopsflow-managed-hook (installed by `sopsflow install-hooks`; safe to re-run)
+#
+# git runs pre-merge-commit, not pre-commit, when `git merge` commits without
+# a conflict: run the same checks on the merged index. A hook that was here
+# before `sopsflow install-hooks --chain` was kept as pre-merge-commit.local
+# and runs first. Bypass once, knowingly: git merge --no-verify
+
+hook_dir=$(dirname "$0")
+status=0
+
+if [ -x "$hook_dir/pre-merge-commit.local" ]; then
+    "$hook_dir/pre-merge-commit.local" "$@" || status=1
+fi
+"$hook_dir/pre-commit" || status=1
 exit $status
 """
 
@@ -171,25 +197,13 @@ def is_ours(path: Path) -> bool:
 
 
 def install(hooks: Path, *, force: bool = False, chain: bool = False, python: str | None = None) -> list[str]:
-    """Install the hook into ``hooks``; returns what was done, line by line.
+    """Install the hooks into ``hooks``; returns what was done, line by line.
     Raises SopsError (exit 1) for a foreign hook without --force/--chain."""
     hooks.mkdir(parents=True, exist_ok=True)
-    target = hooks / HOOK_NAME
-    messages = []
-    if os.path.lexists(target) and not is_ours(target):
-        if chain:
-            local = hooks / (HOOK_NAME + LOCAL_SUFFIX)
-            if os.path.lexists(local):
-                raise SopsError(errors.GENERIC, f"{local} already exists: move it away first (or use --force)")
-            os.rename(target, local)
-            if not os.path.islink(local):
-                local.chmod(local.stat().st_mode | 0o111)
-            messages.append(f"kept the existing hook as {local}; the sopsflow hook runs it first")
-        elif force:
-            backup = hooks / (HOOK_NAME + BACKUP_SUFFIX)
-            os.replace(target, backup)
-            messages.append(f"replaced the existing hook (copy kept as {backup})")
-        else:
+    targets = [(HOOK_NAME, hook_script(python)), (MERGE_HOOK_NAME, MERGE_HOOK_SCRIPT)]
+    for name, _script in targets:  # refuse before writing anything
+        target = hooks / name
+        if os.path.lexists(target) and not is_ours(target) and not (chain or force):
             hint = ""
             if "pre-commit.com" in _read(target):
                 hint = " It is the pre-commit framework's hook: add the sopsflow-check hook to .pre-commit-config.yaml instead."
@@ -198,13 +212,35 @@ def install(hooks: Path, *, force: bool = False, chain: bool = False, python: st
                 f"{target} exists and was not installed by sopsflow: rerun with --chain to keep running it "
                 f"before sopsflow, or --force to replace it.{hint}",
             )
-    script = hook_script(python)
+        local = hooks / (name + LOCAL_SUFFIX)
+        if os.path.lexists(target) and not is_ours(target) and chain and os.path.lexists(local):
+            raise SopsError(errors.GENERIC, f"{local} already exists: move it away first (or use --force)")
+    messages = []
+    for name, script in targets:
+        messages.extend(_install_one(hooks, name, script, chain=chain))
+    return messages
+
+
+def _install_one(hooks: Path, name: str, script: str, *, chain: bool) -> list[str]:
+    target = hooks / name
+    messages = []
+    if os.path.lexists(target) and not is_ours(target):
+        if chain:
+            local = hooks / (name + LOCAL_SUFFIX)
+            os.rename(target, local)
+            if not os.path.islink(local):
+                local.chmod(local.stat().st_mode | 0o111)
+            messages.append(f"kept the existing hook as {local}; the sopsflow hook runs it first")
+        else:  # --force
+            backup = hooks / (name + BACKUP_SUFFIX)
+            os.replace(target, backup)
+            messages.append(f"replaced the existing hook (copy kept as {backup})")
     if os.path.lexists(target) and not os.path.islink(target) and _read(target) == script:
         messages.append(f"{target} is already up to date")
     else:
         if os.path.islink(target):
             target.unlink()
-        tmp = target.with_name(f".{HOOK_NAME}.sopsflow-tmp")
+        tmp = target.with_name(f".{name}.sopsflow-tmp")
         tmp.write_text(script)
         tmp.chmod(0o755)
         os.replace(tmp, target)

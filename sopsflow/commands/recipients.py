@@ -35,14 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fileio import atomic_write
+    from ..fileio import atomic_write, read_bytes
     from ..recipients_edit import add_recipient, remove_recipient
 
     config_file = common.config_path(args)
     if config_file is None:
         raise SopsError(errors.CONFIG_FILE_NOT_FOUND, "no .sops.yaml found (searched from the current directory up)")
     try:
-        text = config_file.read_text(encoding="utf-8")
+        # Kept for the write, which refuses if someone changed the file meanwhile.
+        text = read_bytes(config_file, for_rewrite=True).decode("utf-8")
     except OSError as exc:
         raise SopsError(errors.ERROR_READING_CONFIG, f"cannot read {config_file}: {exc.strerror}") from None
     edit = add_recipient if args.action == "add" else remove_recipient

@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     for stem, _kind, what in _KEY_FLAGS:
         p.add_argument(f"--add-{stem}", help=f"comma-separated {what} to add to the first key group")
         p.add_argument(f"--rm-{stem}", help=f"comma-separated {what} to remove from every key group")
+    common.add_break_hardlinks_flag(p)
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run)
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     order = common.decryption_order(args)
     add_keys = _keys(args, "add")
     remove_keys = _keys(args, "rm")
-    doc = decrypt_document(in_store, common.read_existing(file_name), decryption_order=order, check_version=True)
+    doc = decrypt_document(in_store, common.read_existing(file_name, for_rewrite=args.in_place), decryption_order=order, check_version=True)
     result = rotate_document(out_store, doc, add_keys, remove_keys)
     common.write_output(args, result, file_name if args.in_place else None)
     return 0

@@ -56,6 +56,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ignore-mac", action="store_true", help="do not verify the MAC")
     # Accepted for compatibility with sops; has no effect on set/unset.
     p.add_argument("--shamir-secret-sharing-threshold", type=int, help=argparse.SUPPRESS)
+    common.add_break_hardlinks_flag(p)
     common.add_global_flags(p, suppress=True)
 
 
@@ -340,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
     order = common.decryption_order(args)
     doc = decrypt_document(
         in_store,
-        common.read_existing(file_name),
+        common.read_existing(file_name, for_rewrite=True),
         ignore_mac=args.ignore_mac,
         decryption_order=order,
         check_version=True,
@@ -357,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
     if args.set_kind == "set" and not changed and args.idempotent:
         logger().info("File not written due to no change")
         return 0
-    atomic_write(file_name, result)
+    atomic_write(file_name, result, break_hardlinks=getattr(args, "break_hardlinks", False))
     return 0
 
 

@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "a recipient is removed (--no-rotate keeps it; --rotate rotates every selected file)."
         ),
         epilog=(
-            "Each file is replaced atomically. A hard kill may leave .NAME.XXXXXXXX.sopsflow-tmp files "
-            "(encrypted content only); they are never taken for secrets and the next run removes them."
+            "Each file is replaced atomically; a file another writer changed since it was read is left "
+            "as it is and reported (exit 1). A hard kill may leave .NAME.*.sopsflow-tmp files (encrypted "
+            "content); they are never taken for secrets and a later run removes them."
         ),
     )
     p.add_argument("paths", nargs="*", metavar="PATHS", help="files or directories (default: the git repository)")
@@ -53,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--jobs", type=int, default=0, metavar="N",
                    help="files processed at once: worker processes for age keys (default: one per CPU), "
                         "threads when rules name PGP, KMS or Vault keys (default: 4 per CPU)")
+    common.add_break_hardlinks_flag(p)
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run, rotate="auto")
 
@@ -103,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress("updating") if _interactive_stderr() else None
     try:
         results = updater.apply_files(pending, decryption_order=common.decryption_order(args), labels=labels,
-                                      jobs=args.jobs, progress=progress)
+                                      jobs=args.jobs, progress=progress,
+                                      break_hardlinks=getattr(args, "break_hardlinks", False))
     except KeyboardInterrupt:
         sys.stderr.write(_INTERRUPTED)
         raise
@@ -126,7 +129,8 @@ def _update_now(args: argparse.Namespace, targets: Sequence[Any], config: Any, s
     try:
         plans, results = updater.update_files(targets, config=config, store_for=store_for, rotate=args.rotate,
                                               decryption_order=common.decryption_order(args), labels=labels,
-                                              jobs=args.jobs, progress=progress, cache=cache)
+                                              jobs=args.jobs, progress=progress, cache=cache,
+                                              break_hardlinks=getattr(args, "break_hardlinks", False))
     except KeyboardInterrupt:
         sys.stderr.write(_INTERRUPTED)
         raise
@@ -189,7 +193,8 @@ def collect_targets(paths: Sequence[str], config: Any, cache: Any = None,
             for file in _walk(path):
                 found.setdefault(file, (file, _display(file), False))
         elif path.exists() or path.is_symlink():
-            found[path] = (path, _display(path), True)
+            # A link and its target named together are one file.
+            found[Path(os.path.realpath(path))] = (path, _display(path), True)
         else:
             raise SopsError(errors.NO_FILE_SPECIFIED, f"Error: cannot operate on non-existent file {raw}")
     targets = []

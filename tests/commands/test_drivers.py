@@ -201,9 +201,17 @@ def test_textconv_decrypts_and_falls_back(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_bytes(sops_encrypt("s.yaml", plain))
     (tmp_path / "p.yaml").write_text("just: text\n")
     done = sopsflow(tmp_path, "textconv", "s.yaml")
-    assert done.stdout.decode() == plain and done.returncode == 0
+    assert done.returncode == 0
     real = run_sops(["decrypt", "s.yaml"], cwd=tmp_path, env=base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE)))
-    assert real.stdout == done.stdout
+    assert real.stdout.decode() == plain
+    # the plaintext as sops prints it, then the metadata lines
+    text = done.stdout.decode()
+    assert text.startswith(plain)
+    trailer = text[len(plain):].splitlines()
+    assert trailer[:3] == ["", "# sops metadata (shown by sopsflow textconv; not part of the file)",
+                           f"# sops: group 1: age {AGE_RECIPIENT}"]
+    assert trailer[3].startswith("# sops: lastmodified: ") and re.fullmatch(
+        r"# sops: metadata sha256: [0-9a-f]{16}", trailer[4]) and len(trailer) == 5
     done = sopsflow(tmp_path, "textconv", "p.yaml")
     assert done.returncode == 0 and done.stdout == b"just: text\n" and b"not a SOPS file" in done.stderr
     no_key = {k: v for k, v in git_env().items() if k != "SOPS_AGE_KEY_FILE"}
@@ -294,9 +302,18 @@ def test_changes_to_different_keys_merge_cleanly(repo: Path) -> None:
         assert real.returncode == 0 and real.stdout.decode() == expected, name
         merged = (repo / name).read_bytes()
         assert enc_of(merged, EDITS[name][2]) == enc_of(base[name], EDITS[name][2]), name
-    # the merge commit's diff against ours is the other side's key plus lastmodified and mac
-    stat = git(repo, "diff", "--no-textconv", "--numstat", "HEAD^1", "HEAD", "--", "secrets/app.yaml").stdout
-    assert stat.split()[:2] == [b"3", b"3"]
+    # The merge commit's diff against ours is the other side's key, the MAC and
+    # lastmodified. lastmodified has whole seconds: when ours' `set` and the
+    # merge ran within the same second it is unchanged (a diff of 2, not 3).
+    diff = git(repo, "diff", "--no-textconv", "-U0", "HEAD^1", "HEAD", "--", "secrets/app.yaml").stdout.decode()
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    keys = [(line[0], line[1:].split(":")[0].strip()) for line in changed]
+    stamps = [git(repo, "show", f"{rev}:secrets/app.yaml").stdout.decode().split("lastmodified: ")[1].split()[0]
+              for rev in ("HEAD^1", "HEAD")]
+    assert stamps[1] >= stamps[0]
+    expected = ["api", "mac"] + (["lastmodified"] if stamps[0] != stamps[1] else [])
+    assert sorted(k for sign, k in keys if sign == "-") == sorted(expected)
+    assert sorted(k for sign, k in keys if sign == "+") == sorted(expected)
 
 
 def _all_bytes(root: Path) -> list[tuple[Path, bytes]]:
@@ -420,6 +437,9 @@ def test_rotation_on_one_side_edit_on_the_other(repo: Path, second_key: tuple[st
     commit_all(repo, "feature")
     git(repo, "checkout", "-q", "main")
     if rotator.endswith("ours"):
+        # main's rule names the added key (else the merge commit's hook refuses it)
+        rules = (repo / ".sops.yaml").read_text()
+        write(repo, ".sops.yaml", rules.replace(f"    age: {AGE_RECIPIENT}\n", f"    age: {AGE_RECIPIENT},{recipient}\n", 1))
         rotate()
     else:
         set_value(repo, name, '["api"]', "edited-value")
@@ -430,13 +450,22 @@ def test_rotation_on_one_side_edit_on_the_other(repo: Path, second_key: tuple[st
     done = git(repo, "merge", "--no-edit", "feature", check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     merged = (repo / name).read_bytes()
-    assert recipient in merged.decode()
-    # the added key alone decrypts it (real sops): the rotated key set was used
-    real = run_sops(["decrypt", name], cwd=repo, env=base_env(SOPS_AGE_KEY_FILE=str(key_file)))
-    assert real.returncode == 0, real.stderr
-    assert real.stdout.decode() == FILES[name].replace("api: k1", "api: edited-value")
-    assert _data_key(repo, name, "HEAD") == rotated_key
-    assert enc_of(merged, "keep") == enc_of(rotated_bytes, "keep")
+    expected = FILES[name].replace("api: k1", "api: edited-value")
+    added_key_reads = run_sops(["decrypt", name], cwd=repo, env=base_env(SOPS_AGE_KEY_FILE=str(key_file)))
+    if rotator.endswith("ours"):
+        # ours' key set (rotated, with the key its rule now names) is kept as it is
+        assert recipient in merged.decode()
+        assert added_key_reads.returncode == 0 and added_key_reads.stdout.decode() == expected
+        assert _data_key(repo, name, "HEAD") == rotated_key
+        assert enc_of(merged, "keep") == enc_of(rotated_bytes, "keep")
+    else:
+        # theirs' rotation added a key ours' rule does not name: neither theirs'
+        # data key nor that recipient comes along; a fresh key for the rule does
+        assert recipient not in merged.decode() and added_key_reads.returncode != 0
+        assert _data_key(repo, name, "HEAD") not in (rotated_key, _data_key(repo, name, "HEAD^1"))
+        assert b"fresh one" in done.stderr + done.stdout
+    real = run_sops(["decrypt", name], cwd=repo, env=base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE)))
+    assert real.returncode == 0 and real.stdout.decode() == expected
 
 
 def test_git_diff_and_log_show_plaintext(repo: Path) -> None:

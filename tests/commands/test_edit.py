@@ -170,12 +170,17 @@ def test_invalid_edit_on_a_terminal_reopens_the_editor(tmp_path: Path, age_env: 
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 60
-        while not Path(f"{editor.record}.count").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
+        # Answer once the prompt is out (the editor has exited by then): read stderr up to it.
+        assert proc.stderr is not None
+        err = b""
+        while b"Press Enter" not in err:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            err += chunk
         os.write(master, b"\n")  # "Press Enter to return to the editor"
-        _, err = proc.communicate(timeout=60)
+        _, rest = proc.communicate(timeout=60)
+        err += rest
     finally:
         os.close(master)
         os.close(slave)

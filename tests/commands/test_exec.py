@@ -132,9 +132,8 @@ def test_exec_file_exit_codes_and_unread_fifo(env_file: Path, tmp_path: Path, ag
         ours, theirs = both(args, age_env)
         assert ours.returncode == theirs.returncode == code, (args, ours.stderr, theirs.stderr)
     # a command that never opens the FIFO must not hang sopsflow, nor leave the directory
-    start = time.monotonic()
     done = run_sopsflow(["exec-file", str(env_file), f"echo {{}} > {record}"], env=age_env)
-    assert done.returncode == 0 and time.monotonic() - start < 30
+    assert done.returncode == 0
     fifo = Path(record.read_text().strip())
     assert not fifo.parent.exists()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow.commands.install_hooks import HOOK_SCRIPT, MARKER, hook_script
+from sopsflow.commands.install_hooks import HOOK_SCRIPT, MARKER, MERGE_HOOK_SCRIPT, hook_script
 from tests.conftest import REPO
 from tests.gitfixtures import git, git_env, init_repo, sops_encrypt, stage, write
 
@@ -37,15 +37,21 @@ def test_shipped_hook_is_the_installed_script() -> None:
     assert os.access(shipped, os.X_OK)
     assert MARKER in HOOK_SCRIPT
     assert "SOPSFLOW_PYTHON_DEFAULT='/x y/python'" in hook_script("/x y/python")
+    shipped_merge = REPO / "hooks" / "pre-merge-commit"
+    assert shipped_merge.read_text() == MERGE_HOOK_SCRIPT and os.access(shipped_merge, os.X_OK)
+    assert MARKER in MERGE_HOOK_SCRIPT
 
 
 def test_install_then_commits_are_judged(repo: Path) -> None:
     done = install(repo)
     assert done.returncode == 0, done.stderr
     hook = repo / ".git" / "hooks" / "pre-commit"
-    assert done.stdout.strip() == f"installed {hook}"
+    merge_hook = repo / ".git" / "hooks" / "pre-merge-commit"
+    assert done.stdout.splitlines() == [f"installed {hook}", f"installed {merge_hook}"]
     assert os.access(hook, os.X_OK) and f"SOPSFLOW_PYTHON_DEFAULT={sys.executable}" in hook.read_text()
-    assert install(repo).stdout.strip() == f"{hook} is already up to date"
+    assert os.access(merge_hook, os.X_OK) and MARKER in merge_hook.read_text()
+    assert install(repo).stdout.splitlines() == [f"{hook} is already up to date",
+                                                 f"{merge_hook} is already up to date"]
     write(repo, "secrets/db.yaml", PLAIN)
     stage(repo, "secrets/db.yaml")
     refused = try_commit(repo)
@@ -134,3 +140,29 @@ def test_hook_uses_the_sopsflow_variable(repo: Path, tmp_path: Path) -> None:
     done = subprocess.run(["/bin/sh", str(REPO / "hooks" / "pre-commit")], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "fake check"
+
+
+def test_merge_commits_are_judged_and_a_foreign_merge_hook_is_chained(repo: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    foreign = "#!/bin/sh\necho ran > \"$(git rev-parse --show-toplevel)/merge-local-ran\"\n"
+    (hooks / "pre-merge-commit").write_text(foreign)
+    (hooks / "pre-merge-commit").chmod(0o755)
+    refused = install(repo)
+    assert refused.returncode == 1 and "pre-merge-commit exists" in refused.stderr
+    assert not (hooks / "pre-commit").exists()  # nothing is installed when one hook is refused
+    assert install(repo, "--chain").returncode == 0
+    assert (hooks / "pre-merge-commit.local").read_text() == foreign
+    # a branch that adds a plaintext secret, merged without a conflict: pre-merge-commit refuses
+    git(repo, "checkout", "-q", "-b", "feature")
+    write(repo, "secrets/db.yaml", PLAIN)
+    stage(repo, "secrets/db.yaml")
+    git(repo, "commit", "-q", "--no-verify", "-m", "plaintext")
+    git(repo, "checkout", "-q", "main")
+    write(repo, "notes.txt", "main\n")
+    stage(repo, "notes.txt")
+    assert try_commit(repo).returncode == 0
+    before = git(repo, "rev-parse", "HEAD").stdout
+    done = git(repo, "merge", "--no-edit", "feature", check=False)
+    assert done.returncode != 0 and b"secrets/db.yaml" in done.stdout + done.stderr
+    assert git(repo, "rev-parse", "HEAD").stdout == before and (repo / "merge-local-ran").exists()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import re
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,20 +246,19 @@ def test_bad_input(case: Case, sops_encrypted: dict[str, bytes]) -> None:
         assert not leftovers, f"temporary files left behind: {leftovers}"
 
 
-def test_alias_bomb_refused_quickly() -> None:
-    """A billion-laughs document is refused in well under a second of work
-    (sops' go-yaml refuses it too, but that is not what is asserted here)."""
+def test_alias_bomb_refused() -> None:
+    """A billion-laughs document is refused with a short error and the file left
+    alone (sops' go-yaml refuses it too, but that is not what is asserted here).
+    That it is refused before expansion is held by the YAML store's own test; an
+    expansion here would run into the test timeout."""
     with tempfile.TemporaryDirectory(prefix="sopsflow-bomb-") as tmp:
         path = Path(tmp) / "bomb.yaml"
         path.write_bytes(ALIAS_BOMB)
-        start = time.monotonic()
         flow = run_all([flow_argv(["encrypt", "--age", AGE_RECIPIENT, "-i", str(path)])], env=age_env(), cwd=tmp)[0]
-        elapsed = time.monotonic() - start
         assert flow.rc == 2, flow.why()
         _assert_short_error(flow)
         assert b"alias" in flow.err
         assert path.read_bytes() == ALIAS_BOMB
-        assert elapsed < 20, f"took {elapsed:.1f} s"  # generous: a loaded CI machine; expansion would take minutes
 
 
 def test_case_list_is_complete() -> None:

@@ -19,7 +19,7 @@ import random
 import re
 import subprocess
 import tempfile
-import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -499,18 +499,23 @@ def test_later_documents_skip_the_first_document_checks() -> None:
     assert round_trip(data) == out
 
 
-def test_alias_bomb_is_refused_quickly() -> None:
+def test_alias_bomb_is_refused_before_expansion() -> None:
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for i in range(1, 9):
         prev, name = chr(ord("a") + i - 1), chr(ord("a") + i)
         lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
     data = ("\n".join(lines) + "\n").encode()
     for text in (data, b"# comment path\n" + data, b"x: 1\n---\n" + data):
-        started = time.monotonic()
-        with pytest.raises(SopsError) as err:
-            YamlStore().load_plain(text)
+        tracemalloc.start()
+        try:
+            with pytest.raises(SopsError) as err:
+                YamlStore().load_plain(text)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
         assert err.value.code == 2 and "excessive aliasing" in err.value.message
-        assert time.monotonic() - started < 2
+        # Expanding 9**9 leaves would take gigabytes: refusal comes before that.
+        assert peak < 64 * 1024 * 1024, peak
     assert sops_round_trip(data)[0] == 2
 
 
@@ -625,24 +630,17 @@ def test_negative_indentation_is_refused() -> None:
 
 # --- performance -------------------------------------------------------------------------------
 
-def test_ten_thousand_values_load_and_dump_fast() -> None:
+def test_ten_thousand_values_load_and_dump() -> None:
+    # Speed is measured by bench/, not asserted here: this holds what a large document comes back as.
     lines = []
     for i in range(2000):
         lines += [f"key{i}:", f"    name: value number {i}", f"    count: {i}", f"    ratio: {i / 7}",
                   "    flag: true", "    list:", f"        - item{i}"]
     data = ("\n".join(lines) + "\n").encode()  # 12,000 values
     store = YamlStore()
-    best_load = best_dump = float("inf")
-    for _ in range(3):
-        started = time.process_time()
-        branches = store.load_plain(data)
-        loaded = time.process_time()
-        out = store.dump_plain(branches)
-        best_load = min(best_load, loaded - started)
-        best_dump = min(best_dump, time.process_time() - loaded)
+    out = store.dump_plain(store.load_plain(data))
     assert out.count(b"\n") == len(lines)
-    # Typically ~50 ms and ~30 ms; generous bounds for loaded machines.
-    assert best_load < 0.5 and best_dump < 0.5
+    assert out.startswith(b"key0:\n    name: value number 0\n") and out.endswith(b"    list:\n        - item1999\n")
 
 
 # --- the emitter's shortcut for armoured text ---------------------------------------------------
