@@ -7,8 +7,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# Ansible (for the community.sops client test) is large: its own venv, kept between runs.
+ANSIBLE_VENV ?= .venv-ansible
+ANSIBLE_VERSION ?= 12.3.0
+ANSIBLE_STAMP := $(ANSIBLE_VENV)/.installed-ansible-$(ANSIBLE_VERSION)
 
-.PHONY: all venv test lint typecheck pytest demo bench dist clean
+.PHONY: all venv ansible-venv test lint typecheck pytest demo bench dist clean
 
 all: test
 
@@ -23,14 +27,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(ANSIBLE_STAMP):
+	$(PYTHON) -m venv $(ANSIBLE_VENV)
+	$(ANSIBLE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ANSIBLE_VENV)/bin/python -m pip install -q 'ansible==$(ANSIBLE_VERSION)'
+	@rm -f $(ANSIBLE_VENV)/.installed-ansible-*
+	@touch $@
+
+ansible-venv: $(ANSIBLE_STAMP)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sopsflow tests bench scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+pytest: $(STAMP) $(ANSIBLE_STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SOPSFLOW_ANSIBLE_VENV="$(CURDIR)/$(ANSIBLE_VENV)" \
+		$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
@@ -47,4 +61,4 @@ dist: $(STAMP)
 	$(PY) -m build --outdir dist .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) $(ANSIBLE_VENV) .pytest_cache .mypy_cache .ruff_cache dist build

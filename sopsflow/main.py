@@ -6,9 +6,10 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from . import __version__, errors, logs
+from . import errors, logs
 from .errors import SopsError
 
 # Command name -> module under sopsflow.commands (each has register(subparsers)).
@@ -34,18 +35,49 @@ COMMANDS = {
     "flux": "flux",
     "textconv": "drivers",
     "merge-driver": "drivers",
+    "install-sops-link": "sops_link",
 }
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that never guesses: with prefix matching on,
+    ``--decrypt`` would be read as ``--decryption-order``. Subparsers inherit
+    the class, so every parser of the command line refuses abbreviations."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
+class _Version(argparse.Action):
+    """``--version``, worded for the name the program was called by; the
+    wording lives with the classic command line, imported only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **_: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from .commands.classic import version_line
+
+        sys.stdout.write(version_line(sys.argv[0]) + "\n")
+        parser.exit()
+
+
+#: The commands for which sops reads SOPS_KEYSERVICE.
+_KEY_SERVICE_USERS = frozenset(
+    ("exec-env", "exec-file", "updatekeys", "decrypt", "encrypt", "rotate", "edit", "set", "unset")
+)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``only`` just that command's module is loaded."""
     from .commands import common
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sopsflow",
         description="SOPS-compatible secrets for GitOps repositories.",
     )
-    parser.add_argument("--version", action="version", version=f"sopsflow {__version__} (sops 3.11 format)")
+    parser.add_argument("--version", action=_Version)
     common.add_global_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = [COMMANDS[only]] if only in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
@@ -85,19 +117,10 @@ def _fail(message: str, code: int, detail: str | None = None) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    # `sopsflow FILE` edits FILE, as `sops FILE` does.
-    if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
-        args_list.insert(0, "edit")
-    parser = build_parser(_command_in(args_list))
-    args = parser.parse_args(args_list)
-    logs.configure_cli(bool(getattr(args, "verbose", False)))
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return errors.NO_FILE_SPECIFIED
+def _guarded(action: Callable[[], int]) -> int:
+    """Run ``action``; a failure is one clear message and sops' exit code."""
     try:
-        return int(args.func(args) or 0)
+        return int(action() or 0)
     except SopsError as exc:
         return _fail(exc.message, exc.code, exc.detail)
     except KeyboardInterrupt:
@@ -108,6 +131,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SOPSFLOW_DEBUG"):
             raise
         return _fail(f"sopsflow: internal error ({type(exc).__name__}); rerun with SOPSFLOW_DEBUG=1 for details", 1)
+
+
+def run_command(args_list: list[str]) -> int:
+    """Parse and run a subcommand argument list (``decrypt FILE``, ...)."""
+    parser = build_parser(_command_in(args_list))
+    if "-h" in args_list or "--help" in args_list:
+        from .commands.examples import add_examples
+
+        add_examples(parser)
+    args = parser.parse_args(args_list)
+    logs.configure_cli(bool(getattr(args, "verbose", False)))
+    remote = getattr(args, "keyservice", None)
+    if not remote and os.environ.get("SOPS_KEYSERVICE") and getattr(args, "command", None) in _KEY_SERVICE_USERS:
+        remote = os.environ["SOPS_KEYSERVICE"].split(",")
+    if remote and getattr(args, "func", None):
+        from .commands.classic import refuse_keyservice
+
+        return _guarded(lambda: refuse_keyservice(remote))
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return errors.NO_FILE_SPECIFIED
+    return _guarded(lambda: args.func(args))
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """The command line. ``prog`` is the name it was called by (argv[0]): as
+    ``sops`` it introduces itself as sops does."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    prog = sys.argv[0] if prog is None else prog
+    if args_list and args_list[0] in COMMANDS:
+        return run_command(args_list)  # the common case, and a hook's: no classic-mode import
+    from .commands import classic
+
+    word = classic.first_positional(args_list)
+    if word in COMMANDS:
+        if "--" in args_list and args_list[args_list.index("--") + 1 :][:1] == [word]:
+            args_list.remove("--")  # `sops -- decrypt FILE` runs decrypt, as in sops
+        return run_command(args_list)
+    if word in classic.REFUSED:
+        return classic.refuse(word)
+    if word in ("help", "h"):
+        return classic.show_help(args_list, prog, run_command)
+    if word == "completion":
+        return _guarded(lambda: classic.completion(args_list))
+    return _guarded(lambda: classic.run(args_list, prog, run_command))
 
 
 def run() -> None:

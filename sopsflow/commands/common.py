@@ -31,18 +31,35 @@ def add_global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
     d: Any = argparse.SUPPRESS if suppress else None
     p.add_argument("--config", default=d, help="path to .sops.yaml (default: search from the cwd upward)")
     p.add_argument("--indent", type=int, default=d, help="indentation for YAML/JSON output")
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False)
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="log what is done on stderr")
     p.add_argument("--decryption-order", default=d, help="key types to try first, e.g. age,pgp")
+    # sops' key-service flags: the local service is sopsflow's only one; a
+    # remote one is refused (main.run_command) rather than silently ignored.
+    p.add_argument("--enable-local-keyservice", action="store_true", default=argparse.SUPPRESS,
+                   help="use the local key service (always on)")
+    p.add_argument("--keyservice", action="append", default=argparse.SUPPRESS, metavar="ADDR",
+                   help="a remote key service: not supported, refused")
     if not suppress:
         # sops 3.11 has these three only as global flags (`sops --mac-only-encrypted
         # encrypt ...`); scripts written for it keep working. We honour them, as
         # sops 3.12 does, rather than silently ignoring them as 3.11 does.
         for name in _GLOBAL_SELECTION_FLAGS:
-            p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
-        p.add_argument("--mac-only-encrypted", action="store_true", default=None)
+            p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=_SELECTION_HELP[name])
+        p.add_argument("--mac-only-encrypted", action="store_true", default=None, help=_MAC_ONLY_HELP)
 
 
 _GLOBAL_SELECTION_FLAGS = ("encrypted_comment_regex", "unencrypted_comment_regex")
+
+_SELECTION_HELP = {
+    "unencrypted_suffix": "new file: keys ending in this stay plaintext",
+    "encrypted_suffix": "new file: only keys ending in this are encrypted",
+    "unencrypted_regex": "new file: keys matching this regex stay plaintext",
+    "encrypted_regex": "new file: only keys matching this regex are encrypted",
+    "unencrypted_comment_regex": "new file: values after a comment matching this stay plaintext",
+    "encrypted_comment_regex": "new file: only values after a comment matching this are encrypted",
+}
+_MAC_ONLY_HELP = "new file: the MAC covers the encrypted values only"
 
 
 def add_break_hardlinks_flag(p: argparse.ArgumentParser) -> None:
@@ -57,6 +74,7 @@ def add_key_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aws-profile", help="AWS profile for the --kms keys")
     p.add_argument("--encryption-context", help="KMS encryption context k1:v1,k2:v2")
     p.add_argument("--gcp-kms", help="GCP KMS resource ids (recorded only; sopsflow cannot call GCP)")
+    p.add_argument("--hckms", help="HuaweiCloud KMS key IDs region:key-uuid (wrapping fails: no HuaweiCloud client)")
     p.add_argument("--azure-kv", help="Azure Key Vault key URLs (recorded only)")
     p.add_argument("--hc-vault-transit", help="Vault transit key URIs (env SOPS_VAULT_URIS)")
     p.add_argument("--shamir-secret-sharing-threshold", type=int, help="groups needed to decrypt")
@@ -67,8 +85,8 @@ def add_selection_flags(p: argparse.ArgumentParser) -> None:
         # The comment-regex flags may also come before the command (global);
         # SUPPRESS keeps a global value from being reset by the subcommand.
         default = argparse.SUPPRESS if name in _GLOBAL_SELECTION_FLAGS else None
-        p.add_argument("--" + name.replace("_", "-"), dest=name, default=default)
-    p.add_argument("--mac-only-encrypted", action="store_true", default=argparse.SUPPRESS)
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=default, help=_SELECTION_HELP[name])
+    p.add_argument("--mac-only-encrypted", action="store_true", default=argparse.SUPPRESS, help=_MAC_ONLY_HELP)
 
 
 def decryption_order(args: argparse.Namespace) -> list[str] | None:
@@ -89,7 +107,8 @@ def config_path(args: argparse.Namespace) -> Path | None:
     if explicit:
         path = Path(explicit)
         if not path.exists():
-            raise SopsError(errors.ERROR_READING_CONFIG, f"config file {explicit} does not exist")
+            # sops' wording and exit code, whichever command (or none) follows the flag.
+            raise SopsError(errors.GENERIC, f"could not read config file: open {explicit}: no such file or directory")
         return path
     from ..config import find_config
 
@@ -184,6 +203,9 @@ def keys_from_flags(args: argparse.Namespace) -> list[MasterKey]:
         from ..keys.opaque import OpaqueKey
 
         keys.extend(OpaqueKey("gcp_kms", {"resource_id": r.strip()}) for r in gcp.split(",") if r.strip())
+    hckms = _flag_or_env(args, "hckms", "SOPS_HUAWEICLOUD_KMS_IDS")
+    if hckms:
+        keys.extend(hckms_keys(hckms.split(",")))
     azure = _flag_or_env(args, "azure_kv", "SOPS_AZURE_KEYVAULT_URLS")
     if azure:
         from ..keys.opaque import OpaqueKey
@@ -206,6 +228,27 @@ def keys_from_flags(args: argparse.Namespace) -> list[MasterKey]:
 
         keys.extend(parse_age_recipients(age))
     return keys
+
+
+def hckms_keys(ids: list[str]) -> list[MasterKey]:
+    """HuaweiCloud KMS keys (``region:key-uuid``). sopsflow has no HuaweiCloud
+    client: existing entries are kept, wrapping a data key for a new one fails
+    as sops fails without HuaweiCloud credentials."""
+    from ..keys.opaque import OpaqueKey
+
+    keys: list[MasterKey] = []
+    for key_id in (i.strip() for i in ids if i.strip()):
+        region, _, uuid = key_id.partition(":")
+        if not region or not uuid:
+            raise SopsError(errors.GENERIC, f"invalid key ID format: expected 'region:key-uuid', got {json_quote(key_id)}")
+        keys.append(OpaqueKey("hckms", {"key_id": key_id}))
+    return keys
+
+
+def json_quote(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _azure_entry(url: str) -> dict[str, str]:
@@ -316,7 +359,7 @@ def load_config_lenient(args: argparse.Namespace) -> Any:
 # --- keys named by value (rotate --add-*/--rm-*, groups add) ----------------------
 
 #: The order sops 3.11 builds key lists from rotate's and groups' flags.
-KEY_KINDS = ("kms", "pgp", "gcp_kms", "azure_kv", "hc_vault", "age")
+KEY_KINDS = ("kms", "pgp", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
 
 
 def make_keys(
@@ -341,6 +384,8 @@ def make_keys(
         if kind == "gcp_kms":
             return [OpaqueKey("gcp_kms", {"resource_id": r}) for r in items]
         return [OpaqueKey("azure_kv", _azure_entry(u)) for u in items]
+    if kind == "hckms":
+        return hckms_keys(items)
     if kind == "hc_vault":
         from ..keys.hcvault import VaultKey
 

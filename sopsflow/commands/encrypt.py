@@ -34,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     config = common.load_config_for(args)
     in_store = common.pick_store(name, args.input_type, args, config)
     out_store = common.pick_store(name, args.output_type or args.input_type, args, config)
+    # Keys and rules first, as sops: with neither, that is the error, even for an encrypted file.
+    settings = common.creation_settings(args, name, config)
     data = common.read_source(args)
     branches = in_store.load_plain(data)
     if has_sops_metadata(in_store, branches):
         raise SopsError(errors.FILE_ALREADY_ENCRYPTED, f"File {name} already encrypted")
-    settings = common.creation_settings(args, name, config)
     result = encrypt_new(
         out_store,
         branches,

@@ -24,6 +24,7 @@ _KEY_FLAGS = (
     ("kms", "kms", "KMS ARNs"),
     ("pgp", "pgp", "PGP fingerprints"),
     ("gcp-kms", "gcp_kms", "GCP KMS resource IDs"),
+    ("hckms", "hckms", "HuaweiCloud KMS key IDs (region:key-uuid)"),
     ("azure-kv", "azure_kv", "Azure Key Vault key URLs"),
     ("hc-vault-transit", "hc_vault", "Vault transit key URIs"),
     ("age", "age", "age recipients"),
