@@ -52,10 +52,11 @@ SELECTION_OPTIONS = _SELECTION_OPTIONS  # re-exported: the one list lives in met
 
 #: Environment variables that stand in for the key flags (spec §8.3). Any of
 #: them (or the flags) replaces the matching rule's keys completely; sops
-#: then builds one group in this order: kms, gcp_kms, azure_kv, pgp, hc_vault, age.
+#: then builds one group in this order: kms, gcp_kms, hckms, azure_kv, pgp, hc_vault, age.
 KEY_ENV_VARS: dict[str, str] = {
     "SOPS_KMS_ARN": "kms",
     "SOPS_GCP_KMS_IDS": "gcp_kms",
+    "SOPS_HUAWEICLOUD_KMS_IDS": "hckms",
     "SOPS_AZURE_KEYVAULT_URLS": "azure_kv",
     "SOPS_PGP_FP": "pgp",
     "SOPS_VAULT_URIS": "hc_vault",
@@ -156,7 +157,8 @@ class KeySpec(NamedTuple):
 
     ``value`` per type: age/pgp: the recipient / fingerprint; hc_vault: the URI;
     kms: ``{"arn", "role", "context" (dict or None), "aws_profile"}``;
-    gcp_kms: ``{"resource_id"}``; azure_kv: ``{"vault_url", "name", "version"}``.
+    gcp_kms: ``{"resource_id"}``; azure_kv: ``{"vault_url", "name", "version"}``;
+    hckms: ``{"key_id"}``.
     """
 
     type_name: str
@@ -183,6 +185,8 @@ def _identity(type_name: str, value: str | dict[str, Any]) -> str:
         return str(value["resource_id"])
     if type_name == "azure_kv":
         return f"{value['vault_url']}/keys/{value['name']}/{value['version']}"
+    if type_name == "hckms":
+        return str(value["key_id"])
     raise ValueError(f"unknown key type {type_name}")
 
 
@@ -323,6 +327,15 @@ def _gcp_specs(text: str) -> list[KeySpec]:
     return specs
 
 
+def _hckms_specs(text: str) -> list[KeySpec]:
+    from .keys.hckms import HckmsKeyError, parse_key_ids
+
+    try:
+        return [KeySpec("hckms", {"key_id": key_id}) for key_id in parse_key_ids(text)]
+    except HckmsKeyError as exc:
+        raise _KeyError(str(exc)) from None
+
+
 def _azure_specs(text: str) -> list[KeySpec]:
     if text == "":
         return []
@@ -356,6 +369,7 @@ class _Group:
     merge: list[_Group] = field(default_factory=list)
     kms: list[dict[str, Any]] = field(default_factory=list)
     gcp_kms: list[str] = field(default_factory=list)
+    hckms: list[str] = field(default_factory=list)
     azure: list[dict[str, str]] = field(default_factory=list)
     hc_vault: list[str] = field(default_factory=list)
     age: list[str] = field(default_factory=list)
@@ -363,7 +377,7 @@ class _Group:
 
     def specs(self) -> list[KeySpec]:
         # sops' extractMasterKeys: merged groups first, then age, pgp, kms,
-        # gcp_kms, azure, hc_vault (checked with updatekeys' diff output).
+        # gcp_kms, hckms, azure, hc_vault (checked with updatekeys' diff output).
         out: list[KeySpec] = []
         for sub in self.merge:
             out.extend(sub.specs())
@@ -380,6 +394,9 @@ class _Group:
             out.append(KeySpec("kms", _kms_value(k["arn"], k["role"], k["context"], k["aws_profile"])))
         for resource_id in self.gcp_kms:
             out.append(KeySpec("gcp_kms", {"resource_id": resource_id.replace(" ", "")}))
+        for key_id in self.hckms:
+            # one key ID per entry, not a list: a comma stays part of the ID and fails there
+            out.extend(_hckms_one(key_id))
         for a in self.azure:
             out.append(KeySpec("azure_kv", {"vault_url": a["vaultUrl"], "name": a["key"], "version": a["version"]}))
         for uri in self.hc_vault:
@@ -388,6 +405,16 @@ class _Group:
             parse_vault_uri(uri)
             out.append(KeySpec("hc_vault", uri))
         return out
+
+
+def _hckms_one(key_id: str) -> list[KeySpec]:
+    from .keys.hckms import HckmsKeyError, parse_key_id
+
+    try:
+        parse_key_id(key_id)
+    except HckmsKeyError as exc:
+        raise _KeyError(str(exc)) from None
+    return [KeySpec("hckms", {"key_id": key_id})]
 
 
 def _dedup(group: list[KeySpec]) -> list[KeySpec]:
@@ -422,6 +449,10 @@ def build_key(spec: KeySpec) -> MasterKey:
         from .keys.kms import KmsKey
 
         return KmsKey(value["arn"], role=value["role"], context=value["context"], aws_profile=value["aws_profile"])
+    if spec.type_name == "hckms":
+        from .keys.hckms import new_key
+
+        return new_key(str(value["key_id"]))
     from .keys.opaque import OpaqueKey
 
     return OpaqueKey(spec.type_name, dict(value))
@@ -450,6 +481,7 @@ class CreationRule:
     config_path: str
     _flat: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _aws_profile: str = field(default="", repr=False)
+    _hckms: list[str] = field(default_factory=list, repr=False)
     _groups: list[_Group] = field(default_factory=list, repr=False)
     _regex: Any = field(default=None, repr=False)
     _regex_error: str = field(default="", repr=False)
@@ -524,13 +556,14 @@ class CreationRule:
 
     def _flat_specs(self, kms_context: dict[str, str] | None) -> list[KeySpec]:
         # sops joins each field's items with "," and parses the result, in the
-        # order age, pgp, kms, gcp_kms, azure_keyvault, hc_vault (confirmed with
-        # the binary through updatekeys' diff). Flat rules keep duplicates.
+        # order age, pgp, kms, gcp_kms, hckms, azure_keyvault, hc_vault (confirmed
+        # with the binary through updatekeys' diff). Flat rules keep duplicates.
         f = self._flat
         group = _age_specs(",".join(f["age"])) if f["age"] else []
         group += _pgp_specs(",".join(f["pgp"]))
         group += _kms_specs(",".join(f["kms"]), kms_context, self._aws_profile)
         group += _gcp_specs(",".join(f["gcp_kms"]))
+        group += _hckms_specs(",".join(self._hckms))
         group += _azure_specs(",".join(f["azure_keyvault"]))
         group += _vault_specs(",".join(f["hc_vault_transit_uri"]))
         return group
@@ -1086,7 +1119,7 @@ class _Decoder:
         return indents
 
     _RULE_KEYS = (
-        "path_regex", "kms", "aws_profile", "age", "pgp", "gcp_kms", "azure_keyvault",
+        "path_regex", "kms", "aws_profile", "age", "pgp", "gcp_kms", "hckms", "azure_keyvault",
         "hc_vault_transit_uri", "key_groups", "shamir_threshold", *SELECTION_OPTIONS, "mac_only_encrypted",
     )
     _FLAT_KEYS = ("age", "pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri")
@@ -1133,6 +1166,9 @@ class _Decoder:
             config_path=self.path,
             _flat=flat,
             _aws_profile=self.string(f.get("aws_profile"), f"{where}.aws_profile") or "",
+            # sops types this field []string (not the string-or-list of the
+            # older key fields), so a plain string is refused at load time.
+            _hckms=self.string_list(f.get("hckms"), f"{where}.hckms"),
             _groups=groups,
             _regex=regex,
             _regex_error=regex_error,
@@ -1141,7 +1177,7 @@ class _Decoder:
         )
 
     def group(self, node: Any, where: str) -> _Group:
-        f = self.mapping(node, where, ("merge", "kms", "gcp_kms", "azure_keyvault", "hc_vault", "age", "pgp"))
+        f = self.mapping(node, where, ("merge", "kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault", "age", "pgp"))
         group = _Group(
             merge=[self.group(m, f"{where}.merge[{i}]") for i, m in self.struct_list(f.get("merge"), f"{where}.merge")],
             hc_vault=self.string_list(f.get("hc_vault"), f"{where}.hc_vault"),
@@ -1153,6 +1189,9 @@ class _Decoder:
         for i, item in self.struct_list(f.get("gcp_kms"), f"{where}.gcp_kms"):
             g = self.mapping(item, f"{where}.gcp_kms[{i}]", ("resource_id",))
             group.gcp_kms.append(self.string(g.get("resource_id"), f"{where}.gcp_kms[{i}].resource_id") or "")
+        for i, item in self.struct_list(f.get("hckms"), f"{where}.hckms"):
+            h = self.mapping(item, f"{where}.hckms[{i}]", ("key_id",))
+            group.hckms.append(self.string(h.get("key_id"), f"{where}.hckms[{i}].key_id") or "")
         for i, item in self.struct_list(f.get("azure_keyvault"), f"{where}.azure_keyvault"):
             here = f"{where}.azure_keyvault[{i}]"
             a = self.mapping(item, here, ("vaultUrl", "key", "version"))

@@ -21,8 +21,8 @@ from .errors import SopsError
 
 KEY_TYPES = ("age", "pgp", "kms")
 #: Flat rule fields that hold keys; a rule left without any of them has no key.
-_FLAT_KEY_FIELDS = ("kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri", "pgp", "age")
-_GROUP_KEY_FIELDS = ("kms", "gcp_kms", "azure_keyvault", "hc_vault", "pgp", "age", "merge")
+_FLAT_KEY_FIELDS = ("kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault_transit_uri", "pgp", "age")
+_GROUP_KEY_FIELDS = ("kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault", "pgp", "age", "merge")
 
 _AGE_RE = re.compile(r"^(age1[0-9a-z]{20,}|ssh-(ed25519|rsa) \S+.*)$")
 _PGP_RE = re.compile(r"^[0-9A-Fa-f]{16}([0-9A-Fa-f]{24})?$")

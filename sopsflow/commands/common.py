@@ -164,7 +164,7 @@ def _flag_or_env(args: argparse.Namespace, attr: str, env: str) -> str:
 
 def keys_from_flags(args: argparse.Namespace) -> list[MasterKey]:
     """Keys named on the command line or in SOPS_* variables, in the order sops
-    builds its single group: kms, gcp_kms, azure_kv, pgp, hc_vault, age."""
+    builds its single group: kms, gcp_kms, hckms, azure_kv, pgp, hc_vault, age."""
     keys: list[MasterKey] = []
     kms = _flag_or_env(args, "kms", "SOPS_KMS_ARN")
     if kms:
@@ -178,6 +178,14 @@ def keys_from_flags(args: argparse.Namespace) -> list[MasterKey]:
         from ..keys.opaque import OpaqueKey
 
         keys.extend(OpaqueKey("gcp_kms", {"resource_id": r.strip()}) for r in gcp.split(",") if r.strip())
+    hckms = _flag_or_env(args, "hckms", "SOPS_HUAWEICLOUD_KMS_IDS")
+    if hckms:
+        from ..keys.hckms import HckmsKeyError, keys_from_string
+
+        try:
+            keys.extend(keys_from_string(hckms))
+        except HckmsKeyError as exc:
+            raise SopsError(errors.GENERIC, str(exc)) from None
     azure = _flag_or_env(args, "azure_kv", "SOPS_AZURE_KEYVAULT_URLS")
     if azure:
         from ..keys.opaque import OpaqueKey
