@@ -190,7 +190,8 @@ def fresh_key_groups(plan: FilePlan) -> list[list[Any]]:
     try:
         return [[build_key(spec) for spec in group] for group in plan.rule_specs]
     except Exception:
-        return list(plan.rule.key_groups())  # raises the config's own error message
+        plan.rule.key_groups()  # raises the config's own error message
+        raise  # never fall back to the rule alone: it lacks the keys carried over
 
 
 def plan_file(
@@ -243,8 +244,8 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
     plan.rule, plan.rule_index, plan.store = rule, getattr(rule, "index", None), store
     plan.branches, plan.metadata = branches, meta
     plan.recipients = [k.identity() for k in meta.all_keys()]
-    plan.rule_specs = cache.specs(rule)
-    plan.changes = group_changes(meta, cache.view(rule))
+    plan.rule_specs = _carry_unnameable(meta, cache.specs(rule))
+    plan.changes = group_changes(meta, _RuleView(rule, plan.rule_specs))
     # sops updatekeys keeps the file's threshold, capped at the new number of groups.
     plan.threshold_before = meta.shamir_threshold
     plan.threshold_after = min(meta.shamir_threshold, len(plan.rule_specs))
@@ -259,6 +260,26 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
         plan.status = STATUS_CURRENT
     if removal:
         plan.secret_paths = encrypted_paths(branches)
+
+
+def _carry_unnameable(meta: Metadata, specs: list[list[Any]]) -> list[list[Any]]:
+    """The rule's groups plus, in the same group, each of the file's keys of a
+    type no rule can name (a newer sops' key type): the rule cannot have
+    removed them, so they stay, verbatim. A group the rule drops while it
+    holds such keys is an error rather than a silent loss."""
+    from .config import RULE_KEY_TYPES, KeySpec
+
+    out = [list(group) for group in specs]
+    for i, group in enumerate(meta.key_groups):
+        kept = [KeySpec(k.type_name, k.to_dict()) for k in group if k.type_name not in RULE_KEY_TYPES]
+        if not kept:
+            continue
+        if i >= len(out):
+            types = ", ".join(sorted({spec.type_name for spec in kept}))
+            raise SopsError(errors.GENERIC, f"key group {i + 1} holds {types} keys, which .sops.yaml cannot name; "
+                            "the rule has no such group, and updating would drop them")
+        out[i].extend(kept)
+    return out
 
 
 def group_changes(meta: Metadata, rule: Any) -> list[GroupChange]:
