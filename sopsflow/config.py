@@ -282,7 +282,14 @@ def _age_specs(text: str) -> list[KeySpec]:
         recipient = item.strip()
         # sops' parseRecipient: plugin recipients (a second "1") and ssh keys
         # are left to the age key class.
-        if recipient.startswith("age1") and recipient.count("1") == 1:
+        if recipient.startswith("age1pq1"):
+            from .keys.agepq import PqKeyError, check_recipient
+
+            try:
+                check_recipient(recipient)
+            except PqKeyError as exc:
+                raise _KeyError(f"failed to parse input as Bech32-encoded age public key: {exc}") from None
+        elif recipient.startswith("age1") and recipient.count("1") == 1:
             if not is_age_x25519_recipient(recipient):
                 raise _KeyError(f"failed to parse input as Bech32-encoded age public key: malformed recipient {recipient!r}")
         elif not recipient.startswith(("age1", "ssh-")):

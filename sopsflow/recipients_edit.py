@@ -85,7 +85,12 @@ def _check_age_recipient(key: str) -> None:
     import pyrage
 
     try:
-        pyrage.x25519.Recipient.from_str(key)
+        if key.startswith("age1pq1"):
+            from .keys.agepq import check_recipient
+
+            check_recipient(key)
+        else:
+            pyrage.x25519.Recipient.from_str(key)
     except Exception:
         raise SopsError(errors.GENERIC, f"not a valid age recipient: {key!r}") from None
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
+from .agepq import HybridRecipient
 from .base import KeyFailure
 
 ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
@@ -64,7 +65,12 @@ class AgeKey:
         except ValueError as exc:
             raise KeyFailure(str(exc)) from None
         try:
-            ciphertext = pyrage.encrypt(data_key, [parsed])
+            if isinstance(parsed, HybridRecipient):
+                from . import agefmt
+
+                ciphertext = agefmt.encrypt(data_key, [parsed.wrap])
+            else:
+                ciphertext = pyrage.encrypt(data_key, [parsed])
         except Exception as exc:  # pyrage.EncryptError and plugin failures
             raise KeyFailure(f"failed to encrypt sops data key with age: {exc}") from None
         self.enc = armor(ciphertext)
@@ -77,6 +83,17 @@ class AgeKey:
 
     def identity(self) -> str:
         return self.recipient
+
+
+def dearmor(text: bytes) -> bytes:
+    """The age file inside ``armor``'s output (ValueError when it is not one)."""
+    lines = text.strip().split(b"\n")
+    if len(lines) < 2 or lines[0].strip() != ARMOR_BEGIN.encode() or lines[-1].strip() != ARMOR_END.encode():
+        raise ValueError("not an armored age file")
+    try:
+        return base64.b64decode(b"".join(line.strip() for line in lines[1:-1]), validate=True)
+    except ValueError:
+        raise ValueError("invalid armor") from None
 
 
 def armor(ciphertext: bytes) -> str:
@@ -113,9 +130,16 @@ def _is_plugin_recipient(recipient: str) -> bool:
 
 
 def _parse_recipient(recipient: str) -> Any:
-    """A pyrage recipient, or ValueError with sops' wording."""
+    """A pyrage recipient (or a HybridRecipient), or ValueError with sops' wording."""
     import pyrage
 
+    if recipient.startswith("age1pq1"):
+        from .agepq import HybridRecipient, PqKeyError
+
+        try:
+            return HybridRecipient.from_str(recipient)
+        except PqKeyError as exc:
+            raise ValueError(f"failed to parse input as Bech32-encoded age public key: {exc}") from None
     if _is_plugin_recipient(recipient):
         raise ValueError(f"age plugin recipients are not supported by sopsflow: {recipient}")
     if recipient.startswith("age1"):
@@ -210,14 +234,13 @@ class AgeIdentities:
 
     def unwrap(self, enc: bytes, recipient: str) -> bytes:
         """Decrypt one ``enc`` blob with the identities; KeyFailure says why not."""
-        import pyrage
 
         if not self.identities and not self.locked:
             raise KeyFailure(self._format("failed to load age identities", None))
         reason = _NO_MATCH
         if self.identities:
             try:
-                return bytes(pyrage.decrypt(enc, self.identities))
+                return _decrypt(enc, self.identities)
             except Exception as exc:
                 if "No matching keys" not in str(exc):
                     raise KeyFailure(self._format(_READER_FAILED, str(exc))) from None
@@ -231,7 +254,7 @@ class AgeIdentities:
                 reason = str(exc)
                 break
             try:
-                return bytes(pyrage.decrypt(enc, unlocked))
+                return _decrypt(enc, unlocked)
             except Exception as exc:
                 if "No matching keys" not in str(exc):
                     raise KeyFailure(self._format(_READER_FAILED, str(exc))) from None
@@ -248,6 +271,34 @@ class AgeIdentities:
 
 
 _READER_FAILED = "failed to create reader for decrypting sops data key with age"
+
+
+def _decrypt(enc: bytes, identities: list[Any]) -> bytes:
+    """Decrypt an armored age file with whichever identities fit its stanzas:
+    post-quantum stanzas here, every other type through pyrage. Failing to
+    match raises with pyrage's "No matching keys" wording."""
+    import pyrage
+
+    from .agepq import STANZA_TYPE, HybridIdentity
+
+    hybrid = [i for i in identities if isinstance(i, HybridIdentity)]
+    others = [i for i in identities if not isinstance(i, HybridIdentity)]
+    if hybrid:
+        from . import agefmt
+
+        try:
+            data = dearmor(enc)
+        except ValueError:
+            data = enc
+        if STANZA_TYPE in agefmt.stanza_types(data):
+            try:
+                return agefmt.decrypt(data, [i.unwrap for i in hybrid])
+            except agefmt.IncorrectIdentity:
+                if not others:
+                    raise KeyFailure("No matching keys found") from None
+    if not others:
+        raise KeyFailure("No matching keys found")
+    return bytes(pyrage.decrypt(enc, others))
 
 _cache: dict[tuple[str | None, ...], AgeIdentities] = {}
 
@@ -402,6 +453,15 @@ def _parse_identity_text(data: bytes) -> tuple[list[Any], list[str], int]:
             continue
         if line.startswith("AGE-PLUGIN-"):
             plugins += 1
+        elif line.startswith("AGE-SECRET-KEY-PQ-1"):
+            from .agepq import HybridIdentity, PqKeyError
+
+            try:
+                hybrid = HybridIdentity.from_str(line)
+            except PqKeyError as exc:
+                raise _ParseError(str(exc)) from None
+            identities.append(hybrid)
+            recipients.append(str(hybrid.to_public()))
         elif line.startswith("AGE-SECRET-KEY-1"):
             try:
                 identity = pyrage.x25519.Identity.from_str(line)
