@@ -315,12 +315,10 @@ def _kms_specs(text: str, context: dict[str, str] | None, aws_profile: str) -> l
     if text == "":
         return []
     specs = []
+    from .keys.kms import split_role
+
     for item in text.split(","):
-        arn = item.replace(" ", "")
-        role = ""
-        at = arn.find("+arn:aws:iam::")
-        if at > 0:
-            arn, role = arn[:at], arn[at + 1:]
+        arn, role = split_role(item)
         if not arn:
             raise _KeyError("empty KMS ARN")
         specs.append(KeySpec("kms", _kms_value(arn, role, context, aws_profile)))
