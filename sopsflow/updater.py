@@ -455,10 +455,12 @@ def _age_ready_for_workers(*, run_key_command: bool) -> bool:
     a passphrase-protected identity (unlocked on first use) would be asked
     for by every worker at once, and SOPS_AGE_KEY_CMD, which loading runs,
     should run once and - when ``run_key_command`` is False because no file
-    may need a key - only if one does."""
-    from .keys.age import SOPS_AGE_KEY_CMD, load_identities
+    may need a key - only if one does. A key command is told which recipient
+    is being opened, so its output is cached per recipient in this process:
+    loading it ahead for the workers would be of no use."""
+    from .keys.age import SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_CMD, load_identities
 
-    if os.environ.get(SOPS_AGE_KEY_CMD) and not run_key_command:
+    if os.environ.get(SOPS_AGE_KEY_CMD) is not None or os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD) is not None:
         return False
     try:
         return not load_identities().locked

@@ -28,6 +28,9 @@ SOPS_AGE_KEY = "SOPS_AGE_KEY"
 SOPS_AGE_KEY_FILE = "SOPS_AGE_KEY_FILE"
 SOPS_AGE_KEY_CMD = "SOPS_AGE_KEY_CMD"
 SOPS_AGE_SSH_PRIVATE_KEY_FILE = "SOPS_AGE_SSH_PRIVATE_KEY_FILE"
+SOPS_AGE_SSH_PRIVATE_KEY_CMD = "SOPS_AGE_SSH_PRIVATE_KEY_CMD"
+#: Set for the key commands: the recipient whose wrap is being opened.
+SOPS_AGE_RECIPIENT = "SOPS_AGE_RECIPIENT"
 SOPS_AGE_RECIPIENTS = "SOPS_AGE_RECIPIENTS"
 
 # Everything that changes which identities sops would find; the cache is keyed on it.
@@ -36,6 +39,7 @@ _ENV_INPUTS = (
     SOPS_AGE_KEY_FILE,
     SOPS_AGE_KEY_CMD,
     SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+    SOPS_AGE_SSH_PRIVATE_KEY_CMD,
     "HOME",
     "XDG_CONFIG_HOME",
     "AppData",
@@ -76,7 +80,7 @@ class AgeKey:
         self.enc = armor(ciphertext)
 
     def decrypt(self) -> bytes:
-        return load_identities().unwrap(self.enc.encode("utf-8"), self.recipient)
+        return load_identities(self.recipient).unwrap(self.enc.encode("utf-8"), self.recipient)
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipient": self.recipient, "enc": self.enc}
@@ -308,12 +312,19 @@ def clear_identity_cache() -> None:
     _cache.clear()
 
 
-def load_identities() -> AgeIdentities:
-    """The identities of the current environment, loaded once per process."""
-    key = (sys.platform, *(os.environ.get(name) for name in _ENV_INPUTS))
+def load_identities(recipient: str | None = None) -> AgeIdentities:
+    """The identities of the current environment, loaded once per process.
+
+    ``recipient``: the key about to be opened. sops hands it to the key
+    commands as ``SOPS_AGE_RECIPIENT``, so their output (and the cache entry)
+    depends on it when one is set; without commands it changes nothing.
+    """
+    commands = os.environ.get(SOPS_AGE_KEY_CMD) is not None or os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD) is not None
+    for_whom = recipient if commands else None
+    key = (sys.platform, for_whom, *(os.environ.get(name) for name in _ENV_INPUTS))
     found = _cache.get(key)
     if found is None:
-        found = _load_all()
+        found = _load_all(for_whom)
         _cache[key] = found
     return found
 
@@ -323,23 +334,31 @@ def held_recipients() -> list[str]:
     return list(load_identities().recipients)
 
 
-def _load_all() -> AgeIdentities:
+def _load_all(recipient: str | None = None) -> AgeIdentities:
     ids = AgeIdentities()
-    _load_ssh_sources(ids)
+    _load_ssh_sources(ids, recipient)
     readers: dict[str, bytes] = {}
-    _read_env_sources(ids, readers)
+    _read_env_sources(ids, readers, recipient)
     _read_default_file(ids, readers)
     for location, data in readers.items():
-        _add_source(ids, location, data)
+        # Only SOPS_AGE_KEY may hold several keys on a line (sops 3.13).
+        _add_source(ids, location, data, words=location == SOPS_AGE_KEY)
     return ids
 
 
-def _load_ssh_sources(ids: AgeIdentities) -> None:
+def _load_ssh_sources(ids: AgeIdentities, recipient: str | None) -> None:
     path = os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_FILE)
     if path is not None:
         _add_ssh_identity(ids, path)
     else:
         ids.unused.append(SOPS_AGE_SSH_PRIVATE_KEY_FILE)
+    command = os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD)
+    if command is not None:
+        # sops 3.13: after the file, before ~/.ssh. The pinned sops has no such
+        # variable, so its absence is not listed among the unused locations.
+        output = _run_key_command(ids, command, recipient, SOPS_AGE_SSH_PRIVATE_KEY_CMD)
+        if output is not None:
+            _add_ssh_command_identity(ids, output)
     home, error = _home_dir()
     if home is None:
         ids.errors.append(error)
@@ -352,7 +371,7 @@ def _load_ssh_sources(ids: AgeIdentities) -> None:
             ids.unused.append(candidate)
 
 
-def _read_env_sources(ids: AgeIdentities, readers: dict[str, bytes]) -> None:
+def _read_env_sources(ids: AgeIdentities, readers: dict[str, bytes], recipient: str | None) -> None:
     if SOPS_AGE_KEY in os.environ:
         readers[SOPS_AGE_KEY] = os.environ[SOPS_AGE_KEY].encode("utf-8")
     else:
@@ -368,29 +387,32 @@ def _read_env_sources(ids: AgeIdentities, readers: dict[str, bytes]) -> None:
         ids.unused.append(SOPS_AGE_KEY_FILE)
     command = os.environ.get(SOPS_AGE_KEY_CMD)
     if command is not None:
-        output = _run_key_command(ids, command)
+        output = _run_key_command(ids, command, recipient, SOPS_AGE_KEY_CMD)
         if output is not None:
             readers[SOPS_AGE_KEY_CMD] = output
     else:
         ids.unused.append(SOPS_AGE_KEY_CMD)
 
 
-def _run_key_command(ids: AgeIdentities, command: str) -> bytes | None:
+def _run_key_command(ids: AgeIdentities, command: str, recipient: str | None, variable: str) -> bytes | None:
     import shlex
-    import subprocess  # only for SOPS_AGE_KEY_CMD: most runs never start a process
+    import subprocess  # only for the key commands: most runs never start a process
 
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        ids.errors.append(f"failed to parse command {command} from {SOPS_AGE_KEY_CMD}: {exc}")
+        ids.errors.append(f"failed to parse command {command} from {variable}: {exc}")
         return None
     if not argv:
-        ids.errors.append(f"failed to parse command {command} from {SOPS_AGE_KEY_CMD}: empty command")
+        ids.errors.append(f"failed to parse command {command} from {variable}: empty command")
         return None
-    prefix = f"failed to execute command {command} from {SOPS_AGE_KEY_CMD}"
+    prefix = f"failed to execute command {command} from {variable}"
+    env = None
+    if recipient is not None:
+        env = dict(os.environ, **{SOPS_AGE_RECIPIENT: recipient})
     try:
         # Like Go's exec.Command(...).Output(): no stdin, stderr not shown.
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False, env=env)
     except FileNotFoundError:
         ids.errors.append(f'{prefix}: exec: "{argv[0]}": executable file not found in $PATH')
         return None
@@ -423,12 +445,30 @@ def _read_default_file(ids: AgeIdentities, readers: dict[str, bytes]) -> None:
         ids.errors.append(f"failed to open file: {_go_os_error(path, exc)}")
 
 
-def _add_source(ids: AgeIdentities, location: str, data: bytes) -> None:
+def _add_ssh_command_identity(ids: AgeIdentities, output: bytes) -> None:
+    import pyrage
+
+    if _ssh_key_is_encrypted(output):
+        ids.errors.append(f"the SSH key returned by running {SOPS_AGE_SSH_PRIVATE_KEY_CMD} is password protected, "
+                          "which is unsupported")
+        return
+    try:
+        identity = pyrage.ssh.Identity.from_buffer(output)
+    except Exception as exc:
+        ids.errors.append(f"malformed SSH identity returned by running {SOPS_AGE_SSH_PRIVATE_KEY_CMD}: {exc}")
+        return
+    ids.identities.append(identity)
+    public = _openssh_public_key(output) or _pem_public_key(output)
+    if public:
+        ids.recipients.append(public)
+
+
+def _add_source(ids: AgeIdentities, location: str, data: bytes, *, words: bool = False) -> None:
     if data.startswith(b"age-encryption") or data.startswith(b"-----BEGIN AGE"):
         ids.locked.append(_LockedSource(location, "age", data))
         return
     try:
-        identities, recipients, plugins = _parse_identity_text(data)
+        identities, recipients, plugins = _parse_identity_text(data, words=words)
     except _ParseError as exc:
         ids.errors.append(f"failed to parse '{location}' age identities: {exc}")
         return
@@ -440,17 +480,21 @@ def _add_source(ids: AgeIdentities, location: str, data: bytes) -> None:
         ids.unused.append(location)
 
 
-def _parse_identity_text(data: bytes) -> tuple[list[Any], list[str], int]:
-    """Identities, their public forms, and the number of plugin identities skipped."""
+def _parse_identity_text(data: bytes, *, words: bool = False) -> tuple[list[Any], list[str], int]:
+    """Identities, their public forms, and the number of plugin identities
+    skipped. ``words``: each whitespace-separated word of a line is a key."""
     import pyrage
 
     identities: list[Any] = []
     recipients: list[str] = []
     plugins = 0
+    lines = []
     for raw in data.decode("utf-8", errors="replace").split("\n"):
         line = raw[:-1] if raw.endswith("\r") else raw
         if not line or line.startswith("#"):
             continue
+        lines.extend(line.split() if words else [line])
+    for line in lines:
         if line.startswith("AGE-PLUGIN-"):
             plugins += 1
         elif line.startswith("AGE-SECRET-KEY-PQ-1"):
