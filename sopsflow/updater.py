@@ -360,6 +360,9 @@ def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None
     def build(plan: FilePlan) -> bytes | Failure | None:
         return build_file(plan, decryption_order, labels)
 
+    if _prepare_plugins(plans):
+        # The plugins did their work ahead, once; the results live in this process.
+        return write_results(plans, [build(plan) for plan in plans])
     if any(k.type_name != "age" for p in plans if p.metadata for k in p.metadata.all_keys()):
         # PGP, KMS and Vault wait on gpg or the network: threads overlap the waits.
         built = run_parallel(build, list(plans), jobs=jobs, progress=progress)
@@ -395,7 +398,7 @@ def update_files(
 
     cache = cache or RuleCache()
     kinds = _rule_key_types(config, cache)
-    if kinds - {"age"}:
+    if kinds - {"age"} or _plugins_in_play(config, cache):
         planned = plan_files(targets, config=config, store_for=store_for, rotate=rotate, jobs=1, cache=cache)
         results = apply_files([p for p in planned if p.status == STATUS_UPDATE], decryption_order=decryption_order,
                               labels=labels, jobs=jobs, progress=progress)
@@ -436,6 +439,80 @@ def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | N
         else:
             results[i] = FileResult(plan, ok=False, reason=error.message, code=error.code)
     return [r for r in results if r is not None]
+
+
+def _plugin_recipients(specs: list[list[Any]]) -> list[str]:
+    from .keys.ageplugin import plugin_name
+
+    return [str(spec.value) for group in specs for spec in group
+            if spec.type_name == "age" and isinstance(spec.value, str) and plugin_name(spec.value)]
+
+
+def _plugin_identities() -> list[Any]:
+    """The user's plugin identities, from the sources read without running
+    anything: a key command runs only when a file needs a key (and is told
+    which recipient), so identities it prints are used file by file."""
+    from .keys.age import SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_CMD, load_identities
+    from .keys.ageplugin import PluginIdentity
+
+    if os.environ.get(SOPS_AGE_KEY_CMD) is not None or os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD) is not None:
+        return []
+    try:
+        return [i for i in load_identities().identities if isinstance(i, PluginIdentity)]
+    except Exception:
+        return []  # each file reports the problem when it needs a key
+
+
+def _plugins_in_play(config: Any, cache: RuleCache) -> bool:
+    """Whether age plugins take part (a rule names a plugin recipient, or the
+    user holds a plugin identity): then each plugin is started once per run,
+    which needs the plan of every file first."""
+    for rule in getattr(config, "rules", []):
+        try:
+            if _plugin_recipients(cache.specs(rule)):
+                return True
+        except Exception:
+            continue
+    return bool(_plugin_identities())
+
+
+def _prepare_plugins(plans: Sequence[FilePlan]) -> bool:
+    """Run each age plugin once for all ``plans``: unwrap every file key a
+    plugin identity can open, and wrap a fresh file key for every plugin
+    recipient that will need one. False (nothing done) without plugins."""
+    from .keys import agefmt
+    from .keys.age import dearmor
+    from .keys.ageplugin import PluginError, plugin_name, prepare_unwraps, prepare_wraps
+
+    pending = [p for p in plans if p.status == STATUS_UPDATE and p.metadata is not None]
+    identities = _plugin_identities()
+    wraps: dict[str, int] = {}
+    for plan in pending:
+        assert plan.metadata is not None
+        have = {k.identity() for k in plan.metadata.key_groups[0]} if len(plan.metadata.key_groups) == 1 else set()
+        for recipient in _plugin_recipients(plan.rule_specs):
+            # kept wraps are reused (one group, no rotation): only new ones need the plugin
+            if plan.rotate or len(plan.rule_specs) != 1 or recipient not in have:
+                wraps[recipient] = wraps.get(recipient, 0) + 1
+    if not wraps and not identities:
+        return False
+    files = []
+    for plan in pending:
+        assert plan.metadata is not None
+        for key in plan.metadata.all_keys():
+            if key.type_name == "age" and plugin_name(key.identity()) and key.enc:
+                try:
+                    files.append(agefmt.parse_header(dearmor(key.enc.encode("utf-8")))[0])
+                except ValueError:
+                    continue  # the file's own unwrap reports it
+    try:
+        if identities and files:
+            prepare_unwraps(identities, files)
+        for recipient, count in wraps.items():
+            prepare_wraps(recipient, count)
+    except PluginError:
+        pass  # every file then meets the same error itself, worded for it
+    return True
 
 
 def _rule_key_types(config: Any, cache: RuleCache) -> set[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
+from .ageplugin import PluginError, PluginRecipient
 from .agepq import HybridRecipient
 from .base import KeyFailure
 
@@ -73,8 +74,13 @@ class AgeKey:
                 from . import agefmt
 
                 ciphertext = agefmt.encrypt(data_key, [parsed.wrap])
+            elif isinstance(parsed, PluginRecipient):
+                ciphertext = parsed.encrypt(data_key)
             else:
                 ciphertext = pyrage.encrypt(data_key, [parsed])
+        except PluginError as exc:
+            raise KeyFailure("failed to create writer for encrypting sops data key with age: "
+                             f"failed to wrap key for recipient #0: {exc}") from None
         except Exception as exc:  # pyrage.EncryptError and plugin failures
             raise KeyFailure(f"failed to encrypt sops data key with age: {exc}") from None
         self.enc = armor(ciphertext)
@@ -144,8 +150,23 @@ def _parse_recipient(recipient: str) -> Any:
             return HybridRecipient.from_str(recipient)
         except PqKeyError as exc:
             raise ValueError(f"failed to parse input as Bech32-encoded age public key: {exc}") from None
+    if recipient.startswith(("age1tag1", "age1tagpq1")):
+        # Tag recipients (hardware keys: P-256, or ML-KEM + P-256) wrap
+        # without any plugin; opening them needs the key's plugin identity.
+        kind = pyrage.tagpq if recipient.startswith("age1tagpq1") else pyrage.tag
+        try:
+            return kind.Recipient.from_str(recipient)
+        except Exception as exc:
+            raise ValueError(f"failed to parse input as age tag recipient: malformed recipient {_quote(recipient)}: "
+                             f"{exc}") from None
     if _is_plugin_recipient(recipient):
-        raise ValueError(f"age plugin recipients are not supported by sopsflow: {recipient}")
+        from .agepq import PqKeyError, bech32_decode
+
+        try:
+            bech32_decode(recipient)
+            return PluginRecipient(recipient)
+        except (PqKeyError, ValueError) as exc:
+            raise ValueError(f"failed to parse input as age key from age plugin: {exc}") from None
     if recipient.startswith("age1"):
         try:
             return pyrage.x25519.Recipient.from_str(recipient)
@@ -202,7 +223,7 @@ class _LockedSource:
                 raise _UnlockError("incorrect passphrase") from None
             raise _UnlockError(f"failed to decrypt identity file: {exc}") from None
         try:
-            identities, _recipients, _plugins = _parse_identity_text(plain)
+            identities, _recipients = _parse_identity_text(plain)
         except _ParseError as exc:
             raise _UnlockError(str(exc)) from None
         return identities
@@ -283,26 +304,47 @@ def _decrypt(enc: bytes, identities: list[Any]) -> bytes:
     match raises with pyrage's "No matching keys" wording."""
     import pyrage
 
+    from .ageplugin import PluginIdentity
     from .agepq import STANZA_TYPE, HybridIdentity
 
     hybrid = [i for i in identities if isinstance(i, HybridIdentity)]
-    others = [i for i in identities if not isinstance(i, HybridIdentity)]
-    if hybrid:
-        from . import agefmt
+    plugins = [i for i in identities if isinstance(i, PluginIdentity)]
+    others = [i for i in identities if not isinstance(i, (HybridIdentity, PluginIdentity))]
+    if not hybrid and not plugins:
+        if not others:
+            raise KeyFailure("No matching keys found")
+        return bytes(pyrage.decrypt(enc, others))
+    from . import agefmt
 
+    try:
+        data = dearmor(enc)
+    except ValueError:
+        data = enc
+    types = agefmt.stanza_types(data)
+    if hybrid and STANZA_TYPE in types:
         try:
-            data = dearmor(enc)
-        except ValueError:
-            data = enc
-        if STANZA_TYPE in agefmt.stanza_types(data):
-            try:
-                return agefmt.decrypt(data, [i.unwrap for i in hybrid])
-            except agefmt.IncorrectIdentity:
-                if not others:
-                    raise KeyFailure("No matching keys found") from None
-    if not others:
-        raise KeyFailure("No matching keys found")
-    return bytes(pyrage.decrypt(enc, others))
+            return agefmt.decrypt(data, [i.unwrap for i in hybrid])
+        except agefmt.IncorrectIdentity:
+            pass
+    if others and any(t in _NATIVE_STANZAS for t in types):
+        try:
+            return bytes(pyrage.decrypt(enc, others))
+        except Exception as exc:
+            if "No matching keys" not in str(exc):
+                raise
+    # Plugins last, and only for stanzas no built-in type claims (rage adds
+    # grease stanzas of random types to every file, so "unknown" is not enough).
+    if plugins and any(t not in _NATIVE_STANZAS and t != STANZA_TYPE for t in types):
+        try:
+            return agefmt.decrypt(data, [], [p.unwrap_file for p in plugins])
+        except agefmt.IncorrectIdentity:
+            pass
+        except PluginError as exc:
+            raise KeyFailure(str(exc)) from None
+    raise KeyFailure("No matching keys found")
+
+
+_NATIVE_STANZAS = frozenset({"X25519", "ssh-ed25519", "ssh-rsa", "scrypt"})
 
 _cache: dict[tuple[str | None, ...], AgeIdentities] = {}
 
@@ -468,26 +510,24 @@ def _add_source(ids: AgeIdentities, location: str, data: bytes, *, words: bool =
         ids.locked.append(_LockedSource(location, "age", data))
         return
     try:
-        identities, recipients, plugins = _parse_identity_text(data, words=words)
+        identities, recipients = _parse_identity_text(data, words=words)
     except _ParseError as exc:
         ids.errors.append(f"failed to parse '{location}' age identities: {exc}")
         return
-    if plugins:
-        ids.errors.append(f"age plugin identities in '{location}' are not supported by sopsflow")
     ids.identities.extend(identities)
     ids.recipients.extend(recipients)
-    if not identities and not plugins:
+    if not identities:
         ids.unused.append(location)
 
 
-def _parse_identity_text(data: bytes, *, words: bool = False) -> tuple[list[Any], list[str], int]:
-    """Identities, their public forms, and the number of plugin identities
-    skipped. ``words``: each whitespace-separated word of a line is a key."""
+def _parse_identity_text(data: bytes, *, words: bool = False) -> tuple[list[Any], list[str]]:
+    """Identities and the public forms of those that have one (plugin
+    identities do not). ``words``: each whitespace-separated word of a line
+    is a key."""
     import pyrage
 
     identities: list[Any] = []
     recipients: list[str] = []
-    plugins = 0
     lines = []
     for raw in data.decode("utf-8", errors="replace").split("\n"):
         line = raw[:-1] if raw.endswith("\r") else raw
@@ -496,7 +536,12 @@ def _parse_identity_text(data: bytes, *, words: bool = False) -> tuple[list[Any]
         lines.extend(line.split() if words else [line])
     for line in lines:
         if line.startswith("AGE-PLUGIN-"):
-            plugins += 1
+            from .ageplugin import PluginIdentity
+
+            try:
+                identities.append(PluginIdentity(line))
+            except ValueError:
+                raise _ParseError("malformed plugin identity") from None
         elif line.startswith("AGE-SECRET-KEY-PQ-1"):
             from .agepq import HybridIdentity, PqKeyError
 
@@ -516,7 +561,7 @@ def _parse_identity_text(data: bytes, *, words: bool = False) -> tuple[list[Any]
             recipients.append(str(identity.to_public()))
         else:
             raise _ParseError("unknown identity type")
-    return identities, recipients, plugins
+    return identities, recipients
 
 
 def _add_ssh_identity(ids: AgeIdentities, path: str) -> None:

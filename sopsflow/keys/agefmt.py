@@ -110,9 +110,10 @@ def _payload(file_key: bytes, nonce: bytes, plaintext: bytes, *, decrypt: bool) 
     return b"".join(out)
 
 
-def encrypt(plaintext: bytes, wraps: Sequence[Wrap]) -> bytes:
-    """An age file of ``plaintext`` with one or more stanzas per ``wrap``."""
-    file_key = os.urandom(16)
+def encrypt(plaintext: bytes, wraps: Sequence[Wrap], file_key: bytes | None = None) -> bytes:
+    """An age file of ``plaintext`` with one or more stanzas per ``wrap``.
+    ``file_key``: one drawn earlier (a plugin wrapped it ahead), used once."""
+    file_key = file_key or os.urandom(16)
     header = VERSION_LINE + b"\n"
     for wrap in wraps:
         for stanza in wrap(file_key):
@@ -163,13 +164,21 @@ def parse_header(data: bytes) -> tuple[list[Stanza], bytes, bytes, bytes]:
     raise AgeFormatError("header without a MAC line")
 
 
-def decrypt(data: bytes, unwraps: Sequence[Unwrap]) -> bytes:
+FileUnwrap = Callable[[list[Stanza]], bytes | None]
+
+
+def decrypt(data: bytes, unwraps: Sequence[Unwrap], file_unwraps: Sequence[FileUnwrap] = ()) -> bytes:
     """The plaintext of age file ``data``, with the first unwrap that accepts
-    a stanza. IncorrectIdentity when none does; AgeFormatError for a file that
-    is damaged or does not authenticate."""
+    a stanza (``file_unwraps`` see every stanza at once, as plugins do).
+    IncorrectIdentity when none does; AgeFormatError for a file that is
+    damaged or does not authenticate."""
     stanzas, covered, mac, rest = parse_header(data)
     file_key = None
-    for stanza in stanzas:
+    for unwrap_file in file_unwraps:
+        file_key = unwrap_file(stanzas)
+        if file_key is not None:
+            break
+    for stanza in stanzas if file_key is None else []:
         for unwrap in unwraps:
             file_key = unwrap(stanza)
             if file_key is not None:
