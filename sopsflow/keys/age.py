@@ -17,8 +17,6 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
-from .ageplugin import PluginError, PluginRecipient
-from .agepq import HybridRecipient
 from .base import KeyFailure
 
 ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
@@ -64,6 +62,9 @@ class AgeKey:
 
     def encrypt(self, data_key: bytes) -> None:
         import pyrage
+
+        from .ageplugin import PluginError, PluginRecipient
+        from .agepq import HybridRecipient
 
         try:
             parsed = _parse_recipient(self.recipient)
@@ -160,6 +161,7 @@ def _parse_recipient(recipient: str) -> Any:
             raise ValueError(f"failed to parse input as age tag recipient: malformed recipient {_quote(recipient)}: "
                              f"{exc}") from None
     if _is_plugin_recipient(recipient):
+        from .ageplugin import PluginRecipient
         from .agepq import PqKeyError, bech32_decode
 
         try:
@@ -304,7 +306,7 @@ def _decrypt(enc: bytes, identities: list[Any]) -> bytes:
     match raises with pyrage's "No matching keys" wording."""
     import pyrage
 
-    from .ageplugin import PluginIdentity
+    from .ageplugin import PluginError, PluginIdentity
     from .agepq import STANZA_TYPE, HybridIdentity
 
     hybrid = [i for i in identities if isinstance(i, HybridIdentity)]
