@@ -602,7 +602,9 @@ def _keep_wraps(old: Metadata, new: Metadata, data_key: bytes) -> bool:
 
     if len(old.key_groups) != 1 or len(new.key_groups) != 1:
         return False
-    stored = {(k.type_name, k.identity()): k for k in old.key_groups[0] if k.enc}
+    # A key of a type sopsflow does not know may keep its wrap under another
+    # name than "enc": its entry is kept whatever it holds.
+    stored = {(k.type_name, k.identity()): k for k in old.key_groups[0] if k.enc or isinstance(k, OpaqueKey)}
     group = new.key_groups[0]
     for i, key in enumerate(group):
         kept = stored.get((key.type_name, key.identity()))

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sopsflow.keys.age import AgeKey, clear_identity_cache
@@ -159,6 +159,8 @@ EDITOR = (
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fmt=st.sampled_from(["yaml", "json"]), layout=_LAYOUT)
+# a later sops' key that keeps its wrap under another name than "enc"
+@example(fmt="yaml", layout=[[("oci_kms", {"k0": "k0", "wrapped": "AA=="})]])
 def test_no_command_drops_a_key_sopsflow_cannot_use(fmt: str, layout: list[list[tuple[str, dict[str, Any]]]]) -> None:
     import pyrage
 
