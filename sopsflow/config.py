@@ -52,10 +52,11 @@ SELECTION_OPTIONS = _SELECTION_OPTIONS  # re-exported: the one list lives in met
 
 #: Environment variables that stand in for the key flags (spec §8.3). Any of
 #: them (or the flags) replaces the matching rule's keys completely; sops
-#: then builds one group in this order: kms, gcp_kms, azure_kv, pgp, hc_vault, age.
+#: then builds one group in this order: kms, gcp_kms, hckms, azure_kv, pgp, hc_vault, age.
 KEY_ENV_VARS: dict[str, str] = {
     "SOPS_KMS_ARN": "kms",
     "SOPS_GCP_KMS_IDS": "gcp_kms",
+    "SOPS_HUAWEICLOUD_KMS_IDS": "hckms",
     "SOPS_AZURE_KEYVAULT_URLS": "azure_kv",
     "SOPS_PGP_FP": "pgp",
     "SOPS_VAULT_URIS": "hc_vault",
@@ -156,7 +157,8 @@ class KeySpec(NamedTuple):
 
     ``value`` per type: age/pgp: the recipient / fingerprint; hc_vault: the URI;
     kms: ``{"arn", "role", "context" (dict or None), "aws_profile"}``;
-    gcp_kms: ``{"resource_id"}``; azure_kv: ``{"vault_url", "name", "version"}``.
+    gcp_kms: ``{"resource_id"}``; azure_kv: ``{"vault_url", "name", "version"}``;
+    hckms: ``{"key_id"}``.
     """
 
     type_name: str
@@ -183,7 +185,18 @@ def _identity(type_name: str, value: str | dict[str, Any]) -> str:
         return str(value["resource_id"])
     if type_name == "azure_kv":
         return f"{value['vault_url']}/keys/{value['name']}/{value['version']}"
-    raise ValueError(f"unknown key type {type_name}")
+    if type_name == "hckms":
+        return str(value["key_id"])
+    # A type no rule can name (a newer sops' key kept from a file): its
+    # identity is the one its metadata entry gives.
+    from .keys.opaque import OpaqueKey
+
+    return OpaqueKey(type_name, value).identity()
+
+
+#: Key types a creation rule (or a key flag) can name. A file's keys of any
+#: other type cannot be listed in `.sops.yaml`, so a rule never removes them.
+RULE_KEY_TYPES = frozenset({"age", "pgp", "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault"})
 
 
 class _KeyError(Exception):
@@ -269,7 +282,14 @@ def _age_specs(text: str) -> list[KeySpec]:
         recipient = item.strip()
         # sops' parseRecipient: plugin recipients (a second "1") and ssh keys
         # are left to the age key class.
-        if recipient.startswith("age1") and recipient.count("1") == 1:
+        if recipient.startswith("age1pq1"):
+            from .keys.agepq import PqKeyError, check_recipient
+
+            try:
+                check_recipient(recipient)
+            except PqKeyError as exc:
+                raise _KeyError(f"failed to parse input as Bech32-encoded age public key: {exc}") from None
+        elif recipient.startswith("age1") and recipient.count("1") == 1:
             if not is_age_x25519_recipient(recipient):
                 raise _KeyError(f"failed to parse input as Bech32-encoded age public key: malformed recipient {recipient!r}")
         elif not recipient.startswith(("age1", "ssh-")):
@@ -295,12 +315,10 @@ def _kms_specs(text: str, context: dict[str, str] | None, aws_profile: str) -> l
     if text == "":
         return []
     specs = []
+    from .keys.kms import split_role
+
     for item in text.split(","):
-        arn = item.replace(" ", "")
-        role = ""
-        at = arn.find("+arn:aws:iam::")
-        if at > 0:
-            arn, role = arn[:at], arn[at + 1:]
+        arn, role = split_role(item)
         if not arn:
             raise _KeyError("empty KMS ARN")
         specs.append(KeySpec("kms", _kms_value(arn, role, context, aws_profile)))
@@ -321,6 +339,15 @@ def _gcp_specs(text: str) -> list[KeySpec]:
             raise _KeyError("empty GCP KMS resource id")
         specs.append(KeySpec("gcp_kms", {"resource_id": resource_id}))
     return specs
+
+
+def _hckms_specs(text: str) -> list[KeySpec]:
+    from .keys.hckms import HckmsKeyError, parse_key_ids
+
+    try:
+        return [KeySpec("hckms", {"key_id": key_id}) for key_id in parse_key_ids(text)]
+    except HckmsKeyError as exc:
+        raise _KeyError(str(exc)) from None
 
 
 def _azure_specs(text: str) -> list[KeySpec]:
@@ -356,6 +383,7 @@ class _Group:
     merge: list[_Group] = field(default_factory=list)
     kms: list[dict[str, Any]] = field(default_factory=list)
     gcp_kms: list[str] = field(default_factory=list)
+    hckms: list[str] = field(default_factory=list)
     azure: list[dict[str, str]] = field(default_factory=list)
     hc_vault: list[str] = field(default_factory=list)
     age: list[str] = field(default_factory=list)
@@ -363,7 +391,7 @@ class _Group:
 
     def specs(self) -> list[KeySpec]:
         # sops' extractMasterKeys: merged groups first, then age, pgp, kms,
-        # gcp_kms, azure, hc_vault (checked with updatekeys' diff output).
+        # gcp_kms, hckms, azure, hc_vault (checked with updatekeys' diff output).
         out: list[KeySpec] = []
         for sub in self.merge:
             out.extend(sub.specs())
@@ -380,6 +408,9 @@ class _Group:
             out.append(KeySpec("kms", _kms_value(k["arn"], k["role"], k["context"], k["aws_profile"])))
         for resource_id in self.gcp_kms:
             out.append(KeySpec("gcp_kms", {"resource_id": resource_id.replace(" ", "")}))
+        for key_id in self.hckms:
+            # one key ID per entry, not a list: a comma stays part of the ID and fails there
+            out.extend(_hckms_one(key_id))
         for a in self.azure:
             out.append(KeySpec("azure_kv", {"vault_url": a["vaultUrl"], "name": a["key"], "version": a["version"]}))
         for uri in self.hc_vault:
@@ -388,6 +419,16 @@ class _Group:
             parse_vault_uri(uri)
             out.append(KeySpec("hc_vault", uri))
         return out
+
+
+def _hckms_one(key_id: str) -> list[KeySpec]:
+    from .keys.hckms import HckmsKeyError, parse_key_id
+
+    try:
+        parse_key_id(key_id)
+    except HckmsKeyError as exc:
+        raise _KeyError(str(exc)) from None
+    return [KeySpec("hckms", {"key_id": key_id})]
 
 
 def _dedup(group: list[KeySpec]) -> list[KeySpec]:
@@ -422,6 +463,10 @@ def build_key(spec: KeySpec) -> MasterKey:
         from .keys.kms import KmsKey
 
         return KmsKey(value["arn"], role=value["role"], context=value["context"], aws_profile=value["aws_profile"])
+    if spec.type_name == "hckms":
+        from .keys.hckms import new_key
+
+        return new_key(str(value["key_id"]))
     from .keys.opaque import OpaqueKey
 
     return OpaqueKey(spec.type_name, dict(value))
@@ -450,6 +495,7 @@ class CreationRule:
     config_path: str
     _flat: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _aws_profile: str = field(default="", repr=False)
+    _hckms: list[str] = field(default_factory=list, repr=False)
     _groups: list[_Group] = field(default_factory=list, repr=False)
     _regex: Any = field(default=None, repr=False)
     _regex_error: str = field(default="", repr=False)
@@ -524,13 +570,14 @@ class CreationRule:
 
     def _flat_specs(self, kms_context: dict[str, str] | None) -> list[KeySpec]:
         # sops joins each field's items with "," and parses the result, in the
-        # order age, pgp, kms, gcp_kms, azure_keyvault, hc_vault (confirmed with
-        # the binary through updatekeys' diff). Flat rules keep duplicates.
+        # order age, pgp, kms, gcp_kms, hckms, azure_keyvault, hc_vault (confirmed
+        # with the binary through updatekeys' diff). Flat rules keep duplicates.
         f = self._flat
         group = _age_specs(",".join(f["age"])) if f["age"] else []
         group += _pgp_specs(",".join(f["pgp"]))
         group += _kms_specs(",".join(f["kms"]), kms_context, self._aws_profile)
         group += _gcp_specs(",".join(f["gcp_kms"]))
+        group += _hckms_specs(",".join(self._hckms))
         group += _azure_specs(",".join(f["azure_keyvault"]))
         group += _vault_specs(",".join(f["hc_vault_transit_uri"]))
         return group
@@ -1086,7 +1133,7 @@ class _Decoder:
         return indents
 
     _RULE_KEYS = (
-        "path_regex", "kms", "aws_profile", "age", "pgp", "gcp_kms", "azure_keyvault",
+        "path_regex", "kms", "aws_profile", "age", "pgp", "gcp_kms", "hckms", "azure_keyvault",
         "hc_vault_transit_uri", "key_groups", "shamir_threshold", *SELECTION_OPTIONS, "mac_only_encrypted",
     )
     _FLAT_KEYS = ("age", "pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri")
@@ -1133,6 +1180,9 @@ class _Decoder:
             config_path=self.path,
             _flat=flat,
             _aws_profile=self.string(f.get("aws_profile"), f"{where}.aws_profile") or "",
+            # sops types this field []string (not the string-or-list of the
+            # older key fields), so a plain string is refused at load time.
+            _hckms=self.string_list(f.get("hckms"), f"{where}.hckms"),
             _groups=groups,
             _regex=regex,
             _regex_error=regex_error,
@@ -1141,7 +1191,7 @@ class _Decoder:
         )
 
     def group(self, node: Any, where: str) -> _Group:
-        f = self.mapping(node, where, ("merge", "kms", "gcp_kms", "azure_keyvault", "hc_vault", "age", "pgp"))
+        f = self.mapping(node, where, ("merge", "kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault", "age", "pgp"))
         group = _Group(
             merge=[self.group(m, f"{where}.merge[{i}]") for i, m in self.struct_list(f.get("merge"), f"{where}.merge")],
             hc_vault=self.string_list(f.get("hc_vault"), f"{where}.hc_vault"),
@@ -1153,6 +1203,9 @@ class _Decoder:
         for i, item in self.struct_list(f.get("gcp_kms"), f"{where}.gcp_kms"):
             g = self.mapping(item, f"{where}.gcp_kms[{i}]", ("resource_id",))
             group.gcp_kms.append(self.string(g.get("resource_id"), f"{where}.gcp_kms[{i}].resource_id") or "")
+        for i, item in self.struct_list(f.get("hckms"), f"{where}.hckms"):
+            h = self.mapping(item, f"{where}.hckms[{i}]", ("key_id",))
+            group.hckms.append(self.string(h.get("key_id"), f"{where}.hckms[{i}].key_id") or "")
         for i, item in self.struct_list(f.get("azure_keyvault"), f"{where}.azure_keyvault"):
             here = f"{where}.azure_keyvault[{i}]"
             a = self.mapping(item, here, ("vaultUrl", "key", "version"))

@@ -28,6 +28,7 @@ AGE_KEY_SUFFIX = ".agekey"
 DEFAULT_DATA_KEY = "age" + AGE_KEY_SUFFIX
 
 _IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
+_PQ_IDENTITY_PREFIX = "AGE-SECRET-KEY-PQ-1"
 # Kubernetes object names (DNS-1123 subdomain) and namespaces (DNS-1123 label).
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -55,6 +56,17 @@ def age_recipients(key_text: str) -> list[str]:
                 f"line {number} of the key file is an age recipient (public key); Flux needs the identity "
                 f"({_IDENTITY_PREFIX}...)",
             )
+        if line.startswith(_PQ_IDENTITY_PREFIX):
+            # Flux links sops 3.13, which reads post-quantum identities too.
+            from .keys.agepq import HybridIdentity, PqKeyError
+
+            try:
+                recipients.append(str(HybridIdentity.from_str(line).to_public()))
+            except PqKeyError:
+                raise SopsError(
+                    errors.COULD_NOT_READ_INPUT_FILE, f"line {number} of the key file is not a valid age identity"
+                ) from None
+            continue
         if not line.startswith(_IDENTITY_PREFIX):
             raise SopsError(
                 errors.COULD_NOT_READ_INPUT_FILE,

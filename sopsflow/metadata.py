@@ -28,9 +28,11 @@ DEFAULT_UNENCRYPTED_SUFFIX = "_unencrypted"
 
 # Flat layout: the order lists are read into the single group (decryption
 # order fallback depends on it) and the order they are written in.
-_FLAT_LOAD_ORDER = ("kms", "gcp_kms", "azure_kv", "hc_vault", "pgp", "age")
-_FLAT_WRITE_ORDER = ("kms", "gcp_kms", "azure_kv", "hc_vault", "age")
-_GROUP_WRITE_ORDER = ("pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "age")
+# hckms (sops 3.12+) sits between gcp_kms and azure_kv, where the sops binary
+# writes it.
+_FLAT_LOAD_ORDER = ("kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "pgp", "age")
+_FLAT_WRITE_ORDER = ("kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
+_GROUP_WRITE_ORDER = ("pgp", "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
 _GROUP_ALWAYS = ("hc_vault", "age")
 KEY_TYPES = frozenset(_FLAT_LOAD_ORDER)
 _NON_KEY_FIELDS = frozenset(
@@ -157,7 +159,7 @@ def _load_group(raw: dict[str, Any]) -> list[MasterKey]:
     from .keys.registry import key_from_entry
 
     group: list[MasterKey] = []
-    # Key types from newer sops versions (e.g. hckms) are kept as opaque keys.
+    # Key types from newer sops versions are kept as opaque keys.
     names = list(_FLAT_LOAD_ORDER) + sorted(
         n for n, v in raw.items() if n not in KEY_TYPES and n not in _NON_KEY_FIELDS and isinstance(v, list)
     )

@@ -21,8 +21,8 @@ from .errors import SopsError
 
 KEY_TYPES = ("age", "pgp", "kms")
 #: Flat rule fields that hold keys; a rule left without any of them has no key.
-_FLAT_KEY_FIELDS = ("kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri", "pgp", "age")
-_GROUP_KEY_FIELDS = ("kms", "gcp_kms", "azure_keyvault", "hc_vault", "pgp", "age", "merge")
+_FLAT_KEY_FIELDS = ("kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault_transit_uri", "pgp", "age")
+_GROUP_KEY_FIELDS = ("kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault", "pgp", "age", "merge")
 
 _AGE_RE = re.compile(r"^(age1[0-9a-z]{20,}|ssh-(ed25519|rsa) \S+.*)$")
 _PGP_RE = re.compile(r"^[0-9A-Fa-f]{16}([0-9A-Fa-f]{24})?$")
@@ -85,7 +85,12 @@ def _check_age_recipient(key: str) -> None:
     import pyrage
 
     try:
-        pyrage.x25519.Recipient.from_str(key)
+        if key.startswith("age1pq1"):
+            from .keys.agepq import check_recipient
+
+            check_recipient(key)
+        else:
+            pyrage.x25519.Recipient.from_str(key)
     except Exception:
         raise SopsError(errors.GENERIC, f"not a valid age recipient: {key!r}") from None
 

@@ -194,7 +194,8 @@ def fresh_key_groups(plan: FilePlan) -> list[list[Any]]:
     try:
         return [[build_key(spec) for spec in group] for group in plan.rule_specs]
     except Exception:
-        return list(plan.rule.key_groups())  # raises the config's own error message
+        plan.rule.key_groups()  # raises the config's own error message
+        raise  # never fall back to the rule alone: it lacks the keys carried over
 
 
 def plan_file(
@@ -250,8 +251,8 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
     plan.rule, plan.rule_index, plan.store = rule, getattr(rule, "index", None), store
     plan.branches, plan.metadata = branches, meta
     plan.recipients = [k.identity() for k in meta.all_keys()]
-    plan.rule_specs = cache.specs(rule)
-    plan.changes = group_changes(meta, cache.view(rule))
+    plan.rule_specs = _carry_unnameable(meta, cache.specs(rule))
+    plan.changes = group_changes(meta, _RuleView(rule, plan.rule_specs))
     # sops updatekeys keeps the file's threshold, capped at the new number of groups.
     plan.threshold_before = meta.shamir_threshold
     plan.threshold_after = min(meta.shamir_threshold, len(plan.rule_specs))
@@ -267,6 +268,26 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
         plan.status = STATUS_CURRENT
     if removal:
         plan.secret_paths = encrypted_paths(branches)
+
+
+def _carry_unnameable(meta: Metadata, specs: list[list[Any]]) -> list[list[Any]]:
+    """The rule's groups plus, in the same group, each of the file's keys of a
+    type no rule can name (a newer sops' key type): the rule cannot have
+    removed them, so they stay, verbatim. A group the rule drops while it
+    holds such keys is an error rather than a silent loss."""
+    from .config import RULE_KEY_TYPES, KeySpec
+
+    out = [list(group) for group in specs]
+    for i, group in enumerate(meta.key_groups):
+        kept = [KeySpec(k.type_name, k.to_dict()) for k in group if k.type_name not in RULE_KEY_TYPES]
+        if not kept:
+            continue
+        if i >= len(out):
+            types = ", ".join(sorted({spec.type_name for spec in kept}))
+            raise SopsError(errors.GENERIC, f"key group {i + 1} holds {types} keys, which .sops.yaml cannot name; "
+                            "the rule has no such group, and updating would drop them")
+        out[i].extend(kept)
+    return out
 
 
 def group_changes(meta: Metadata, rule: Any) -> list[GroupChange]:
@@ -348,6 +369,9 @@ def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None
     def build(plan: FilePlan) -> bytes | Failure | None:
         return build_file(plan, decryption_order, labels)
 
+    if _prepare_plugins(plans):
+        # The plugins did their work ahead, once; the results live in this process.
+        return write_results(plans, [build(plan) for plan in plans])
     if any(k.type_name != "age" for p in plans if p.metadata for k in p.metadata.all_keys()):
         # PGP, KMS and Vault wait on gpg or the network: threads overlap the waits.
         built = run_parallel(build, list(plans), jobs=jobs, progress=progress)
@@ -384,7 +408,7 @@ def update_files(
 
     cache = cache or RuleCache()
     kinds = _rule_key_types(config, cache)
-    if kinds - {"age"}:
+    if kinds - {"age"} or _plugins_in_play(config, cache):
         planned = plan_files(targets, config=config, store_for=store_for, rotate=rotate, jobs=1, cache=cache)
         results = apply_files([p for p in planned if p.status == STATUS_UPDATE], decryption_order=decryption_order,
                               labels=labels, jobs=jobs, progress=progress, break_hardlinks=break_hardlinks)
@@ -432,6 +456,80 @@ def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | N
     return [r for r in results if r is not None]
 
 
+def _plugin_recipients(specs: list[list[Any]]) -> list[str]:
+    from .keys.ageplugin import plugin_name
+
+    return [str(spec.value) for group in specs for spec in group
+            if spec.type_name == "age" and isinstance(spec.value, str) and plugin_name(spec.value)]
+
+
+def _plugin_identities() -> list[Any]:
+    """The user's plugin identities, from the sources read without running
+    anything: a key command runs only when a file needs a key (and is told
+    which recipient), so identities it prints are used file by file."""
+    from .keys.age import SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_CMD, load_identities
+    from .keys.ageplugin import PluginIdentity
+
+    if os.environ.get(SOPS_AGE_KEY_CMD) is not None or os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD) is not None:
+        return []
+    try:
+        return [i for i in load_identities().identities if isinstance(i, PluginIdentity)]
+    except Exception:
+        return []  # each file reports the problem when it needs a key
+
+
+def _plugins_in_play(config: Any, cache: RuleCache) -> bool:
+    """Whether age plugins take part (a rule names a plugin recipient, or the
+    user holds a plugin identity): then each plugin is started once per run,
+    which needs the plan of every file first."""
+    for rule in getattr(config, "rules", []):
+        try:
+            if _plugin_recipients(cache.specs(rule)):
+                return True
+        except Exception:
+            continue
+    return bool(_plugin_identities())
+
+
+def _prepare_plugins(plans: Sequence[FilePlan]) -> bool:
+    """Run each age plugin once for all ``plans``: unwrap every file key a
+    plugin identity can open, and wrap a fresh file key for every plugin
+    recipient that will need one. False (nothing done) without plugins."""
+    from .keys import agefmt
+    from .keys.age import dearmor
+    from .keys.ageplugin import PluginError, plugin_name, prepare_unwraps, prepare_wraps
+
+    pending = [p for p in plans if p.status == STATUS_UPDATE and p.metadata is not None]
+    identities = _plugin_identities()
+    wraps: dict[str, int] = {}
+    for plan in pending:
+        assert plan.metadata is not None
+        have = {k.identity() for k in plan.metadata.key_groups[0]} if len(plan.metadata.key_groups) == 1 else set()
+        for recipient in _plugin_recipients(plan.rule_specs):
+            # kept wraps are reused (one group, no rotation): only new ones need the plugin
+            if plan.rotate or len(plan.rule_specs) != 1 or recipient not in have:
+                wraps[recipient] = wraps.get(recipient, 0) + 1
+    if not wraps and not identities:
+        return False
+    files = []
+    for plan in pending:
+        assert plan.metadata is not None
+        for key in plan.metadata.all_keys():
+            if key.type_name == "age" and plugin_name(key.identity()) and key.enc:
+                try:
+                    files.append(agefmt.parse_header(dearmor(key.enc.encode("utf-8")))[0])
+                except ValueError:
+                    continue  # the file's own unwrap reports it
+    try:
+        if identities and files:
+            prepare_unwraps(identities, files)
+        for recipient, count in wraps.items():
+            prepare_wraps(recipient, count)
+    except PluginError:
+        pass  # every file then meets the same error itself, worded for it
+    return True
+
+
 def _rule_key_types(config: Any, cache: RuleCache) -> set[str]:
     """The key types the creation rules name."""
     kinds: set[str] = set()
@@ -449,10 +547,12 @@ def _age_ready_for_workers(*, run_key_command: bool) -> bool:
     a passphrase-protected identity (unlocked on first use) would be asked
     for by every worker at once, and SOPS_AGE_KEY_CMD, which loading runs,
     should run once and - when ``run_key_command`` is False because no file
-    may need a key - only if one does."""
-    from .keys.age import SOPS_AGE_KEY_CMD, load_identities
+    may need a key - only if one does. A key command is told which recipient
+    is being opened, so its output is cached per recipient in this process:
+    loading it ahead for the workers would be of no use."""
+    from .keys.age import SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_CMD, load_identities
 
-    if os.environ.get(SOPS_AGE_KEY_CMD) and not run_key_command:
+    if os.environ.get(SOPS_AGE_KEY_CMD) is not None or os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD) is not None:
         return False
     try:
         return not load_identities().locked
@@ -517,7 +617,9 @@ def _keep_wraps(old: Metadata, new: Metadata, data_key: bytes) -> bool:
 
     if len(old.key_groups) != 1 or len(new.key_groups) != 1:
         return False
-    stored = {(k.type_name, k.identity()): k for k in old.key_groups[0] if k.enc}
+    # A key of a type sopsflow does not know may keep its wrap under another
+    # name than "enc": its entry is kept whatever it holds.
+    stored = {(k.type_name, k.identity()): k for k in old.key_groups[0] if k.enc or isinstance(k, OpaqueKey)}
     group = new.key_groups[0]
     for i, key in enumerate(group):
         kept = stored.get((key.type_name, key.identity()))

@@ -23,3 +23,6 @@ def manifest() -> dict[str, Any]:
 
 def vectors(fmt: str | None = None) -> list[dict[str, Any]]:
     return [v for v in manifest()["vectors"] if fmt is None or v["format"] == fmt]
+
+#: Files written by other sops users (each directory has its NOTICE).
+EXTERNAL = SHARED / "vectors" / "external"

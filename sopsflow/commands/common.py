@@ -189,7 +189,7 @@ def _flag_or_env(args: argparse.Namespace, attr: str, env: str) -> str:
 
 def keys_from_flags(args: argparse.Namespace) -> list[MasterKey]:
     """Keys named on the command line or in SOPS_* variables, in the order sops
-    builds its single group: kms, gcp_kms, azure_kv, pgp, hc_vault, age."""
+    builds its single group: kms, gcp_kms, hckms, azure_kv, pgp, hc_vault, age."""
     keys: list[MasterKey] = []
     kms = _flag_or_env(args, "kms", "SOPS_KMS_ARN")
     if kms:
@@ -231,18 +231,15 @@ def keys_from_flags(args: argparse.Namespace) -> list[MasterKey]:
 
 
 def hckms_keys(ids: list[str]) -> list[MasterKey]:
-    """HuaweiCloud KMS keys (``region:key-uuid``). sopsflow has no HuaweiCloud
-    client: existing entries are kept, wrapping a data key for a new one fails
-    as sops fails without HuaweiCloud credentials."""
-    from ..keys.opaque import OpaqueKey
+    """HuaweiCloud KMS keys (``region:key-uuid``), parsed by their key module.
+    sopsflow has no HuaweiCloud client: existing entries are kept, wrapping a
+    data key for a new one fails as sops fails without HuaweiCloud credentials."""
+    from ..keys.hckms import HckmsKeyError, keys_from_string
 
-    keys: list[MasterKey] = []
-    for key_id in (i.strip() for i in ids if i.strip()):
-        region, _, uuid = key_id.partition(":")
-        if not region or not uuid:
-            raise SopsError(errors.GENERIC, f"invalid key ID format: expected 'region:key-uuid', got {json_quote(key_id)}")
-        keys.append(OpaqueKey("hckms", {"key_id": key_id}))
-    return keys
+    try:
+        return list(keys_from_string(",".join(ids)))
+    except HckmsKeyError as exc:
+        raise SopsError(errors.GENERIC, str(exc)) from None
 
 
 def json_quote(text: str) -> str:

@@ -27,6 +27,9 @@ SOPS_AGE_KEY = "SOPS_AGE_KEY"
 SOPS_AGE_KEY_FILE = "SOPS_AGE_KEY_FILE"
 SOPS_AGE_KEY_CMD = "SOPS_AGE_KEY_CMD"
 SOPS_AGE_SSH_PRIVATE_KEY_FILE = "SOPS_AGE_SSH_PRIVATE_KEY_FILE"
+SOPS_AGE_SSH_PRIVATE_KEY_CMD = "SOPS_AGE_SSH_PRIVATE_KEY_CMD"
+#: Set for the key commands: the recipient whose wrap is being opened.
+SOPS_AGE_RECIPIENT = "SOPS_AGE_RECIPIENT"
 SOPS_AGE_RECIPIENTS = "SOPS_AGE_RECIPIENTS"
 
 # Everything that changes which identities sops would find; the cache is keyed on it.
@@ -35,6 +38,7 @@ _ENV_INPUTS = (
     SOPS_AGE_KEY_FILE,
     SOPS_AGE_KEY_CMD,
     SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+    SOPS_AGE_SSH_PRIVATE_KEY_CMD,
     "HOME",
     "XDG_CONFIG_HOME",
     "AppData",
@@ -59,24 +63,48 @@ class AgeKey:
     def encrypt(self, data_key: bytes) -> None:
         import pyrage
 
+        from .ageplugin import PluginError, PluginRecipient
+        from .agepq import HybridRecipient
+
         try:
             parsed = _parse_recipient(self.recipient)
         except ValueError as exc:
             raise KeyFailure(str(exc)) from None
         try:
-            ciphertext = pyrage.encrypt(data_key, [parsed])
+            if isinstance(parsed, HybridRecipient):
+                from . import agefmt
+
+                ciphertext = agefmt.encrypt(data_key, [parsed.wrap])
+            elif isinstance(parsed, PluginRecipient):
+                ciphertext = parsed.encrypt(data_key)
+            else:
+                ciphertext = pyrage.encrypt(data_key, [parsed])
+        except PluginError as exc:
+            raise KeyFailure("failed to create writer for encrypting sops data key with age: "
+                             f"failed to wrap key for recipient #0: {exc}") from None
         except Exception as exc:  # pyrage.EncryptError and plugin failures
             raise KeyFailure(f"failed to encrypt sops data key with age: {exc}") from None
         self.enc = armor(ciphertext)
 
     def decrypt(self) -> bytes:
-        return load_identities().unwrap(self.enc.encode("utf-8"), self.recipient)
+        return load_identities(self.recipient).unwrap(self.enc.encode("utf-8"), self.recipient)
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipient": self.recipient, "enc": self.enc}
 
     def identity(self) -> str:
         return self.recipient
+
+
+def dearmor(text: bytes) -> bytes:
+    """The age file inside ``armor``'s output (ValueError when it is not one)."""
+    lines = text.strip().split(b"\n")
+    if len(lines) < 2 or lines[0].strip() != ARMOR_BEGIN.encode() or lines[-1].strip() != ARMOR_END.encode():
+        raise ValueError("not an armored age file")
+    try:
+        return base64.b64decode(b"".join(line.strip() for line in lines[1:-1]), validate=True)
+    except ValueError:
+        raise ValueError("invalid armor") from None
 
 
 def armor(ciphertext: bytes) -> str:
@@ -113,11 +141,34 @@ def _is_plugin_recipient(recipient: str) -> bool:
 
 
 def _parse_recipient(recipient: str) -> Any:
-    """A pyrage recipient, or ValueError with sops' wording."""
+    """A pyrage recipient (or a HybridRecipient), or ValueError with sops' wording."""
     import pyrage
 
+    if recipient.startswith("age1pq1"):
+        from .agepq import HybridRecipient, PqKeyError
+
+        try:
+            return HybridRecipient.from_str(recipient)
+        except PqKeyError as exc:
+            raise ValueError(f"failed to parse input as Bech32-encoded age public key: {exc}") from None
+    if recipient.startswith(("age1tag1", "age1tagpq1")):
+        # Tag recipients (hardware keys: P-256, or ML-KEM + P-256) wrap
+        # without any plugin; opening them needs the key's plugin identity.
+        kind = pyrage.tagpq if recipient.startswith("age1tagpq1") else pyrage.tag
+        try:
+            return kind.Recipient.from_str(recipient)
+        except Exception as exc:
+            raise ValueError(f"failed to parse input as age tag recipient: malformed recipient {_quote(recipient)}: "
+                             f"{exc}") from None
     if _is_plugin_recipient(recipient):
-        raise ValueError(f"age plugin recipients are not supported by sopsflow: {recipient}")
+        from .ageplugin import PluginRecipient
+        from .agepq import PqKeyError, bech32_decode
+
+        try:
+            bech32_decode(recipient)
+            return PluginRecipient(recipient)
+        except (PqKeyError, ValueError) as exc:
+            raise ValueError(f"failed to parse input as age key from age plugin: {exc}") from None
     if recipient.startswith("age1"):
         try:
             return pyrage.x25519.Recipient.from_str(recipient)
@@ -174,7 +225,7 @@ class _LockedSource:
                 raise _UnlockError("incorrect passphrase") from None
             raise _UnlockError(f"failed to decrypt identity file: {exc}") from None
         try:
-            identities, _recipients, _plugins = _parse_identity_text(plain)
+            identities, _recipients = _parse_identity_text(plain)
         except _ParseError as exc:
             raise _UnlockError(str(exc)) from None
         return identities
@@ -210,14 +261,13 @@ class AgeIdentities:
 
     def unwrap(self, enc: bytes, recipient: str) -> bytes:
         """Decrypt one ``enc`` blob with the identities; KeyFailure says why not."""
-        import pyrage
 
         if not self.identities and not self.locked:
             raise KeyFailure(self._format("failed to load age identities", None))
         reason = _NO_MATCH
         if self.identities:
             try:
-                return bytes(pyrage.decrypt(enc, self.identities))
+                return _decrypt(enc, self.identities)
             except Exception as exc:
                 if "No matching keys" not in str(exc):
                     raise KeyFailure(self._format(_READER_FAILED, str(exc))) from None
@@ -231,7 +281,7 @@ class AgeIdentities:
                 reason = str(exc)
                 break
             try:
-                return bytes(pyrage.decrypt(enc, unlocked))
+                return _decrypt(enc, unlocked)
             except Exception as exc:
                 if "No matching keys" not in str(exc):
                     raise KeyFailure(self._format(_READER_FAILED, str(exc))) from None
@@ -249,6 +299,55 @@ class AgeIdentities:
 
 _READER_FAILED = "failed to create reader for decrypting sops data key with age"
 
+
+def _decrypt(enc: bytes, identities: list[Any]) -> bytes:
+    """Decrypt an armored age file with whichever identities fit its stanzas:
+    post-quantum stanzas here, every other type through pyrage. Failing to
+    match raises with pyrage's "No matching keys" wording."""
+    import pyrage
+
+    from .ageplugin import PluginError, PluginIdentity
+    from .agepq import STANZA_TYPE, HybridIdentity
+
+    hybrid = [i for i in identities if isinstance(i, HybridIdentity)]
+    plugins = [i for i in identities if isinstance(i, PluginIdentity)]
+    others = [i for i in identities if not isinstance(i, (HybridIdentity, PluginIdentity))]
+    if not hybrid and not plugins:
+        if not others:
+            raise KeyFailure("No matching keys found")
+        return bytes(pyrage.decrypt(enc, others))
+    from . import agefmt
+
+    try:
+        data = dearmor(enc)
+    except ValueError:
+        data = enc
+    types = agefmt.stanza_types(data)
+    if hybrid and STANZA_TYPE in types:
+        try:
+            return agefmt.decrypt(data, [i.unwrap for i in hybrid])
+        except agefmt.IncorrectIdentity:
+            pass
+    if others and any(t in _NATIVE_STANZAS for t in types):
+        try:
+            return bytes(pyrage.decrypt(enc, others))
+        except Exception as exc:
+            if "No matching keys" not in str(exc):
+                raise
+    # Plugins last, and only for stanzas no built-in type claims (rage adds
+    # grease stanzas of random types to every file, so "unknown" is not enough).
+    if plugins and any(t not in _NATIVE_STANZAS and t != STANZA_TYPE for t in types):
+        try:
+            return agefmt.decrypt(data, [], [p.unwrap_file for p in plugins])
+        except agefmt.IncorrectIdentity:
+            pass
+        except PluginError as exc:
+            raise KeyFailure(str(exc)) from None
+    raise KeyFailure("No matching keys found")
+
+
+_NATIVE_STANZAS = frozenset({"X25519", "ssh-ed25519", "ssh-rsa", "scrypt"})
+
 _cache: dict[tuple[str | None, ...], AgeIdentities] = {}
 
 
@@ -257,12 +356,19 @@ def clear_identity_cache() -> None:
     _cache.clear()
 
 
-def load_identities() -> AgeIdentities:
-    """The identities of the current environment, loaded once per process."""
-    key = (sys.platform, *(os.environ.get(name) for name in _ENV_INPUTS))
+def load_identities(recipient: str | None = None) -> AgeIdentities:
+    """The identities of the current environment, loaded once per process.
+
+    ``recipient``: the key about to be opened. sops hands it to the key
+    commands as ``SOPS_AGE_RECIPIENT``, so their output (and the cache entry)
+    depends on it when one is set; without commands it changes nothing.
+    """
+    commands = os.environ.get(SOPS_AGE_KEY_CMD) is not None or os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD) is not None
+    for_whom = recipient if commands else None
+    key = (sys.platform, for_whom, *(os.environ.get(name) for name in _ENV_INPUTS))
     found = _cache.get(key)
     if found is None:
-        found = _load_all()
+        found = _load_all(for_whom)
         _cache[key] = found
     return found
 
@@ -272,23 +378,31 @@ def held_recipients() -> list[str]:
     return list(load_identities().recipients)
 
 
-def _load_all() -> AgeIdentities:
+def _load_all(recipient: str | None = None) -> AgeIdentities:
     ids = AgeIdentities()
-    _load_ssh_sources(ids)
+    _load_ssh_sources(ids, recipient)
     readers: dict[str, bytes] = {}
-    _read_env_sources(ids, readers)
+    _read_env_sources(ids, readers, recipient)
     _read_default_file(ids, readers)
     for location, data in readers.items():
-        _add_source(ids, location, data)
+        # Only SOPS_AGE_KEY may hold several keys on a line (sops 3.13).
+        _add_source(ids, location, data, words=location == SOPS_AGE_KEY)
     return ids
 
 
-def _load_ssh_sources(ids: AgeIdentities) -> None:
+def _load_ssh_sources(ids: AgeIdentities, recipient: str | None) -> None:
     path = os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_FILE)
     if path is not None:
         _add_ssh_identity(ids, path)
     else:
         ids.unused.append(SOPS_AGE_SSH_PRIVATE_KEY_FILE)
+    command = os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD)
+    if command is not None:
+        # sops 3.13: after the file, before ~/.ssh. The pinned sops has no such
+        # variable, so its absence is not listed among the unused locations.
+        output = _run_key_command(ids, command, recipient, SOPS_AGE_SSH_PRIVATE_KEY_CMD)
+        if output is not None:
+            _add_ssh_command_identity(ids, output)
     home, error = _home_dir()
     if home is None:
         ids.errors.append(error)
@@ -301,7 +415,7 @@ def _load_ssh_sources(ids: AgeIdentities) -> None:
             ids.unused.append(candidate)
 
 
-def _read_env_sources(ids: AgeIdentities, readers: dict[str, bytes]) -> None:
+def _read_env_sources(ids: AgeIdentities, readers: dict[str, bytes], recipient: str | None) -> None:
     if SOPS_AGE_KEY in os.environ:
         readers[SOPS_AGE_KEY] = os.environ[SOPS_AGE_KEY].encode("utf-8")
     else:
@@ -317,29 +431,32 @@ def _read_env_sources(ids: AgeIdentities, readers: dict[str, bytes]) -> None:
         ids.unused.append(SOPS_AGE_KEY_FILE)
     command = os.environ.get(SOPS_AGE_KEY_CMD)
     if command is not None:
-        output = _run_key_command(ids, command)
+        output = _run_key_command(ids, command, recipient, SOPS_AGE_KEY_CMD)
         if output is not None:
             readers[SOPS_AGE_KEY_CMD] = output
     else:
         ids.unused.append(SOPS_AGE_KEY_CMD)
 
 
-def _run_key_command(ids: AgeIdentities, command: str) -> bytes | None:
+def _run_key_command(ids: AgeIdentities, command: str, recipient: str | None, variable: str) -> bytes | None:
     import shlex
-    import subprocess  # only for SOPS_AGE_KEY_CMD: most runs never start a process
+    import subprocess  # only for the key commands: most runs never start a process
 
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        ids.errors.append(f"failed to parse command {command} from {SOPS_AGE_KEY_CMD}: {exc}")
+        ids.errors.append(f"failed to parse command {command} from {variable}: {exc}")
         return None
     if not argv:
-        ids.errors.append(f"failed to parse command {command} from {SOPS_AGE_KEY_CMD}: empty command")
+        ids.errors.append(f"failed to parse command {command} from {variable}: empty command")
         return None
-    prefix = f"failed to execute command {command} from {SOPS_AGE_KEY_CMD}"
+    prefix = f"failed to execute command {command} from {variable}"
+    env = None
+    if recipient is not None:
+        env = dict(os.environ, **{SOPS_AGE_RECIPIENT: recipient})
     try:
         # Like Go's exec.Command(...).Output(): no stdin, stderr not shown.
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False, env=env)
     except FileNotFoundError:
         ids.errors.append(f'{prefix}: exec: "{argv[0]}": executable file not found in $PATH')
         return None
@@ -372,36 +489,70 @@ def _read_default_file(ids: AgeIdentities, readers: dict[str, bytes]) -> None:
         ids.errors.append(f"failed to open file: {_go_os_error(path, exc)}")
 
 
-def _add_source(ids: AgeIdentities, location: str, data: bytes) -> None:
+def _add_ssh_command_identity(ids: AgeIdentities, output: bytes) -> None:
+    import pyrage
+
+    if _ssh_key_is_encrypted(output):
+        ids.errors.append(f"the SSH key returned by running {SOPS_AGE_SSH_PRIVATE_KEY_CMD} is password protected, "
+                          "which is unsupported")
+        return
+    try:
+        identity = pyrage.ssh.Identity.from_buffer(output)
+    except Exception as exc:
+        ids.errors.append(f"malformed SSH identity returned by running {SOPS_AGE_SSH_PRIVATE_KEY_CMD}: {exc}")
+        return
+    ids.identities.append(identity)
+    public = _openssh_public_key(output) or _pem_public_key(output)
+    if public:
+        ids.recipients.append(public)
+
+
+def _add_source(ids: AgeIdentities, location: str, data: bytes, *, words: bool = False) -> None:
     if data.startswith(b"age-encryption") or data.startswith(b"-----BEGIN AGE"):
         ids.locked.append(_LockedSource(location, "age", data))
         return
     try:
-        identities, recipients, plugins = _parse_identity_text(data)
+        identities, recipients = _parse_identity_text(data, words=words)
     except _ParseError as exc:
         ids.errors.append(f"failed to parse '{location}' age identities: {exc}")
         return
-    if plugins:
-        ids.errors.append(f"age plugin identities in '{location}' are not supported by sopsflow")
     ids.identities.extend(identities)
     ids.recipients.extend(recipients)
-    if not identities and not plugins:
+    if not identities:
         ids.unused.append(location)
 
 
-def _parse_identity_text(data: bytes) -> tuple[list[Any], list[str], int]:
-    """Identities, their public forms, and the number of plugin identities skipped."""
+def _parse_identity_text(data: bytes, *, words: bool = False) -> tuple[list[Any], list[str]]:
+    """Identities and the public forms of those that have one (plugin
+    identities do not). ``words``: each whitespace-separated word of a line
+    is a key."""
     import pyrage
 
     identities: list[Any] = []
     recipients: list[str] = []
-    plugins = 0
+    lines = []
     for raw in data.decode("utf-8", errors="replace").split("\n"):
         line = raw[:-1] if raw.endswith("\r") else raw
         if not line or line.startswith("#"):
             continue
+        lines.extend(line.split() if words else [line])
+    for line in lines:
         if line.startswith("AGE-PLUGIN-"):
-            plugins += 1
+            from .ageplugin import PluginIdentity
+
+            try:
+                identities.append(PluginIdentity(line))
+            except ValueError:
+                raise _ParseError("malformed plugin identity") from None
+        elif line.startswith("AGE-SECRET-KEY-PQ-1"):
+            from .agepq import HybridIdentity, PqKeyError
+
+            try:
+                hybrid = HybridIdentity.from_str(line)
+            except PqKeyError as exc:
+                raise _ParseError(str(exc)) from None
+            identities.append(hybrid)
+            recipients.append(str(hybrid.to_public()))
         elif line.startswith("AGE-SECRET-KEY-1"):
             try:
                 identity = pyrage.x25519.Identity.from_str(line)
@@ -412,7 +563,7 @@ def _parse_identity_text(data: bytes) -> tuple[list[Any], list[str], int]:
             recipients.append(str(identity.to_public()))
         else:
             raise _ParseError("unknown identity type")
-    return identities, recipients, plugins
+    return identities, recipients
 
 
 def _add_ssh_identity(ids: AgeIdentities, path: str) -> None:

@@ -105,6 +105,7 @@ class VaultKey:
         return posixpath.normpath("/".join(parts))
 
     def _post(self, path: str, payload: dict[str, str], prefix: str) -> dict[str, Any]:
+        check_allowlist(self.vault_address)
         client = _client(self.vault_address)
         try:
             response = client.adapter.post(f"/v1/{path}", json=payload)
@@ -114,6 +115,40 @@ class VaultKey:
         if not isinstance(data, dict):
             raise KeyFailure(f"{prefix} '{path}': transit backend is empty")
         return data
+
+
+#: sops 3.13: which Vault servers a file's keys may send the token to.
+SOPS_HC_VAULT_ALLOWLIST = "SOPS_HC_VAULT_ALLOWLIST"
+
+
+def allowlist() -> list[str] | None:
+    """The URL prefixes of ``SOPS_HC_VAULT_ALLOWLIST`` (each ending in "/");
+    None when every server is allowed (unset, empty or ``all``), [] for
+    ``none``. KeyFailure for an empty entry, as sops words it."""
+    text = os.environ.get(SOPS_HC_VAULT_ALLOWLIST, "") or "all"
+    if text == "all":
+        return None
+    if text == "none":
+        return []
+    prefixes = []
+    for index, item in enumerate(text.split(","), start=1):
+        item = item.strip(" ")
+        if not item:
+            raise KeyFailure(f"{SOPS_HC_VAULT_ALLOWLIST}'s entry {index} is empty")
+        prefixes.append(item if item.endswith("/") else item + "/")
+    return prefixes
+
+
+def check_allowlist(address: str) -> None:
+    """KeyFailure unless ``address`` is allowed: before any request, so a file
+    naming another server never receives the user's token. The comparison is
+    sops': plain string prefixes, the address given a trailing "/"."""
+    prefixes = allowlist()
+    if prefixes is None:
+        return
+    with_slash = address if address.endswith("/") else address + "/"
+    if not any(with_slash.startswith(prefix) for prefix in prefixes):
+        raise KeyFailure(f"Allowlist does not allow {address}")
 
 
 def parse_vault_uris(text: str) -> list[VaultKey]:

@@ -26,7 +26,9 @@ ARN_RE = re.compile(r"^arn:aws[\w-]*:kms:(.+):[0-9]+:(key|alias)/.+\Z", re.ASCII
 # As in sops: "@-_" is a character *range* (0x40-0x5F), so "-" itself is removed.
 _STS_SESSION_STRIP = re.compile(r"[^a-zA-Z0-9=,.@-_]+")
 _ROLE_SESSION_NAME_LIMIT = 64
-_ROLE_SEPARATOR = "+arn:aws:iam::"
+# sops 3.12+ splits at any "+arn:", so roles in every partition (aws-us-gov,
+# aws-cn, ...) are found; 3.11 looked for "+arn:aws:iam::" only.
+_ROLE_SEPARATOR = "+arn:"
 
 
 class KmsKey:
@@ -111,17 +113,23 @@ class KmsKey:
         return client
 
 
+def split_role(text: str) -> tuple[str, str]:
+    """(key ARN, role ARN) of ``ARN[+ROLE_ARN]``, spaces removed. KMS ARNs hold
+    no "+", so a "+arn:" separates the two, whatever the partition."""
+    arn = text.replace(" ", "")
+    index = arn.find(_ROLE_SEPARATOR)
+    if index > 0:
+        return arn[:index], arn[index + 1 :]
+    return arn, ""
+
+
 def parse_kms_arns(text: str, context: dict[str, str] | None = None, aws_profile: str = "") -> list[KmsKey]:
-    """``--kms "ARN[+ROLE_ARN],..."``; 3.11 splits the role off at ``+arn:aws:iam::``."""
+    """``--kms "ARN[+ROLE_ARN],..."``, empty items skipped."""
     keys = []
     for item in text.split(","):
-        arn = item.replace(" ", "")
+        arn, role = split_role(item)
         if not arn:
             continue
-        role = ""
-        index = arn.find(_ROLE_SEPARATOR)
-        if index > 0:
-            arn, role = arn[:index], arn[index + 1 :]
         keys.append(KmsKey(arn, role=role, context=context, aws_profile=aws_profile))
     return keys
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from .base import KeyFailure
 
+_KNOWN = frozenset({"gcp_kms", "azure_kv", "hckms"})
+
 
 class OpaqueKey:
     """A metadata entry of a key type sopsflow does not implement."""
@@ -38,7 +40,10 @@ class OpaqueKey:
     def encrypt(self, data_key: bytes) -> None:
         import hmac
 
-        if self.wraps is not None and self.enc and hmac.compare_digest(self.wraps, data_key):
+        # Known types keep their wrap in "enc"; a type of a later sops may name it
+        # otherwise, so its entry is trusted as a whole.
+        holds_wrap = bool(self.enc) or self.type_name not in _KNOWN
+        if self.wraps is not None and holds_wrap and hmac.compare_digest(self.wraps, data_key):
             return  # the entry already wraps exactly this key: keep it verbatim
         raise KeyFailure(f"sopsflow cannot use {self.type_name} keys; wrap the data key for this key with sops itself")
 

@@ -199,9 +199,10 @@ def test_recipients_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [k.recipient for k in age.recipients_from_env()] == [public, AGE_RECIPIENT]
 
 
-def test_plugin_recipient_fails_clearly() -> None:
+def test_malformed_plugin_recipient_fails_clearly() -> None:
+    # plugins are supported (tests/keys/test_age_plugin.py); a bad checksum is not
     key = AgeKey("age1yubikey1qwertyuiopasdfghjklzxcvbnm")
-    with pytest.raises(KeyFailure, match="plugin recipients are not supported"):
+    with pytest.raises(KeyFailure, match="failed to parse input as age key from age plugin"):
         key.encrypt(b"k" * 32)
 
 
@@ -262,18 +263,25 @@ def test_xdg_config_home_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         _wrapped(other_public).decrypt()
 
 
-def test_sops_age_key_is_one_identity_per_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sops_age_key_holds_several_keys_per_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wrong, _ = _new_identity()
     right, public = _new_identity()
     key = _wrapped(public)
     monkeypatch.setenv("SOPS_AGE_KEY", f"{wrong}\n{right}")
     assert key.decrypt() == b"K" * 32
-    # 3.11 reads a space-separated list as one (malformed) identity.
-    monkeypatch.setenv("SOPS_AGE_KEY", f"{wrong} {right}")
+    # sops 3.13 reads every whitespace-separated word of SOPS_AGE_KEY as a key
+    # (3.11 took the whole line as one malformed identity).
+    monkeypatch.setenv("SOPS_AGE_KEY", f"# team keys\n{wrong} \t{right}  \n")
+    assert key.decrypt() == b"K" * 32
+    # only there: a key file still holds one key per line
+    monkeypatch.delenv("SOPS_AGE_KEY")
+    listed = tmp_path / "keys.txt"
+    listed.write_text(f"{wrong} {right}\n")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(listed))
     with pytest.raises(KeyFailure) as failed:
         key.decrypt()
     message = str(failed.value)
-    assert "failed to parse 'SOPS_AGE_KEY' age identities: malformed secret key" in message
+    assert "failed to parse 'SOPS_AGE_KEY_FILE' age identities: malformed secret key" in message
     assert wrong not in message and right not in message
 
 

@@ -18,6 +18,7 @@ from sopsflow.keys.base import KeyFailure
 from sopsflow.keys.kms import KmsKey, parse_encryption_context, parse_kms_arns, sts_session_name
 from sopsflow.keys.registry import key_from_entry
 
+from ..conftest import run_sopsflow
 from ..vectors import GENERATED
 from .fixtures import (  # noqa: F401 - fixtures
     SPLICE_PLAIN,
@@ -48,9 +49,14 @@ def test_parse_kms_arns_splits_roles() -> None:
         (arn1, ROLE, {"app": "web"}, "dev"),
         (arn2, "", {"app": "web"}, "dev"),
     ]
-    # 3.11 only splits at "+arn:aws:iam::" (other partitions stay in the ARN).
-    (odd,) = parse_kms_arns(f"{arn1}+arn:aws-cn:iam::1:role/x")
-    assert odd.role == "" and odd.arn.endswith("+arn:aws-cn:iam::1:role/x")
+    # sops 3.12+ (and the pinned binary) split at any "+arn:", so roles of the
+    # China and GovCloud partitions are found; 3.11 kept them in the ARN.
+    cn = "arn:aws-cn:kms:cn-north-1:123456789012:key/one"
+    (china,) = parse_kms_arns(f"{cn}+arn:aws-cn:iam::1:role/x")
+    assert (china.arn, china.role) == (cn, "arn:aws-cn:iam::1:role/x")
+    gov = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:alias/a"
+    (govcloud,) = parse_kms_arns(f"{gov} + arn:aws-us-gov:iam::123456789012:role/r")
+    assert (govcloud.arn, govcloud.role) == (gov, "arn:aws-us-gov:iam::123456789012:role/r")
     assert parse_kms_arns("") == []
 
 
@@ -228,6 +234,25 @@ def test_sops_decrypts_our_kms_wraps(kms_env: Moto, tmp_path: Path) -> None:
         assert done.stdout == expected
 
 
+@pytest.mark.parametrize(("region", "partition"), [("us-gov-west-1", "aws-us-gov"), ("cn-north-1", "aws-cn")])
+def test_role_arns_outside_the_aws_partition(kms_env: Moto, tmp_path: Path, region: str, partition: str) -> None:
+    # The pinned binary predates the split (sops 3.12.0 added it), so sopsflow
+    # follows 3.13.2 when it writes, and the binary reads the result.
+    arn = kms_env.create_key(region=region)
+    assert arn.startswith(f"arn:{partition}:kms:{region}:")
+    role = f"arn:{partition}:iam::123456789012:role/sops-tests"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("secret: hello\n")
+    env = clean_env(tmp_path, **kms_env.env())
+    ours = run_sopsflow(["encrypt", "-i", "--kms", f"{arn}+{role}", str(plain)], env=env)
+    assert ours.returncode == 0, ours.stderr.decode()
+    (entry,) = yaml.safe_load(plain.read_text())["sops"]["kms"]
+    assert (entry["arn"], entry["role"]) == (arn, role)
+    theirs = run_sops(["decrypt", str(plain)], env)
+    assert theirs.returncode == 0, theirs.stderr.decode()
+    assert theirs.stdout == b"secret: hello\n"
+
+
 def test_we_decrypt_sops_kms_wraps(kms_env: Moto, tmp_path: Path) -> None:
     arn = kms_env.create_key()
     plain = tmp_path / "plain.yaml"
@@ -244,3 +269,16 @@ def test_we_decrypt_sops_kms_wraps(kms_env: Moto, tmp_path: Path) -> None:
     assert list(key.to_dict().items()) == list(entry.items())
     data_key = key.decrypt()
     assert decrypt_value(loaded["secret"], data_key, "secret:") == b"hello"
+
+
+def test_rule_splits_roles_in_every_partition() -> None:
+    from sopsflow.config import parse_config
+
+    gov = "arn:aws-us-gov:kms:us-gov-east-1:123456789012:key/k"
+    role = "arn:aws-us-gov:iam::123456789012:role/r"
+    config = parse_config(f"creation_rules:\n  - kms: '{gov}+{role}'\n".encode(), "/r/.sops.yaml")
+    rule = config.match("/r/x.yaml")
+    assert rule is not None
+    ((spec,),) = rule.key_specs()
+    assert (spec.value["arn"], spec.value["role"]) == (gov, role)
+    assert spec.identity() == f"{gov}+{role}"
