@@ -242,12 +242,6 @@ def hckms_keys(ids: list[str]) -> list[MasterKey]:
         raise SopsError(errors.GENERIC, str(exc)) from None
 
 
-def json_quote(text: str) -> str:
-    import json
-
-    return json.dumps(text, ensure_ascii=False)
-
-
 def _azure_entry(url: str) -> dict[str, str]:
     # https://<vault>/keys/<name>/<version>
     parts = url.rstrip("/").split("/keys/")
