@@ -34,6 +34,7 @@ COMMANDS = {
     "flux": "flux",
     "textconv": "drivers",
     "merge-driver": "drivers",
+    "publish": "publish",
 }
 
 
