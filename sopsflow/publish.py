@@ -29,6 +29,7 @@ from .tree import Comment, Time, TreeMap
 
 if TYPE_CHECKING:
     from .config import Config, DestinationRule
+    from .publish_aws import AwsRule
 
 #: A JSON value as a store holds it.
 Json: TypeAlias = None | bool | int | float | str | list["Json"] | dict[str, "Json"]
@@ -50,10 +51,14 @@ class Destination(Protocol):
     def target(self, name: str) -> str:
         """The store path one file's secret is written to."""
 
-    def read(self, name: str) -> dict[str, Json] | None:
-        """The values stored for ``name``; None when there is no secret."""
+    def read(self, name: str, keys: list[str], like: dict[str, Json]) -> dict[str, Json] | None:
+        """The values stored for ``name`` (per-key stores: for ``keys``, decoded
+        like the values in ``like``); None when nothing is stored."""
 
-    def write(self, name: str, data: dict[str, Json]) -> None: ...
+    def write(self, name: str, data: dict[str, Json], keys: list[str], tags: dict[str, str],
+              exists: set[str] | None) -> None:
+        """Store ``data``; per-key stores write only ``keys``. ``exists``: the
+        keys already stored, None when nothing is stored for ``name``."""
 
 
 # --- what sops sends ----------------------------------------------------------------
@@ -179,7 +184,7 @@ class VaultKV:
             self._client = _client(self._address())
         return self._client
 
-    def read(self, name: str) -> dict[str, Json] | None:
+    def read(self, name: str, keys: list[str], like: dict[str, Json]) -> dict[str, Json] | None:
         import hvac.exceptions
 
         try:
@@ -193,7 +198,9 @@ class VaultKV:
             data = data.get("data")
         return data if isinstance(data, dict) else None
 
-    def write(self, name: str, data: dict[str, Json]) -> None:
+    def write(self, name: str, data: dict[str, Json], keys: list[str], tags: dict[str, str],
+              exists: set[str] | None) -> None:
+        # Vault KV holds no tags: the whole secret is written, as sops does.
         payload: dict[str, Json] = dict(data) if self.version == 1 else {"data": data}
         try:
             self.client().adapter.post(f"/v1/{self.target(name)}", json=payload)
@@ -299,6 +306,8 @@ class Entry:
     removed: list[str] = field(default_factory=list)
     error: SopsError | None = None
     written: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    stored: set[str] = field(default_factory=set)
 
     def where(self) -> str:
         return self.destination.target(self.name) if self.destination is not None else ""
@@ -350,6 +359,7 @@ class Plan:
 
 
 def _diff(entry: Entry, stored: dict[str, Json] | None) -> None:
+    entry.stored = set(stored or ())
     if stored is None:
         entry.status = CREATE
         entry.added = sorted(entry.data)
@@ -381,30 +391,67 @@ def make_plan(
     recursive: bool,
     omit_extensions: bool,
     decryption_order: list[str] | None = None,
+    aws_rules: list[AwsRule] | None = None,
 ) -> Plan:
-    """Decrypt each file, find its destination and compare with what the store
-    holds. Nothing is written. A file that fails gets a FAILED entry and the
-    others go on."""
+    """Decrypt each file, find its destinations and compare with what each
+    store holds. Nothing is written. A file or destination that fails gets a
+    FAILED entry and the others go on.
+
+    Destinations: the first matching ``destination_rules`` entry of
+    `.sops.yaml` and the first matching ``publish`` rule of `.sopsflow.yaml`
+    (paths relative to the config's directory)."""
+    from .config import go_abs
+    from .publish_aws import render, source_tags
+
     entries: list[Entry] = []
-    destinations: dict[tuple[str, str, str, int], Destination] = {}
+    vaults: dict[tuple[str, str, str, int], VaultKV] = {}
     for path in files:
-        entry = Entry(path, None)
-        entries.append(entry)
+        file_entries: list[Entry] = []
+        absolute = go_abs(path)
+        prefix = str(config.dir).rstrip("/") + "/"
+        relative = absolute[len(prefix):] if absolute.startswith(prefix) else ""
+        aws = next((r for r in aws_rules or [] if relative and r.matches(relative)), None)
         try:
             rule = match_destination(config, path)
-            dest = destination_for(rule)
-            if isinstance(dest, VaultKV):
-                # One client per destination, shared by its files.
-                dest = destinations.setdefault((dest.address, dest.path, dest.mount, dest.version), dest)
-            entry.destination = dest
-            entry.name = destination_name(path, recursive=recursive,
-                                          omit_extensions=omit_extensions or rule.omit_extensions)
-            entry.data = _decrypt(path, decryption_order)
-            _diff(entry, dest.read(entry.name))
         except SopsError as exc:
-            entry.error = exc
-        except DestinationError as exc:
-            entry.error = SopsError(errors.GENERIC, str(exc))
+            rule = None
+            if aws is None:
+                entries.append(Entry(path, None, error=exc))
+                continue
+        if rule is not None:
+            entry = Entry(path, None)
+            file_entries.append(entry)
+            try:
+                dest = destination_for(rule)
+                if isinstance(dest, VaultKV):
+                    # One client per destination, shared by its files.
+                    dest = vaults.setdefault((dest.address, dest.path, dest.mount, dest.version), dest)
+                entry.destination = dest
+                entry.name = destination_name(path, recursive=recursive,
+                                              omit_extensions=omit_extensions or rule.omit_extensions)
+            except SopsError as exc:
+                entry.error = exc
+        if aws is not None:
+            tags = source_tags(config.dir, relative)
+            for aws_dest in aws.destinations:
+                file_entries.append(Entry(path, aws_dest, name=render(aws_dest.template, relative), tags=tags))
+        entries.extend(file_entries)
+        ready = [e for e in file_entries if e.error is None]
+        if not ready:
+            continue
+        try:
+            data = _decrypt(path, decryption_order)
+        except SopsError as exc:
+            for e in ready:
+                e.error = exc
+            continue
+        for e in ready:
+            assert e.destination is not None
+            e.data = data
+            try:
+                _diff(e, e.destination.read(e.name, sorted(data), data))
+            except DestinationError as exc:
+                e.error = SopsError(errors.GENERIC, str(exc))
     return Plan(entries)
 
 
@@ -414,7 +461,8 @@ def apply_plan(plan: Plan) -> None:
     for entry in plan.changes:
         assert entry.destination is not None
         try:
-            entry.destination.write(entry.name, entry.data)
+            entry.destination.write(entry.name, entry.data, entry.added + entry.changed, entry.tags,
+                                    None if entry.status == CREATE else entry.stored)
             entry.written = True
             logger(__name__).debug("wrote %s", entry.where())
         except DestinationError as exc:

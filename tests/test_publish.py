@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sopsflow.publish import destination_for, destination_name, emit_as_map, go_
 from sopsflow.tree import Comment, TreeMap
 
 from .conftest import base_env, run_sops, run_sopsflow, sops_encrypted_copy
-from .keys.fixtures import Bao, bao_server, free_port  # noqa: F401 - fixtures
+from .keys.fixtures import DUMMY_AWS, Bao, Moto, bao_server, free_port, moto_server  # noqa: F401 - fixtures
 from .vectors import AGE_KEY_FILE
 
 APP_YAML = """\
@@ -275,3 +276,108 @@ def test_same_stored_values_as_sops_publish(tmp_path: Path, bao_server: Bao, kv_
     assert stored("sops", "enc-edge.yaml")["items"][:2] == [{"Value": " in a list"},
                                                             [{"Key": "name", "Value": "one"}, {"Key": "value", "Value": 1}]]
     assert stored("sops", "enc-app.yaml")["whole"] == 2 and type(stored("sops", "enc-app.yaml")["whole"]) is int
+
+
+# --- AWS Secrets Manager and SSM Parameter Store on moto_server ------------------------------
+
+
+def _git_commit(directory: Path) -> str:
+    import subprocess
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=directory, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=directory, check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], cwd=directory, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def _aws_env(moto: Moto, **extra: str) -> dict[str, str]:
+    env = base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE), AWS_DEFAULT_REGION="us-east-1",
+                   AWS_ENDPOINT_URL_SECRETS_MANAGER=moto.url, AWS_ENDPOINT_URL_SSM=moto.url, **DUMMY_AWS, **extra)
+    return {k: v for k, v in env.items() if k not in ("AWS_PROFILE", "AWS_CONFIG_FILE")}
+
+
+def test_secrets_manager_and_ssm(tmp_path: Path, moto_server: Moto) -> None:
+    env = _aws_env(moto_server)
+    run = uuid.uuid4().hex[:8]
+    prod = tmp_path / "production"
+    prod.mkdir()
+    sops_encrypted_copy(prod, "app.yaml", APP_YAML, env)
+    (prod / "app.yaml").unlink()
+    kms = moto_server.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    _config(tmp_path, "creation_rules: []\n")
+    (tmp_path / ".sopsflow.yaml").write_text(f"""\
+publish:
+  - path_regex: '^production/'
+    aws_secretsmanager:
+      name: "{run}/{{dir}}/{{stem}}"
+    aws_ssm:
+      name: "/{run}/{{stem}}/{{key}}"
+      kms_key_id: {kms}
+""")
+    commit = _git_commit(tmp_path)
+    app = "production/enc-app.yaml"
+
+    dry = run_sopsflow(["publish", "--dry-run", app], env=env, cwd=tmp_path)
+    assert dry.returncode == 1, dry.stderr
+    out = dry.stdout.decode()
+    assert f"create    {run}/production/enc-app <- {app}" in out
+    assert f"create    /{run}/enc-app/{{key}} <- {app}" in out
+    assert "s3cret" not in out
+    sm, ssm = moto_server.client("secretsmanager"), moto_server.client("ssm")
+    assert not ssm.get_parameters_by_path(Path=f"/{run}", Recursive=True)["Parameters"]
+
+    done = run_sopsflow(["publish", "-y", app], env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    secret = f"{run}/production/enc-app"
+    assert json.loads(sm.get_secret_value(SecretId=secret)["SecretString"])["db"]["password"] == "s3cret-value-1"
+    tags = {t["Key"]: t["Value"] for t in sm.describe_secret(SecretId=secret)["Tags"]}
+    assert tags == {"sopsflow:source": app, "sopsflow:commit": commit}
+    param = ssm.get_parameter(Name=f"/{run}/enc-app/db", WithDecryption=True)["Parameter"]
+    assert param["Type"] == "SecureString" and json.loads(param["Value"])["user"] == "app"
+    assert ssm.get_parameter(Name=f"/{run}/enc-app/ratio", WithDecryption=True)["Parameter"]["Value"] == "1.5"
+    described = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [f"/{run}/enc-app/db"]}])
+    assert described["Parameters"][0]["KeyId"] == kms
+    param_tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=f"/{run}/enc-app/db")["TagList"]
+    assert {t["Key"]: t["Value"] for t in param_tags}["sopsflow:commit"] == commit
+
+    def versions() -> tuple[int, int, int]:
+        sm_versions = len(sm.list_secret_version_ids(SecretId=secret)["Versions"])
+        db = ssm.get_parameter(Name=f"/{run}/enc-app/db")["Parameter"]["Version"]
+        ratio = ssm.get_parameter(Name=f"/{run}/enc-app/ratio")["Parameter"]["Version"]
+        return sm_versions, db, ratio
+
+    assert versions() == (1, 1, 1)
+    again = run_sopsflow(["publish", "--dry-run", app], env=env, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.decode().count("unchanged") == 2
+    assert run_sopsflow(["publish", "-y", app], env=env, cwd=tmp_path).returncode == 0
+    assert versions() == (1, 1, 1)  # nothing rewritten
+
+    sops_encrypted_copy(prod, "app.yaml", APP_YAML.replace("s3cret-value-1", "s3cret-value-2"), env)
+    (prod / "app.yaml").unlink()
+    dry = run_sopsflow(["publish", "--dry-run", app], env=env, cwd=tmp_path)
+    assert dry.returncode == 1 and dry.stdout.decode().count("(~db)") == 2
+    assert run_sopsflow(["publish", "-y", app], env=env, cwd=tmp_path).returncode == 0
+    assert versions() == (2, 2, 1)  # only the changed parameter got a new version
+    assert json.loads(sm.get_secret_value(SecretId=secret)["SecretString"])["db"]["password"] == "s3cret-value-2"
+
+
+def test_secrets_manager_per_key_and_bad_settings(tmp_path: Path, moto_server: Moto) -> None:
+    env = _aws_env(moto_server)
+    run = uuid.uuid4().hex[:8]
+    sops_encrypted_copy(tmp_path, "vars.env", "USER=me\nPASS=pw=1\n", env)
+    _config(tmp_path, "creation_rules: []\n")
+    settings = tmp_path / ".sopsflow.yaml"
+    settings.write_text(f"publish:\n  - aws_secretsmanager:\n      name: '{run}/{{stem}}/{{key}}'\n      per_key: true\n")
+    done = run_sopsflow(["publish", "-y", "enc-vars.env"], env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sm = moto_server.client("secretsmanager")
+    assert sm.get_secret_value(SecretId=f"{run}/enc-vars/PASS")["SecretString"] == "pw=1"
+    assert sm.get_secret_value(SecretId=f"{run}/enc-vars/USER")["SecretString"] == "me"
+
+    settings.write_text("publish:\n  - aws_ssm:\n      name: '/x/{stem}/{nope}'\n")
+    bad = run_sopsflow(["publish", "-y", "enc-vars.env"], env=env, cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.decode().strip().splitlines() == [
+        ".sopsflow.yaml: `publish[0].aws_ssm.name`: unknown field(s) {nope} in the name template"]

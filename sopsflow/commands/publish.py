@@ -12,7 +12,7 @@ from . import common
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("publish", help="publish decrypted files to Vault KV (plan first, unchanged secrets untouched)")
+    p = sub.add_parser("publish", help="publish decrypted files to Vault KV, Secrets Manager or SSM (plan first)")
     p.add_argument("file", nargs="?", help="file, or directory with --recursive")
     p.add_argument("-y", "--yes", action="store_true", help="apply the plan without asking")
     p.add_argument("--dry-run", action="store_true",
@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from ..publish import apply_plan, make_plan, walk
+    from ..publish_aws import load_rules
 
     if not args.file:
         raise SopsError(errors.NO_FILE_SPECIFIED, "Error: no file specified")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise SopsError(errors.GENERIC, "can't operate on a directory without --recursive flag.")
     files = walk(args.file) if args.recursive else [args.file]
     plan = make_plan(config, files, recursive=args.recursive, omit_extensions=args.omit_extensions,
-                     decryption_order=common.decryption_order(args))
+                     decryption_order=common.decryption_order(args), aws_rules=load_rules(config.dir))
     out = sys.stdout
     if args.dry_run or not args.yes:
         out.write("\n".join(plan.report(applied=False)) + "\n")
