@@ -194,6 +194,46 @@ def test_refuses_without_yes_when_stdin_is_not_a_terminal(workdir: tuple[Path, s
         _kv2(bao_server, f"{prefix}/enc-app.yaml")
 
 
+def test_asks_on_a_terminal(workdir: tuple[Path, str, dict[str, str]], bao_server: Bao) -> None:
+    """On a terminal the plan is shown and one answer is read: n cancels, y applies."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    tmp, prefix, env = workdir
+    _config(tmp, f"destination_rules:\n  - vault_path: {prefix}\n")
+    env = {**env, "PYTHONPATH": str(REPO)}
+
+    def answer(reply: bytes) -> tuple[int, str]:
+        leader, follower = pty.openpty()
+        with subprocess.Popen([sys.executable, "-m", "sopsflow", "publish", "enc-app.yaml"], cwd=tmp, env=env,
+                              stdin=follower, stdout=follower, stderr=follower) as proc:
+            os.close(follower)
+            seen = b""
+            while b"(y/n)" not in seen:
+                seen += os.read(leader, 4096)
+            os.write(leader, reply)
+            code = proc.wait(timeout=60)
+            try:
+                while chunk := os.read(leader, 4096):
+                    seen += chunk
+            except OSError:  # the terminal closes when the child exits
+                pass
+        os.close(leader)
+        return code, seen.decode()
+
+    code, text = answer(b"n\n")
+    assert code == 1 and "Publication canceled" in text and "+db" in text
+    with pytest.raises(InvalidPath):
+        _kv2(bao_server, f"{prefix}/enc-app.yaml")
+    code, text = answer(b"y\n")
+    assert code == 0 and "created" in text, text
+    assert _kv2(bao_server, f"{prefix}/enc-app.yaml")["db"]["user"] == "app"
+
+
 def test_kv1_recursive_omit_extensions(workdir: tuple[Path, str, dict[str, str]], bao_server: Bao) -> None:
     tmp, prefix, env = workdir
     mount = _enable_kv1(bao_server)
@@ -276,6 +316,15 @@ def test_same_stored_values_as_sops_publish(tmp_path: Path, bao_server: Bao, kv_
     assert stored("sops", "enc-edge.yaml")["items"][:2] == [{"Value": " in a list"},
                                                             [{"Key": "name", "Value": "one"}, {"Key": "value", "Value": 1}]]
     assert stored("sops", "enc-app.yaml")["whole"] == 2 and type(stored("sops", "enc-app.yaml")["whole"]) is int
+
+    if kv_version == 2:
+        # The deliberate difference: sops writes a new version of an unchanged
+        # file holding numbers; sopsflow writes nothing.
+        app = str(files[0])
+        assert run_sops(["--config", str(configs["sops"]), "publish", "--yes", app], env=env).returncode == 0
+        assert run_sopsflow(["--config", str(configs["flow"]), "publish", "--yes", app], env=env).returncode == 0
+        assert _kv2_version(bao_server, f"sops-{run}/enc-app.yaml") == 2
+        assert _kv2_version(bao_server, f"flow-{run}/enc-app.yaml") == 1
 
 
 # --- AWS Secrets Manager and SSM Parameter Store on moto_server ------------------------------
