@@ -126,15 +126,22 @@ destination_rules:
   - gcs_bucket: b
   - s3_bucket: b
     vault_path: x
+  - s3_bucket: b
+  - path_regex: zzz
 """, str(tmp_path / ".sops.yaml"))
     rules = config.destination_rules
-    assert [r.matches("a/prod/x.yaml") for r in rules] == [False, True, True, True]
+    assert [r.matches("a/prod/x.yaml") for r in rules] == [False, True, True, True, True, False]
     vault = destination_for(rules[1])
     assert vault.target("x") == "kv/prod/x" and rules[1].omit_extensions
     with pytest.raises(SopsError, match="gcs_bucket destinations are not supported"):
         destination_for(rules[2])
     with pytest.raises(SopsError, match="more than one destinations"):
         destination_for(rules[3])
+    with pytest.raises(SopsError, match="s3_bucket destinations are not supported by sopsflow publish yet"):
+        destination_for(rules[4])
+    with pytest.raises(SopsError, match="^no destination configured for this file$"):
+        destination_for(rules[5])
+    assert rules[5].matches("a/zzz")
 
 
 # --- end to end on OpenBao ----------------------------------------------------------------
