@@ -281,6 +281,15 @@ def test_partial_failure_reports_each_destination(workdir: tuple[Path, str, dict
     assert "tok-123" not in out + done.stderr.decode()
     assert _kv2(bao_server, f"{prefix}/enc-app.yaml")["db"]["user"] == "app"
 
+    # Once the store is reachable, a rerun finishes the job and rewrites nothing else.
+    _config(tmp, f"destination_rules:\n  - vault_path: {prefix}\n")
+    done = run_sopsflow(["publish", "-y", "enc-app.yaml"], env=env, cwd=tmp)
+    assert done.returncode == 0 and "unchanged" in done.stdout.decode()
+    done = run_sopsflow(["publish", "-y", "enc-edge.yaml"], env=env, cwd=tmp)
+    assert done.returncode == 0 and "created" in done.stdout.decode()
+    assert _kv2_version(bao_server, f"{prefix}/enc-app.yaml") == 1
+    assert _kv2(bao_server, f"{prefix}/enc-edge.yaml")["token"] == "tok-123"
+
 
 # --- the real sops as the oracle -------------------------------------------------------------
 
