@@ -168,7 +168,13 @@ def _untext(text: str, like: Json) -> Json:
 
 
 def _reason(exc: Exception) -> str:
-    # botocore messages name the operation and the service's error, never the request body.
+    code = _code(exc)
+    if code:
+        # Only the error code: AWS validation messages may quote request
+        # fields ("Value '...' at 'value' failed to satisfy constraint").
+        operation = getattr(exc, "operation_name", "")
+        return f"{code} ({operation})" if operation else code
+    # Connection and credential errors name the endpoint or the missing setting.
     text = str(exc).strip().splitlines()
     return (text[0] if text else "") or type(exc).__name__
 

@@ -446,3 +446,26 @@ def test_secrets_manager_per_key_and_bad_settings(tmp_path: Path, moto_server: M
     assert bad.returncode == 1
     assert bad.stderr.decode().strip().splitlines() == [
         ".sopsflow.yaml: `publish[0].aws_ssm.name`: unknown field(s) {nope} in the name template"]
+
+
+def test_aws_refusal_is_reported_without_the_value(tmp_path: Path, moto_server: Moto) -> None:
+    env = _aws_env(moto_server)
+    run = uuid.uuid4().hex[:8]
+    big = "LEAK" + "x" * 100
+    sops_encrypted_copy(tmp_path, "big.yaml", f"small: ok\nbig: {big}\n", env)
+    _config(tmp_path, "creation_rules: []\n")
+    (tmp_path / ".sopsflow.yaml").write_text(f"""\
+publish:
+  - aws_secretsmanager:
+      name: "{run}/{{stem}}"
+    aws_ssm:
+      name: "ssm{run}/{{key}}"  # SSM refuses names starting with "ssm"
+""")
+    done = run_sopsflow(["publish", "-y", "enc-big.yaml"], env=env, cwd=tmp_path)
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 1, out
+    assert f"created   {run}/enc-big <- enc-big.yaml" in out
+    assert "failed    enc-big.yaml: cannot write" in out
+    assert "LEAK" not in out
+    sm = moto_server.client("secretsmanager")
+    assert json.loads(sm.get_secret_value(SecretId=f"{run}/enc-big")["SecretString"])["big"] == big
