@@ -666,7 +666,7 @@ class Config:
     """A loaded `.sops.yaml`. Build it with :func:`load_config`."""
 
     def __init__(self, path: str, rules: list[CreationRule], has_creation_rules: bool,
-                 store_indents: dict[str, int]) -> None:
+                 store_indents: dict[str, int], destination_rules: list[DestinationRule] | None = None) -> None:
         self.path = Path(path)
         self.dir = Path(posixpath.dirname(path))
         self.rules = rules
@@ -675,6 +675,8 @@ class Config:
         #: ``creation_rules: []`` is True here and matches nothing.
         self.has_creation_rules = has_creation_rules
         self._store_indents = store_indents
+        #: ``destination_rules``, read only by ``publish``.
+        self.destination_rules = destination_rules or []
 
     def __repr__(self) -> str:
         return f"Config({str(self.path)!r}, rules={len(self.rules)})"
@@ -1111,14 +1113,14 @@ class _Decoder:
         has_rules = not self.is_null(rules_node)
         rules = [self.rule(item, i, f"creation_rules[{i}]") for i, item in
                  self.struct_list(rules_node, "creation_rules")]
-        for i, item in self.struct_list(top.get("destination_rules"), "destination_rules"):
-            self.destination_rule(item, f"destination_rules[{i}]")
+        destinations = [self.destination_rule(item, f"destination_rules[{i}]") for i, item in
+                        self.struct_list(top.get("destination_rules"), "destination_rules")]
         if strict:
             for rule in rules:
                 rule._check_regex()
                 rule._check()
                 rule.key_specs()
-        return Config(self.path, rules, has_rules, indents)
+        return Config(self.path, rules, has_rules, indents, destinations)
 
     def stores(self, node: Any) -> dict[str, int]:
         stores = self.mapping(node, "stores", ("dotenv", "ini", "json_binary", "json", "yaml"))
@@ -1228,15 +1230,47 @@ class _Decoder:
             "aws_profile": self.string(f.get("aws_profile"), f"{where}.aws_profile") or "",
         }
 
-    def destination_rule(self, node: Any, where: str) -> None:
-        # Only `sops publish` uses these; they are type-checked because sops
-        # refuses the whole file when they do not decode.
+    def destination_rule(self, node: Any, where: str) -> DestinationRule:
+        # Type-checked even when not publishing, because sops refuses the
+        # whole file when these do not decode.
         strings = ("path_regex", "s3_bucket", "s3_prefix", "gcs_bucket", "gcs_prefix", "vault_path",
                    "vault_address", "vault_kv_mount_name")
         f = self.mapping(node, where, (*strings, "vault_kv_version", "recreation_rule", "omit_extensions"))
-        for name in strings:
-            self.string(f.get(name), f"{where}.{name}")
-        self.integer(f.get("vault_kv_version"), f"{where}.vault_kv_version")
-        self.boolean(f.get("omit_extensions"), f"{where}.omit_extensions")
+        text = {name: self.string(f.get(name), f"{where}.{name}") or "" for name in strings}
+        recreation = None
         if "recreation_rule" in f:
-            self.rule(f["recreation_rule"], -1, f"{where}.recreation_rule")
+            recreation = self.rule(f["recreation_rule"], -1, f"{where}.recreation_rule")
+        return DestinationRule(
+            **text,
+            vault_kv_version=self.integer(f.get("vault_kv_version"), f"{where}.vault_kv_version") or 0,
+            omit_extensions=bool(self.boolean(f.get("omit_extensions"), f"{where}.omit_extensions")),
+            recreation_rule=recreation,
+        )
+
+
+@dataclass
+class DestinationRule:
+    """One ``destination_rules`` entry, fields as sops names them (unset = empty/0)."""
+
+    path_regex: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    gcs_bucket: str = ""
+    gcs_prefix: str = ""
+    vault_path: str = ""
+    vault_address: str = ""
+    vault_kv_mount_name: str = ""
+    vault_kv_version: int = 0
+    omit_extensions: bool = False
+    recreation_rule: CreationRule | None = None
+
+    def matches(self, file_path: str) -> bool:
+        """sops searches the regex in the path exactly as given on the command
+        line (not made relative to the config), and skips a rule whose regex
+        does not compile."""
+        if not self.path_regex:
+            return True
+        regex, problem = compile_go_regex(self.path_regex)
+        if regex is None or problem:
+            return False
+        return regex.search(_regex_subject(file_path)) is not None

@@ -36,6 +36,7 @@ COMMANDS = {
     "textconv": "drivers",
     "merge-driver": "drivers",
     "install-sops-link": "sops_link",
+    "publish": "publish",
 }
 
 

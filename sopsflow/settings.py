@@ -84,7 +84,7 @@ class AuditSettings:
 
 
 #: The top-level keys of `.sopsflow.yaml` (the hook judges any other key as data).
-SETTINGS_SECTIONS = frozenset({"strict", "allow", "verify"})
+SETTINGS_SECTIONS = frozenset({"strict", "allow", "verify", "publish"})
 
 
 def load_settings(repo_root: Path) -> AuditSettings:

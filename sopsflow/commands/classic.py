@@ -112,8 +112,6 @@ SOPS_COMMANDS = (
 )
 
 REFUSED = {
-    "publish": "sopsflow does not publish files; copy the file and run `sopsflow updatekeys` on it, "
-    "or use the real sops for `publish`",
     "keyservice": "sopsflow has no key service server; it uses local keys only. Run the real sops for "
     "`keyservice`",
 }

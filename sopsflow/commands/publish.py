@@ -1,0 +1,69 @@
+"""``sopsflow publish``: decrypted SOPS files to the stores in ``destination_rules``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .. import errors
+from ..errors import SopsError
+from . import common
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("publish", help="publish decrypted files to Vault KV, Secrets Manager or SSM (plan first)")
+    p.add_argument("file", nargs="?", help="file, or directory with --recursive")
+    p.add_argument("-y", "--yes", action="store_true", help="apply the plan without asking")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and write nothing; exit 1 when anything would change")
+    p.add_argument("--omit-extensions", action="store_true", help="drop the file extension from the secret name")
+    p.add_argument("--recursive", action="store_true", help="publish every file under a directory")
+    common.add_global_flags(p, suppress=True)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..publish import apply_plan, make_plan, walk
+    from ..publish_aws import load_rules
+
+    if not args.file:
+        raise SopsError(errors.NO_FILE_SPECIFIED, "Error: no file specified")
+    config = common.load_config_for(args, strict=False)
+    if config is None:
+        raise SopsError(errors.GENERIC, "config file not found: publish needs destination_rules in .sops.yaml")
+    try:
+        is_dir = os.path.isdir(args.file)
+        os.stat(args.file)
+    except OSError as exc:
+        raise SopsError(errors.GENERIC, f"stat {args.file}: {(exc.strerror or 'cannot stat').lower()}") from None
+    if is_dir and not args.recursive:
+        raise SopsError(errors.GENERIC, "can't operate on a directory without --recursive flag.")
+    files = walk(args.file) if args.recursive else [args.file]
+    plan = make_plan(config, files, recursive=args.recursive, omit_extensions=args.omit_extensions,
+                     decryption_order=common.decryption_order(args), aws_rules=load_rules(config.dir))
+    out = sys.stdout
+    if args.dry_run or not args.yes:
+        out.write("\n".join(plan.report(applied=False)) + "\n")
+    if args.dry_run:
+        return plan.exit_code() or (1 if plan.changes else 0)
+    if plan.changes and not args.yes:
+        if not sys.stdin.isatty():
+            sys.stderr.write("refusing to publish: stdin is not a terminal; rerun with --yes to apply the plan\n")
+            return plan.exit_code() or errors.GENERIC
+        answer = ""
+        while answer not in ("y", "n"):
+            out.write("Apply these changes? (y/n): ")
+            out.flush()
+            line = sys.stdin.readline()
+            if not line:
+                answer = "n"
+                break
+            answer = line.strip().lower()
+        if answer == "n":
+            sys.stderr.write("Publication canceled\n")
+            return errors.GENERIC
+    apply_plan(plan)
+    if args.yes or plan.changes:
+        out.write("\n".join(plan.report(applied=True)) + "\n")
+    return plan.exit_code()
