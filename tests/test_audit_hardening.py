@@ -196,6 +196,9 @@ def test_the_keys_a_config_file_defines_are_exempt() -> None:
     assert run_audit(".sops.yaml", rules + "password: hunter2\n").findings == []  # no rule matches it
     settings = "strict: true\nallow:\n  paths: [docs/**]\n"
     assert run_audit("secrets/.sopsflow.yaml", settings).findings == []
+    # Every section `.sopsflow.yaml` defines is exempt, the publish destinations included.
+    publish = "publish:\n  - path_regex: ^secrets/\n    secrets_manager:\n      name: app/{stem}\n"
+    assert run_audit("secrets/.sopsflow.yaml", publish).findings == []
 
 
 def test_detectors_run_on_the_whole_config_file() -> None:
