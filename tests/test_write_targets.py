@@ -79,14 +79,14 @@ def check_output(command: str, data: bytes) -> None:
         assert isinstance(yaml.safe_load(data), dict)
 
 
-def restore_dev_null() -> None:
+def restore_device(path: str = "/dev/null", minor: int = 3) -> None:
     """A sopsflow that replaced /dev/null (the bug this file holds off) broke it
     for the whole machine: put the device back before failing."""
-    if stat.S_ISCHR(os.lstat("/dev/null").st_mode) or os.geteuid() != 0:
+    if stat.S_ISCHR(os.lstat(path).st_mode) or os.geteuid() != 0:
         return
-    os.unlink("/dev/null")
-    os.mknod("/dev/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    os.chmod("/dev/null", 0o666)
+    os.unlink(path)
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+    os.chmod(path, 0o666)
 
 
 @pytest.mark.parametrize("command", list(OUTPUT_COMMANDS))
@@ -96,7 +96,7 @@ def test_dev_null_stays_a_character_device(command: str, work: Path) -> None:
         done = run_sopsflow(argv(command, "/dev/null"), env=env(), cwd=work)
         after = os.lstat("/dev/null")
     finally:
-        restore_dev_null()
+        restore_device()
     assert done.returncode == 0, done.stderr
     assert stat.S_ISCHR(after.st_mode)
     assert (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
@@ -230,7 +230,10 @@ def test_dev_stdout_redirected_to_a_file_is_written_into_that_file(work: Path) -
 def test_a_failed_write_into_a_device_is_one_line_with_exit_1(work: Path) -> None:
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
-    done = run_sopsflow(["decrypt", "--output", "/dev/full", "enc.yaml"], env=env(), cwd=work)
+    try:
+        done = run_sopsflow(["decrypt", "--output", "/dev/full", "enc.yaml"], env=env(), cwd=work)
+    finally:
+        restore_device("/dev/full", 7)
     oracle = run_sops(["decrypt", "--output", "/dev/full", "enc.yaml"], env=env(), cwd=work)
     assert done.returncode == oracle.returncode == 1
     assert done.stderr.decode().count("\n") == 1 and b"No space left on device" in done.stderr
