@@ -15,6 +15,7 @@ of the test, whose blocking opens order the exchange (nothing is timed).
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -41,6 +42,11 @@ def work(tmp_path: Path) -> Path:
     (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - age: {AGE_RECIPIENT}\n")
     (tmp_path / "plain.yaml").write_text(PLAIN)
     (tmp_path / "enc.yaml").write_bytes(sops_encrypt("enc.yaml", PLAIN))
+    # Two key groups, both for the test identity: `groups delete` has one to delete.
+    done = run_sops(["groups", "add", "-f", "enc.yaml", "--age", AGE_RECIPIENT], env=env(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "enc2.yaml").write_bytes(done.stdout)
+    (tmp_path / "editor.py").write_text("import sys\nwith open(sys.argv[1], 'a') as f:\n    f.write('extra: added\\n')\n")
     return tmp_path
 
 
@@ -147,26 +153,29 @@ def test_a_fifo_output_reaches_its_reader(command: str, work: Path) -> None:
     assert temp_files(work) == []
 
 
-#: In-place commands: name -> (input is encrypted?, argv with {f}, check of what comes out).
-IN_PLACE: dict[str, tuple[bool, list[str]]] = {
-    "decrypt -i": (True, ["decrypt", "-i", "{f}"]),
-    "encrypt -i": (False, ["encrypt", "-i", "--age", AGE_RECIPIENT, "{f}"]),
-    "rotate -i": (True, ["rotate", "-i", "{f}"]),
-    "set": (True, ["set", "{f}", '["password"]', '"changed"']),
-    "unset": (True, ["unset", "{f}", '["user"]']),
-    "groups add -i": (True, ["groups", "add", "-i", "-f", "{f}", "--age", AGE_RECIPIENT]),
+#: In-place commands: name -> (the file fed in, argv with {f}).
+IN_PLACE: dict[str, tuple[str, list[str]]] = {
+    "decrypt -i": ("enc.yaml", ["decrypt", "-i", "{f}"]),
+    "encrypt -i": ("plain.yaml", ["encrypt", "-i", "--age", AGE_RECIPIENT, "{f}"]),
+    "rotate -i": ("enc.yaml", ["rotate", "-i", "{f}"]),
+    "set": ("enc.yaml", ["set", "{f}", '["password"]', '"changed"']),
+    "unset": ("enc.yaml", ["unset", "{f}", '["user"]']),
+    "edit": ("enc.yaml", ["edit", "{f}"]),
+    "groups add -i": ("enc.yaml", ["groups", "add", "-i", "-f", "{f}", "--age", AGE_RECIPIENT]),
+    "groups delete -i": ("enc2.yaml", ["groups", "delete", "-i", "-f", "{f}",
+                                       "--shamir-secret-sharing-threshold", "1", "1"]),
 }
 
 
 @pytest.mark.parametrize("command", list(IN_PLACE))
 def test_in_place_on_a_fifo_writes_back_into_it(command: str, work: Path) -> None:
-    encrypted, args = IN_PLACE[command]
+    source, args = IN_PLACE[command]
     fifo = work / "secret.yaml"
     os.mkfifo(fifo)
-    feed = (work / ("enc.yaml" if encrypted else "plain.yaml")).read_bytes()
-    peer = FifoReader(fifo, feed)
+    peer = FifoReader(fifo, (work / source).read_bytes())
     peer.start()
-    done = run_sopsflow([a.replace("{f}", str(fifo)) for a in args], env=env(), cwd=work)
+    editor = f"{shlex.quote(sys.executable)} {shlex.quote(str(work / 'editor.py'))}"
+    done = run_sopsflow([a.replace("{f}", str(fifo)) for a in args], env=dict(env(), SOPS_EDITOR=editor), cwd=work)
     peer.join(timeout=60)
     assert done.returncode == 0, done.stderr
     assert not peer.is_alive()
@@ -184,6 +193,8 @@ def test_in_place_on_a_fifo_writes_back_into_it(command: str, work: Path) -> Non
         expected["password"] = "changed"
     if command == "unset":
         del expected["user"]
+    if command == "edit":
+        expected["extra"] = "added"
     assert plain == expected
 
 
