@@ -91,7 +91,7 @@ def test_add_then_delete_group(
     assert b"the data key was rotated" in ours.stderr
     new_values, old_values = _values(remaining.read_text()), _values(enc.read_text())
     assert [iv for iv, _ in new_values] == [iv for iv, _ in old_values]
-    assert all(a != b for (_, a), (_, b) in zip(new_values, old_values))
+    assert all(a != b for (_, a), (_, b) in zip(new_values, old_values, strict=True))
 
 
 def _values(text: str) -> list[tuple[str, str]]:
