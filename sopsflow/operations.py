@@ -196,10 +196,10 @@ def rotate_document(
 
 def rotate_data_key(store: Any, doc: Decrypted) -> bytes:
     """``doc`` encrypted under a new data key wrapped for its key groups as
-    they are now. Every command that takes a recipient out of an existing
-    file (``rotate --rm-*``, ``groups delete``, ``edit -s``, ``updatekeys``)
-    comes here: with the old data key, the removed recipient's wrapped copy in
-    git history would open every later value. Each value keeps its IV (the new
+    they are now. Taking a recipient out of an existing file needs this
+    (``rotate --rm-*`` and ``groups delete`` come here; ``edit -s`` and
+    ``updatekeys`` do the same in their own flow): with the old data key, the
+    removed recipient's wrapped copy in git history would open every later value. Each value keeps its IV (the new
     cipher inherits the decryption IV cache), so only data and tag change."""
     data_key = new_data_key()
     rewrap_keys(doc.metadata, data_key)

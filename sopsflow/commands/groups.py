@@ -173,7 +173,7 @@ def _change(args: argparse.Namespace, edit: Any) -> int:
         who = f" ({', '.join(removed)} no longer in any group)" if removed else ""
         sys.stderr.write(
             f"Deleted key group {int(args.index[0])}{who}: the data key was rotated. Git history still holds the old "
-            "ciphertext they could read: change those secrets at their source.\n"
+            "ciphertext the deleted group could read: change those secrets at their source.\n"
         )
     return 0
 
