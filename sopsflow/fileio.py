@@ -8,6 +8,9 @@ What every rewrite of a file guarantees (docs/security.md, "Files on disk"):
   kept; a group that cannot be kept loses its permission bits, so a rewrite
   never widens access;
 * a symbolic link is followed: its target is replaced and the link stays;
+* a target that exists and is not a regular file (a device such as
+  /dev/null, a FIFO, /dev/stdout) is opened and written as sops does - never
+  replaced, no temp file; a directory is refused (exit 3, sops' message);
 * a regular file with more than one hard link is refused (``break_hardlinks``
   writes a new file for the given name only);
 * a file read for rewriting (``read_input(..., for_rewrite=True)``) that
@@ -122,8 +125,10 @@ def changed_since(path: str | Path, seen: Snapshot) -> bool:
 
 def rewrite_target(path: str | Path, break_hardlinks: bool = False) -> tuple[Path, os.stat_result | None]:
     """The file a write to ``path`` replaces, and its stat (None: a new file).
-    A symbolic link resolves to its target; a regular file with more than one
-    hard link is refused unless ``break_hardlinks``."""
+    A symbolic link to a regular file resolves to its target; one to anything
+    else (/dev/stdout -> /proc/self/fd/1 -> a pipe) stays as given, for the
+    kernel to follow when it is opened. A directory is refused; a regular file
+    with more than one hard link is refused unless ``break_hardlinks``."""
     given = Path(path)
     try:
         st = os.lstat(given)
@@ -133,20 +138,54 @@ def rewrite_target(path: str | Path, break_hardlinks: bool = False) -> tuple[Pat
         raise _write_error(given, exc) from None
     target = given
     if stat.S_ISLNK(st.st_mode):
-        target = Path(os.path.realpath(given))
         try:
-            st = os.stat(target)
+            st = os.stat(given)
         except FileNotFoundError:
-            return target, None  # a dangling link: its target is created
+            return Path(os.path.realpath(given)), None  # a dangling link: its target is created
         except OSError as exc:
             raise _write_error(given, exc) from None
-    if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and not break_hardlinks:
+        if stat.S_ISREG(st.st_mode) and not _is_handle(given):
+            target = Path(os.path.realpath(given))
+    if stat.S_ISDIR(st.st_mode):
+        raise SopsError(errors.COULD_NOT_WRITE_OUTPUT_FILE,
+                        f"Could not open output file for writing: open {given}: is a directory")
+    if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and not break_hardlinks and not _is_handle(given):
         raise SopsError(
             errors.COULD_NOT_WRITE_OUTPUT_FILE,
             f"{given} has {st.st_nlink} hard links; refusing to break them "
             "(--break-hardlinks writes a new file for this name only)",
         )
     return target, st
+
+
+def _is_handle(path: Path) -> bool:
+    """/dev/stdout, /dev/stderr, /dev/fd/N and /proc/... name an open file of
+    some process: writing to them must reach that file - even a regular one a
+    shell redirected stdout to - not replace it."""
+    name = os.path.abspath(path)
+    return name in ("/dev/stdout", "/dev/stderr") or name.startswith(("/dev/fd/", "/proc/"))
+
+
+def _write_into(target: Path, data: bytes) -> None:
+    """Write ``data`` into an existing file that is not a regular one (a
+    device, a FIFO): there is nothing to rename over - replacing /dev/null
+    would turn it into a file - so it is opened and written, as sops does.
+    Opened write-only without O_CREAT: a FIFO waits for its reader (sops opens
+    it read-write and loses the data when no one reads yet) and a node that
+    vanished is not recreated as a regular file."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _write_error(target, exc) from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        # Opened but the write failed (/dev/full): sops' exit code for that is 1.
+        raise SopsError(errors.GENERIC, f"Could not write {target}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | Path, data: bytes, mode: int | None = None, *, plaintext: bool = False,
@@ -158,6 +197,9 @@ def atomic_write(path: str | Path, data: bytes, mode: int | None = None, *, plai
     ``read_input(..., for_rewrite=True)`` read, if it read this file)."""
     target, st = rewrite_target(path, break_hardlinks)
     read = _read_for_rewrite.pop(os.path.realpath(target), None)
+    if st is not None and (not stat.S_ISREG(st.st_mode) or _is_handle(target)):
+        _write_into(target, data)
+        return
     if expect is None and read is not None:
         expect = Snapshot.of(*read)
     fd, tmp = _write_temp(target, data, mode, st, plaintext)
@@ -217,6 +259,9 @@ def _write_group(items: list[tuple[Path, bytes]], expected: list[Snapshot | None
             try:
                 target, st = rewrite_target(given, break_hardlinks)
                 targets[index] = target
+                if st is not None and not stat.S_ISREG(st.st_mode):
+                    # Many-file writes are for repository files: never a device or FIFO.
+                    raise SopsError(errors.COULD_NOT_WRITE_OUTPUT_FILE, f"{given} is not a regular file: not written")
                 fd, tmp = _write_temp(target, data, None, st)
             except SopsError as exc:
                 results[index] = exc

@@ -191,11 +191,27 @@ def rotate_document(
         meta.key_groups = [[k for k in g if k.identity() not in gone] for g in meta.key_groups]
     if not meta.key_groups or any(len(g) == 0 for g in meta.key_groups):
         raise SopsError(errors.GENERIC, "Could not generate data key: [empty key group provided]")
+    return rotate_data_key(store, doc)
+
+
+def rotate_data_key(store: Any, doc: Decrypted) -> bytes:
+    """``doc`` encrypted under a new data key wrapped for its key groups as
+    they are now. Taking a recipient out of an existing file needs this
+    (``rotate --rm-*`` and ``groups delete`` come here; ``edit -s`` and
+    ``updatekeys`` do the same in their own flow): with the old data key, the
+    removed recipient's wrapped copy in git history would open every later value. Each value keeps its IV (the new
+    cipher inherits the decryption IV cache), so only data and tag change."""
     data_key = new_data_key()
-    rewrap_keys(meta, data_key)
+    rewrap_keys(doc.metadata, data_key)
     cipher = Cipher(data_key)
     cipher.iv_cache = doc.cipher.iv_cache
-    return encrypt_document(store, doc.branches, meta, data_key, cipher)
+    return encrypt_document(store, doc.branches, doc.metadata, data_key, cipher)
+
+
+def removed_recipients(before: list[list[MasterKey]], after: list[list[MasterKey]]) -> list[str]:
+    """Identities in ``before``'s key groups that none of ``after``'s has, in order."""
+    kept = {k.identity() for group in after for k in group}
+    return list(dict.fromkeys(k.identity() for group in before for k in group if k.identity() not in kept))
 
 
 def rewrap_keys(meta: Metadata, data_key: bytes) -> None:

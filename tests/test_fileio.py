@@ -41,9 +41,9 @@ def test_one_failure_does_not_stop_the_others(tmp_path: Path) -> None:
     is_dir.mkdir()
     results = fileio.atomic_write_many([(missing_dir, b"a"), (good, b"new"), (is_dir, b"b")])
     assert results[1] is None and good.read_bytes() == b"new"
-    for failed in (results[0], results[2]):
+    for failed, message in ((results[0], "Could not write"), (results[2], "is a directory")):
         assert failed is not None and failed.code == errors.COULD_NOT_WRITE_OUTPUT_FILE
-        assert "Could not write" in failed.message
+        assert message in failed.message
     assert is_dir.is_dir() and not _temps(tmp_path)
 
 
@@ -111,3 +111,18 @@ def test_interrupt_while_renaming_leaves_each_file_old_or_new(tmp_path: Path,
         fileio.atomic_write_many([(p, b"new") for p in paths])
     assert [p.read_bytes() for p in paths] == [b"new", b"new"] + [b"old"] * 4
     assert not _temps(tmp_path)
+
+
+def test_many_file_writes_refuse_a_fifo_and_leave_it(tmp_path: Path) -> None:
+    # updatekeys rewrites repository files: a FIFO among them is reported, not
+    # opened (no reader would come) and not replaced.
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.yaml"
+    good.write_bytes(b"old")
+    results = fileio.atomic_write_many([(fifo, b"a"), (good, b"new")])
+    assert results[1] is None and good.read_bytes() == b"new"
+    failed = results[0]
+    assert failed is not None and failed.code == errors.COULD_NOT_WRITE_OUTPUT_FILE
+    assert "not a regular file" in failed.message
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not _temps(tmp_path)

@@ -529,3 +529,77 @@ def test_edit_show_master_keys_adding_a_recipient_keeps_the_data_key(work: Path,
     assert yaml.safe_load(target.read_text())["password"] == rotated["password"]  # same key: same ENC[] text
     done = run_sops(["decrypt", str(target)], env=base_env(SOPS_AGE_KEY_FILE=str(second_identity)))
     assert done.returncode == 0 and b"hunter2" in done.stdout
+
+
+# --- every other way of removing a recipient rotates too ----------------------------------------
+
+
+def identities(path: Path, *files: Path) -> Path:
+    """One identities file holding the identities of ``files``."""
+    path.write_text("".join(f.read_text().rstrip("\n") + "\n" for f in files))
+    return path
+
+
+def test_groups_delete_rotates_the_data_key(work: Path, second_key: tuple[str, Path]) -> None:
+    """Groups A, B, C with threshold 2; C is deleted. With the old data key,
+    C and A together - A alone cannot decrypt - would open every later value
+    from their stanzas in git history: C would keep standing in for B. sops'
+    groups delete keeps the data key; sopsflow rotates it."""
+    import pyrage
+
+    second, second_identity = second_key
+    third = pyrage.x25519.Identity.generate()
+    third_identity = work / "third.txt"
+    third_identity.write_text(str(third) + "\n")
+    target = work / "a.yaml"
+    target.write_bytes(sops_encrypt("a.yaml", PLAIN))
+    plain_env = base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE))
+    a_and_b = base_env(SOPS_AGE_KEY_FILE=str(identities(work / "ab.txt", AGE_KEY_FILE, second_identity)))
+    a_and_c = base_env(SOPS_AGE_KEY_FILE=str(identities(work / "ac.txt", AGE_KEY_FILE, third_identity)))
+    for recipient in (second, str(third.to_public())):
+        done = run_sops(["groups", "add", "-i", "-f", str(target), "--age", recipient,
+                         "--shamir-secret-sharing-threshold", "2"], env=a_and_b)
+        assert done.returncode == 0, done.stderr
+    old = yaml.safe_load(target.read_text())
+    assert len(old["sops"]["key_groups"]) == 3 and old["sops"]["shamir_threshold"] == 2
+    assert run_sops(["decrypt", str(target)], env=a_and_c).returncode == 0  # C and A could read it before
+
+    done = run_sopsflow(["groups", "delete", "-i", "-f", str(target), "2"], env=a_and_b, cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert f"Deleted key group 2 ({third.to_public()} no longer in any group): the data key was rotated".encode() \
+        in done.stderr
+    done = run_sopsflow(["set", str(target), '["password"]', '"after removal"'], env=a_and_b, cwd=work)
+    assert done.returncode == 0, done.stderr
+    new = yaml.safe_load(target.read_text())
+    assert len(new["sops"]["key_groups"]) == 2 and new["sops"]["shamir_threshold"] == 2
+    # The real sops decrypts the result with the remaining groups, and not with A alone.
+    done = run_sops(["decrypt", str(target)], env=a_and_b)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout) == {"password": "after removal", "user": "admin"}
+    assert run_sops(["decrypt", str(target)], env=plain_env).returncode != 0
+    # The old key groups (C's stanza and A's, from history) spliced back: no later value opens.
+    new["sops"]["key_groups"] = old["sops"]["key_groups"]
+    forged = work / "forged.yaml"
+    forged.write_text(yaml.safe_dump(new))
+    done = run_sops(["decrypt", str(forged)], env=a_and_c)
+    assert done.returncode != 0
+    assert b"after removal" not in done.stdout
+
+
+def test_rotate_removing_a_recipient_rotates_the_data_key(work: Path, second_key: tuple[str, Path]) -> None:
+    second, second_identity = second_key
+    target = work / "a.yaml"
+    target.write_bytes(sops_encrypt("a.yaml", PLAIN, recipients=f"{AGE_RECIPIENT},{second}"))
+    old = yaml.safe_load(target.read_text())
+    done = run_sopsflow(["rotate", "-i", "--rm-age", second, "a.yaml"], env=env_for(work), cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert recipients(target) == [AGE_RECIPIENT]
+    assert decrypted(target)["password"] == "hunter2"
+    new = yaml.safe_load(target.read_text())
+    (old_entry,) = [a for a in old["sops"]["age"] if a["recipient"] == second]
+    new["sops"]["age"].append(old_entry)
+    forged = work / "forged.yaml"
+    forged.write_text(yaml.safe_dump(new))
+    done = run_sops(["decrypt", str(forged)], env=base_env(SOPS_AGE_KEY_FILE=str(second_identity)))
+    assert done.returncode != 0
+    assert b"hunter2" not in done.stdout

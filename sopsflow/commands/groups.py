@@ -1,11 +1,16 @@
 """``sopsflow groups add`` / ``sopsflow groups delete``: change a file's key
-groups (spec §9).
+groups.
 
-The data key is unwrapped (the MAC is not checked), a group is appended or
-removed, and the same data key is wrapped again for every key, split with
+``add``: the data key is unwrapped (the MAC is not checked), the group is
+appended, and the same data key is wrapped again for every key, split with
 Shamir when there are two or more groups (a threshold of 0 then becomes the
 number of groups). Values, ``mac``, ``lastmodified`` and ``version`` are kept
 byte for byte. Output goes to stdout unless ``-i``.
+
+``delete`` (deliberate difference: sops keeps the data key) rotates the data
+key as ``rotate`` does - the MAC is checked, every value is re-encrypted
+keeping its IV - and says so on stderr, so that the deleted group's keys
+cannot open what is written from now on.
 
 Where sops 3.11 silently writes an unusable file (an empty new group, a
 threshold above the number of groups, deleting the last group) we refuse
@@ -130,27 +135,46 @@ def run(args: argparse.Namespace) -> int:
 def _change(args: argparse.Namespace, edit: Any) -> int:
     from ..fileio import atomic_write
     from ..keys.groups import get_data_key
-    from ..operations import load_metadata, rewrap_keys
+    from ..operations import decrypt_document, load_metadata, removed_recipients, rewrap_keys, rotate_data_key
 
     config = common.load_config_lenient(args)
     in_store = common.pick_store(args.file, None, args, config)
     out_store = common.pick_store(args.file, None, args, config)
-    branches, meta = load_metadata(in_store, common.read_existing(args.file, for_rewrite=args.in_place))
+    data = common.read_existing(args.file, for_rewrite=args.in_place)
+    branches, meta = load_metadata(in_store, data)
     try:
         data_key = get_data_key(meta, common.decryption_order(args))
     except SopsError as exc:
         raise SopsError(errors.GENERIC, f"Error getting data key: {exc.message}", exc.detail) from None
+    before = [list(group) for group in meta.key_groups]
     edit(meta.key_groups)
     if args.shamir_secret_sharing_threshold:
         meta.shamir_threshold = args.shamir_secret_sharing_threshold
     _check_groups(meta, args.groups_command)
-    rewrap_keys(meta, data_key)
-    result = out_store.dump_encrypted(branches, meta.to_dict(json_style=out_store.name != "yaml"))
+    removed: list[str] = []
+    if args.groups_command == "delete":
+        # Unlike sops: a new data key, so the deleted group's wrapped copy of
+        # the old one (git history keeps it) opens no value written from now
+        # on. Re-encrypting needs the values, and a new MAC must not vouch for
+        # a tampered file: the MAC is checked first.
+        doc = decrypt_document(in_store, data, data_key=data_key)
+        doc.metadata.key_groups, doc.metadata.shamir_threshold = meta.key_groups, meta.shamir_threshold
+        result = rotate_data_key(out_store, doc)
+        removed = removed_recipients(before, meta.key_groups)
+    else:
+        rewrap_keys(meta, data_key)
+        result = out_store.dump_encrypted(branches, meta.to_dict(json_style=out_store.name != "yaml"))
     if args.in_place:
         atomic_write(args.file, result, break_hardlinks=getattr(args, "break_hardlinks", False))
     else:
         sys.stdout.buffer.write(result)
         sys.stdout.buffer.flush()
+    if args.groups_command == "delete":
+        who = f" ({', '.join(removed)} no longer in any group)" if removed else ""
+        sys.stderr.write(
+            f"Deleted key group {int(args.index[0])}{who}: the data key was rotated. Git history still holds the old "
+            "ciphertext the deleted group could read: change those secrets at their source.\n"
+        )
     return 0
 
 

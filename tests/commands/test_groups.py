@@ -1,6 +1,7 @@
 """`sopsflow groups add|delete` checked with the real sops binary: same layout
-as `sops groups`, values/mac/lastmodified untouched, Shamir re-split so that
-sops decrypts with (and only with) enough groups."""
+as `sops groups`, Shamir re-split so that sops decrypts with (and only with)
+enough groups. `add` leaves values/mac/lastmodified untouched; `delete`
+rotates the data key (unlike sops), each value keeping its IV."""
 
 from __future__ import annotations
 
@@ -86,7 +87,20 @@ def test_add_then_delete_group(
     remaining.write_bytes(ours.stdout)
     assert run_sops(["decrypt", str(remaining)], env=only_new).stdout == plain
     assert run_sops(["decrypt", str(remaining)], env=age_env).returncode == 128
-    assert _outside_key_envelopes(remaining.read_text()) == _outside_key_envelopes(enc.read_text())
+    # delete rotated the data key: every value has new data and tag under its old IV
+    assert b"the data key was rotated" in ours.stderr
+    new_values, old_values = _values(remaining.read_text()), _values(enc.read_text())
+    assert [iv for iv, _ in new_values] == [iv for iv, _ in old_values]
+    assert all(a != b for (_, a), (_, b) in zip(new_values, old_values, strict=True))
+
+
+def _values(text: str) -> list[tuple[str, str]]:
+    """(iv, data and tag) of every ENC[] value, in order (not the MAC: a new one has a new IV)."""
+    import re
+
+    pattern = re.compile(r"ENC\[AES256_GCM,data:([^,]*),iv:([^,]*),tag:([^,]*),")
+    return [(m.group(2), m.group(1) + m.group(3)) for line in text.splitlines()
+            if not line.strip().strip('"').startswith("mac") for m in pattern.finditer(line)]
 
 
 def test_in_place_and_shamir_vector(
