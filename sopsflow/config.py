@@ -95,7 +95,10 @@ def go_getwd() -> str:
                 return pwd
         except OSError:
             pass
-    return os.getcwd()
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        raise errors.getwd_error() from None
 
 
 def go_abs(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
@@ -765,10 +768,15 @@ def parse_config(data: bytes, path: str, *, strict: bool = True) -> Config:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {path}: not valid UTF-8") from None
-    root = _compose_libyaml(text)
-    if root is not _UNPARSED:
-        return _Decoder(path, text).config(root, strict)
-    return _Decoder(path).config(_compose(text, path), strict)
+    try:
+        root = _compose_libyaml(text)
+        if root is not _UNPARSED:
+            return _Decoder(path, text).config(root, strict)
+        return _Decoder(path).config(_compose(text, path), strict)
+    except RecursionError:
+        # libyaml stops at 1,000 levels, ruamel (the fallback) at Python's
+        # recursion limit; go-yaml at 10,000 (sops then exits 1).
+        raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {path}: nesting is too deep") from None
 
 
 _UNPARSED: Any = object()
