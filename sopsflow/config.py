@@ -908,9 +908,9 @@ def _resolve_plain(text: str) -> tuple[str, Any]:
         number = _go_parse_int(plain)
         if number is not None:
             return "!!int", number
-        if _YAML_FLOAT.match(plain) and math.isfinite(number := float(plain)):
+        if _YAML_FLOAT.match(plain) and math.isfinite(real := float(plain)):
             # out of float64's range, Go's ParseFloat fails and go-yaml keeps the string
-            return "!!float", number
+            return "!!float", real
     return "!!str", text
 
 
