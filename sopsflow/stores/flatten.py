@@ -18,6 +18,8 @@ MAP_SEPARATOR = "__map_"
 LIST_SEPARATOR = "__list_"
 
 _SEPARATORS = re.compile(f"{MAP_SEPARATOR}|{LIST_SEPARATOR}")
+#: The largest list position unflatten accepts (the gaps before it are filled with None).
+MAX_LIST_POSITION = 100_000
 _GO_ATOI = re.compile(r"[+-]?[0-9]+\Z")
 _GO_DECIMAL_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
@@ -77,10 +79,9 @@ def unflatten(flat: dict[str, str]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     for key, value in decoded.items():
         tokens = _tokenize(key)
-        # n pairs fill at most n list positions: a position at or beyond that
-        # leaves a gap no pair can fill (an invalid entry either way), and is
-        # refused before a list that long is built (sops runs out of memory).
-        if any(isinstance(token, int) and token >= len(decoded) for token in tokens):
+        # A position is a list length to allocate: one line must not cost
+        # gigabytes (sops runs out of memory), and no real file has this many keys.
+        if any(isinstance(token, int) and token >= MAX_LIST_POSITION for token in tokens):
             raise _bad_key(key)
         _place(root, tokens, value, key)
     return root
