@@ -114,7 +114,10 @@ def test_env(copy: Path) -> dict[str, str]:
 
 def run_tests(copy: Path, tests: list[str], jobs: int, log: Path) -> int:
     """pytest's exit status for ``tests`` run in ``copy``; the output goes to ``log``."""
-    argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-n", str(jobs), *tests]
+    # -x only without workers: pytest-xdist reports a stop at the first failure
+    # as an interruption (exit 2), not as failed tests (exit 1).
+    stop = ["-x"] if jobs == 0 else []
+    argv = [sys.executable, "-m", "pytest", "-q", *stop, "-p", "no:cacheprovider", "-n", str(jobs), *tests]
     with log.open("wb") as out:
         return subprocess.run(argv, cwd=copy, env=test_env(copy), stdout=out, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL).returncode
