@@ -381,3 +381,25 @@ def test_case_list_is_complete() -> None:
         "retag-comment-ignore-mac", "decrypt-relative", "decrypt-absolute",
     ):  # fmt: skip
         assert kind in ids
+
+
+# --- sopsflow's own settings files -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"x: " + HUGE + b"\n", b"verify:\n  max_age_days: " + HUGE + b"\n", b"x: " + b"[" * 50000 + b"]" * 50000 + b"\n"],
+    ids=["huge-int", "huge-int-in-verify", "deep-nesting"],
+)
+def test_sopsflow_yaml_hostile_numbers_and_nesting(text: bytes) -> None:
+    """.sopsflow.yaml is read by PyYAML, whose int() refuses 4,300+ digits and
+    whose pure-Python loader recurses: both are a one-line error naming the file."""
+    from sopsflow.errors import SopsError
+    from sopsflow.policy import parse_policy
+    from sopsflow.settings import parse_settings
+
+    for parse, code in ((parse_settings, 1), (parse_policy, 2)):
+        with pytest.raises(SopsError) as failed:
+            parse(text)
+        assert failed.value.code == code
+        assert failed.value.message.startswith(".sopsflow.yaml: not valid YAML")
