@@ -48,19 +48,29 @@ class Mutant:
 
 def parse_mutant(path: Path) -> Mutant:
     """The header of a patch file: its ``# Mutant:`` title and ``# Tests:`` ids."""
-    title = ""
-    tests: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break  # the diff begins
-        field, _, value = line.lstrip("# ").partition(":")
-        if field == "Mutant":
-            title = value.strip()
-        elif field == "Tests":
-            tests.extend(value.split())
+    fields = parse_header(path.read_text(encoding="utf-8"))
+    tests = fields.get("Tests", "").split()
     if not tests:
         raise SystemExit(f"{path.name}: no '# Tests:' line in the header")
-    return Mutant(path.name.removesuffix(".patch"), path, title, tests)
+    return Mutant(path.name.removesuffix(".patch"), path, fields.get("Mutant", ""), tests)
+
+
+def parse_header(text: str) -> dict[str, str]:
+    """The ``# Field: value`` lines before the diff; a ``#`` line without a
+    field name continues the previous field."""
+    fields: dict[str, str] = {}
+    current = ""
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break  # the diff begins
+        body = line[1:].strip()
+        name, colon, value = body.partition(":")
+        if colon and name.isalpha() and name[:1].isupper():
+            current = name
+            fields[current] = value.strip()
+        elif current:
+            fields[current] = (fields[current] + " " + body).strip()
+    return fields
 
 
 def load_mutants(names: list[str]) -> list[Mutant]:
