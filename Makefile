@@ -12,7 +12,7 @@ ANSIBLE_VENV ?= .venv-ansible
 ANSIBLE_VERSION ?= 12.3.0
 ANSIBLE_STAMP := $(ANSIBLE_VENV)/.installed-ansible-$(ANSIBLE_VERSION)
 
-.PHONY: all venv ansible-venv test lint typecheck pytest demo bench dist clean
+.PHONY: all venv ansible-venv test lint typecheck pytest demo bench dist mutants clean
 
 all: test
 
@@ -59,6 +59,10 @@ bench: $(STAMP)
 dist: $(STAMP)
 	rm -rf dist build
 	$(PY) -m build --outdir dist .
+
+# Not part of `make test`: each patch in tests/mutants/ must make its named tests fail.
+mutants: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/check_mutants.py
 
 clean:
 	rm -rf $(VENV) $(ANSIBLE_VENV) .pytest_cache .mypy_cache .ruff_cache dist build

@@ -48,16 +48,29 @@ def to_bytes(value: Any) -> tuple[bytes, str]:
 
 
 def from_bytes(plain: bytes, type_tag: str) -> Any:
-    """Inverse of :func:`to_bytes` for a decrypted value."""
+    """Inverse of :func:`to_bytes` for a decrypted value.
+
+    The type tag is not authenticated (only the value and its path are), so a
+    tag edited onto another value's plaintext (any bytes, from the binary
+    store) must fail as Go's parsers fail, with exit 25, never crash."""
     if type_tag == "str":
         return plain.decode("utf-8", "surrogateescape")
-    if type_tag == "int":
+    if type_tag in ("int", "float", "bool", "time"):
         try:
-            return int(plain.decode())
-        except ValueError:
-            raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: invalid int value") from None
+            text = plain.decode("ascii")
+        except UnicodeDecodeError:
+            # no number, bool or RFC 3339 time has a non-ASCII byte
+            raise SopsError(
+                errors.ERROR_DECRYPTING_TREE, f"Error decrypting tree: invalid {type_tag} value"
+            ) from None
+    if type_tag == "int":
+        # Go's Atoi: an optional sign and decimal digits, within int64
+        m = _GO_INT.match(text)
+        number = int(m.group(1) + m.group(2)) if m else None
+        if number is None or not -(1 << 63) <= number < (1 << 63):
+            raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: invalid int value")
+        return number
     if type_tag == "float":
-        text = plain.decode()
         special = {"+Inf": float("inf"), "-Inf": float("-inf"), "NaN": float("nan")}
         if text in special:
             return special[text]
@@ -66,20 +79,44 @@ def from_bytes(plain: bytes, type_tag: str) -> Any:
         except ValueError:
             raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: invalid float value") from None
     if type_tag == "bool":
-        text = plain.decode()
         if text in _TRUE:
             return True
         if text in _FALSE:
             return False
         raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: invalid bool value")
     if type_tag == "time":
-        return Time(plain.decode())
+        if not _is_go_rfc3339(text):
+            raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: invalid time value")
+        return Time(text)
     if type_tag == "comment":
         return Comment(plain.decode("utf-8", "surrogateescape"))
     if type_tag == "bytes":
         # sops 3.11 knows the tag but crashes on it (exit 2); we refuse it cleanly.
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, "Error decrypting tree: unsupported datatype bytes")
     raise SopsError(errors.ERROR_DECRYPTING_TREE, f"Error decrypting tree: Unknown datatype: {type_tag}")
+
+
+#: Go's strconv.Atoi syntax; at most 19 digits keeps int() away from huge
+#: strings (any longer number is out of int64's range anyway).
+_GO_INT = re.compile(r"([+-]?)0*([0-9]{1,19})\Z")
+#: Go's time.Parse(time.RFC3339, ...): the fraction is optional, "," or ".".
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,][0-9]+)?"
+    r"(?:Z|[+-]([0-9]{2}):([0-9]{2}))\Z"
+)
+
+
+def _is_go_rfc3339(text: str) -> bool:
+    m = _RFC3339.match(text)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    if not (1 <= month <= 12 and 1 <= day <= days[month - 1] and hour < 24 and minute < 60 and second < 60):
+        return False
+    zone_hour, zone_minute = m.group(7), m.group(8)
+    return zone_hour is None or (int(zone_hour) <= 24 and int(zone_minute) <= 60)
 
 
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

@@ -95,7 +95,10 @@ def go_getwd() -> str:
                 return pwd
         except OSError:
             pass
-    return os.getcwd()
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        raise errors.getwd_error() from None
 
 
 def go_abs(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
@@ -519,12 +522,12 @@ class CreationRule:
         if self.path_regex == "":
             return None
         self._check_regex()
-        found = self._regex.search(_regex_subject(relative_path))
+        found = self._regex.search(go_regex_subject(relative_path))
         if found is None:
             return None
-        text = found.group(0)
         start, end = found.span()
-        return start, end, text if isinstance(text, str) else os.fsdecode(text)
+        # one character replaced by one: the span holds in the real path
+        return start, end, relative_path[start:end]
 
     def _check_regex(self) -> None:
         if self._regex_error:
@@ -600,13 +603,19 @@ class CreationRule:
         return groups
 
 
-def _regex_subject(text: str) -> str | bytes:
-    # Paths with undecodable bytes arrive as surrogate escapes; RE2 wants UTF-8.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(text)
-    return text
+#: The surrogate escapes of undecodable bytes (``surrogateescape``), and any
+#: other lone surrogate, which UTF-8 cannot carry.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def go_regex_subject(text: str) -> str:
+    """``text`` as Go's regexp sees it: each undecodable byte (a surrogate
+    escape) is one U+FFFD, so ``.`` and ``[^a]`` match it, as in sops. RE2
+    itself cannot take such text (it wants UTF-8) and, given the raw bytes,
+    would match nothing at them."""
+    if text.isascii():
+        return text
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def _go_regex_problem(pattern: str) -> str:
@@ -761,10 +770,15 @@ def parse_config(data: bytes, path: str, *, strict: bool = True) -> Config:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {path}: not valid UTF-8") from None
-    root = _compose_libyaml(text)
-    if root is not _UNPARSED:
-        return _Decoder(path, text).config(root, strict)
-    return _Decoder(path).config(_compose(text, path), strict)
+    try:
+        root = _compose_libyaml(text)
+        if root is not _UNPARSED:
+            return _Decoder(path, text).config(root, strict)
+        return _Decoder(path).config(_compose(text, path), strict)
+    except RecursionError:
+        # libyaml stops at 1,000 levels, ruamel (the fallback) at Python's
+        # recursion limit; go-yaml at 10,000 (sops then exits 1).
+        raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {path}: nesting is too deep") from None
 
 
 _UNPARSED: Any = object()
@@ -864,6 +878,9 @@ def _go_parse_int(text: str) -> int | None:
         base, body = {"x": (16, body[2:]), "o": (8, body[2:]), "b": (2, body[2:])}.get(prefix, (8, body[1:]))
     if not body or any(c not in _DIGITS[base] for c in body):
         return None
+    if base == 10 and len(body) > 20:
+        # beyond uint64; int() would refuse a decimal string over 4,300 digits
+        return None
     value = sign * int(body, base)
     if sign < 0:
         return value if value >= _MIN_INT64 else None
@@ -893,8 +910,9 @@ def _resolve_plain(text: str) -> tuple[str, Any]:
         number = _go_parse_int(plain)
         if number is not None:
             return "!!int", number
-        if _YAML_FLOAT.match(plain):
-            return "!!float", float(plain)
+        if _YAML_FLOAT.match(plain) and math.isfinite(real := float(plain)):
+            # out of float64's range, Go's ParseFloat fails and go-yaml keeps the string
+            return "!!float", real
     return "!!str", text
 
 

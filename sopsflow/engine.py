@@ -28,14 +28,17 @@ _UNENC_SUFFIX, _ENC_SUFFIX, _UNENC_RE, _ENC_RE = 1, 2, 4, 8
 
 
 def _regex_search(pattern: str) -> Callable[[str], bool]:
-    """Go RE2 semantics (unanchored search), as sops evaluates these options."""
-    import re2
+    """Go RE2 semantics (unanchored search), as sops evaluates these options.
 
-    try:
-        compiled = re2.compile(pattern)
-    except Exception:  # re2 raises its own error type
-        raise SopsError(errors.GENERIC, f"invalid regular expression {pattern!r}") from None
-    return lambda text: compiled.search(text) is not None
+    An invalid pattern is an error: sops would match nothing with it and so
+    silently leave every value (or none) encrypted."""
+    from .config import compile_go_regex, go_regex_subject
+
+    compiled, _problem = compile_go_regex(pattern)
+    if compiled is None:
+        raise SopsError(errors.GENERIC, f"invalid regular expression {pattern!r}")
+    # Keys and comments of dotenv, INI and binary files may hold undecodable bytes.
+    return lambda text: compiled.search(go_regex_subject(text)) is not None
 
 
 class Policy:
@@ -284,7 +287,9 @@ def verify_mac(cipher: Cipher, meta: Metadata, computed: str) -> None:
         stored = cipher.decrypt(meta.mac, lastmodified_aad(meta.lastmodified))
     except SopsError:
         raise SopsError(errors.MAC_MISMATCH, "Cannot decrypt MAC: the MAC or lastmodified was altered") from None
-    if not isinstance(stored, str) or not hmac.compare_digest(stored.encode(), computed.encode()):
+    # the stored MAC decrypts to any bytes a key holder chose: compare them as bytes
+    if not isinstance(stored, str) or not hmac.compare_digest(stored.encode("utf-8", "surrogateescape"),
+                                                               computed.encode()):
         raise SopsError(
             errors.MAC_MISMATCH,
             "MAC mismatch: the file was modified outside sops (values, lastmodified or mac changed)",

@@ -48,3 +48,20 @@ class SopsError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def working_directory_gone() -> bool:
+    """Whether the process's working directory was deleted (relative paths
+    then name nothing; sops fails with "getwd: no such file or directory")."""
+    import os
+
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
+
+
+def getwd_error() -> SopsError:
+    """sops' error (exit 1) for a relative path in a deleted working directory."""
+    return SopsError(GENERIC, "getwd: no such file or directory (the working directory was deleted)")

@@ -80,6 +80,8 @@ def read_input(path: str, *, for_rewrite: bool = False) -> bytes:
     try:
         return read_bytes(path, for_rewrite=for_rewrite)
     except FileNotFoundError:
+        if not os.path.isabs(path) and errors.working_directory_gone():
+            raise errors.getwd_error() from None
         raise SopsError(errors.NO_FILE_SPECIFIED, f"Error: cannot operate on non-existent file {path}") from None
     except IsADirectoryError:
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"Error reading file {path}: is a directory") from None

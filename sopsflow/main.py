@@ -131,6 +131,9 @@ def _guarded(action: Callable[[], int]) -> int:
     except Exception as exc:  # never a traceback for users; SOPSFLOW_DEBUG=1 shows it
         if os.environ.get("SOPSFLOW_DEBUG"):
             raise
+        if isinstance(exc, FileNotFoundError) and errors.working_directory_gone():
+            # a relative path (or git) needed the deleted working directory
+            return _fail(errors.getwd_error().message, errors.GENERIC)
         return _fail(f"sopsflow: internal error ({type(exc).__name__}); rerun with SOPSFLOW_DEBUG=1 for details", 1)
 
 

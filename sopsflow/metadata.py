@@ -208,7 +208,7 @@ def _int(value: Any) -> int:
         return 0
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a number beyond float64
         raise SopsError(errors.GENERIC, "Error unmarshalling file: bad shamir_threshold") from None
 
 

@@ -109,6 +109,10 @@ def parse_policy(data: bytes, source: str = POLICY_FILE) -> VerifyPolicy:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise SopsError(USAGE_ERROR, f"{source}: not valid YAML{where}") from None
+    except (ValueError, RecursionError):
+        # PyYAML's int() of a number over 4,300 digits; nesting past the
+        # recursion limit of the pure-Python loader
+        raise SopsError(USAGE_ERROR, f"{source}: not valid YAML (a number too long or nesting too deep)") from None
     if doc is None:
         return VerifyPolicy()
     if not isinstance(doc, dict):

@@ -138,6 +138,9 @@ def load_round_trip(text: str) -> tuple[Any, Any, bool]:
             data = y.load(text)
         except YAMLError as exc:
             raise SopsError(errors.ERROR_READING_CONFIG, f"invalid .sops.yaml: {_first_line(exc)}") from None
+        except RecursionError:
+            # ruamel recurses once per level, as load_config's parsers refuse too
+            raise SopsError(errors.ERROR_READING_CONFIG, "invalid .sops.yaml: nesting is too deep") from None
         out = _dump(y, data)
         if out == text:
             return y, data, True

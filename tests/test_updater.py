@@ -7,12 +7,15 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sopsflow import errors, updater
 from sopsflow.errors import SopsError
+from sopsflow.keys.base import KeyFailure
 
+from .keys.fixtures import Moto, kms_env, moto_server  # noqa: F401 - fixtures, used by name
 from .updatefixtures import (
     AgeId,
     Team,
@@ -409,3 +412,89 @@ def test_passphrase_protected_identity_keeps_the_work_in_this_process(tmp_path: 
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(team.key_file(team.admin)))
     clear_identity_cache()
     assert updater._age_ready_for_workers(run_key_command=True) is True
+
+
+def test_wrong_data_key_is_never_rewrapped_without_a_mac(repo: Path, team: Team,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file without a MAC proves its key by one value instead: another
+    file's key entries fail that check, and the file stays as it is."""
+    from sopsflow.operations import load_metadata
+    from sopsflow.stores import store_for_path
+
+    config = _repo_config(repo, team)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(team.key_file(team.admin)))
+    path, donor = repo / "add.yaml", repo / "norule.yaml"
+    store = store_for_path(str(path))
+    branches, meta = load_metadata(store, path.read_bytes())
+    meta.mac = ""
+    path.write_bytes(store.dump_encrypted(branches, meta.to_dict()))
+    # the check itself: with the file's own key entries, the MAC-less file updates
+    control = repo / "control.yaml"
+    control.write_bytes(path.read_bytes())
+    control_config = _config(repo, "creation_rules:\n" + _rule(r"^control\.yaml$", [team.admin, team.newcomer]))
+    assert updater.apply_file(_plan(control, control_config)).ok
+    assert recipients_of(control) == [[team.admin.recipient, team.newcomer.recipient]]
+
+    meta.key_groups = load_metadata(store, donor.read_bytes())[1].key_groups
+    path.write_bytes(store.dump_encrypted(branches, meta.to_dict()))
+    broken = path.read_bytes()
+    result = updater.apply_file(_plan(path, config))
+    assert not result.ok and result.code == errors.ERROR_DECRYPTING_TREE, result.reason
+    assert path.read_bytes() == broken
+
+
+# --- KMS entries whose role or encryption context the rule changes ----------------------
+
+
+KMS_ROLE = "arn:aws:iam::123456789012:role/sops-tests"
+
+
+def _kms_group_rule(arn: str, entry: str, ids: list[AgeId]) -> str:
+    ages = "".join(f"          - {i.recipient}\n" for i in ids)
+    return (f"creation_rules:\n  - path_regex: s\\.yaml$\n    key_groups:\n      - kms:\n          - arn: {arn}\n"
+            f"{entry}        age:\n{ages}")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "rule_entry"),
+    [
+        pytest.param({}, {"role": KMS_ROLE}, f"            role: {KMS_ROLE}\n", id="role-added"),
+        pytest.param({"role": KMS_ROLE}, {}, "", id="role-removed"),
+        pytest.param({"context": {"app": "web"}}, {"context": {"app": "db"}},
+                     "            context:\n              app: db\n", id="context-changed"),
+        # Both contexts print as "k:v1,k2:v2", so the key's identity is the same:
+        # only a comparison of the whole entry sees the change.
+        pytest.param({"context": {"k": "v1,k2:v2"}}, {"context": {"k": "v1", "k2": "v2"}},
+                     "            context:\n              k: v1\n              k2: v2\n", id="context-same-identity"),
+    ],
+)
+def test_changed_kms_role_or_context_is_rewrapped(tmp_path: Path, team: Team, monkeypatch: pytest.MonkeyPatch,
+                                                  kms_env: Moto,  # noqa: F811 - the fixture
+                                                  before: dict[str, Any], after: dict[str, Any],
+                                                  rule_entry: str) -> None:
+    """updatekeys applies the rule's KMS role and encryption context: the entry
+    is wrapped afresh through KMS with them, never kept with the old ones. The
+    data key stays (no rotation), and the new wrap opens only as the rule says."""
+    from sopsflow.keys.age import AgeKey
+    from sopsflow.keys.kms import KmsKey
+    from sopsflow.operations import encrypt_new
+    from sopsflow.stores import store_for_path
+
+    arn = kms_env.create_key()
+    path = tmp_path / "s.yaml"
+    store = store_for_path(str(path))
+    path.write_bytes(encrypt_new(store, store.load_plain(YAML_DOC), [[KmsKey(arn, **before), AgeKey(team.admin.recipient)]]))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(team.key_file(team.admin)))
+    data_key = decrypt_with(path, team.key_file(team.admin), monkeypatch).data_key
+    # newcomer joins too, so that the file is updated even where the KMS identity is unchanged
+    config = _config(tmp_path, _kms_group_rule(arn, rule_entry, [team.admin, team.newcomer]))
+
+    result = updater.apply_file(_plan(path, config, rotate=updater.ROTATE_NEVER))
+    assert result.ok and not result.rotated, result.reason
+    (kms_entry,) = [k for k in metadata_of(path).key_groups[0] if k.type_name == "kms"]
+    assert (kms_entry.role, kms_entry.context or {}) == (after.get("role", ""), after.get("context", {}))
+    assert kms_entry.decrypt() == data_key
+    stale = KmsKey(arn, **before, enc=kms_entry.enc)
+    if before.get("context"):  # the old context no longer opens the wrap
+        with pytest.raises(KeyFailure):
+            stale.decrypt()

@@ -112,7 +112,11 @@ def config_path(args: argparse.Namespace) -> Path | None:
         return path
     from ..config import find_config
 
-    return find_config(Path.cwd())
+    try:
+        start = Path.cwd()
+    except FileNotFoundError:
+        return None  # a deleted working directory holds no config file; sops goes on without one
+    return find_config(start)
 
 
 def load_config_for(args: argparse.Namespace, *, strict: bool = True) -> Any:

@@ -87,7 +87,9 @@ class AgeKey:
         self.enc = armor(ciphertext)
 
     def decrypt(self) -> bytes:
-        return load_identities(self.recipient).unwrap(self.enc.encode("utf-8"), self.recipient)
+        # dotenv and INI files carry undecodable bytes as surrogate escapes:
+        # hand age the bytes the file held, as sops does (it then fails cleanly)
+        return load_identities(self.recipient).unwrap(self.enc.encode("utf-8", "surrogateescape"), self.recipient)
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipient": self.recipient, "enc": self.enc}

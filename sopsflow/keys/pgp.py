@@ -57,7 +57,9 @@ class PgpKey:
 
     def decrypt(self) -> bytes:
         prefix = "could not decrypt data key with PGP key: GnuPG binary error: failed to decrypt sops data key with pgp"
-        done = _run_gpg(["-d"], self.enc.encode("utf-8"), "could not decrypt data key with PGP key")
+        # the bytes the file held (dotenv and INI keep undecodable ones as surrogate escapes)
+        enc = self.enc.encode("utf-8", "surrogateescape")
+        done = _run_gpg(["-d"], enc, "could not decrypt data key with PGP key")
         if done.returncode != 0:
             raise KeyFailure(f"{prefix}: {_stderr(done)}{_hint(done)}")
         if not done.stdout:

@@ -110,6 +110,10 @@ def _value_text(key: Any, value: Any) -> str:
         raise SopsError(ERROR_DUMPING_TREE, f"cannot use complex value in dotenv file; offending key {key}")
     if isinstance(value, str):
         return value.replace("\n", "\\n")
+    if isinstance(value, Comment):
+        # a type:comment tag edited onto a value, read with --ignore-mac:
+        # sops prints its Comment{Value} struct with Go's %v
+        return "{" + value.text + "}"
     try:
         return val_to_string(value)
     except TypeError:

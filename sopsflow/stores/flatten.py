@@ -18,6 +18,8 @@ MAP_SEPARATOR = "__map_"
 LIST_SEPARATOR = "__list_"
 
 _SEPARATORS = re.compile(f"{MAP_SEPARATOR}|{LIST_SEPARATOR}")
+#: The largest list position unflatten accepts (the gaps before it are filled with None).
+MAX_LIST_POSITION = 100_000
 _GO_ATOI = re.compile(r"[+-]?[0-9]+\Z")
 _GO_DECIMAL_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
@@ -76,7 +78,12 @@ def unflatten(flat: dict[str, str]) -> dict[str, Any]:
         decoded["shamir_threshold"] = _threshold(decoded["shamir_threshold"])
     root: dict[str, Any] = {}
     for key, value in decoded.items():
-        _place(root, _tokenize(key), value, key)
+        tokens = _tokenize(key)
+        # A position is a list length to allocate: one line must not cost
+        # gigabytes (sops runs out of memory), and no real file has this many keys.
+        if any(isinstance(token, int) and token >= MAX_LIST_POSITION for token in tokens):
+            raise _bad_key(key)
+        _place(root, tokens, value, key)
     return root
 
 
@@ -86,12 +93,22 @@ def _threshold(value: Any) -> int:
     if isinstance(value, int):
         return value
     if _GO_ATOI.match(value):
-        return int(value)
-    if _GO_DECIMAL_FLOAT.match(value):
+        if _digits(value) <= 19:  # else out of Atoi's range (and of int()'s 4,300 digits)
+            return int(value)
+    elif _GO_DECIMAL_FLOAT.match(value):
         number = float(value)
         if number.is_integer():
             return int(number)
-    raise SopsError(GENERIC, f"shamir_threshold is not an integer: {value!r}")
+    raise SopsError(GENERIC, f"shamir_threshold is not an integer: {_short(value)!r}")
+
+
+def _digits(text: str) -> int:
+    """Significant digits of an Atoi-shaped text."""
+    return len(text.lstrip("+-").lstrip("0"))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _tokenize(path: str) -> list[str | int]:
@@ -113,7 +130,10 @@ def _tokenize(path: str) -> list[str | int]:
 def _token(kind: str, text: str) -> str | int:
     if kind != LIST_SEPARATOR:
         return text
-    return int(text) if _GO_ATOI.match(text) else 0
+    if not _GO_ATOI.match(text):
+        return 0
+    # past int64, Atoi fails; any such position is out of range (see unflatten)
+    return int(text) if _digits(text) <= 19 else 1 << 63
 
 
 def _place(root: dict[str, Any], tokens: list[str | int], value: Any, name: str) -> None:
@@ -154,5 +174,5 @@ def _store(node: Any, token: str | int, value: Any, name: str) -> None:
 
 
 def _bad_key(name: str) -> SopsError:
-    # sops panics on these (conflicting or negative positions); fail cleanly instead.
-    return SopsError(GENERIC, f"invalid flattened metadata key: {name}")
+    # sops panics on these (conflicting, negative or huge positions); fail cleanly instead.
+    return SopsError(GENERIC, f"invalid flattened metadata key: {_short(name)}")

@@ -226,6 +226,10 @@ def _encode(value: Any, parts: list[str], level: int, indent: str) -> None:
             else:
                 _encode(item, parts, level + 1, indent)
         parts.append("\n" + indent * level + "]")
+    elif type(value) is Comment:
+        # a type:comment tag edited onto a value, read with --ignore-mac:
+        # encoding/json marshals sops' Comment{Value} struct by its field name
+        _encode({"Value": value.text}, parts, level, indent)
     else:
         parts.append(go_json_scalar(value))
 

@@ -548,6 +548,8 @@ class _Emitter:
             self.analyze(head=_join(first_pre))
         self.increase_indent(False, in_seq_item)
         for i, (key, value) in enumerate(items):
+            if type(value) is Comment:
+                value = comment_struct(value)
             pre = pres.get(i) if pres else None
             if not pre and not self.head and not self.foot and not self.tail and not isinstance(key, list):
                 ktext = key_text(key)
@@ -697,8 +699,17 @@ def emit_documents(branches: list[Any], indent: int) -> str:
     return em.text()
 
 
+def comment_struct(comment: Comment) -> TreeMap:
+    """A comment in a value's place (only a ``type:comment`` tag edited onto a
+    value, read with ``--ignore-mac``, puts it there): go-yaml marshals sops'
+    ``Comment{Value}`` struct as a mapping with the field name lowercased."""
+    return TreeMap([("value", comment.text)])
+
+
 def emit_value(value: Any) -> str:
     """yaml.Marshal of one tree value (sops' EmitValue): always indent 4."""
+    if type(value) is Comment:
+        value = comment_struct(value)
     em = _Emitter(4)
     em.document(value, True)
     return em.text()

@@ -80,6 +80,10 @@ def _parse_uint(s: str) -> int | None:
             base = 8
     if not s or not set(s) <= _DIGITS[base]:
         return None
+    if base == 10 and len(s) > 20:
+        # Beyond uint64 (20 digits, no leading zero in base 10). Checked before
+        # int(), which refuses decimal strings over 4,300 digits.
+        return None
     value = int(s, base)
     return value if value <= _UINT64_MAX else None
 

@@ -146,3 +146,17 @@ def test_flatten_unflatten_round_trip(meta: dict[str, Any]) -> None:
     flat = flatten(meta)
     assert all("\n" not in value for value in flat.values())
     assert unflatten(flat) == meta
+
+
+@pytest.mark.parametrize("position", ["100000", "1000000000000", "9" * 5000])
+def test_unflatten_refuses_huge_list_positions(position: str) -> None:
+    """A position is a length to allocate: a huge one is refused before any list
+    is built (sops runs out of memory), also past int()'s 4,300 digits."""
+    with pytest.raises(SopsError) as err:
+        unflatten({f"age__list_{position}__map_enc": "x"})
+    assert err.value.code == 1
+    assert len(err.value.message) < 100
+
+
+def test_unflatten_keeps_holes_below_the_position_limit() -> None:
+    assert unflatten({"age__list_3__map_enc": "x"}) == {"age": [None, None, None, {"enc": "x"}]}
