@@ -1291,4 +1291,4 @@ class DestinationRule:
         regex, problem = compile_go_regex(self.path_regex)
         if regex is None or problem:
             return False
-        return regex.search(_regex_subject(file_path)) is not None
+        return regex.search(go_regex_subject(file_path)) is not None
