@@ -117,7 +117,7 @@ folded: >
 long_value: {LONG_VALUE}
 empty_mapping: {{}}
 empty_sequence: []
-deep:
+nesting:
   middle:
     bottom: value # inline comment at depth
 matrix:
@@ -478,7 +478,7 @@ def unflatten(flat: dict[str, str]) -> dict[str, Any]:
                 steps.append(part[4:])
             else:
                 raise SystemExit(f"cannot unflatten {key!r}")
-        for step, following in zip(steps, steps[1:]):
+        for step, following in zip(steps, steps[1:], strict=False):
             empty: Any = [] if isinstance(following, int) else {}
             if isinstance(step, int):
                 while len(node) <= step:
