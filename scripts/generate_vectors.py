@@ -47,7 +47,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -295,7 +295,6 @@ class Env:
     age_recipient: str
     pgp_fp: str
     identity: Any = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def sops_env(self, *, age: bool = True, pgp: bool = True, **extra: str) -> dict[str, str]:
         env = {
@@ -309,7 +308,6 @@ class Env:
             env["SOPS_AGE_KEY_FILE"] = str(self.age_key_file)
         else:
             env["SOPS_AGE_KEY_FILE"] = str(self.home / "no-age-key.txt")
-        env.update(self.extra)
         env.update(extra)
         return env
 
@@ -561,8 +559,8 @@ def decrypt_enc(value: str, key: bytes, aad: str) -> tuple[bytes, str]:
     m = ENC_RE.match(value)
     if not m:
         raise SystemExit(f"not an encrypted value: {value[:60]}")
-    data, iv, tag, kind = (base64.b64decode(m.group(i)) if i < 4 else m.group(i) for i in range(1, 5))
-    assert isinstance(iv, bytes) and isinstance(data, bytes) and isinstance(tag, bytes) and isinstance(kind, str)
+    data, iv, tag = (base64.b64decode(m.group(i)) for i in (1, 2, 3))
+    kind = m.group(4)
     try:
         return AESGCM(key).decrypt(iv, data + tag, aad.encode()), kind
     except InvalidTag:
