@@ -28,6 +28,10 @@ UPSTREAM = SHARED / "vectors" / "sops-upstream"
 FLUX_AGE_PQ = SHARED / "vectors" / "external" / "flux-age-pq"
 
 AGE_KEY_FILE = GENERATED / "age-key.txt"
+#: 1-based line of the AGE-SECRET-KEY-1... identity in AGE_KEY_FILE (after its comment lines)
+AGE_IDENTITY_LINE = next(
+    i for i, line in enumerate(AGE_KEY_FILE.read_text().splitlines(), 1) if line.startswith("AGE-SECRET-KEY-")
+)
 PGP_SECRET_KEY_FILE = GENERATED / "pgp-secret-key.asc"
 
 
