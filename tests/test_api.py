@@ -20,10 +20,10 @@ def _age_identity(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_decrypt_file_returns_plain_python() -> None:
     data = sopsflow.decrypt_file(GENERATED / "yaml" / "edge-types.enc.yaml")
-    assert data["int"] == 42
-    assert data["nested"] == {"level2": {"level3": "deep"}}
-    assert data["date_only"] == "2024-01-02T00:00:00Z"
-    assert data["list_of_lists"][0] == [1, 2]
+    assert data["count"] == 17
+    assert data["nesting"] == {"middle": {"bottom": "value"}}
+    assert data["day"] == "2023-05-06T00:00:00Z"
+    assert data["matrix"][0] == [7, 8]
 
 
 def test_decrypt_bytes_by_format() -> None:

@@ -24,7 +24,7 @@ from sopsflow.detectors import (
     scan,
 )
 from tests.gitfixtures import sops_encrypt
-from tests.vectors import AGE_KEY_FILE, AGE_RECIPIENT, GENERATED
+from tests.vectors import AGE_IDENTITY_LINE, AGE_KEY_FILE, AGE_RECIPIENT, GENERATED
 
 
 def _pem(key: object, fmt: serialization.PrivateFormat, password: bytes | None = None) -> bytes:
@@ -100,9 +100,9 @@ def test_public_material_is_not_a_private_key(keys: dict[str, bytes]) -> None:
 def test_age_identity_found_with_valid_checksum_only() -> None:
     data = AGE_KEY_FILE.read_bytes()
     (found,) = find_age_identities(data)
-    assert found.line == 3
+    assert found.line == AGE_IDENTITY_LINE
     assert find_age_identities(data.lower())  # bech32 may be lower case
-    identity = data.decode().split("\n")[2]
+    identity = data.decode().split("\n")[AGE_IDENTITY_LINE - 1]
     broken = identity[:-1] + ("Q" if identity[-1] != "Q" else "P")
     assert find_age_identities(broken.encode()) == []
 

@@ -17,6 +17,7 @@ from sopsflow.errors import SopsError
 
 from .conftest import REPO, base_env, run_sops, run_sopsflow
 from .gitfixtures import git, init_repo, sops_encrypt
+from .vectors import AGE_RECIPIENT
 
 
 @pytest.fixture()
@@ -80,7 +81,7 @@ def test_the_secret_content_decrypts_what_sops_encrypted_for_the_cluster(key_fil
     [
         ("", "holds no age identity"),
         ("# only a comment\n\n", "holds no age identity"),
-        ("age1ezgkep3rekshvsu6v989f4mzp8k35lu4jx9chm70pspych205dyseu3uy0\n", "recipient (public key)"),
+        (AGE_RECIPIENT + "\n", "recipient (public key)"),
         ("-----BEGIN PGP PRIVATE KEY BLOCK-----\n", "not an age X25519 identity"),
         ("AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n", "not a valid age identity"),
     ],

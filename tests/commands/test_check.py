@@ -263,7 +263,7 @@ def test_secrets_outside_rule_paths(repo: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from tests.vectors import AGE_KEY_FILE
+    from tests.vectors import AGE_IDENTITY_LINE, AGE_KEY_FILE
 
     ssh_key = ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
@@ -281,5 +281,5 @@ def test_secrets_outside_rule_paths(repo: Path) -> None:
     assert sorted(errors) == ["apps/web/.env", "apps/web/all.yaml", "deploy/id_ed25519", "keys/age.txt"]
     assert "apps/web/all.yaml:6:" in errors["apps/web/all.yaml"] and "(pw)" in errors["apps/web/all.yaml"]
     assert "OpenSSH private key" in errors["deploy/id_ed25519"]
-    assert "keys/age.txt:3:" in errors["keys/age.txt"]
+    assert f"keys/age.txt:{AGE_IDENTITY_LINE}:" in errors["keys/age.txt"]
     assert "s3cret" not in done.stdout and "x1" not in done.stdout

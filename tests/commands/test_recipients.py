@@ -14,12 +14,13 @@ from sopsflow.recipients_edit import add_recipient, detect_type, load_round_trip
 
 from ..conftest import run_sops, run_sopsflow
 from ..updatefixtures import UpdateRepo, new_age_id, recipients_of, sops_decrypt_all, template_repo
+from ..vectors import PGP_FP
 
 NEW = new_age_id("new").recipient
 A = new_age_id("a").recipient
 B = new_age_id("b").recipient
 C = new_age_id("c").recipient
-FP = "757EB92CD6F83EBC896C258FF5A604E1587DA9BB"
+FP = PGP_FP
 ARN = "arn:aws:kms:us-east-1:123456789012:key/8a4b6e75-0000-4000-8000-000000000001"
 ROLE = "arn:aws:iam::123456789012:role/sops"
 

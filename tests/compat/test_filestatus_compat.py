@@ -1,5 +1,6 @@
 """``sopsflow filestatus`` agrees with ``sops filestatus`` (stdout and exit code)
-on every file of the shared vector folders and on files sopsflow itself wrote
+on every file of the test vectors (and of the external oracle files, when
+present) and on files sopsflow itself wrote
 in every store, fully and partially encrypted.
 
 (tests/commands/test_filestatus.py covers hand-made broken and odd files.)
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ..vectors import AGE_RECIPIENT, SHARED
+from ..vectors import AGE_RECIPIENT, FLUX_AGE_PQ, GENERATED, UPSTREAM, external_params
 from . import age_env, flow_argv, run_all, sops_argv
 
-VECTOR_FILES = sorted(p for p in (SHARED / "vectors").rglob("*") if p.is_file())
+VECTOR_FILES = sorted(p for p in GENERATED.rglob("*") if p.is_file())
 BATCH = 6
 
 WRITTEN = {
@@ -50,6 +51,15 @@ def _compare(paths: list[Path], cwd: Path) -> list[str]:
 def test_vector_files(tmp_path: Path) -> None:
     assert len(VECTOR_FILES) > 50
     assert not _compare(VECTOR_FILES, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "folder", external_params(lambda: [UPSTREAM, FLUX_AGE_PQ]), ids=lambda p: p.name if p else "absent"
+)
+def test_external_vector_files(folder: Path, tmp_path: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert files
+    assert not _compare(files, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,19 @@ from typing import Any
 import pytest
 import yaml
 
-from ..vectors import GENERATED, UPSTREAM
+from ..vectors import GENERATED, HAVE_EXTERNAL, PGP_FP, PGP_SECRET_KEY_FILE, UPSTREAM
 
 BIN = Path(sys.executable).parent
+# The upstream functional-tests keys join the vectors' key when the external files are there.
 PGP_SECRET_KEYS = (
-    UPSTREAM / "pgp" / "sops_functional_tests_key.asc",
-    GENERATED / "pgp-secret-key.asc",
+    *([UPSTREAM / "pgp" / "sops_functional_tests_key.asc"] if HAVE_EXTERNAL else []),
+    PGP_SECRET_KEY_FILE,
 )
-# Fingerprint of the upstream functional-tests key (the vectors' key is vectors.PGP_FP).
+# Fingerprints of the two upstream functional-tests keys (the vectors' key is vectors.PGP_FP).
 UPSTREAM_PGP_FP = "FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4"
+UPSTREAM_SECOND_FP = "D7229043384BCC60326C6FB9D8720D957C3D3074"
+#: The primary keys whose secrets gnupg_home holds, in keyring (import) order.
+HELD_PGP_FPS = [*([UPSTREAM_PGP_FP, UPSTREAM_SECOND_FP] if HAVE_EXTERNAL else []), PGP_FP]
 DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _SCRUBBED_PREFIXES = ("SOPS_", "AWS_", "VAULT_", "BAO_")
 
@@ -139,7 +143,7 @@ def load_meta(path: Path) -> Meta:
 
 @pytest.fixture(scope="session")
 def gnupg_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A GnuPG home with both test secret keys imported."""
+    """A GnuPG home with the test secret keys imported (PGP_SECRET_KEYS)."""
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}

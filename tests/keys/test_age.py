@@ -458,7 +458,7 @@ def test_sops_prompts_for_the_same_scrypt_file(scrypt_identity: tuple[str, str, 
     code = f"import os; os.execve({argv[0]!r}, {argv!r}, {env!r})"
     prompt, out = _run_with_tty(code, PASSPHRASE)
     assert "Enter passphrase for identity 'SOPS_AGE_KEY_FILE':" in prompt
-    assert "hello world" in out
+    assert "greeting: good morning" in out
 
 
 def _encrypted_pem_rsa(path: Path, passphrase: bytes) -> str:

@@ -17,11 +17,11 @@ from sopsflow.keys.agepq import HybridIdentity, HybridRecipient, PqKeyError, bec
 from sopsflow.keys.base import KeyFailure
 
 from ..conftest import base_env, run_sops, run_sopsflow
-from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT, EXTERNAL, PGP_FP
+from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT, FLUX_AGE_PQ, PGP_FP, needs_external
 from .fixtures import gnupg_home  # noqa: F401 - pytest fixture
 
-FLUX = EXTERNAL / "flux-age-pq"
-needs_flux = pytest.mark.skipif(not FLUX.is_dir(), reason="the shared Flux post-quantum vector is not available")
+FLUX = FLUX_AGE_PQ
+needs_flux = needs_external
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,9 @@ from sopsflow.keys.registry import key_from_entry, normalize_created_at
 
 from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT, GENERATED, PGP_FP, manifest
 from .fixtures import (  # noqa: F401 - fixtures
+    HELD_PGP_FPS,
     SPLICE_PLAIN,
     SPLICE_VECTOR,
-    UPSTREAM_PGP_FP,
     Meta,
     Moto,
     clean_env,
@@ -140,7 +140,7 @@ def test_shamir_vector_needs_both_groups(gpg_env: Path, monkeypatch: pytest.Monk
     assert "Shamir threshold of 2, but only 1 part(s)" in _flat(detail)
     assert detail.endswith(
         "\n\nYou hold no age identities.\nYou hold PGP secret keys for: "
-        f"{UPSTREAM_PGP_FP}, D7229043384BCC60326C6FB9D8720D957C3D3074, {PGP_FP}; "
+        f"{', '.join(HELD_PGP_FPS)}; "
         f"recipients of this file among them: {PGP_FP}."
     )
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(AGE_KEY_FILE))
@@ -271,7 +271,7 @@ def test_wrap_shamir_and_sops_decrypts(gpg_env: Path, tmp_path: Path, monkeypatc
     secret_a, public_a = _new_identity()
     secret_b, public_b = _new_identity()
     data_key = vector_data_key(SPLICE_VECTOR)
-    groups: list[list[Any]] = [[AgeKey(public_a)], [AgeKey(public_b)], [PgpKey(UPSTREAM_PGP_FP)]]
+    groups: list[list[Any]] = [[AgeKey(public_a)], [AgeKey(public_b)], [PgpKey(PGP_FP)]]
     assert wrap_data_key(data_key, groups, 2) == 2
     monkeypatch.setenv("SOPS_AGE_KEY", f"{secret_a}\n{secret_b}")
     shares = [group[0].decrypt() for group in groups]

@@ -17,11 +17,13 @@ import yaml
 from sopsflow.keys.base import KeyFailure
 from sopsflow.keys.pgp import PgpKey, held_secret_fingerprints, parse_pgp_fingerprints
 
-from ..vectors import GENERATED, PGP_FP, UPSTREAM, manifest
+from ..vectors import GENERATED, PGP_FP, UPSTREAM, manifest, needs_external
 from .fixtures import (  # noqa: F401 - fixtures
+    HELD_PGP_FPS,
     SPLICE_PLAIN,
     SPLICE_VECTOR,
     UPSTREAM_PGP_FP,
+    UPSTREAM_SECOND_FP,
     clean_env,
     empty_gnupg_home,
     gnupg_home,
@@ -30,8 +32,6 @@ from .fixtures import (  # noqa: F401 - fixtures
     run_sops,
     vector_data_key,
 )
-
-UPSTREAM_SECOND_FP = "D7229043384BCC60326C6FB9D8720D957C3D3074"
 
 
 def _pgp_entries(path: Path) -> list[dict[str, Any]]:
@@ -59,6 +59,7 @@ def test_unwrap_vector_data_keys(vector: dict[str, Any], gpg_env: Path) -> None:
     assert _key(entry).decrypt() == expected
 
 
+@needs_external
 @pytest.mark.parametrize("name", ["example.yaml", "functional-tests/res/multiple_keys.yaml"])
 def test_upstream_files_with_two_pgp_keys_agree(name: str, gpg_env: Path) -> None:
     entries = _pgp_entries(UPSTREAM / name)
@@ -93,6 +94,7 @@ def test_fingerprint_with_spaces(gpg_env: Path) -> None:
     assert [k.fp for k in parse_pgp_fingerprints(f"{spaced}, {UPSTREAM_PGP_FP},")] == [PGP_FP, UPSTREAM_PGP_FP]
 
 
+@needs_external  # the second PGP key is the upstream one
 def test_sops_accepts_our_wraps(gpg_env: Path, tmp_path: Path) -> None:
     data_key = vector_data_key(SPLICE_VECTOR)
     keys = [PgpKey(UPSTREAM_PGP_FP), PgpKey(PGP_FP)]
@@ -107,9 +109,9 @@ def test_sops_accepts_our_wraps(gpg_env: Path, tmp_path: Path) -> None:
 
 def test_held_secret_fingerprints(gpg_env: Path) -> None:
     held = held_secret_fingerprints()
-    assert sorted(held) == sorted([PGP_FP, UPSTREAM_PGP_FP, UPSTREAM_SECOND_FP])
+    assert sorted(held) == sorted(HELD_PGP_FPS)
     with_subkeys = held_secret_fingerprints(include_subkeys=True)
-    assert set(held) < set(with_subkeys) and len(with_subkeys) == 6
+    assert set(held) < set(with_subkeys) and len(with_subkeys) == 2 * len(HELD_PGP_FPS)  # one subkey each
 
 
 def test_unknown_fingerprint_fails_clearly(gpg_env: Path) -> None:

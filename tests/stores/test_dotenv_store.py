@@ -15,17 +15,17 @@ from sopsflow.stores.dotenv_store import DotenvStore
 from sopsflow.tree import Comment, Time, TreeMap
 
 from ..conftest import base_env, run_sops
-from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT, GENERATED, UPSTREAM
+from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT, GENERATED, UPSTREAM, external
 
 ENC_VECTORS = [
     GENERATED / "dotenv/edge.enc.env",
     GENERATED / "shamir/secrets.enc.env",
-    UPSTREAM / "functional-tests/res/format.enc.env",
+    external(UPSTREAM / "functional-tests/res/format.enc.env"),
 ]
 PLAIN_VECTORS = [
     (GENERATED / "dotenv/edge.input.env", GENERATED / "dotenv/edge.plain.env"),
     (GENERATED / "shamir/secrets.input.env", GENERATED / "shamir/secrets.plain.env"),
-    (None, UPSTREAM / "expected/functional-tests/res/format.enc.plain.env"),
+    external(None, UPSTREAM / "expected/functional-tests/res/format.enc.plain.env"),
 ]
 
 
@@ -71,15 +71,15 @@ def test_plain_vectors(source: Path | None, plain: Path) -> None:
 
 def test_edge_vector_tree() -> None:
     branch = DotenvStore().load_plain((GENERATED / "dotenv/edge.input.env").read_bytes())[0]
-    assert branch[0] == Comment(" dotenv comment line")
-    assert branch.get("QUOTED") == '"double quoted"'
-    assert branch.get("EQUALS") == "a=b=c=="
-    assert branch.get("EMPTY") == ""
-    assert branch.get("ESCAPED_NEWLINE") == "line1\nline2"
-    assert branch.get("NUMBER") == "42"
-    assert branch.get("  SPACED_KEY ") == " spaced value "
-    assert branch.get("export EXPORTED") == "x"
-    assert branch[-1] == Comment("trailing comment")
+    assert branch[0] == Comment(" a comment line")
+    assert branch.get("DOUBLE") == '"in double quotes"'
+    assert branch.get("EQUALS") == "x=y==z="
+    assert branch.get("NOTHING") == ""
+    assert branch.get("MULTILINE") == "first\nsecond"
+    assert branch.get("INTEGER") == "1234"
+    assert branch.get("  PADDED_KEY ") == " padded value "
+    assert branch.get("export EXPORTED") == "yes"
+    assert branch[-1] == Comment("closing comment")
 
 
 def test_shamir_metadata() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sopsflow.errors import SopsError
 from sopsflow.stores.flatten import flatten, unflatten
 
-from ..vectors import GENERATED
+from ..vectors import GENERATED, PGP_FP
 
 
 def _sops_lines(path: str) -> dict[str, str]:
@@ -37,7 +37,7 @@ def test_shamir_file_unflattens_to_nested_groups() -> None:
         "-----END AGE ENCRYPTED FILE-----\n"
     )
     pgp = groups[1]["pgp"][0]
-    assert pgp["fp"] == "757EB92CD6F83EBC896C258FF5A604E1587DA9BB"
+    assert pgp["fp"] == PGP_FP
     assert "\\n" not in pgp["enc"] and pgp["enc"].startswith("-----BEGIN PGP MESSAGE-----\n\n")
 
 
