@@ -124,6 +124,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "git config merge.sopsflow.driver 'sopsflow merge-driver %O %A %B %P'",
         "echo '*.enc.yaml merge=sopsflow' >> .gitattributes",
     ),
+    "publish": (
+        "sopsflow publish --dry-run secrets/app.yaml      # the plan; exit 1 when anything would change",
+        "sopsflow publish -y secrets/app.yaml             # apply",
+        "sopsflow publish -y --recursive --omit-extensions secrets/",
+    ),
 }
 
 
