@@ -1,6 +1,6 @@
 """`.sops.yaml`: discovery, loading and creation-rule matching, as sops 3.11 does it.
 
-Discovery (spec §7.1): from a directory upward, at most 100 levels, for a file
+Discovery (sops' `config/config.go`, FindConfigFile): from a directory upward, at most 100 levels, for a file
 named exactly ``.sops.yaml``; a ``.sops.yml`` seen on the way is ignored with a
 warning. Matching (§7.3): the file path is made absolute (Go ``filepath.Abs``:
 lexical, no symlink resolution), the ``<config dir>/`` prefix is removed, and
@@ -50,7 +50,7 @@ MAX_DEPTH = 100
 
 SELECTION_OPTIONS = _SELECTION_OPTIONS  # re-exported: the one list lives in metadata.py
 
-#: Environment variables that stand in for the key flags (spec §8.3). Any of
+#: Environment variables that stand in for the key flags (sops' `cmd/sops/main.go`). Any of
 #: them (or the flags) replaces the matching rule's keys completely; sops
 #: then builds one group in this order: kms, gcp_kms, hckms, azure_kv, pgp, hc_vault, age.
 KEY_ENV_VARS: dict[str, str] = {

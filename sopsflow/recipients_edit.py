@@ -3,7 +3,7 @@
 The file goes through a ruamel.yaml round trip. Its indentation is detected
 by trying the usual layouts and keeping the one that reproduces the file
 exactly, so untouched lines - comments included - come back byte for byte.
-Recipients may be written the ways sops accepts them (spec §7.2): a comma
+Recipients may be written the ways sops accepts them (sops' `config/config.go`): a comma
 separated string (plain, quoted or a folded ``>-`` block), a YAML list, or
 lists inside ``key_groups`` (KMS entries there are mappings with ``arn``).
 """

@@ -42,7 +42,7 @@ renders it for people. The dict has these keys, always present:
     Identities are sops' key strings (``arn+role|ctx|profile`` for KMS, ...).
 ``key_override_env``
     names of the set environment variables (``SOPS_AGE_RECIPIENTS``, ...) that
-    replace the rule's keys when encrypting (spec §8.3); values are not shown.
+    replace the rule's keys when encrypting (sops' `cmd/sops/main.go`); values are not shown.
 ``store``
     ``{"name": "yaml"|"json"|"dotenv"|"ini"|"binary", "indent": int|null,
     "indent_source": "config"|"default"|null}``: the store picked from the
@@ -71,7 +71,7 @@ _DEFAULT_INDENT = {"yaml": 4, "json": -1, "binary": -1}
 
 
 def store_name_for(path: str) -> str:
-    """sops' store choice by suffix (case-sensitive), spec §4.1."""
+    """sops' store choice by suffix (case-sensitive), as in sops' `cmd/sops/formats/formats.go`."""
     from .stores import format_for_path
 
     return format_for_path(path)

@@ -4,7 +4,7 @@ With two or more key groups sops splits the data key so that any
 ``threshold`` groups can rebuild it. Each share holds one y-byte per secret
 byte followed by a single x byte; share *i* (0-based group index) is
 evaluated at x = i + 1. The field is GF(2^8) with the AES polynomial
-x^8 + x^4 + x^3 + x + 1, so addition is XOR (spec §5.6).
+x^8 + x^4 + x^3 + x + 1, so addition is XOR (sops' `shamir/shamir.go`).
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def _read_metadata(name: str, output: str) -> dict[str, Any]:
 
 
 def _unflatten(flat: dict[str, str]) -> dict[str, Any]:
-    """The dotenv metadata layout (spec §3.4) back to nested data, enough for these checks."""
+    """The dotenv metadata layout (sops' `stores/flatten.go`) back to nested data, enough for these checks."""
     root: dict[str, Any] = {}
     for key, value in sorted(flat.items()):
         parts = key.split("__")

@@ -1,5 +1,5 @@
 """``sopsflow edit FILE`` (and ``sopsflow FILE``): edit an encrypted file in
-$EDITOR (spec §9 "edit details").
+$EDITOR (as sops' `cmd/sops/main.go` edit does).
 
 The plaintext goes to a file with the original base name and mode 0600 in a
 fresh 0700 directory under $TMPDIR, which is removed however the command

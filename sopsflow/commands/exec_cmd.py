@@ -1,4 +1,4 @@
-"""``sopsflow exec-env`` and ``sopsflow exec-file`` (spec §9).
+"""``sopsflow exec-env`` and ``sopsflow exec-file`` (sops' `cmd/sops/main.go`).
 
 exec-env runs ``/bin/sh -c CMD`` with the top-level values of the decrypted
 file added to the environment (non-strings rendered with sops' ValToString);

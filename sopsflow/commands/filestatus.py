@@ -1,4 +1,4 @@
-"""``sopsflow filestatus``: is this file sops-encrypted? (spec §9, §9.2)
+"""``sopsflow filestatus``: is this file sops-encrypted? (sops' `cmd/sops/main.go` and `cmd/sops/subcommand/filestatus/filestatus.go`)
 
 Prints ``{"encrypted":true}`` or ``{"encrypted":false}`` exactly as sops does.
 Nothing is decrypted: a file counts as encrypted when its metadata loads and

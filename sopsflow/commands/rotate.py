@@ -1,5 +1,5 @@
 """``sopsflow rotate``: a new data key for a file, optionally adding or
-removing master keys (spec §9).
+removing master keys (sops' `cmd/sops/main.go`).
 
 Decrypts with a MAC check, adds ``--add-*`` keys to group 0 and removes
 ``--rm-*`` keys (by their identity) from every group, wraps a new data key

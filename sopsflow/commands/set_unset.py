@@ -1,5 +1,5 @@
 """``sopsflow set`` and ``sopsflow unset``: change one value of an encrypted
-file in place, with the file's own data key (spec §9).
+file in place, with the file's own data key (sops' `cmd/sops/main.go`).
 
 Unchanged values keep their exact ENC[] text (the decryption IVs are reused);
 ``lastmodified`` and the MAC are new; ``version`` is kept. The tree walk

@@ -2,7 +2,7 @@
 
 ``enc`` is an age v1 file whose payload is the raw data key (or Shamir
 share), ASCII-armoured with 64-character lines and a trailing newline
-(spec §5.2). Identities come from every source sops 3.11 reads (spec §8.1),
+(sops' `age/keysource.go`). Identities come from every source sops 3.11 reads (sops' `age/keysource.go`),
 loaded once per process and environment, so decrypting many files neither
 re-reads key files nor re-runs ``SOPS_AGE_KEY_CMD``.
 """

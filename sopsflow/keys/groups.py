@@ -1,10 +1,10 @@
 """Key groups: recover the data key from a file's master keys, and wrap a
 data key for them (Shamir-split when there are two or more groups).
 
-Recovery follows sops 3.11 (spec §5.7): every group is tried; inside a
+Recovery follows sops 3.11 (sops' `sops.go`, GetDataKeyWithKeyServices): every group is tried; inside a
 group the keys are sorted stably by the decryption order and the first key
 that unwraps wins. On failure the SopsError(128) carries sops' per-group,
-per-key report (spec §5.8), followed by a short note on which identities
+per-key report (sops' `sops.go`, GetDataKeyWithKeyServices), followed by a short note on which identities
 the user holds.
 """
 

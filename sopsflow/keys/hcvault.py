@@ -2,7 +2,7 @@
 
 Wrap: POST ``<engine>/encrypt/<key>`` with ``plaintext = base64(raw key)``;
 ``enc`` is the returned ``vault:v1:...`` string. Unwrap posts it to
-``<engine>/decrypt/<key>`` and base64-decodes the answer (spec §5.5).
+``<engine>/decrypt/<key>`` and base64-decodes the answer (sops' `hcvault/keysource.go`).
 The server address is the key's own ``vault_address`` (as in sops, where
 the URI always wins over ``VAULT_ADDR``); the token is ``VAULT_TOKEN``, else
 ``~/.vault-token``.

@@ -2,7 +2,7 @@
 
 The region always comes from the ARN. Credentials come from the standard
 AWS chain, optionally from ``aws_profile``; with ``role`` the key first
-assumes that role through STS, as sops does (spec §5.4). Endpoint overrides
+assumes that role through STS, as sops does (sops' `kms/keysource.go`). Endpoint overrides
 such as ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_KMS`` are honoured by
 botocore itself. Clients are cached per process so that decrypting many
 files does not rebuild sessions or re-assume roles.

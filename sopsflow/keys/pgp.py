@@ -1,6 +1,6 @@
 """PGP master keys, through the ``gpg`` binary as sops 3.11's fallback path.
 
-Wrapping runs exactly sops' gpg command line (spec §5.3) with the raw key
+Wrapping runs exactly sops' gpg command line (sops' `pgp/keysource.go`) with the raw key
 bytes on stdin; the armoured stdout, whitespace-trimmed, becomes ``enc``.
 Unwrapping runs ``gpg -d`` *without* ``--batch`` so that gpg-agent and
 pinentry can still ask for a passphrase, as they do for sops. Encryption

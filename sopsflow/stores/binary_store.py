@@ -1,4 +1,4 @@
-"""Binary store (spec §4.6): the whole file is one string value under ``data``.
+"""Binary store (sops' `stores/json/store.go`, BinaryStore): the whole file is one string value under ``data``.
 
 The plaintext may be any bytes (NUL, 0xFF, invalid UTF-8). They are carried
 as a ``str`` decoded with ``surrogateescape``, so the engine must encode str

@@ -1,9 +1,9 @@
-"""dotenv store (spec §4.4): one ``key=value`` per line, no quoting rules at all.
+"""dotenv store (sops' `stores/dotenv/store.go`): one ``key=value`` per line, no quoting rules at all.
 
 Lines are split on ``\\n``; empty lines vanish, a line starting with ``#`` is a
 comment, anything else needs an ``=`` (key = text before the first one). The
 two characters ``\\n`` in a value stand for a newline. Metadata lives in
-``sops_``-prefixed keys (flattened, spec §3.4), sorted, after the data.
+``sops_``-prefixed keys (flattened, sops' `stores/flatten.go`), sorted, after the data.
 """
 
 from __future__ import annotations

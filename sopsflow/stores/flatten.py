@@ -1,4 +1,4 @@
-"""The flat metadata layout of the dotenv and INI stores (spec §3.4).
+"""The flat metadata layout of the dotenv and INI stores (sops' `stores/flatten.go`).
 
 A nested member gets ``__map_<key>`` appended to its parent's name, a list
 element ``__list_<index>``. ``flatten`` produces the text values written to the

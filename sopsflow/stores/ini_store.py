@@ -1,4 +1,4 @@
-"""INI store (spec §4.5): the parsing and writing rules of go-ini v1.67.1 as sops
+"""INI store (sops' `stores/ini/store.go`): the parsing and writing rules of go-ini v1.67.1 as sops
 3.11 configures it (non-unique sections, ``=`` and ``:`` delimiters, inline
 comments, quotes, ``\"\"\"`` multi-line values, backslash continuation lines).
 

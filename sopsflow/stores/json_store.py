@@ -1,4 +1,4 @@
-"""JSON store: Go ``encoding/json`` semantics as sops 3.11 uses them (spec §4.3).
+"""JSON store: Go ``encoding/json`` semantics as sops 3.11 uses them (sops' `stores/json/store.go`).
 
 Reading keeps key order and duplicate keys and makes every number a float
 (3.11 decodes JSON numbers as float64). Writing reproduces sops' output: the

@@ -327,7 +327,7 @@ def respliced(path: Path, key_fields: dict[str, Any]) -> str:
 
 
 def decrypt_value(enc: str, data_key: bytes, aad: str) -> bytes:
-    """Independent AES-GCM check of one ``ENC[AES256_GCM,...]`` value (spec §1)."""
+    """Independent AES-GCM check of one ``ENC[AES256_GCM,...]`` value (sops' `aes/cipher.go`)."""
     import base64
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -1,5 +1,5 @@
 """age keys: unwrapping sops' vectors, wrapping that sops accepts, and
-identity discovery from every source sops 3.11 reads (spec §5.2, §8.1)."""
+identity discovery from every source sops 3.11 reads (sops' `age/keysource.go`)."""
 
 # The fixtures imported from .fixtures are used as test parameters (pytest's injection).
 # ruff: noqa: F811

@@ -1,4 +1,4 @@
-"""PGP keys through the real gpg binary (spec §5.3, §8.2)."""
+"""PGP keys through the real gpg binary (sops' `pgp/keysource.go`)."""
 
 # The fixtures imported from .fixtures are used as test parameters (pytest's injection).
 # ruff: noqa: F811

@@ -1,4 +1,4 @@
-"""The flattened metadata layout of dotenv/INI files (spec §3.4), checked
+"""The flattened metadata layout of dotenv/INI files (sops' `stores/flatten.go`), checked
 against files written by sops 3.11.0."""
 
 from __future__ import annotations
