@@ -344,7 +344,7 @@ def _yaml_nodes(data: bytes) -> list[Any]:
 
 
 def _node_null(node: Any) -> bool:
-    return node.tag == "tag:yaml.org,2002:null"
+    return bool(node.tag == "tag:yaml.org,2002:null")
 
 
 def _node_python(node: Any, depth: int = 0) -> Any:

@@ -797,7 +797,7 @@ def _compose_libyaml(text: str) -> Any:
     except ImportError:
         return _UNPARSED
 
-    class _Composer(parser, BaseResolver):  # type: ignore[misc, valid-type]
+    class _Composer(parser, BaseResolver):
         yaml_implicit_resolvers: dict[str, Any] = {}
         yaml_path_resolvers: dict[Any, Any] = {}
 

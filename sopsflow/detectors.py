@@ -914,7 +914,8 @@ def _url_password(value: str) -> str | None:
             end = min(at + 3 + 520, len(value) if following < 0 else following)
             m = _URL_USERINFO.match(value, at + 3, end)
             if m is not None:
-                return m.group(2)
+                password: str = m.group(2)
+                return password
         at = following
     return None
 

@@ -75,7 +75,8 @@ def encrypt_document(
     enc_branches, mac_hex = encrypt_branches(branches, cipher, meta)
     meta.lastmodified = now_lastmodified()
     meta.mac = encrypt_mac(cipher, mac_hex, meta.lastmodified)
-    return store.dump_encrypted(enc_branches, meta.to_dict(json_style=store.name != "yaml"))
+    out: bytes = store.dump_encrypted(enc_branches, meta.to_dict(json_style=store.name != "yaml"))
+    return out
 
 
 def new_data_key() -> bytes:

@@ -448,7 +448,7 @@ def _folded(items: list[str], one_per_line: bool) -> Any:
             offset += len(item) + 1
             positions.append(offset)
             offset += 1
-        value.fold_pos = positions  # type: ignore[attr-defined]
+        value.fold_pos = positions
     return value
 
 

@@ -82,7 +82,7 @@ class UInt64(int):
     """An integer in (2^63-1, 2^64-1]: go-yaml types it uint64, which sops refuses."""
 
 
-class TreeMap(list):  # type: ignore[type-arg]
+class TreeMap(list):
     """Ordered mapping: a list of ``(key, value)`` tuples and :class:`Comment` s."""
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -120,7 +120,7 @@ class TreeMap(list):  # type: ignore[type-arg]
 
 
 Scalar = str | int | float | bool | None | Time
-Node = TreeMap | list | Scalar  # type: ignore[type-arg]
+Node = TreeMap | list | Scalar
 Branches = list[TreeMap]
 
 

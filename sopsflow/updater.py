@@ -665,7 +665,8 @@ def splice_metadata(store: Any, data: bytes, branches: Branches, old: dict[str, 
             head = b"".join(have[: len(have) - len(lines)])
     if head is None or (head and not head.endswith(b"\n")):
         return None
-    return head + store.metadata_tail(new)
+    tail: bytes = store.metadata_tail(new)
+    return head + tail
 
 
 def unwrap_data_key(meta: Metadata, decryption_order: list[str] | None, labels: Labels) -> bytes:

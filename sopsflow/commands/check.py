@@ -44,7 +44,7 @@ CONFIG_NAME = ".sops.yaml"
 REFUSED = 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "check",
         help="refuse staged plaintext secrets (the commit hook)",

@@ -11,7 +11,7 @@ from ..tree import TreeMap
 from . import common
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decrypt", help="decrypt a file")
     p.add_argument("file", nargs="?", help="file to decrypt (- or omitted: stdin)")
     p.add_argument("-i", "--in-place", action="store_true", help="write the plaintext back to the file")

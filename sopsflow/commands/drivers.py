@@ -40,7 +40,7 @@ from . import common
 from .install_hooks import InstallStep
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("textconv", help="git diff driver: print a SOPS file decrypted (raw when not possible)")
     p.add_argument("file", help="the file git hands over")
     p.add_argument("--input-type", help="yaml, json, dotenv, ini or binary (default: from the file name)")

@@ -48,7 +48,7 @@ _EXAMPLE_TEXT = "Welcome to SOPS! Edit this file as you please!"
 _PRESS_ENTER = "Press Enter to return to the editor, or Ctrl+C to exit."
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edit", help="edit an encrypted file in $EDITOR (creates it when missing)")
     p.add_argument("file", nargs="?", help="file to edit")
     p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)

@@ -9,7 +9,7 @@ from ..errors import SopsError
 from . import common
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encrypt", help="encrypt a file (rules from .sops.yaml or key flags)")
     p.add_argument("file", nargs="?", help="file to encrypt (- or omitted: stdin, needs --filename-override)")
     p.add_argument("-i", "--in-place", action="store_true", help="write the result back to the file")

@@ -31,7 +31,7 @@ from . import common
 FALLBACK_FILENAME = "tmp-file"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     env = sub.add_parser("exec-env", help="run a command with the decrypted values in its environment")
     env.add_argument("file", nargs="?", help="file to decrypt")
     env.add_argument("command", nargs="?", help="command run by /bin/sh -c")

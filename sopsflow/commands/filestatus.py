@@ -17,7 +17,7 @@ from ..errors import SopsError
 from . import common
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("filestatus", help="check whether a file is sops-encrypted (prints JSON)")
     p.add_argument("file", nargs="?", help="file to check")
     p.add_argument("--input-type", help="yaml, json, dotenv, ini or binary (default: from the file name)")

@@ -31,7 +31,7 @@ from . import common
 _UINT32_MAX = (1 << 32) - 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("groups", help="add or delete key groups of an encrypted file")
     groups_sub = p.add_subparsers(dest="groups_command", metavar="{add,delete}")
 

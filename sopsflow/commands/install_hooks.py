@@ -148,7 +148,7 @@ def _extension_steps() -> list[InstallStep]:
     return steps
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "install-hooks",
         help="install the git pre-commit hook that runs `sopsflow check`",

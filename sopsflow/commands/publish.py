@@ -11,7 +11,7 @@ from ..errors import SopsError
 from . import common
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("publish", help="publish decrypted files to Vault KV, Secrets Manager or SSM (plan first)")
     p.add_argument("file", nargs="?", help="file, or directory with --recursive")
     p.add_argument("-y", "--yes", action="store_true", help="apply the plan without asking")

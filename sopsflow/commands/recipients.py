@@ -17,7 +17,7 @@ from ..errors import SopsError
 from . import common
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recipients", help="add or remove a recipient in .sops.yaml (comments kept)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, text in (("add", "add KEY to a creation rule"), ("remove", "remove KEY from creation rules")):

@@ -31,7 +31,7 @@ _KEY_FLAGS = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rotate", help="new data key; re-encrypt every value (optionally add/remove keys)")
     p.add_argument("file", nargs="?", help="encrypted file")
     p.add_argument("-i", "--in-place", action="store_true", help="write the result back to the file")

@@ -7,7 +7,7 @@ import json
 import sys
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rules", help="explain which .sops.yaml creation rule matches a file")
     p.add_argument("file", help="the file to explain (it need not exist)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -30,7 +30,7 @@ _ATOI = re.compile(r"[+-]?[0-9]+\Z")
 _INT64 = 1 << 63
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "set",
         help="set one value in an encrypted file: FILE PATH VALUE (VALUE is JSON)",

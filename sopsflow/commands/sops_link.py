@@ -23,7 +23,7 @@ _EXAMPLES = """examples:
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "install-sops-link",
         help="create DIR/sops, a symlink to sopsflow, so tools calling `sops` run sopsflow",

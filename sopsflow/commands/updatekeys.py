@@ -27,7 +27,7 @@ _CONFIG_NAMES = frozenset({".sops.yaml"})
 _SKIP_DIRS = frozenset({".git"})
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "updatekeys",
         help="re-wrap (or rotate) data keys so every file matches its .sops.yaml rule",

@@ -22,7 +22,7 @@ exit codes: 0 clean, 1 findings at error severity, 2 usage or config errors.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "verify",
         help="verify every secret file of a revision (CI gate): SARIF, JUnit, GitHub, GitLab output",

@@ -678,7 +678,7 @@ def _pem_public_key(contents: bytes) -> str | None:
         from cryptography.hazmat.primitives import serialization
 
         key = serialization.load_pem_private_key(contents, password=None)
-        public = key.public_key().public_bytes(  # type: ignore[union-attr]
+        public = key.public_key().public_bytes(
             serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
         )
     except Exception:

@@ -17,7 +17,7 @@ from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, Sop
 from ..tree import Branches, Comment, Time, TreeMap, go_float_f, go_float_g
 
 _JSON_SPACE = " \t\n\r"
-_encode_basestring = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_basestring = json.encoder.encode_basestring
 # Characters Go's json.Marshal escapes that Python's json.dumps(ensure_ascii=False)
 # leaves alone. Surrogates stand for invalid UTF-8 bytes (surrogateescape); Go
 # writes each such byte as \ufffd.
