@@ -3,11 +3,18 @@ repositories, through ``sopsflow check`` and ``sopsflow verify``."""
 
 from __future__ import annotations
 
-import sys
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.gitfixtures import AGE_RECIPIENT, git, git_env, init_repo, run_check, stage, write
+
+
+def _sopsflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "sopsflow", *args], cwd=repo, env=git_env(),
+                          capture_output=True, timeout=120)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode("utf-8", "replace"),
+                                       done.stderr.decode("utf-8", "replace"))
 
 DOTENV_RULES = f"""\
 creation_rules:
@@ -40,3 +47,40 @@ def test_an_unanchored_regex_matching_part_of_a_name_is_called_out(tmp_path: Pat
     assert "but not a SOPS file" in line
     assert "matches only '.env' of the name '.envrc'" in line
     assert "unanchored path_regex that may match by accident" in line
+
+
+def test_encrypted_in_the_work_tree_but_staged_in_plaintext_says_git_add(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    write(repo, "secrets/db.yaml", "password: hunter2\n")
+    stage(repo, "secrets/db.yaml")
+    before = run_check(repo)
+    assert before.returncode == 1
+    assert "fix: sopsflow encrypt -i secrets/db.yaml" in before.stdout
+
+    encrypted = _sopsflow(repo, "encrypt", "-i", "secrets/db.yaml")
+    assert encrypted.returncode == 0, encrypted.stderr
+    done = run_check(repo)  # not staged yet: the index still holds the plaintext
+    assert done.returncode == 1, done.stdout
+    line = next(x for x in done.stdout.splitlines() if x.startswith("secrets/db.yaml"))
+    assert "[plaintext-secret]" in line
+    assert "fix: git add secrets/db.yaml" in line
+    assert "encrypt -i" not in line
+    # the fingerprint names the same finding as before (allow-lists keep working)
+    assert line.split("(fp:")[1] == next(x for x in before.stdout.splitlines()
+                                          if x.startswith("secrets/db.yaml")).split("(fp:")[1]
+    # what the old hint said would fail: the file is already encrypted
+    assert _sopsflow(repo, "encrypt", "-i", "secrets/db.yaml").returncode == 203
+
+    git(repo, "add", "secrets/db.yaml")
+    assert run_check(repo).returncode == 0
+
+
+def test_a_plaintext_work_tree_copy_keeps_the_encrypt_hint(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    write(repo, "secrets/db.yaml", "password: hunter2\n")
+    stage(repo, "secrets/db.yaml")
+    write(repo, "secrets/db.yaml", "password: hunter3\n")  # edited, still plaintext
+    done = run_check(repo)
+    assert done.returncode == 1
+    assert "fix: sopsflow encrypt -i secrets/db.yaml" in done.stdout
+    assert "git add" not in done.stdout
