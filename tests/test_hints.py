@@ -84,3 +84,44 @@ def test_a_plaintext_work_tree_copy_keeps_the_encrypt_hint(tmp_path: Path) -> No
     assert done.returncode == 1
     assert "fix: sopsflow encrypt -i secrets/db.yaml" in done.stdout
     assert "git add" not in done.stdout
+
+
+def _leaky_repo(tmp_path: Path) -> Path:
+    return init_repo(tmp_path / "r", {
+        "secrets/db.yaml": "password: hunter2\n",
+        "app/.env": "DATABASE_PASSWORD=Zq8vN3xLw2Rt7Kp9\n",
+        "README.md": "docs\n",
+    })
+
+
+def test_a_secret_in_a_commit_is_to_be_rotated_in_text_github_and_junit(tmp_path: Path) -> None:
+    repo = _leaky_repo(tmp_path)
+    text = _sopsflow(repo, "verify")
+    assert text.returncode == 1, text.stdout + text.stderr
+    lines = text.stdout.splitlines()
+    for path in ("secrets/db.yaml", "app/.env"):
+        i = next(n for n, x in enumerate(lines) if x.startswith(path))
+        assert lines[i + 1].startswith("    fix: ") and lines[i + 1].endswith("; rotate it at its source; history keeps it")
+    assert "sopsflow encrypt -i secrets/db.yaml; rotate it at its source" in text.stdout
+    assert "history scan" not in text.stdout.lower()
+
+    github = _sopsflow(repo, "verify", "--format", "github")
+    annotations = [x for x in github.stdout.splitlines() if x.startswith("::error")]
+    assert {x.split("file=")[1].split(",")[0] for x in annotations} >= {"secrets/db.yaml", "app/.env"}
+    for x in annotations:
+        if "file=secrets/db.yaml," in x or "file=app/.env," in x:
+            assert x.endswith("; rotate it at its source; history keeps it"), x
+
+    junit = _sopsflow(repo, "verify", "--format", "junit")
+    assert junit.stdout.count("rotate it at its source; history keeps it") >= 2
+
+
+def test_staged_secrets_are_not_yet_in_history(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    write(repo, "secrets/db.yaml", "password: hunter2\n")
+    stage(repo, "secrets/db.yaml")
+    for args in (("--index",), ("--index", "--format", "github"), ("--index", "--format", "junit")):
+        done = _sopsflow(repo, "verify", *args)
+        assert done.returncode == 1
+        assert "sopsflow encrypt -i secrets/db.yaml" in done.stdout
+        assert "rotate" not in done.stdout
