@@ -943,6 +943,29 @@ class _Auditor:
                  fix=f"sopsflow encrypt -i {_q(self.path)}")
         return True
 
+    def _accidental_note(self, rule: CreationRule) -> str:
+        """A note when the rule's regex matches only part of a word of the file
+        name (``.*\\.env`` matching ``.envrc``): an unanchored regex that most
+        likely was not meant for this file. Empty otherwise."""
+        if self.config is None or not rule.path_regex:
+            return ""
+        base = self.repo_root if self.repo_root is not None else self.config.dir
+        subject = self.config.relative_path(f"{base}/{self.path}")
+        try:
+            found = rule.search(subject)
+        except SopsError:
+            return ""
+        if found is None:
+            return ""
+        end = found[1]
+        if not 0 < end < len(subject) or "/" in subject[end:]:
+            return ""
+        if not (subject[end - 1].isalnum() and subject[end].isalnum()):
+            return ""
+        name = subject.rsplit("/", 1)[-1]
+        return (f" (the rule matches only {found[2].rsplit('/', 1)[-1]!r} of the name {name!r}: an unanchored "
+                "path_regex that may match by accident; end it with $ if this file is not meant)")
+
     def _match(self) -> CreationRule | None:
         config = self.config
         if config is None or not config.has_creation_rules:
@@ -1020,9 +1043,12 @@ class _Auditor:
                 self.add(BROKEN_SOPS, f"looks like a SOPS file but {exc.reason}; {rule_label(rule)} requires it encrypted",
                          fix=f"sopsflow encrypt -i {_q(self.path)} (re-create it from the plaintext)", anchor="parse")
             elif self.data.strip():
+                # The store's parse error ("Error unmarshalling input json" for
+                # a file with no known extension) tells a user nothing: say what
+                # the file is, and where the rule may have matched by accident.
                 self.result.status = "plaintext"
-                self.add(PLAINTEXT_SECRET, f"not encrypted ({exc.reason}); {rule_label(rule)} requires it encrypted",
-                         fix=f"sopsflow encrypt -i {_q(self.path)}")
+                self.add(PLAINTEXT_SECRET, f"at {rule_label(rule)} but not a SOPS file{self._accidental_note(rule)}; "
+                         "the rule requires it encrypted", fix=f"sopsflow encrypt -i {_q(self.path)}")
             return
         if not doc.has_meta:
             self._plaintext_at_rule(doc, policies, rule)
@@ -1048,7 +1074,8 @@ class _Auditor:
     def _refuse_plaintext(self, rule: CreationRule, first: _Leaf | None, line: int | None) -> None:
         self.result.status = "plaintext"
         where = "" if first is None else f" (first plaintext value it selects: {first.shown!r})"
-        self.add(PLAINTEXT_SECRET, f"not encrypted: {rule_label(rule)} requires it encrypted{where}",
+        self.add(PLAINTEXT_SECRET, f"not encrypted: {rule_label(rule)} requires it encrypted{where}"
+                 f"{self._accidental_note(rule)}",
                  line=line, fix=f"sopsflow encrypt -i {_q(self.path)}")
 
     def _sops_file(self, doc: _Doc, rule: CreationRule | None) -> None:

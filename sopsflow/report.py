@@ -108,6 +108,20 @@ RULES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Kinds that mean a secret value sits in plaintext in what was judged.
+EXPOSURE_KINDS = frozenset({"plaintext-secret", "partly-plaintext", "leaked-secret"})
+ROTATE_HINT = "rotate it at its source; history keeps it"
+
+
+def _fix(f: Finding, result: VerifyResult) -> str | None:
+    """The fix as shown for ``result``. In a commit (not the index or work
+    tree) an exposed secret is in history already: fixing the file does not
+    take it back, so the hint says to rotate it too."""
+    if result.commit and f.kind in EXPOSURE_KINDS:
+        return f"{f.fix}; {ROTATE_HINT}" if f.fix else ROTATE_HINT
+    return f.fix
+
+
 def rule_info(kind: str) -> tuple[str, str]:
     return RULES.get(kind, (kind.replace("-", " ").capitalize(), "See sopsflow verify --help."))
 
@@ -186,8 +200,9 @@ def render_text(result: VerifyResult) -> str:
     for f in result.findings:
         where = f.path + (f":{f.line}" if f.line else "")
         lines.append(f"{where}: {f.severity}: {f.message} [{f.kind}]")
-        if f.fix:
-            lines.append(f"    fix: {f.fix}")
+        fix = _fix(f, result)
+        if fix:
+            lines.append(f"    fix: {fix}")
     for note in result.notes:
         lines.append(f"note: {note}")
     lines.append(_summary_line(result))
@@ -317,7 +332,8 @@ def render_github(result: VerifyResult) -> str:
         if f.line:
             props.append(f"line={int(f.line)}")
         props.append(f"title={_gh_prop('sopsflow ' + f.kind)}")
-        message = f.message + (f" Fix: {f.fix}" if f.fix else "")
+        fix = _fix(f, result)
+        message = f.message + (f" Fix: {fix}" if fix else "")
         lines.append(f"::{command} {','.join(props)}::{_gh_data(message)}")
     lines.append(_gh_data(_summary_line(result)))
     return "\n".join(lines) + "\n"
@@ -368,10 +384,10 @@ def render_junit(result: VerifyResult) -> str:
             failures += 1
             first = errors[0]
             failure = ET.SubElement(case, "failure", type=first.kind, message=_xml_text(first.message))
-            failure.text = "\n".join(_xml_text(_finding_line(f)) for f in errors)
+            failure.text = "\n".join(_xml_text(_finding_line(f, _fix(f, result))) for f in errors)
         if warnings:
             out = ET.SubElement(case, "system-out")
-            out.text = "\n".join(_xml_text(_finding_line(f)) for f in warnings)
+            out.text = "\n".join(_xml_text(_finding_line(f, _fix(f, result))) for f in warnings)
     suite.set("tests", str(len(paths)))
     suite.set("failures", str(failures))
     suite.set("errors", "0")
@@ -384,9 +400,9 @@ def render_junit(result: VerifyResult) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _finding_line(f: Finding) -> str:
+def _finding_line(f: Finding, fix: str | None) -> str:
     where = f.path + (f":{f.line}" if f.line else "")
-    return f"{where}: {f.severity}: {f.message} [{f.kind}]" + (f" (fix: {f.fix})" if f.fix else "")
+    return f"{where}: {f.severity}: {f.message} [{f.kind}]" + (f" (fix: {fix})" if fix else "")
 
 
 def _xml_text(text: str) -> str:

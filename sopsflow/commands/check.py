@@ -214,9 +214,34 @@ def audit_files(repo: Repo, files: list[GitFile], source: _Source, settings: Aud
             broken.findings.append(config_error_finding(config_rel, problem, f.path))
             audits.append(broken)
             continue
-        audits.append(audit_file(f.path, f.data, config=config, settings=settings,
-                                 is_symlink=f.is_symlink, repo_root=repo.root))
+        audit = audit_file(f.path, f.data, config=config, settings=settings,
+                           is_symlink=f.is_symlink, repo_root=repo.root)
+        if source.rev is None and audit.status == "plaintext" and not f.is_symlink:
+            _hint_unstaged_encryption(repo, audit, config, settings)
+        audits.append(audit)
     return audits
+
+
+def _hint_unstaged_encryption(repo: Repo, audit: FileAudit, config: Config | None, settings: AuditSettings) -> None:
+    """After ``sopsflow encrypt -i FILE`` without ``git add`` the work tree holds
+    the encrypted file and the index the plaintext. Repeating the encrypt fix
+    would exit 203 (already encrypted): the fix is to stage the file."""
+    import shlex
+
+    from ..audit import PLAINTEXT_SECRET, audit_file
+
+    path = repo.root / audit.path
+    try:
+        if path.is_symlink() or not path.is_file():
+            return
+        data = path.read_bytes()
+    except OSError:
+        return
+    on_disk = audit_file(audit.path, data, config=config, settings=settings, repo_root=repo.root)
+    if on_disk.status != "encrypted" or any(f.kind == PLAINTEXT_SECRET for f in on_disk.findings):
+        return
+    fix = f"git add {shlex.quote(audit.path)} (the work tree copy is encrypted; the staged one is not)"
+    audit.findings = [f._replace(fix=fix) if f.kind == PLAINTEXT_SECRET else f for f in audit.findings]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,127 @@
+"""Fix hints that are right in the context they are read in: on real git
+repositories, through ``sopsflow check`` and ``sopsflow verify``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.gitfixtures import AGE_RECIPIENT, git, git_env, init_repo, run_check, stage, write
+
+
+def _sopsflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "sopsflow", *args], cwd=repo, env=git_env(),
+                          capture_output=True, timeout=120)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode("utf-8", "replace"),
+                                       done.stderr.decode("utf-8", "replace"))
+
+DOTENV_RULES = f"""\
+creation_rules:
+  - path_regex: .*\\.env
+    age: {AGE_RECIPIENT}
+"""
+
+
+def test_a_non_sops_file_at_a_rule_path_is_named_as_such(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r", rules=DOTENV_RULES)
+    write(repo, "notes.env.bin", "just some notes\n")
+    stage(repo, "notes.env.bin")
+    done = run_check(repo)
+    assert done.returncode == 1, done.stdout
+    line = next(x for x in done.stdout.splitlines() if x.startswith("notes.env.bin:"))
+    assert "at creation_rules[0] (path_regex '.*\\.env') but not a SOPS file" in line
+    assert "unmarshalling" not in line and "does not load" not in line
+    # `.env` followed by `.bin` is a whole name part: no accident suspected
+    assert "by accident" not in line
+    assert "fix: sopsflow encrypt -i notes.env.bin" in line
+
+
+def test_an_unanchored_regex_matching_part_of_a_name_is_called_out(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r", rules=DOTENV_RULES)
+    write(repo, "app/.envrc", "use flake\n")
+    stage(repo, "app/.envrc")
+    done = run_check(repo)
+    assert done.returncode == 1, done.stdout
+    line = next(x for x in done.stdout.splitlines() if x.startswith("app/.envrc:"))
+    assert "but not a SOPS file" in line
+    assert "matches only '.env' of the name '.envrc'" in line
+    assert "unanchored path_regex that may match by accident" in line
+
+
+def test_encrypted_in_the_work_tree_but_staged_in_plaintext_says_git_add(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    write(repo, "secrets/db.yaml", "password: hunter2\n")
+    stage(repo, "secrets/db.yaml")
+    before = run_check(repo)
+    assert before.returncode == 1
+    assert "fix: sopsflow encrypt -i secrets/db.yaml" in before.stdout
+
+    encrypted = _sopsflow(repo, "encrypt", "-i", "secrets/db.yaml")
+    assert encrypted.returncode == 0, encrypted.stderr
+    done = run_check(repo)  # not staged yet: the index still holds the plaintext
+    assert done.returncode == 1, done.stdout
+    line = next(x for x in done.stdout.splitlines() if x.startswith("secrets/db.yaml"))
+    assert "[plaintext-secret]" in line
+    assert "fix: git add secrets/db.yaml" in line
+    assert "encrypt -i" not in line
+    # the fingerprint names the same finding as before (allow-lists keep working)
+    assert line.split("(fp:")[1] == next(x for x in before.stdout.splitlines()
+                                          if x.startswith("secrets/db.yaml")).split("(fp:")[1]
+    # what the old hint said would fail: the file is already encrypted
+    assert _sopsflow(repo, "encrypt", "-i", "secrets/db.yaml").returncode == 203
+
+    git(repo, "add", "secrets/db.yaml")
+    assert run_check(repo).returncode == 0
+
+
+def test_a_plaintext_work_tree_copy_keeps_the_encrypt_hint(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    write(repo, "secrets/db.yaml", "password: hunter2\n")
+    stage(repo, "secrets/db.yaml")
+    write(repo, "secrets/db.yaml", "password: hunter3\n")  # edited, still plaintext
+    done = run_check(repo)
+    assert done.returncode == 1
+    assert "fix: sopsflow encrypt -i secrets/db.yaml" in done.stdout
+    assert "git add" not in done.stdout
+
+
+def _leaky_repo(tmp_path: Path) -> Path:
+    return init_repo(tmp_path / "r", {
+        "secrets/db.yaml": "password: hunter2\n",
+        "app/.env": "DATABASE_PASSWORD=Zq8vN3xLw2Rt7Kp9\n",
+        "README.md": "docs\n",
+    })
+
+
+def test_a_secret_in_a_commit_is_to_be_rotated_in_text_github_and_junit(tmp_path: Path) -> None:
+    repo = _leaky_repo(tmp_path)
+    text = _sopsflow(repo, "verify")
+    assert text.returncode == 1, text.stdout + text.stderr
+    lines = text.stdout.splitlines()
+    for path in ("secrets/db.yaml", "app/.env"):
+        i = next(n for n, x in enumerate(lines) if x.startswith(path))
+        assert lines[i + 1].startswith("    fix: ") and lines[i + 1].endswith("; rotate it at its source; history keeps it")
+    assert "sopsflow encrypt -i secrets/db.yaml; rotate it at its source" in text.stdout
+    assert "history scan" not in text.stdout.lower()
+
+    github = _sopsflow(repo, "verify", "--format", "github")
+    annotations = [x for x in github.stdout.splitlines() if x.startswith("::error")]
+    assert {x.split("file=")[1].split(",")[0] for x in annotations} >= {"secrets/db.yaml", "app/.env"}
+    for x in annotations:
+        if "file=secrets/db.yaml," in x or "file=app/.env," in x:
+            assert x.endswith("; rotate it at its source; history keeps it"), x
+
+    junit = _sopsflow(repo, "verify", "--format", "junit")
+    assert junit.stdout.count("rotate it at its source; history keeps it") >= 2
+
+
+def test_staged_secrets_are_not_yet_in_history(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    write(repo, "secrets/db.yaml", "password: hunter2\n")
+    stage(repo, "secrets/db.yaml")
+    for args in (("--index",), ("--index", "--format", "github"), ("--index", "--format", "junit")):
+        done = _sopsflow(repo, "verify", *args)
+        assert done.returncode == 1
+        assert "sopsflow encrypt -i secrets/db.yaml" in done.stdout
+        assert "rotate" not in done.stdout
