@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import errors
 from .errors import SopsError
+from .keys.age import _bech32_polymod, is_age_x25519_recipient  # noqa: F401 (older import path)
 from .logs import logger
 from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
 
@@ -241,64 +242,13 @@ def parse_vault_uri(uri: str) -> tuple[str, str, str]:
 # and key flags parse them (MasterKeysFrom...String).
 
 
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def _bech32_polymod(values: list[int]) -> int:
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
-            if (top >> i) & 1:
-                chk ^= gen
-    return chk
-
-
-def is_age_x25519_recipient(text: str) -> bool:
-    """Whether ``text`` is a well-formed age X25519 recipient (bech32, HRP
-    ``age``, 32 bytes), the check sops does when it reads a rule."""
-    if text != text.lower():
-        return False
-    hrp, sep, data = text.rpartition("1")
-    if hrp != "age" or not sep or len(data) < 6:
-        return False
-    if any(c not in _BECH32_CHARSET for c in data):
-        return False
-    values = [_BECH32_CHARSET.index(c) for c in data]
-    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-    if _bech32_polymod(expanded + values) != 1:
-        return False
-    payload = values[:-6]
-    bits = len(payload) * 5
-    if bits // 8 != 32 or bits % 8 >= 5:
-        return False
-    tail = payload[-1] & ((1 << (bits % 8)) - 1) if bits % 8 else 0
-    return tail == 0  # padding bits must be zero
-
-
 def _age_specs(text: str) -> list[KeySpec]:
-    if text == "":
-        return []
-    specs = []
-    for item in text.split(","):
-        recipient = item.strip()
-        # sops' parseRecipient: plugin recipients (a second "1") and ssh keys
-        # are left to the age key class.
-        if recipient.startswith("age1pq1"):
-            from .keys.agepq import PqKeyError, check_recipient
+    from .keys.age import split_recipients
 
-            try:
-                check_recipient(recipient)
-            except PqKeyError as exc:
-                raise _KeyError(f"failed to parse input as Bech32-encoded age public key: {exc}") from None
-        elif recipient.startswith("age1") and recipient.count("1") == 1:
-            if not is_age_x25519_recipient(recipient):
-                raise _KeyError(f"failed to parse input as Bech32-encoded age public key: malformed recipient {recipient!r}")
-        elif not recipient.startswith(("age1", "ssh-")):
-            raise _KeyError(f"failed to parse input, unknown recipient type: {recipient!r}")
-        specs.append(KeySpec("age", recipient))
-    return specs
+    try:
+        return [KeySpec("age", recipient) for recipient in split_recipients(text)]
+    except ValueError as exc:
+        raise _KeyError(str(exc)) from None
 
 
 def _pgp_specs(text: str) -> list[KeySpec]:

@@ -1,0 +1,56 @@
+"""Rules that used to have two copies in sopsflow, now one: each case runs the
+real sops and sopsflow on the same input and compares exit code and result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..vectors import AGE_RECIPIENT
+from . import Run, age_env, flow_argv, run_each, sops_argv
+
+A = AGE_RECIPIENT
+
+
+def _both(tmp_path: Path, name: str, args: list[str], *, config: str | None = None, files: dict[str, str] | None = None,
+          **env: str) -> tuple[Run, Run]:
+    """sops and sopsflow run with ``args`` in a fresh directory holding
+    ``files`` (default: ``p.yaml``) and, when given, a ``.sops.yaml``."""
+    d = tmp_path / name
+    d.mkdir()
+    for file, text in (files or {"p.yaml": "x: 1\n"}).items():
+        (d / file).write_text(text)
+    if config is not None:
+        (d / ".sops.yaml").write_text(config)
+    sops, flow = run_each([(sops_argv(args), d), (flow_argv(args), d)], env=age_env(**env))
+    return sops, flow
+
+
+def _recipients(out: bytes) -> list[str]:
+    return [line.split("recipient:")[1].strip() for line in out.decode().splitlines() if "- recipient:" in line]
+
+
+def test_age_empty_item_is_refused_on_the_command_line(tmp_path: Path) -> None:
+    """``--age A,,A`` and ``SOPS_AGE_RECIPIENTS=A,,A``: an empty recipient (exit 1)."""
+    for i, value in enumerate((f"{A},,{A}", f"{A}, ,{A}", f"{A},")):
+        for how, args, env in (("flag", ["encrypt", "--age", value, "p.yaml"], {}),
+                               ("env", ["encrypt", "p.yaml"], {"SOPS_AGE_RECIPIENTS": value})):
+            sops, flow = _both(tmp_path, f"{how}{i}", args, **env)
+            assert sops.rc == flow.rc == 1, (sops.why(), flow.why())
+            assert b'unknown recipient type: ""' in sops.err
+            assert b'unknown recipient type: ""' in flow.err, flow.why()
+            assert flow.out == b""
+
+
+def test_age_empty_item_in_config(tmp_path: Path) -> None:
+    """A rule's ``age`` string drops empty items before the age parser sees
+    them (sops' parseKeyField); a key group's entry goes to the parser whole."""
+    sops, flow = _both(tmp_path, "flat", ["encrypt", "p.yaml"], config=f'creation_rules:\n  - age: "{A},,{A}"\n')
+    assert sops.rc == flow.rc == 0, (sops.why(), flow.why())
+    assert _recipients(sops.out) == _recipients(flow.out) == [A, A]
+    sops, flow = _both(tmp_path, "group", ["encrypt", "p.yaml"],
+                       config=f'creation_rules:\n  - key_groups:\n    - age: ["{A},,{A}"]\n')
+    # sopsflow reports every invalid rule with its config-error code (5) where
+    # sops exits 1; the rule is refused in both, for the same reason.
+    assert sops.rc == 1 and flow.rc != 0, (sops.why(), flow.why())
+    assert b'unknown recipient type: ""' in sops.err
+    assert b'unknown recipient type: ""' in flow.err, flow.why()
