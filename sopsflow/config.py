@@ -209,9 +209,6 @@ class _KeyError(Exception):
 
 _VAULT_PREFIXED = re.compile(r"/[^/]+/v[0-9]+/[^/]+/[^/]+/[^/]+")
 _VAULT_PATH = re.compile(r"/v[0-9]+/[^/]+/[^/]+/[^/]+")
-_AZURE_URL = re.compile(r"(https://[^/]+)/keys/([^/]+)(/[^/]*)?\Z")
-
-
 def parse_vault_uri(uri: str) -> tuple[str, str, str]:
     """(vault_address, engine_path, key_name) as sops' hcvault.NewMasterKeyFromURI."""
     from urllib.parse import urlsplit, urlunsplit
@@ -306,17 +303,12 @@ def _hckms_specs(text: str) -> list[KeySpec]:
 def _azure_specs(text: str) -> list[KeySpec]:
     if text == "":
         return []
-    specs = []
-    for item in text.split(","):
-        url = item.strip()
-        m = _AZURE_URL.match(url)
-        if not m:
-            raise _KeyError(f"could not parse {url!r} into a valid Azure Key Vault MasterKey")
-        # Without a version sops asks Azure for the latest one; we cannot, so
-        # the version stays empty.
-        version = m.group(3)[1:] if m.group(3) and len(m.group(3)) > 1 else ""
-        specs.append(KeySpec("azure_kv", {"vault_url": m.group(1), "name": m.group(2), "version": version}))
-    return specs
+    from .keys.opaque import parse_azure_url
+
+    try:
+        return [KeySpec("azure_kv", parse_azure_url(item)) for item in text.split(",")]
+    except ValueError as exc:
+        raise _KeyError(str(exc)) from None
 
 
 def _vault_specs(text: str) -> list[KeySpec]:

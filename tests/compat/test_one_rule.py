@@ -54,3 +54,39 @@ def test_age_empty_item_in_config(tmp_path: Path) -> None:
     assert sops.rc == 1 and flow.rc != 0, (sops.why(), flow.why())
     assert b'unknown recipient type: ""' in sops.err
     assert b'unknown recipient type: ""' in flow.err, flow.why()
+
+
+# Key URLs sops parses (then fails: no Azure here) and URLs it refuses to parse.
+AZURE_PARSED = ["https://v.invalid/keys/k", "https://v.invalid/keys/k/", "https://v.invalid/keys/k/1",
+                " https://v.invalid/keys/k/1 "]
+AZURE_REFUSED = ["http://v/keys/k/1", "https://v/keys/k/1/2", "https://v/x/keys/k/1", "https://v/keys/k/1/"]
+
+
+def test_azure_key_url_is_parsed_alike_in_config_and_flag(tmp_path: Path) -> None:
+    """sops has no Azure credentials here: a URL it parses fails later, when the
+    data key is wrapped (sopsflow cannot wrap for Azure at all), and a URL it
+    does not parse fails with the parse error; the same in a rule and a flag."""
+    urls = AZURE_PARSED + AZURE_REFUSED
+    commands: list[tuple[list[str], Path]] = []
+    for i, url in enumerate(urls):
+        for how, args, config in (("flag", ["encrypt", "--azure-kv", url, "p.yaml"], None),
+                                  ("rule", ["encrypt", "p.yaml"], f'creation_rules:\n  - azure_keyvault: "{url}"\n')):
+            d = tmp_path / f"{how}{i}"
+            d.mkdir()
+            (d / "p.yaml").write_text("x: 1\n")
+            if config:
+                (d / ".sops.yaml").write_text(config)
+            commands += [(sops_argv(args), d), (flow_argv(args), d)]
+    runs = run_each(commands, env=age_env())
+    for n, url in enumerate(urls):
+        refused = url in AZURE_REFUSED
+        shown = f'could not parse "{url.strip()}" into a valid Azure Key Vault MasterKey'.encode()
+        for sops, flow in (runs[4 * n : 4 * n + 2], runs[4 * n + 2 : 4 * n + 4]):
+            assert sops.rc == 1 and flow.rc != 0 and flow.out == b"", (sops.why(), flow.why())
+            assert (shown in sops.err) == refused, sops.why()
+            assert (shown in flow.err) == refused, flow.why()
+            if not refused:  # both got past parsing; sops fails to reach Azure
+                assert b"Azure Key" in sops.err, sops.why()
+                assert b"Could not generate data key" in flow.err, flow.why()
+        # sopsflow's config errors exit 5 (ERROR_READING_CONFIG) where sops exits 1
+        assert runs[4 * n + 1].rc == 1
