@@ -90,3 +90,39 @@ def test_azure_key_url_is_parsed_alike_in_config_and_flag(tmp_path: Path) -> Non
                 assert b"Could not generate data key" in flow.err, flow.why()
         # sopsflow's config errors exit 5 (ERROR_READING_CONFIG) where sops exits 1
         assert runs[4 * n + 1].rc == 1
+
+
+PATH_DOC = 'a[b: 1\n"a\\"]": 2\na: [x, y]\n"a]": 3\n'
+# Paths whose parse is in question: ["a[b"] is split at its inner "[", ["a"]]
+# keeps a quote in its key (first and last character dropped), a bad index.
+PATHS = ['["a[b"]', '["a"]]', '["a]"]', '["a"][1]', '["a"][1x]', '["a"]["b"', "a", '["a"][+1]']
+
+
+def test_tree_path_is_parsed_alike_by_extract_and_set(tmp_path: Path) -> None:
+    """sops reads the ``--extract`` and the ``set`` path with one parser."""
+    d = tmp_path / "src"
+    d.mkdir()
+    (d / "q.yaml").write_text(PATH_DOC)
+    sops_enc = run_each([(sops_argv(["encrypt", "--age", A, "q.yaml"]), d)], env=age_env())[0]
+    assert sops_enc.rc == 0, sops_enc.why()
+    commands: list[tuple[list[str], Path]] = []
+    for i, path in enumerate(PATHS):
+        for tool in (sops_argv, flow_argv):
+            w = tmp_path / f"{tool.__name__}{i}"
+            w.mkdir()
+            (w / "e.yaml").write_bytes(sops_enc.out)
+            (w / "s.yaml").write_bytes(sops_enc.out)
+            commands += [(tool(["decrypt", "--extract", path, "e.yaml"]), w), (tool(["set", "s.yaml", path, '"v"']), w)]
+    runs = run_each(commands, env=age_env())
+    for i, path in enumerate(PATHS):
+        sops_extract, sops_set, flow_extract, flow_set = runs[4 * i : 4 * i + 4]
+        assert flow_extract.rc == sops_extract.rc, (path, sops_extract.why(), flow_extract.why())
+        assert flow_extract.out == sops_extract.out, path
+        assert flow_set.rc == sops_set.rc, (path, sops_set.why(), flow_set.why())
+        if sops_extract.rc == 91:  # the parser's own message, sops' wording
+            assert flow_extract.err.strip().endswith(sops_extract.err.strip().split(b": ", 1)[1]), path
+    by_path = dict(zip(PATHS, range(len(PATHS)), strict=True))
+    assert runs[4 * by_path['["a[b"]']].rc == 91  # refused by both commands
+    assert runs[4 * by_path['["a[b"]'] + 1].rc == 7
+    assert runs[4 * by_path['["a"]]']].rc == 1  # parsed (as key 'a"'), then not found
+    assert runs[4 * by_path['["a"]]'] + 1].rc == 0
