@@ -784,78 +784,25 @@ def _compose(text: str, path: str) -> Any:
 
 # go-yaml v3 scalar resolution (resolve.go), enough to type-check the fields.
 
-_NULL_WORDS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOL_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_FLOAT_WORDS = {
-    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
-    ".inf": math.inf, ".Inf": math.inf, ".INF": math.inf,
-    "+.inf": math.inf, "+.Inf": math.inf, "+.INF": math.inf,
-    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
-}
 # Only into a typed bool (yaml 1.1 compatibility in go-yaml v3's decoder).
 _BOOL_11 = {**{w: True for w in ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON")},
             **{w: False for w in ("n", "N", "no", "No", "NO", "off", "Off", "OFF")}}
-_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
-_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
-    r"| [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?)?\Z"
-)
 _TAG_PREFIX = "tag:yaml.org,2002:"
-_DIGITS = {16: "0123456789abcdefABCDEF", 8: "01234567", 2: "01", 10: "0123456789"}
-
-
-def _go_parse_int(text: str) -> int | None:
-    """strconv.ParseInt(text, 0, 64) (underscores already removed), allowing
-    the uint64 range too; None when it is not an integer."""
-    sign = 1
-    body = text
-    if body[:1] in "+-" and body:
-        sign = -1 if body[0] == "-" else 1
-        body = body[1:]
-    base = 10
-    if len(body) > 1 and body[0] == "0":
-        prefix = body[1].lower()
-        base, body = {"x": (16, body[2:]), "o": (8, body[2:]), "b": (2, body[2:])}.get(prefix, (8, body[1:]))
-    if not body or any(c not in _DIGITS[base] for c in body):
-        return None
-    if base == 10 and len(body) > 20:
-        # beyond uint64; int() would refuse a decimal string over 4,300 digits
-        return None
-    value = sign * int(body, base)
-    if sign < 0:
-        return value if value >= _MIN_INT64 else None
-    if value <= _MAX_INT64:
-        return value
-    # beyond int64 go-yaml tries ParseUint, which refuses an explicit "+"
-    return value if value <= 2**64 - 1 and not text.startswith("+") else None
 
 
 def _resolve_plain(text: str) -> tuple[str, Any]:
-    if text in _NULL_WORDS:
-        return "!!null", None
-    if text in _BOOL_WORDS:
-        return "!!bool", _BOOL_WORDS[text]
-    if text in _FLOAT_WORDS:
-        return "!!float", _FLOAT_WORDS[text]
+    """go-yaml's resolution of an untagged plain scalar: the YAML store's rule,
+    so a value means the same in a config and in a document (``1e999`` and
+    ``.5e999`` overflow float64 and stay strings in both). A timestamp keeps
+    its text: every config field that takes one is a string."""
+    from .stores.yaml_resolve import TIMESTAMP_TAG, resolve_plain
+
     if text == "<<":
-        return "!!merge", text
-    first = text[0]
-    if first == ".":
-        if _DOT_FLOAT.match(text):
-            return "!!float", float(text)
-    elif first in "+-0123456789":
-        if _TIMESTAMP.match(text):
-            return "!!timestamp", text
-        plain = text.replace("_", "")
-        number = _go_parse_int(plain)
-        if number is not None:
-            return "!!int", number
-        if _YAML_FLOAT.match(plain) and math.isfinite(real := float(plain)):
-            # out of float64's range, Go's ParseFloat fails and go-yaml keeps the string
-            return "!!float", real
-    return "!!str", text
+        return "!!merge", text  # the store resolves merge keys in its loader
+    tag, value = resolve_plain(text)
+    if tag == TIMESTAMP_TAG:
+        return tag, text
+    return tag, int(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _short_tag(tag: str) -> str:

@@ -3,6 +3,7 @@ real sops and sopsflow on the same input and compares exit code and result."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..vectors import AGE_RECIPIENT
@@ -126,3 +127,20 @@ def test_tree_path_is_parsed_alike_by_extract_and_set(tmp_path: Path) -> None:
     assert runs[4 * by_path['["a[b"]'] + 1].rc == 7
     assert runs[4 * by_path['["a"]]']].rc == 1  # parsed (as key 'a"'), then not found
     assert runs[4 * by_path['["a"]]'] + 1].rc == 0
+
+
+def test_overflowing_float_is_a_string_in_config_and_document(tmp_path: Path) -> None:
+    """go-yaml keeps a float literal beyond float64 (``1e999``, ``.5e999``) as a
+    string, in sops' config as in a YAML document."""
+    for i, text in enumerate(("1e999", ".5e999", "-1e999")):
+        # a string where a rule takes one: the age parser sees it (and refuses it)
+        sops, flow = _both(tmp_path, f"rule{i}", ["encrypt", "p.yaml"], config=f"creation_rules:\n  - age: {text}\n")
+        assert sops.rc == 1 and flow.rc != 0, (sops.why(), flow.why())
+        shown = f'unknown recipient type: "{text}"'.encode()
+        assert shown in sops.err, sops.why()
+        assert shown in flow.err, flow.why()
+    doc = "x: 1e999\ny: .5e999\nz: 1e3\n"
+    sops, flow = _both(tmp_path, "doc", ["encrypt", "--age", A, "n.yaml"], files={"n.yaml": doc})
+    assert sops.rc == flow.rc == 0, (sops.why(), flow.why())
+    types = [re.findall(rb"type:([a-z]+)\]", run.out)[:3] for run in (sops, flow)]
+    assert types[0] == types[1] == [b"str", b"str", b"float"]
