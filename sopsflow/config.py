@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import errors
 from .errors import SopsError
-from .keys.age import _bech32_polymod, is_age_x25519_recipient  # noqa: F401 (older import path)
 from .logs import logger
 from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
 
