@@ -208,9 +208,6 @@ class _KeyError(Exception):
 
 _VAULT_PREFIXED = re.compile(r"/[^/]+/v[0-9]+/[^/]+/[^/]+/[^/]+")
 _VAULT_PATH = re.compile(r"/v[0-9]+/[^/]+/[^/]+/[^/]+")
-_AZURE_URL = re.compile(r"(https://[^/]+)/keys/([^/]+)(/[^/]*)?\Z")
-
-
 def parse_vault_uri(uri: str) -> tuple[str, str, str]:
     """(vault_address, engine_path, key_name) as sops' hcvault.NewMasterKeyFromURI."""
     from urllib.parse import urlsplit, urlunsplit
@@ -241,64 +238,13 @@ def parse_vault_uri(uri: str) -> tuple[str, str, str]:
 # and key flags parse them (MasterKeysFrom...String).
 
 
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def _bech32_polymod(values: list[int]) -> int:
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
-            if (top >> i) & 1:
-                chk ^= gen
-    return chk
-
-
-def is_age_x25519_recipient(text: str) -> bool:
-    """Whether ``text`` is a well-formed age X25519 recipient (bech32, HRP
-    ``age``, 32 bytes), the check sops does when it reads a rule."""
-    if text != text.lower():
-        return False
-    hrp, sep, data = text.rpartition("1")
-    if hrp != "age" or not sep or len(data) < 6:
-        return False
-    if any(c not in _BECH32_CHARSET for c in data):
-        return False
-    values = [_BECH32_CHARSET.index(c) for c in data]
-    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-    if _bech32_polymod(expanded + values) != 1:
-        return False
-    payload = values[:-6]
-    bits = len(payload) * 5
-    if bits // 8 != 32 or bits % 8 >= 5:
-        return False
-    tail = payload[-1] & ((1 << (bits % 8)) - 1) if bits % 8 else 0
-    return tail == 0  # padding bits must be zero
-
-
 def _age_specs(text: str) -> list[KeySpec]:
-    if text == "":
-        return []
-    specs = []
-    for item in text.split(","):
-        recipient = item.strip()
-        # sops' parseRecipient: plugin recipients (a second "1") and ssh keys
-        # are left to the age key class.
-        if recipient.startswith("age1pq1"):
-            from .keys.agepq import PqKeyError, check_recipient
+    from .keys.age import split_recipients
 
-            try:
-                check_recipient(recipient)
-            except PqKeyError as exc:
-                raise _KeyError(f"failed to parse input as Bech32-encoded age public key: {exc}") from None
-        elif recipient.startswith("age1") and recipient.count("1") == 1:
-            if not is_age_x25519_recipient(recipient):
-                raise _KeyError(f"failed to parse input as Bech32-encoded age public key: malformed recipient {recipient!r}")
-        elif not recipient.startswith(("age1", "ssh-")):
-            raise _KeyError(f"failed to parse input, unknown recipient type: {recipient!r}")
-        specs.append(KeySpec("age", recipient))
-    return specs
+    try:
+        return [KeySpec("age", recipient) for recipient in split_recipients(text)]
+    except ValueError as exc:
+        raise _KeyError(str(exc)) from None
 
 
 def _pgp_specs(text: str) -> list[KeySpec]:
@@ -356,17 +302,12 @@ def _hckms_specs(text: str) -> list[KeySpec]:
 def _azure_specs(text: str) -> list[KeySpec]:
     if text == "":
         return []
-    specs = []
-    for item in text.split(","):
-        url = item.strip()
-        m = _AZURE_URL.match(url)
-        if not m:
-            raise _KeyError(f"could not parse {url!r} into a valid Azure Key Vault MasterKey")
-        # Without a version sops asks Azure for the latest one; we cannot, so
-        # the version stays empty.
-        version = m.group(3)[1:] if m.group(3) and len(m.group(3)) > 1 else ""
-        specs.append(KeySpec("azure_kv", {"vault_url": m.group(1), "name": m.group(2), "version": version}))
-    return specs
+    from .keys.opaque import parse_azure_url
+
+    try:
+        return [KeySpec("azure_kv", parse_azure_url(item)) for item in text.split(",")]
+    except ValueError as exc:
+        raise _KeyError(str(exc)) from None
 
 
 def _vault_specs(text: str) -> list[KeySpec]:
@@ -842,78 +783,25 @@ def _compose(text: str, path: str) -> Any:
 
 # go-yaml v3 scalar resolution (resolve.go), enough to type-check the fields.
 
-_NULL_WORDS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOL_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_FLOAT_WORDS = {
-    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
-    ".inf": math.inf, ".Inf": math.inf, ".INF": math.inf,
-    "+.inf": math.inf, "+.Inf": math.inf, "+.INF": math.inf,
-    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
-}
 # Only into a typed bool (yaml 1.1 compatibility in go-yaml v3's decoder).
 _BOOL_11 = {**{w: True for w in ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON")},
             **{w: False for w in ("n", "N", "no", "No", "NO", "off", "Off", "OFF")}}
-_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
-_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
-    r"| [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?)?\Z"
-)
 _TAG_PREFIX = "tag:yaml.org,2002:"
-_DIGITS = {16: "0123456789abcdefABCDEF", 8: "01234567", 2: "01", 10: "0123456789"}
-
-
-def _go_parse_int(text: str) -> int | None:
-    """strconv.ParseInt(text, 0, 64) (underscores already removed), allowing
-    the uint64 range too; None when it is not an integer."""
-    sign = 1
-    body = text
-    if body[:1] in "+-" and body:
-        sign = -1 if body[0] == "-" else 1
-        body = body[1:]
-    base = 10
-    if len(body) > 1 and body[0] == "0":
-        prefix = body[1].lower()
-        base, body = {"x": (16, body[2:]), "o": (8, body[2:]), "b": (2, body[2:])}.get(prefix, (8, body[1:]))
-    if not body or any(c not in _DIGITS[base] for c in body):
-        return None
-    if base == 10 and len(body) > 20:
-        # beyond uint64; int() would refuse a decimal string over 4,300 digits
-        return None
-    value = sign * int(body, base)
-    if sign < 0:
-        return value if value >= _MIN_INT64 else None
-    if value <= _MAX_INT64:
-        return value
-    # beyond int64 go-yaml tries ParseUint, which refuses an explicit "+"
-    return value if value <= 2**64 - 1 and not text.startswith("+") else None
 
 
 def _resolve_plain(text: str) -> tuple[str, Any]:
-    if text in _NULL_WORDS:
-        return "!!null", None
-    if text in _BOOL_WORDS:
-        return "!!bool", _BOOL_WORDS[text]
-    if text in _FLOAT_WORDS:
-        return "!!float", _FLOAT_WORDS[text]
+    """go-yaml's resolution of an untagged plain scalar: the YAML store's rule,
+    so a value means the same in a config and in a document (``1e999`` and
+    ``.5e999`` overflow float64 and stay strings in both). A timestamp keeps
+    its text: every config field that takes one is a string."""
+    from .stores.yaml_resolve import TIMESTAMP_TAG, resolve_plain
+
     if text == "<<":
-        return "!!merge", text
-    first = text[0]
-    if first == ".":
-        if _DOT_FLOAT.match(text):
-            return "!!float", float(text)
-    elif first in "+-0123456789":
-        if _TIMESTAMP.match(text):
-            return "!!timestamp", text
-        plain = text.replace("_", "")
-        number = _go_parse_int(plain)
-        if number is not None:
-            return "!!int", number
-        if _YAML_FLOAT.match(plain) and math.isfinite(real := float(plain)):
-            # out of float64's range, Go's ParseFloat fails and go-yaml keeps the string
-            return "!!float", real
-    return "!!str", text
+        return "!!merge", text  # the store resolves merge keys in its loader
+    tag, value = resolve_plain(text)
+    if tag == TIMESTAMP_TAG:
+        return tag, text
+    return tag, int(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _short_tag(tag: str) -> str:

@@ -355,7 +355,7 @@ def bech32_valid(text: str) -> bool:
     hrp, sep, payload = lower.rpartition("1")
     if not sep or not hrp or len(payload) < 6 or any(c not in _BECH32 for c in payload):
         return False
-    from .config import _bech32_polymod  # the checksum sops' recipient check uses
+    from .keys.age import _bech32_polymod  # the checksum sops' recipient check uses
 
     values = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + [_BECH32.index(c) for c in payload]
     return _bech32_polymod(values) == 1

@@ -19,6 +19,7 @@ Encrypted values are plain ``str`` holding ``ENC[AES256_GCM,...]``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -199,3 +200,43 @@ def val_to_string(value: Any) -> str:
     if value is None:
         return "<nil>"
     raise TypeError(f"cannot render {type(value).__name__} as text")
+
+
+# --- tree paths ----------------------------------------------------------------------
+
+_ATOI = re.compile(r"[+-]?[0-9]+\Z")
+_INT64 = 1 << 63
+
+
+class TreePathCrash(ValueError):
+    """A path on which sops panics (exit 2) instead of reporting an error."""
+
+
+def parse_tree_path(text: str) -> list[str | int]:
+    """The ``["a"][0]`` path of ``decrypt --extract``, ``set`` and ``unset``,
+    read as sops' parseTreePath reads it for all three: split at ``[``, each
+    part must end with ``]``, a part starting with a quote is a key (its first
+    and last character dropped, whatever they are), anything else a Go int.
+    ValueError with sops' message for a malformed path; TreePathCrash where
+    sops panics."""
+    path: list[str | int] = []
+    for part in text.split("["):
+        if part == "":
+            continue
+        if part[-1] != "]":
+            raise ValueError(f"component {part} doesn't end with ]")
+        part = part[:-1]
+        if part == "":
+            raise TreePathCrash("empty path component []")
+        if part[0] in "\"'":
+            if len(part) < 2:
+                raise TreePathCrash(f"unterminated path component [{part}]")
+            path.append(part[1:-1])
+            continue
+        if not _ATOI.match(part):
+            raise ValueError(f'strconv.Atoi: parsing "{part}": invalid syntax')
+        index = int(part)
+        if not -_INT64 <= index < _INT64:
+            raise ValueError(f'strconv.Atoi: parsing "{part}": value out of range')
+        path.append(index)
+    return path

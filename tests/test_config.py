@@ -26,11 +26,11 @@ from sopsflow.config import (
     find_config,
     go_abs,
     go_clean,
-    is_age_x25519_recipient,
     load_config,
     parse_config,
 )
 from sopsflow.errors import SopsError
+from sopsflow.keys.age import is_age_x25519_recipient
 
 from .conftest import base_env, sops_binary
 from .vectors import AGE_RECIPIENT, GENERATED, PGP_FP

@@ -247,12 +247,12 @@ def hckms_keys(ids: list[str]) -> list[MasterKey]:
 
 
 def _azure_entry(url: str) -> dict[str, str]:
-    # https://<vault>/keys/<name>/<version>
-    parts = url.rstrip("/").split("/keys/")
-    if len(parts) != 2 or "/" not in parts[1]:
-        raise SopsError(errors.GENERIC, f"invalid Azure Key Vault key URL: {url}")
-    name, version = parts[1].split("/", 1)
-    return {"vault_url": parts[0], "name": name, "version": version}
+    from ..keys.opaque import parse_azure_url
+
+    try:
+        return parse_azure_url(url)
+    except ValueError as exc:
+        raise SopsError(errors.GENERIC, str(exc)) from None
 
 
 def creation_settings(args: argparse.Namespace, name_path: str, config: Any) -> CreationSettings:

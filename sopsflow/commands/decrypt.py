@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
-from ..tree import TreeMap
+from ..tree import TreeMap, TreePathCrash, parse_tree_path
 from . import common
 
 
@@ -25,33 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_extract_path(text: str) -> list[Any]:
-    """sops' tree path syntax: ``["key"][0]['other']``."""
-    bad = SopsError(errors.INVALID_TREE_PATH_FORMAT, f"Error: invalid tree path format string: {text}")
-    components: list[Any] = []
-    rest = text
-    if not rest.startswith("["):
-        raise bad
-    while rest:
-        if not rest.startswith("["):
-            raise bad
-        end = rest.find("]")
-        if end == -1:
-            raise bad
-        inner = rest[1:end]
-        if inner[:1] in ('"', "'"):
-            quote = inner[0]
-            close = rest.find(quote + "]", 2)
-            if close == -1:
-                raise bad
-            components.append(rest[2:close])
-            rest = rest[close + 2 :]
-            continue
-        try:
-            components.append(int(inner))
-        except ValueError:
-            raise bad from None
-        rest = rest[end + 1 :]
-    return components
+    """The ``--extract`` path, by the parser ``set`` and ``unset`` use."""
+    try:
+        return list(parse_tree_path(text))
+    except TreePathCrash as exc:
+        # sops panics here (exit 2)
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"error parsing --extract path: {exc}") from None
+    except ValueError as exc:
+        raise SopsError(errors.INVALID_TREE_PATH_FORMAT, f"error parsing --extract path: {exc}") from None
 
 
 def extract(branch: TreeMap, path: list[Any]) -> Any:

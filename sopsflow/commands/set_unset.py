@@ -16,18 +16,14 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 from typing import Any
 
 from .. import errors
 from ..errors import SopsError
 from ..logs import logger
-from ..tree import Comment, Time, TreeMap, UInt64
+from ..tree import Comment, Time, TreeMap, TreePathCrash, UInt64, parse_tree_path
 from . import common
-
-_ATOI = re.compile(r"[+-]?[0-9]+\Z")
-_INT64 = 1 << 63
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,34 +61,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 class _Crash(Exception):
     """Input on which sops 3.11 panics (exit 2); reported cleanly with that code."""
-
-
-def parse_tree_path(text: str) -> list[Any]:
-    """sops' set/unset path syntax (``["a"][0]``), parsed as sops parses it:
-    split at ``[``, each part must end with ``]``, a part starting with a quote
-    is a key (first and last character dropped), anything else an integer.
-    Raises ValueError for a malformed path and _Crash where sops panics."""
-    path: list[Any] = []
-    for part in text.split("["):
-        if part == "":
-            continue
-        if part[-1] != "]":
-            raise ValueError(f"component {part} doesn't end with ]")
-        part = part[:-1]
-        if part == "":
-            raise _Crash("empty path component []")
-        if part[0] in "\"'":
-            if len(part) < 2:
-                raise _Crash(f"unterminated path component [{part}]")
-            path.append(part[1:-1])
-            continue
-        if not _ATOI.match(part):
-            raise ValueError(f"invalid index {part}")
-        index = int(part)
-        if not -_INT64 <= index < _INT64:
-            raise ValueError(f"index {part} out of range")
-        path.append(index)
-    return path
 
 
 def _go_s(component: Any) -> str:
@@ -298,10 +266,10 @@ def _parse_path(text: str, verb: str) -> list[Any]:
     message = f"Invalid {verb} index format"
     try:
         path = parse_tree_path(text)
+    except TreePathCrash as exc:
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"{message}: {exc}") from None
     except ValueError:
         raise SopsError(errors.INVALID_SET_FORMAT, message) from None
-    except _Crash as exc:
-        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"{message}: {exc}") from None
     if not path:
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"{message}: the path is empty")
     return path

@@ -116,19 +116,82 @@ def armor(ciphertext: bytes) -> str:
     return "\n".join([ARMOR_BEGIN, *lines, ARMOR_END]) + "\n"
 
 
-def parse_age_recipients(text: str) -> list[AgeKey]:
-    """``--age`` / ``SOPS_AGE_RECIPIENTS``: comma separated, spaces trimmed,
-    empty items skipped. A malformed recipient is a SopsError (exit 1)."""
-    keys = []
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_polymod(values: list[int]) -> int:
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
+            if (top >> i) & 1:
+                chk ^= gen
+    return chk
+
+
+def is_age_x25519_recipient(text: str) -> bool:
+    """Whether ``text`` is a well-formed age X25519 recipient (bech32, HRP
+    ``age``, 32 bytes), the check sops does when it reads a rule."""
+    if text != text.lower():
+        return False
+    hrp, sep, data = text.rpartition("1")
+    if hrp != "age" or not sep or len(data) < 6:
+        return False
+    if any(c not in _BECH32_CHARSET for c in data):
+        return False
+    values = [_BECH32_CHARSET.index(c) for c in data]
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    if _bech32_polymod(expanded + values) != 1:
+        return False
+    payload = values[:-6]
+    bits = len(payload) * 5
+    if bits // 8 != 32 or bits % 8 >= 5:
+        return False
+    tail = payload[-1] & ((1 << (bits % 8)) - 1) if bits % 8 else 0
+    return tail == 0  # padding bits must be zero
+
+
+def split_recipients(text: str) -> list[str]:
+    """The recipients of one comma-joined string, the way sops'
+    ``MasterKeysFromRecipients`` reads ``--age``, ``SOPS_AGE_RECIPIENTS`` and a
+    rule's joined ``age`` field: items trimmed, and an empty item is an unknown
+    recipient type (empty text is no recipient). ValueError in sops' wording.
+
+    This is the cheap syntax check (no pyrage): plugin recipients (a second
+    "1") and ssh keys are left to the key class."""
+    if text == "":
+        return []
+    recipients = []
     for item in text.split(","):
         recipient = item.strip()
-        if not recipient:
-            continue
-        try:
+        if recipient.startswith("age1pq1"):
+            from .agepq import PqKeyError, check_recipient
+
+            try:
+                check_recipient(recipient)
+            except PqKeyError as exc:
+                raise ValueError(f"failed to parse input as Bech32-encoded age public key: {exc}") from None
+        elif recipient.startswith("age1") and recipient.count("1") == 1:
+            if not is_age_x25519_recipient(recipient):
+                raise ValueError("failed to parse input as Bech32-encoded age public key: "
+                                 f"malformed recipient {_quote(recipient)}")
+        elif not recipient.startswith(("age1", "ssh-")):
+            raise ValueError(f"failed to parse input, unknown recipient type: {_quote(recipient)}")
+        recipients.append(recipient)
+    return recipients
+
+
+def parse_age_recipients(text: str) -> list[AgeKey]:
+    """``--age`` / ``SOPS_AGE_RECIPIENTS``: :func:`split_recipients`, then each
+    recipient fully parsed. A malformed recipient is a SopsError (exit 1)."""
+    keys = []
+    try:
+        for recipient in split_recipients(text):
             _parse_recipient(recipient)
-        except ValueError as exc:
-            raise SopsError(errors.GENERIC, str(exc)) from None
-        keys.append(AgeKey(recipient))
+            keys.append(AgeKey(recipient))
+    except ValueError as exc:
+        raise SopsError(errors.GENERIC, str(exc)) from None
     return keys
 
 

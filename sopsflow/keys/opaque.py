@@ -7,11 +7,29 @@ KeyFailure that says so, and another key of the file (or group) can step in.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .base import KeyFailure
 
 _KNOWN = frozenset({"gcp_kms", "azure_kv", "hckms"})
+
+# sops' azkv.NewMasterKeyFromURL: an https vault, one key name, an optional
+# version (empty or absent: sops asks Azure for the latest one).
+_AZURE_URL = re.compile(r"(https://[^/]+)/keys/([^/]+)(/[^/]*)?\Z")
+
+
+def parse_azure_url(url: str) -> dict[str, str]:
+    """The ``azure_kv`` metadata fields of a key URL from ``--azure-kv``,
+    ``SOPS_AZURE_KEYVAULT_URLS`` or a rule's ``azure_keyvault``; ValueError in
+    sops' wording. sopsflow cannot ask Azure for the latest version, so a URL
+    without one keeps an empty version."""
+    url = url.strip()
+    m = _AZURE_URL.match(url)
+    if not m:
+        quoted = '"' + url.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        raise ValueError(f"could not parse {quoted} into a valid Azure Key Vault MasterKey")
+    return {"vault_url": m.group(1), "name": m.group(2), "version": (m.group(3) or "/")[1:]}
 
 
 class OpaqueKey:

@@ -180,8 +180,12 @@ def test_we_decrypt_sops_wraps_for_ssh_recipients(tmp_path: Path) -> None:
 def test_parse_age_recipients(tmp_path: Path) -> None:
     _, first = _new_identity()
     _, second = _new_identity()
-    keys = parse_age_recipients(f" {first} ,, {second},")
+    keys = parse_age_recipients(f" {first} , {second}")
     assert [k.recipient for k in keys] == [first, second]
+    for text in (f"{first},,{second}", f"{first},", f"{first}, "):
+        # sops refuses an empty item (checked against the binary in tests/compat/test_one_rule.py)
+        with pytest.raises(SopsError, match='unknown recipient type: ""'):
+            parse_age_recipients(text)
     assert parse_age_recipients("") == []
     ssh = _ssh_keypair(tmp_path, "ed25519")
     assert parse_age_recipients(ssh)[0].recipient == ssh
