@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import errors
 from .errors import SopsError
+from .lazyre import compile_lazy
 from .logs import logger
 from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
 
@@ -206,9 +206,9 @@ class _KeyError(Exception):
     """A key entry sops would refuse; turned into a SopsError naming the file."""
 
 
-_VAULT_PREFIXED = re.compile(r"/[^/]+/v[0-9]+/[^/]+/[^/]+/[^/]+")
-_VAULT_PATH = re.compile(r"/v[0-9]+/[^/]+/[^/]+/[^/]+")
-_AZURE_URL = re.compile(r"(https://[^/]+)/keys/([^/]+)(/[^/]*)?\Z")
+_VAULT_PREFIXED = compile_lazy(r"/[^/]+/v[0-9]+/[^/]+/[^/]+/[^/]+")
+_VAULT_PATH = compile_lazy(r"/v[0-9]+/[^/]+/[^/]+/[^/]+")
+_AZURE_URL = compile_lazy(r"(https://[^/]+)/keys/([^/]+)(/[^/]*)?\Z")
 
 
 def parse_vault_uri(uri: str) -> tuple[str, str, str]:
@@ -605,7 +605,7 @@ class CreationRule:
 
 #: The surrogate escapes of undecodable bytes (``surrogateescape``), and any
 #: other lone surrogate, which UTF-8 cannot carry.
-_SURROGATES = re.compile("[\ud800-\udfff]")
+_SURROGATES = compile_lazy("[\ud800-\udfff]")
 
 
 def go_regex_subject(text: str) -> str:
@@ -853,9 +853,9 @@ _FLOAT_WORDS = {
 # Only into a typed bool (yaml 1.1 compatibility in go-yaml v3's decoder).
 _BOOL_11 = {**{w: True for w in ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON")},
             **{w: False for w in ("n", "N", "no", "No", "NO", "off", "Off", "OFF")}}
-_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
-_TIMESTAMP = re.compile(
+_YAML_FLOAT = compile_lazy(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_DOT_FLOAT = compile_lazy(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
+_TIMESTAMP = compile_lazy(
     r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
     r"(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
     r"| [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?)?\Z"
@@ -921,7 +921,7 @@ def _short_tag(tag: str) -> str:
 
 
 # A node's properties come first in its source: an optional anchor, then the tag.
-_EXPLICIT_TAG = re.compile(r"(?:&[^ \t\r\n]+[ \t\r\n]+)?!")
+_EXPLICIT_TAG = compile_lazy(r"(?:&[^ \t\r\n]+[ \t\r\n]+)?!")
 
 
 class _Decoder:
