@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         floor_ms, opened_ms = statistics.median(pass_runs) * 1000, statistics.median(open_runs) * 1000
         how = "strace -f -r" if use_strace else "SOPSFLOW_TRACE_OPEN stamp"
         print(f"\nfirst open of the input, 100-value decrypt ({how}): {opened_ms:.1f} ms; "
-              f"python -c pass opens a file at {floor_ms:.1f} ms")
+              f"python -c pass {'opens the file at' if use_strace else 'runs in'} {floor_ms:.1f} ms")
         budget = floor_ms + BUDGET_MS
         verdict = "met" if opened_ms <= budget else f"MISSED by {opened_ms - budget:.1f} ms"
         print(f"budget: python -c pass + {BUDGET_MS:.0f} ms = {budget:.1f} ms -> {verdict}")
