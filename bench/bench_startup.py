@@ -26,10 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ENTRY_POINT
+from benchlib import ENTRY_POINT, child_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_MS = 25.0
+#: CPU seconds of the last importtime() child: unlike wall time, barely moved by other load.
+last_cpu = 0.0
 
 
 def environment(work: Path, key_file: Path) -> dict[str, str]:
@@ -82,8 +84,11 @@ LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
 
 def importtime(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, dict[str, int]]:
     """(total cumulative microseconds of top-level imports, cumulative cost per module)."""
+    global last_cpu
+    cpu0 = child_cpu()
     done = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, check=False)
+    last_cpu = child_cpu() - cpu0
     if done.returncode != 0 and "pass" not in argv:
         raise SystemExit(f"{argv} exited {done.returncode}: {done.stderr[-2000:]}")
     total, per = 0, {}
@@ -148,19 +153,26 @@ def main(argv: list[str] | None = None) -> int:
         for cmd in commands.values():
             importtime([*cli, *cmd], work, env)
         totals: dict[str, list[int]] = {"pass": [], **{name: [] for name in commands}}
+        cpu: dict[str, list[float]] = {"pass": [], **{name: [] for name in commands}}
         costs: dict[str, dict[str, list[int]]] = {name: {} for name in commands}
         for _ in range(args.repeat):
             for name, cmd in commands.items():
                 totals["pass"].append(importtime(["-c", "pass"], work, env)[0])
+                cpu["pass"].append(last_cpu)
                 total, per = importtime([*cli, *cmd], work, env)
                 totals[name].append(total)
+                cpu[name].append(last_cpu)
                 for module, us in per.items():
                     costs[name].setdefault(module, []).append(us)
         base = statistics.median(totals["pass"]) / 1000
-        print(f"python -c pass: imports {base:.1f} ms  ({sys.executable}, {sys.version.split()[0]})")
+        base_cpu = statistics.median(cpu["pass"]) * 1000
+        print(f"python -c pass: imports {base:.1f} ms, process CPU {base_cpu:.1f} ms  "
+              f"({sys.executable}, {sys.version.split()[0]}; load {os.getloadavg()[0]:.1f})")
         for name in commands:
             ms = statistics.median(totals[name]) / 1000
-            print(f"\n{name}: imports {ms:.1f} ms, {ms - base:+.1f} ms over python -c pass; largest cumulative:")
+            used = statistics.median(cpu[name]) * 1000
+            print(f"\n{name}: imports {ms:.1f} ms, {ms - base:+.1f} ms over python -c pass; "
+                  f"process CPU {used:.1f} ms, {used - base_cpu:+.1f} ms; largest cumulative:")
             medians = sorted(((statistics.median(v) / 1000, m) for m, v in costs[name].items()), reverse=True)
             for cost, module in medians[: args.top]:
                 print(f"  {cost:8.1f} ms  {module}")
