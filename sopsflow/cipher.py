@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import binascii
 import os
-import re
 from typing import Any
 
 from . import errors
 from .errors import SopsError
+from .lazyre import compile_lazy
 from .tree import Comment, Time, UInt64, go_float_f
 
 PREFIX = "ENC[AES256_GCM,data:"
@@ -98,9 +98,9 @@ def from_bytes(plain: bytes, type_tag: str) -> Any:
 
 #: Go's strconv.Atoi syntax; at most 19 digits keeps int() away from huge
 #: strings (any longer number is out of int64's range anyway).
-_GO_INT = re.compile(r"([+-]?)0*([0-9]{1,19})\Z")
+_GO_INT = compile_lazy(r"([+-]?)0*([0-9]{1,19})\Z")
 #: Go's time.Parse(time.RFC3339, ...): the fraction is optional, "," or ".".
-_RFC3339 = re.compile(
+_RFC3339 = compile_lazy(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,][0-9]+)?"
     r"(?:Z|[+-]([0-9]{2}):([0-9]{2}))\Z"
 )
@@ -142,7 +142,7 @@ def _unb64(text: str, what: str) -> bytes:
 _B64_FIELD = "([A-Za-z0-9+/]*={0,2})"
 #: Well-formed ENC[] text in one match; base64 has no "," or "]", so the groups
 #: are exactly the fields the slower find-based split below cuts out.
-_ENC_RE = re.compile(rf"ENC\[AES256_GCM,data:{_B64_FIELD},iv:{_B64_FIELD},tag:{_B64_FIELD},type:([^\]]+)\]")
+_ENC_RE = compile_lazy(rf"ENC\[AES256_GCM,data:{_B64_FIELD},iv:{_B64_FIELD},tag:{_B64_FIELD},type:([^\]]+)\]")
 #: Above this length the regex costs more than the translate-based check.
 _FAST_PARSE_MAX = 8192
 

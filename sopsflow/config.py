@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import errors
 from .errors import SopsError
+from .lazyre import compile_lazy
 from .logs import logger
 from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
 
@@ -206,8 +206,10 @@ class _KeyError(Exception):
     """A key entry sops would refuse; turned into a SopsError naming the file."""
 
 
-_VAULT_PREFIXED = re.compile(r"/[^/]+/v[0-9]+/[^/]+/[^/]+/[^/]+")
-_VAULT_PATH = re.compile(r"/v[0-9]+/[^/]+/[^/]+/[^/]+")
+_VAULT_PREFIXED = compile_lazy(r"/[^/]+/v[0-9]+/[^/]+/[^/]+/[^/]+")
+_VAULT_PATH = compile_lazy(r"/v[0-9]+/[^/]+/[^/]+/[^/]+")
+
+
 def parse_vault_uri(uri: str) -> tuple[str, str, str]:
     """(vault_address, engine_path, key_name) as sops' hcvault.NewMasterKeyFromURI."""
     from urllib.parse import urlsplit, urlunsplit
@@ -546,7 +548,7 @@ class CreationRule:
 
 #: The surrogate escapes of undecodable bytes (``surrogateescape``), and any
 #: other lone surrogate, which UTF-8 cannot carry.
-_SURROGATES = re.compile("[\ud800-\udfff]")
+_SURROGATES = compile_lazy("[\ud800-\udfff]")
 
 
 def go_regex_subject(text: str) -> str:
@@ -809,7 +811,7 @@ def _short_tag(tag: str) -> str:
 
 
 # A node's properties come first in its source: an optional anchor, then the tag.
-_EXPLICIT_TAG = re.compile(r"(?:&[^ \t\r\n]+[ \t\r\n]+)?!")
+_EXPLICIT_TAG = compile_lazy(r"(?:&[^ \t\r\n]+[ \t\r\n]+)?!")
 
 
 class _Decoder:

@@ -66,6 +66,7 @@ from typing import Any
 
 from . import errors
 from .errors import SopsError
+from .lazyre import compile_lazy
 
 DRIVER_NAME = "sopsflow"
 ATTRIBUTES = f"diff={DRIVER_NAME} merge={DRIVER_NAME}"
@@ -92,7 +93,7 @@ Token = tuple[str, ...]
 Alt = tuple[Token, ...]
 
 _SIMPLE_ESCAPES = set(".-/_\\$^()[]{}*+?|#!~:=<>'\"@%&,;` ")
-_CLASS_SAFE = re.compile(r"[A-Za-z0-9_.\- ~:=,@%+]")
+_CLASS_SAFE = compile_lazy(r"[A-Za-z0-9_.\- ~:=,@%+]")
 
 
 class _Parser:

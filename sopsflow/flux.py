@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import stat
 import sys
 from pathlib import Path
 
 from . import errors
 from .errors import SopsError
+from .lazyre import compile_lazy
 
 DEFAULT_NAME = "sops-age"
 DEFAULT_NAMESPACE = "flux-system"
@@ -30,10 +30,10 @@ DEFAULT_DATA_KEY = "age" + AGE_KEY_SUFFIX
 _IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
 _PQ_IDENTITY_PREFIX = "AGE-SECRET-KEY-PQ-1"
 # Kubernetes object names (DNS-1123 subdomain) and namespaces (DNS-1123 label).
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = compile_lazy(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = compile_lazy(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Secret data keys: letters, digits, '-', '_' and '.'.
-_DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_DATA_KEY = compile_lazy(r"^[-._a-zA-Z0-9]+$")
 
 
 def age_recipients(key_text: str) -> list[str]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
 from .errors import SopsError
 from .keys.base import MasterKey
+from .lazyre import compile_lazy
 
 #: The version string written into files. Files we write are meant to be
 #: indistinguishable from sops 3.11's, so we record the format version we
@@ -39,7 +39,7 @@ _NON_KEY_FIELDS = frozenset(
     {"shamir_threshold", "key_groups", "lastmodified", "mac", "mac_only_encrypted", "version", *SELECTION_OPTIONS}
 )
 
-_RFC3339 = re.compile(
+_RFC3339 = compile_lazy(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 )
 

@@ -4,7 +4,6 @@ repository tools: load + decrypt, encrypt + dump, re-wrap keys, rotate."""
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ from .cipher import Cipher
 from .engine import decrypt_branches, encrypt_branches, encrypt_mac, verify_mac
 from .errors import SopsError
 from .keys.base import MasterKey
+from .lazyre import compile_lazy
 from .metadata import Metadata, now_lastmodified
 from .tree import Branches, TreeMap
 
@@ -228,7 +228,7 @@ def rewrap_keys(meta: Metadata, data_key: bytes) -> None:
 
 # --- the version recorded in files -------------------------------------------------
 
-_SEMVER = re.compile(
+_SEMVER = compile_lazy(
     r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?\Z"

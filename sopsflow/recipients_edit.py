@@ -18,16 +18,17 @@ from typing import Any
 
 from . import errors
 from .errors import SopsError
+from .lazyre import compile_lazy
 
 KEY_TYPES = ("age", "pgp", "kms")
 #: Flat rule fields that hold keys; a rule left without any of them has no key.
 _FLAT_KEY_FIELDS = ("kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault_transit_uri", "pgp", "age")
 _GROUP_KEY_FIELDS = ("kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault", "pgp", "age", "merge")
 
-_AGE_RE = re.compile(r"^(age1[0-9a-z]{20,}|ssh-(ed25519|rsa) \S+.*)$")
-_PGP_RE = re.compile(r"^[0-9A-Fa-f]{16}([0-9A-Fa-f]{24})?$")
-_KMS_RE = re.compile(r"^arn:aws[\w-]*:kms:[^:]+:\d*:(key|alias)/\S+$")
-_LABEL_RE = re.compile(
+_AGE_RE = compile_lazy(r"^(age1[0-9a-z]{20,}|ssh-(ed25519|rsa) \S+.*)$")
+_PGP_RE = compile_lazy(r"^[0-9A-Fa-f]{16}([0-9A-Fa-f]{24})?$")
+_KMS_RE = compile_lazy(r"^arn:aws[\w-]*:kms:[^:]+:\d*:(key|alias)/\S+$")
+_LABEL_RE = compile_lazy(
     r"(age1[0-9a-z]{20,}|\b[0-9A-Fa-f]{40}\b|arn:aws[\w-]*:kms:\S+?)[\"']?\s*,?\s*#\s*(\S.*?)\s*$"
 )
 

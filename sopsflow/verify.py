@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import SopsError
+from .lazyre import compile_lazy
 from .policy import POLICY_FILE, USAGE_ERROR, VerifyPolicy, load_policy, parse_policy
 
 if TYPE_CHECKING:
@@ -685,7 +686,7 @@ def _work(chunk: tuple[int, int]) -> list[_Outcome] | str:
 
 # --- small parsers -----------------------------------------------------------------------
 
-_RFC3339 = re.compile(
+_RFC3339 = compile_lazy(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
 

@@ -371,6 +371,15 @@ def _decrypt(enc: bytes, identities: list[Any]) -> bytes:
     match raises with pyrage's "No matching keys" wording."""
     import pyrage
 
+    # A plugin or post-quantum identity exists only once its module was
+    # imported (by the identity parser), so a run with plain X25519/SSH keys
+    # never loads those modules (nor subprocess) just to rule them out.
+    plugin_module = sys.modules.get(f"{__package__}.ageplugin")
+    pq_module = sys.modules.get(f"{__package__}.agepq")
+    if plugin_module is None and pq_module is None:
+        if not identities:
+            raise KeyFailure("No matching keys found")
+        return bytes(pyrage.decrypt(enc, identities))
     from .ageplugin import PluginError, PluginIdentity
     from .agepq import STANZA_TYPE, HybridIdentity
 

@@ -17,15 +17,16 @@ import base64
 import binascii
 import hmac
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from ..lazyre import compile_lazy
 
 VERSION_LINE = b"age-encryption.org/v1"
 _COLUMNS = 64  # base64 characters per body line
 _CHUNK = 64 * 1024
 _TAG = 16
-_ARG = re.compile(rb"[\x21-\x7e]+\Z")  # an argument: one or more visible ASCII characters
+_ARG = compile_lazy(rb"[\x21-\x7e]+\Z")  # an argument: one or more visible ASCII characters
 
 
 class AgeFormatError(ValueError):

@@ -13,15 +13,15 @@ are answered ``fail`` (PIN and touch prompts are not supported yet).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from typing import IO
 
+from ..lazyre import compile_lazy
 from .agefmt import Stanza, b64decode, b64encode
 
-_NAME = re.compile(r"[A-Za-z0-9._+-]+\Z")
+_NAME = compile_lazy(r"[A-Za-z0-9._+-]+\Z")
 _COLUMNS = 64
 
 

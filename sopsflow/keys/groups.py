@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import errors, shamir
+from .. import errors
 from ..errors import SopsError
 from .base import KeyFailure, MasterKey
 
@@ -110,6 +110,8 @@ def get_data_key(metadata: Any, decryption_order: Sequence[str] | str | None = N
         required = stored_threshold or len(groups)
         if len(parts) < required:
             raise _failure(groups, results, required)
+        from .. import shamir  # only files with several key groups need it (and secrets/random)
+
         try:
             return shamir.combine(parts)
         except ValueError as exc:
@@ -135,6 +137,8 @@ def wrap_data_key(data_key: bytes, key_groups: Sequence[Sequence[MasterKey]], th
         recorded = threshold
     else:
         recorded = threshold or len(key_groups)
+        from .. import shamir
+
         try:
             parts = shamir.split(data_key, len(key_groups), recorded)
         except ValueError as exc:

@@ -14,16 +14,16 @@ import base64
 import binascii
 import os
 import posixpath
-import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import errors
 from ..errors import SopsError
+from ..lazyre import compile_lazy
 from .base import KeyFailure, now_rfc3339
 
-_PREFIXED_PATH = re.compile(r"/[^/]+/v\d+/[^/]+/[^/]+/[^/]+")
-_TRANSIT_PATH = re.compile(r"/v\d+/[^/]+/[^/]+/[^/]+")
+_PREFIXED_PATH = compile_lazy(r"/[^/]+/v\d+/[^/]+/[^/]+/[^/]+")
+_TRANSIT_PATH = compile_lazy(r"/v\d+/[^/]+/[^/]+/[^/]+")
 _EXAMPLE = "https://vault.example.com:8200/v1/transit/keys/keyName"
 
 

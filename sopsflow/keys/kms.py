@@ -19,12 +19,13 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
+from ..lazyre import compile_lazy
 from .base import KeyFailure, now_rfc3339
 
 # Go's regexp: \w is ASCII-only and "$" means end of text.
-ARN_RE = re.compile(r"^arn:aws[\w-]*:kms:(.+):[0-9]+:(key|alias)/.+\Z", re.ASCII)
+ARN_RE = compile_lazy(r"^arn:aws[\w-]*:kms:(.+):[0-9]+:(key|alias)/.+\Z", re.ASCII)
 # As in sops: "@-_" is a character *range* (0x40-0x5F), so "-" itself is removed.
-_STS_SESSION_STRIP = re.compile(r"[^a-zA-Z0-9=,.@-_]+")
+_STS_SESSION_STRIP = compile_lazy(r"[^a-zA-Z0-9=,.@-_]+")
 _ROLE_SESSION_NAME_LIMIT = 64
 # sops 3.12+ splits at any "+arn:", so roles in every partition (aws-us-gov,
 # aws-cn, ...) are found; 3.11 looked for "+arn:aws:iam::" only.

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import SopsError
+from ..lazyre import compile_lazy
 from .base import MasterKey
 
 #: Key types a creation rule can name (``config.KeySpec``). Entries of any
@@ -15,7 +16,7 @@ from .base import MasterKey
 #: can be neither judged against a rule nor wrapped afresh.
 RULE_KEY_TYPES = frozenset({"age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault"})
 
-_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
+_RFC3339 = compile_lazy(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
 _GO_LAYOUT = "2006-01-02T15:04:05Z07:00"
 
 

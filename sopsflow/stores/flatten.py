@@ -8,20 +8,20 @@ sops 3.11 reads it back (``stores.Unflatten`` + ``DecodeNonStrings``).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..errors import GENERIC, SopsError
+from ..lazyre import compile_lazy
 from ..tree import val_to_string
 
 MAP_SEPARATOR = "__map_"
 LIST_SEPARATOR = "__list_"
 
-_SEPARATORS = re.compile(f"{MAP_SEPARATOR}|{LIST_SEPARATOR}")
+_SEPARATORS = compile_lazy(f"{MAP_SEPARATOR}|{LIST_SEPARATOR}")
 #: The largest list position unflatten accepts (the gaps before it are filled with None).
 MAX_LIST_POSITION = 100_000
-_GO_ATOI = re.compile(r"[+-]?[0-9]+\Z")
-_GO_DECIMAL_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_GO_ATOI = compile_lazy(r"[+-]?[0-9]+\Z")
+_GO_DECIMAL_FLOAT = compile_lazy(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
 
 def flatten(meta: dict[str, Any]) -> dict[str, str]:

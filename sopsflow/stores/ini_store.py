@@ -15,14 +15,15 @@ import re
 from typing import Any
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, SopsError
+from ..lazyre import compile_lazy
 from ..tree import Branches, Comment, Time, TreeMap, go_float_g, val_to_string
 from .flatten import flatten, unflatten
 
 DEFAULT_SECTION = "DEFAULT"
 # Go's unicode.IsSpace (Python's str.isspace also counts \x1c-\x1f).
 GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-_DELIMITER = re.compile("[=:]")
-_COMMENT_MARK = re.compile("[#;]")
+_DELIMITER = compile_lazy("[=:]")
+_COMMENT_MARK = compile_lazy("[#;]")
 
 
 class _IniError(Exception):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, SopsError
+from ..lazyre import compile_lazy
 from ..tree import Branches, Comment, Time, TreeMap, go_float_f, go_float_g
 
 _JSON_SPACE = " \t\n\r"
@@ -21,11 +21,11 @@ _encode_basestring = json.encoder.encode_basestring
 # Characters Go's json.Marshal escapes that Python's json.dumps(ensure_ascii=False)
 # leaves alone. Surrogates stand for invalid UTF-8 bytes (surrogateescape); Go
 # writes each such byte as \ufffd.
-_GO_EXTRA_ESCAPES = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
+_GO_EXTRA_ESCAPES = compile_lazy("[<>&\u2028\u2029\ud800-\udfff]")
 _GO_EXTRA_TABLE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = compile_lazy("[\ud800-\udfff]")
 # A \u escape of a surrogate: Python keeps unpaired ones, Go turns them into U+FFFD.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE = compile_lazy(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class _NumberOutOfRange(ValueError):

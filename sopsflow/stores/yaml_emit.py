@@ -12,20 +12,20 @@ Every "why" that is not obvious is a go-yaml quirk reproduced on purpose.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
+from ..lazyre import compile_lazy
 from ..tree import Comment, Time, TreeMap, go_float_g
 from .yaml_resolve import STR_TAG, is_base60_float, is_old_bool, plain_tag
 
 PLAIN, SINGLE, DOUBLE, LITERAL, SINGLE_BREAKS = 0, 1, 2, 3, 4
 
 _BREAKS = "\r\n\x85\u2028\u2029"
-_OTHER_BREAKS = re.compile("[\r\x85\u2028\u2029]")  # line breaks other than "\n"
+_OTHER_BREAKS = compile_lazy("[\r\x85\u2028\u2029]")  # line breaks other than "\n"
 # Printable ASCII strings whose first character cannot start a YAML indicator or
 # another type: plain in block context unless ": ", " #", a trailing space or
 # colon, or a reserved word says otherwise (checked in string_style).
-_SAFE_PLAIN = re.compile(r"[A-Za-z_/(][ -~]*\Z")
+_SAFE_PLAIN = compile_lazy(r"[A-Za-z_/(][ -~]*\Z")
 _HINT_LETTERS = frozenset("yYnNtTfFoO")
 _RESERVED_WORDS = frozenset(("true", "True", "TRUE", "false", "False", "FALSE", "null", "Null", "NULL",
                              "y", "Y", "yes", "Yes", "YES", "on", "On", "ON",
@@ -43,7 +43,7 @@ def _printable(cp: int) -> bool:
 # Multi-line printable ASCII whose lines neither start nor end with a space (age
 # and PGP armour, certificates): go-yaml allows single quotes and a literal
 # block, never plain. One regex instead of a character loop over kilobytes.
-_CLEAN_LINES = re.compile(r"[!-~](?:[ -~]*[!-~])?(?:\n(?:[!-~](?:[ -~]*[!-~])?)?)*\Z")
+_CLEAN_LINES = compile_lazy(r"[!-~](?:[ -~]*[!-~])?(?:\n(?:[!-~](?:[ -~]*[!-~])?)?)*\Z")
 
 
 def _analyze(s: str) -> tuple[bool, bool, bool, bool]:

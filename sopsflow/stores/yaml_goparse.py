@@ -14,7 +14,7 @@ is what go-yaml's mark.index counts too.
 
 from __future__ import annotations
 
-import re
+from ..lazyre import compile_lazy
 
 # token types
 STREAM_START, STREAM_END, VERSION_DIRECTIVE, TAG_DIRECTIVE, DOCUMENT_START, DOCUMENT_END, \
@@ -45,11 +45,11 @@ _URI_CHARS = _ALPHA | frozenset(";/?:@&=+$,.!~*'()[]%")
 _PLAIN_START_BAD = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _GAP_CHARS = frozenset(" \t#\ufeff" + BREAKS)
 
-_PLAIN_RUN_BLOCK = re.compile(r"(?:[^ \t\r\n\0\x85\u2028\u2029:]|:(?![ \t\r\n\0\x85\u2028\u2029]))+")
-_PLAIN_RUN_FLOW = re.compile(r"(?:[^ \t\r\n\0\x85\u2028\u2029:,?\[\]{}]|:(?![ \t\r\n\0\x85\u2028\u2029]))+")
-_SINGLE_RUN = re.compile(r"[^' \t\r\n\0\x85\u2028\u2029]+")
-_DOUBLE_RUN = re.compile(r"[^\"\\ \t\r\n\0\x85\u2028\u2029]+")
-_TO_BREAKZ = re.compile(r"[^\r\n\0\x85\u2028\u2029]*")
+_PLAIN_RUN_BLOCK = compile_lazy(r"(?:[^ \t\r\n\0\x85\u2028\u2029:]|:(?![ \t\r\n\0\x85\u2028\u2029]))+")
+_PLAIN_RUN_FLOW = compile_lazy(r"(?:[^ \t\r\n\0\x85\u2028\u2029:,?\[\]{}]|:(?![ \t\r\n\0\x85\u2028\u2029]))+")
+_SINGLE_RUN = compile_lazy(r"[^' \t\r\n\0\x85\u2028\u2029]+")
+_DOUBLE_RUN = compile_lazy(r"[^\"\\ \t\r\n\0\x85\u2028\u2029]+")
+_TO_BREAKZ = compile_lazy(r"[^\r\n\0\x85\u2028\u2029]*")
 _ESCAPES = {"0": "\0", "a": "\x07", "b": "\x08", "t": "\t", "\t": "\t", "n": "\n", "v": "\x0b", "f": "\x0c",
             "r": "\r", "e": "\x1b", " ": " ", '"': '"', "'": "'", "\\": "\\", "N": "\x85", "_": "\xa0",
             "L": "\u2028", "P": "\u2029"}

@@ -8,9 +8,9 @@ a few 1.1 leftovers) and Go's ``strconv`` / ``time.Parse`` underneath it.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
+from ..lazyre import compile_lazy
 from ..tree import Time, UInt64
 
 STR_TAG = "!!str"
@@ -45,9 +45,9 @@ _HINT_SIGN = frozenset("+-")
 _HINT_DIGIT = frozenset("0123456789")
 _HINT_MAP = frozenset("yYnNtTfFoO~")
 
-_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
-_BASE60 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?\Z")
+_YAML_FLOAT = compile_lazy(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_DOT_FLOAT = compile_lazy(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
+_BASE60 = compile_lazy(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?\Z")
 _OLD_BOOLS = frozenset(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON",
                         "n", "N", "no", "No", "NO", "off", "Off", "OFF"))
 
@@ -155,8 +155,8 @@ def resolve_plain(value: str) -> tuple[str, Any]:
     return STR_TAG, value
 
 
-_DEC_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]{0,17})\Z")  # surely within int64
-_DEC_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?\Z")
+_DEC_INT = compile_lazy(r"[-+]?(?:0|[1-9][0-9]{0,17})\Z")  # surely within int64
+_DEC_FLOAT = compile_lazy(r"[-+]?[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?\Z")
 
 
 def _resolve_number(value: str, allow_time: bool = True) -> tuple[str, Any]:

@@ -7,10 +7,10 @@ of go-yaml's scanner/parser otherwise). Writing: see :mod:`.yaml_emit`.
 from __future__ import annotations
 
 import gc
-import re
 from typing import Any
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, NEED_AT_LEAST_ONE_DOCUMENT, SopsError
+from ..lazyre import compile_lazy
 from ..tree import Branches, Comment, Time, TreeMap, UInt64
 from .yaml_emit import emit_documents, emit_value
 from .yaml_load import YamlError, load_events, load_nodes
@@ -19,7 +19,7 @@ SOPS_KEY = "sops"
 DEFAULT_INDENT = 4
 
 # go-yaml's reader refuses these code points ("control characters are not allowed").
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+_CONTROL = compile_lazy("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 class YamlStore:
