@@ -19,10 +19,11 @@ Encrypted values are plain ``str`` holding ``ENC[AES256_GCM,...]``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+
+from .lazyre import compile_lazy
 
 
 class Comment:
@@ -204,7 +205,7 @@ def val_to_string(value: Any) -> str:
 
 # --- tree paths ----------------------------------------------------------------------
 
-_ATOI = re.compile(r"[+-]?[0-9]+\Z")
+_ATOI = compile_lazy(r"[+-]?[0-9]+\Z")
 _INT64 = 1 << 63
 
 

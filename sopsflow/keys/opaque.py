@@ -7,16 +7,16 @@ KeyFailure that says so, and another key of the file (or group) can step in.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from ..lazyre import compile_lazy
 from .base import KeyFailure
 
 _KNOWN = frozenset({"gcp_kms", "azure_kv", "hckms"})
 
 # sops' azkv.NewMasterKeyFromURL: an https vault, one key name, an optional
 # version (empty or absent: sops asks Azure for the latest one).
-_AZURE_URL = re.compile(r"(https://[^/]+)/keys/([^/]+)(/[^/]*)?\Z")
+_AZURE_URL = compile_lazy(r"(https://[^/]+)/keys/([^/]+)(/[^/]*)?\Z")
 
 
 def parse_azure_url(url: str) -> dict[str, str]:
