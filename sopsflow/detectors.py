@@ -334,7 +334,6 @@ def _putty_keys(data: bytes) -> list[Detection]:
 # --- age identities ----------------------------------------------------------------
 
 _AGE_IDENTITY = _Regex("age-identity", rb"AGE-SECRET-KEY-(?:PQ-)?1[0-9A-Z]{50,}|age-secret-key-(?:pq-)?1[0-9a-z]{50,}")
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
 def find_age_identities(data: bytes) -> list[Detection]:
@@ -351,14 +350,9 @@ def find_age_identities(data: bytes) -> list[Detection]:
 def bech32_valid(text: str) -> bool:
     """Whether ``text`` is a bech32 string with a valid checksum (placeholders
     such as ``AGE-SECRET-KEY-1XXXX...`` fail it)."""
-    lower = text.lower()
-    hrp, sep, payload = lower.rpartition("1")
-    if not sep or not hrp or len(payload) < 6 or any(c not in _BECH32 for c in payload):
-        return False
-    from .keys.age import _bech32_polymod  # the checksum sops' recipient check uses
+    from .keys.bech32 import checksum_valid
 
-    values = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + [_BECH32.index(c) for c in payload]
-    return _bech32_polymod(values) == 1
+    return checksum_valid(text)
 
 
 # --- key material in UTF-16 or base64 ---------------------------------------------

@@ -116,40 +116,18 @@ def armor(ciphertext: bytes) -> str:
     return "\n".join([ARMOR_BEGIN, *lines, ARMOR_END]) + "\n"
 
 
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def _bech32_polymod(values: list[int]) -> int:
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
-            if (top >> i) & 1:
-                chk ^= gen
-    return chk
-
-
 def is_age_x25519_recipient(text: str) -> bool:
     """Whether ``text`` is a well-formed age X25519 recipient (bech32, HRP
     ``age``, 32 bytes), the check sops does when it reads a rule."""
+    from .bech32 import Bech32Error, bech32_decode
+
     if text != text.lower():
         return False
-    hrp, sep, data = text.rpartition("1")
-    if hrp != "age" or not sep or len(data) < 6:
+    try:
+        hrp, data = bech32_decode(text)
+    except Bech32Error:
         return False
-    if any(c not in _BECH32_CHARSET for c in data):
-        return False
-    values = [_BECH32_CHARSET.index(c) for c in data]
-    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-    if _bech32_polymod(expanded + values) != 1:
-        return False
-    payload = values[:-6]
-    bits = len(payload) * 5
-    if bits // 8 != 32 or bits % 8 >= 5:
-        return False
-    tail = payload[-1] & ((1 << (bits % 8)) - 1) if bits % 8 else 0
-    return tail == 0  # padding bits must be zero
+    return hrp == "age" and len(data) == 32
 
 
 def split_recipients(text: str) -> list[str]:
@@ -227,12 +205,12 @@ def _parse_recipient(recipient: str) -> Any:
                              f"{exc}") from None
     if _is_plugin_recipient(recipient):
         from .ageplugin import PluginRecipient
-        from .agepq import PqKeyError, bech32_decode
+        from .bech32 import bech32_decode
 
         try:
             bech32_decode(recipient)
             return PluginRecipient(recipient)
-        except (PqKeyError, ValueError) as exc:
+        except ValueError as exc:
             raise ValueError(f"failed to parse input as age key from age plugin: {exc}") from None
     if recipient.startswith("age1"):
         try:

@@ -22,6 +22,7 @@ import hashlib
 import os
 
 from .agefmt import AgeFormatError, Stanza, b64decode, b64encode
+from .bech32 import Bech32Error, bech32_decode, bech32_encode
 
 RECIPIENT_HRP = "age1pq"
 IDENTITY_HRP = "AGE-SECRET-KEY-PQ-"
@@ -39,77 +40,12 @@ class PqKeyError(ValueError):
     """A malformed post-quantum recipient or identity (never echoes a secret)."""
 
 
-# --- Bech32 (BIP 173 checksum, no length limit, as age uses it) ---------------------
-
-_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def _polymod(values: list[int]) -> int:
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
-            if (top >> i) & 1:
-                chk ^= gen
-    return chk
-
-
-def _hrp_expand(hrp: str) -> list[int]:
-    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-
-
-def _convert(data: bytes | list[int], from_bits: int, to_bits: int, pad: bool) -> list[int]:
-    acc = bits = 0
-    out = []
-    maxv = (1 << to_bits) - 1
-    for value in data:
-        acc = (acc << from_bits) | value
-        bits += from_bits
-        while bits >= to_bits:
-            bits -= to_bits
-            out.append((acc >> bits) & maxv)
-    if pad:
-        if bits:
-            out.append((acc << (to_bits - bits)) & maxv)
-    elif bits >= from_bits or (acc << (to_bits - bits)) & maxv:
-        raise PqKeyError("invalid padding")
-    return out
-
-
-def bech32_encode(hrp: str, data: bytes) -> str:
-    """Lower-case Bech32 of ``data``; upper case when ``hrp`` is upper case."""
-    values = _convert(data, 8, 5, True)
-    lower = hrp.lower()
-    poly = _polymod(_hrp_expand(lower) + values + [0] * 6) ^ 1
-    checksum = [(poly >> 5 * (5 - i)) & 31 for i in range(6)]
-    text = lower + "1" + "".join(_CHARSET[v] for v in values + checksum)
-    return text.upper() if hrp.isupper() else text
-
-
-def bech32_decode(text: str) -> tuple[str, bytes]:
-    """(hrp as written, data). PqKeyError for anything malformed."""
-    if text.lower() != text and text.upper() != text:
-        raise PqKeyError("mixed case")
-    lower = text.lower()
-    hrp, sep, data = lower.rpartition("1")
-    if not sep or not hrp or len(data) < 6:
-        raise PqKeyError("separator '1' at invalid position")
-    if any(c not in _CHARSET for c in data) or any(ord(c) < 33 or ord(c) > 126 for c in hrp):
-        raise PqKeyError("invalid character")
-    values = [_CHARSET.index(c) for c in data]
-    if _polymod(_hrp_expand(hrp) + values) != 1:
-        raise PqKeyError("invalid checksum")
-    decoded = bytes(_convert(values[:-6], 5, 8, False))
-    return (hrp.upper() if text.isupper() else hrp), decoded
-
-
 def check_recipient(text: str) -> None:
     """PqKeyError unless ``text`` is a well-formed ``age1pq1...`` recipient
     (its Bech32 and length; the ML-KEM key itself is checked on first use)."""
     try:
         hrp, data = bech32_decode(text)
-    except PqKeyError as exc:
+    except Bech32Error as exc:
         raise PqKeyError(f"malformed recipient {text!r}: {exc}") from None
     if hrp != RECIPIENT_HRP:
         raise PqKeyError(f"malformed recipient {text!r}: invalid type {hrp!r}")
@@ -177,7 +113,7 @@ class HybridRecipient:
     def from_str(cls, text: str) -> HybridRecipient:
         try:
             hrp, data = bech32_decode(text)
-        except PqKeyError as exc:
+        except Bech32Error as exc:
             raise PqKeyError(f"malformed recipient {text!r}: {exc}") from None
         if hrp != RECIPIENT_HRP:
             raise PqKeyError(f"malformed recipient {text!r}: invalid type {hrp!r}")
@@ -231,7 +167,7 @@ class HybridIdentity:
         # Errors never quote the text: it is a private key.
         try:
             hrp, data = bech32_decode(text)
-        except PqKeyError as exc:
+        except Bech32Error as exc:
             raise PqKeyError(f"malformed secret key: {exc}") from None
         if hrp != IDENTITY_HRP:
             raise PqKeyError("malformed secret key: unknown type")

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from sopsflow.keys.ageplugin import plugin_name
-from sopsflow.keys.agepq import bech32_encode
+from sopsflow.keys.bech32 import bech32_encode
 
 from ..conftest import REPO, base_env, run_sops, run_sopsflow
 from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT
