@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import statistics
@@ -42,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import child_cpu, sops_binary, sopsflow_command
+from benchlib import bench_environment, child_cpu, sops_binary, sopsflow_command
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,22 +50,6 @@ ONE_FILE_TARGET = 0.3
 RATIO_TARGET = 0.03
 SCALING_TARGET = 16.0
 STAMP = ".bench-check-complete"
-
-
-def environment(key_file: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SOPS_", "AWS_", "VAULT_", "GIT_", "PRE_COMMIT"))}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update({
-        "SOPS_AGE_KEY_FILE": str(key_file),
-        "SOPS_DISABLE_VERSION_CHECK": "1",
-        "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-        "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-    })
-    return env
 
 
 # --- the repository ---------------------------------------------------------------------
@@ -252,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.gettempdir()) / f"sopsflow-bench-check-{args.files}-{args.sops}"
     root = work / "repo"
     work.mkdir(parents=True, exist_ok=True)
-    env = environment(work / "age-key.txt")
+    env = bench_environment(work / "age-key.txt")
     t0 = time.perf_counter()
     sops_paths, recipient = generate(root, args.files, args.sops, env)
     generated_in = time.perf_counter() - t0

@@ -26,27 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ENTRY_POINT, child_cpu
+from benchlib import ENTRY_POINT, bench_environment, child_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_MS = 25.0
 #: CPU seconds of the last importtime() child: unlike wall time, barely moved by other load.
 last_cpu = 0.0
-
-
-def environment(work: Path, key_file: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPS_", "AWS_", "VAULT_", "GIT_", "PRE_COMMIT"))}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update({
-        "SOPS_AGE_KEY_FILE": str(key_file),
-        "SOPS_DISABLE_VERSION_CHECK": "1",
-        "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-        "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-    })
-    return env
 
 
 def prepare(work: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -56,7 +41,7 @@ def prepare(work: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     identity = pyrage.x25519.Identity.generate()
     key_file = work / "keys.txt"
     key_file.write_text(f"{identity}\n")
-    env = environment(work, key_file)
+    env = bench_environment(key_file)
     (work / ".sops.yaml").write_text(f"creation_rules:\n  - path_regex: secrets/.*\n    age: {identity.to_public()}\n")
     (work / "secrets").mkdir()
     plain = work / "plain.json"
