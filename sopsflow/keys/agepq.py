@@ -43,14 +43,19 @@ class PqKeyError(ValueError):
 def check_recipient(text: str) -> None:
     """PqKeyError unless ``text`` is a well-formed ``age1pq1...`` recipient
     (its Bech32 and length; the ML-KEM key itself is checked on first use)."""
+    if len(_recipient_bytes(text)) != PUBLIC_KEY_SIZE:
+        raise PqKeyError(f"malformed recipient {text!r}: invalid MLKEM768-X25519 public key")
+
+
+def _recipient_bytes(text: str) -> bytes:
+    """The public key bytes of an ``age1pq1...`` recipient; PqKeyError naming it."""
     try:
         hrp, data = bech32_decode(text)
     except Bech32Error as exc:
         raise PqKeyError(f"malformed recipient {text!r}: {exc}") from None
     if hrp != RECIPIENT_HRP:
         raise PqKeyError(f"malformed recipient {text!r}: invalid type {hrp!r}")
-    if len(data) != PUBLIC_KEY_SIZE:
-        raise PqKeyError(f"malformed recipient {text!r}: invalid MLKEM768-X25519 public key")
+    return data
 
 
 # --- the KEM and HPKE ------------------------------------------------------------------
@@ -111,12 +116,7 @@ class HybridRecipient:
 
     @classmethod
     def from_str(cls, text: str) -> HybridRecipient:
-        try:
-            hrp, data = bech32_decode(text)
-        except Bech32Error as exc:
-            raise PqKeyError(f"malformed recipient {text!r}: {exc}") from None
-        if hrp != RECIPIENT_HRP:
-            raise PqKeyError(f"malformed recipient {text!r}: invalid type {hrp!r}")
+        data = _recipient_bytes(text)
         try:
             return cls(data)
         except PqKeyError as exc:
