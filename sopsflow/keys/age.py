@@ -542,21 +542,11 @@ def _read_default_file(ids: AgeIdentities, readers: dict[str, bytes]) -> None:
 
 
 def _add_ssh_command_identity(ids: AgeIdentities, output: bytes) -> None:
-    import pyrage
-
     if _ssh_key_is_encrypted(output):
         ids.errors.append(f"the SSH key returned by running {SOPS_AGE_SSH_PRIVATE_KEY_CMD} is password protected, "
                           "which is unsupported")
         return
-    try:
-        identity = pyrage.ssh.Identity.from_buffer(output)
-    except Exception as exc:
-        ids.errors.append(f"malformed SSH identity returned by running {SOPS_AGE_SSH_PRIVATE_KEY_CMD}: {exc}")
-        return
-    ids.identities.append(identity)
-    public = _openssh_public_key(output) or _pem_public_key(output)
-    if public:
-        ids.recipients.append(public)
+    _add_unencrypted_ssh_identity(ids, output, f"returned by running {SOPS_AGE_SSH_PRIVATE_KEY_CMD}")
 
 
 def _add_source(ids: AgeIdentities, location: str, data: bytes, *, words: bool = False) -> None:
@@ -619,8 +609,6 @@ def _parse_identity_text(data: bytes, *, words: bool = False) -> tuple[list[Any]
 
 
 def _add_ssh_identity(ids: AgeIdentities, path: str) -> None:
-    import pyrage
-
     try:
         with open(path, "rb") as handle:
             contents = handle.read()
@@ -637,10 +625,18 @@ def _add_ssh_identity(ids: AgeIdentities, path: str) -> None:
         ids.locked.append(_LockedSource(path, "ssh", contents, public_key=public))
         ids.recipients.append(public)
         return
+    _add_unencrypted_ssh_identity(ids, contents, f"in {_quote(path)}")
+
+
+def _add_unencrypted_ssh_identity(ids: AgeIdentities, contents: bytes, where: str) -> None:
+    """A passphrase-less SSH private key and its public half; ``where`` says
+    where it came from in the error (never the key itself)."""
+    import pyrage
+
     try:
         identity = pyrage.ssh.Identity.from_buffer(contents)
     except Exception as exc:
-        ids.errors.append(f"malformed SSH identity in {_quote(path)}: {exc}")
+        ids.errors.append(f"malformed SSH identity {where}: {exc}")
         return
     ids.identities.append(identity)
     public = _openssh_public_key(contents) or _pem_public_key(contents)
