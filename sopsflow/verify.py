@@ -88,6 +88,9 @@ class VerifyResult:
     notes: list[str] = field(default_factory=list)
     started: str = ""
     seconds: float = 0.0
+    #: for a commit: fingerprint of each exposure finding -> "pushed" or
+    #: "local" (sopsflow.exposure); the report words the fix by it
+    exposures: dict[str, str] = field(default_factory=dict)
 
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
@@ -120,7 +123,8 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     if policy is None:
         policy = run.load_policy()
     run.policy = policy
-    run.check_files(run.load_settings())
+    settings = run.load_settings()
+    run.check_files(settings)
     run.check_unmatched()
     run.check_unused_rules()
     flux = options.flux if options.flux is not None else policy.flux
@@ -130,8 +134,23 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     result.findings = run.finish()
     result.checks = run.checks
     result.notes = run.notes
+    if commit is not None:
+        result.exposures = _exposures(repo, commit, result.findings, run, settings)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _exposures(repo: Any, commit: str, findings: list[Finding], run: _Run, settings: Any) -> dict[str, str]:
+    """Which exposed secrets of the verified commit were pushed (the fix then
+    says to rotate them) and which are in local commits only."""
+    from .audit import audit_file
+    from .exposure import EXPOSURE_KINDS, classify
+
+    def judge(path: str, data: bytes) -> set[str]:
+        audit = audit_file(path, data, config=run.data_config_for(path), settings=settings, repo_root=run.root)
+        return {f.fingerprint for f in audit.findings if f.kind in EXPOSURE_KINDS}
+
+    return classify(repo, commit, findings, judge)
 
 
 def _git_call(what: str, call: Any, *args: Any) -> Any:

@@ -244,6 +244,32 @@ def _hint_unstaged_encryption(repo: Repo, audit: FileAudit, config: Config | Non
     audit.findings = [f._replace(fix=fix) if f.kind == PLAINTEXT_SECRET else f for f in audit.findings]
 
 
+def _hint_history(repo: Repo, source: _Source, settings: AuditSettings, findings: list[Finding]) -> list[Finding]:
+    """A staged secret that HEAD (or, under pre-push, the pushed commit)
+    already holds is in history: fixing the file does not take it back. The
+    fix says to rotate it when it was pushed, to rewrite the local commits
+    when it was not."""
+    from ..exposure import EXPOSURE_KINDS, classify, classify_staged, fix_for
+
+    if not any(f.kind in EXPOSURE_KINDS for f in findings):
+        return findings
+    from ..audit import audit_file
+
+    configs = _Configs(source)
+
+    def judge(path: str, data: bytes) -> set[str]:
+        config = configs.for_data(path)[0]
+        audit = audit_file(path, data, config=config, settings=settings, repo_root=repo.root)
+        return {f.fingerprint for f in audit.findings if f.kind in EXPOSURE_KINDS}
+
+    if source.rev:
+        states = classify(repo, source.rev, findings, judge)
+    else:
+        states = classify_staged(repo, findings, judge)
+    return [f._replace(fix=fix_for(f.fix, states[f.fingerprint])) if f.fingerprint in states else f
+            for f in findings]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..gitrepo import open_repo
 
@@ -254,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
     files, skipped = _pick_files(args, source)
     audits = audit_files(repo, files, source, settings)
     findings = _unique_findings(audits, settings_problem)
+    findings = _hint_history(repo, source, settings, findings)
     out = sys.stdout
     for f in findings:
         out.write(format_finding(f) + "\n")
