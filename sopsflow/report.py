@@ -102,6 +102,14 @@ RULES: dict[str, tuple[str, str]] = {
         "Flux decryption Secret key Flux will not use",
         "Name age keys *.agekey and PGP keys *.asc in the decryption Secret.",
     ),
+    "old-fingerprint": (
+        "Allow-list entry that holds a finding's old fingerprint",
+        "Replace the entry in .sopsflow.yaml with the new fingerprint the message names.",
+    ),
+    "secret-generator-plaintext": (
+        "Plaintext file or literal that a kustomize secretGenerator turns into a Secret",
+        "Encrypt the file with sopsflow encrypt -i (under a creation rule) and let Flux decrypt it.",
+    ),
     "large-encrypted-file": (
         "Encrypted file larger than Flux decrypts",
         "Split the file; Flux's kustomize-controller refuses encrypted files over 5 MiB.",
@@ -189,9 +197,11 @@ def fingerprints(findings: Sequence[Finding]) -> list[str]:
 
 def _summary_line(result: VerifyResult) -> str:
     errors, warnings = result.count("error"), result.count("warning")
+    suppressed = len(getattr(result, "suppressed", ()))
     return (
         f"sopsflow verify ({result.target}): {len(result.files)} files checked, "
         f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        + (f", {suppressed} suppressed" if suppressed else "")
     )
 
 
@@ -206,6 +216,10 @@ def render_text(result: VerifyResult) -> str:
         fix = _fix(f, result)
         if fix:
             lines.append(f"    fix: {fix}")
+    if getattr(result, "show_suppressed", False):
+        for f, why in result.suppressed:
+            where = f.path + (f":{f.line}" if f.line else "")
+            lines.append(f"{where}: suppressed: {f.message} [{f.kind}] by {why}")
     for note in result.notes:
         lines.append(f"note: {note}")
     lines.append(_summary_line(result))
@@ -231,6 +245,8 @@ def render_json(result: VerifyResult) -> str:
         "findings": [_finding_dict(f, (getattr(result, "exposures", None) or {}).get(f.fingerprint))
                      for f in result.findings],
         "notes": list(result.notes),
+        "suppressed": [dict(_finding_dict(f, None), suppressed_by=why)
+                       for f, why in getattr(result, "suppressed", ())],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 

@@ -91,6 +91,11 @@ class VerifyResult:
     #: for a commit: fingerprint of each exposure finding -> "pushed" or
     #: "local" (sopsflow.exposure); the report words the fix by it
     exposures: dict[str, str] = field(default_factory=dict)
+    #: findings an inline marker or the `allow` list of .sopsflow.yaml
+    #: suppressed, each with the marker or entry
+    suppressed: list[tuple[Finding, str]] = field(default_factory=list)
+    #: list them in the report (``--show-suppressed``); they are always counted
+    show_suppressed: bool = False
 
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
@@ -134,6 +139,7 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     result.findings = run.finish()
     result.checks = run.checks
     result.notes = run.notes
+    result.suppressed = [(f, why) for f, why in run.suppressed if run.in_scope(f.path)]
     if commit is not None:
         result.exposures = _exposures(repo, commit, result.findings, run, settings)
     result.seconds = time.monotonic() - started
@@ -224,6 +230,7 @@ class _Run:
         self.related: dict[int, set[str]] = {}
         self.checks: list[str] = ["audit"]
         self.notes: list[str] = []
+        self.suppressed: list[tuple[Finding, str]] = []
 
     # helpers
 
@@ -355,9 +362,11 @@ class _Run:
         configs = [self.data_config_for(f.path) for f in todo]
         context = _Context(self.root, settings, self.policy, self.options)
         self.outcomes = _map_files(todo, configs, context, _jobs(self.options.jobs, len(todo)))
-        allowed = unverified = 0
+        from .audit import INLINE_REASON
+
+        unverified = 0
         for outcome in self.outcomes:
-            allowed += outcome.allowed
+            self.suppressed.extend(outcome.suppressed)
             unverified += outcome.mac_unverified
             for finding in outcome.findings:
                 if finding.kind == "invalid-config" and any(
@@ -366,8 +375,13 @@ class _Run:
                     continue
                 self.findings.append(finding)
                 self.related[id(finding)] = {finding.path}
+        inline = sum(1 for _f, why in self.suppressed if why.startswith(INLINE_REASON))
+        allowed = len(self.suppressed) - inline
         if allowed:
             self.notes.append(f"{allowed} finding(s) allowed by the `allow` list of .sopsflow.yaml")
+        if inline:
+            self.notes.append(f"{inline} finding(s) suppressed inline (sopsflow:allow, pragma: allowlist secret, "
+                              "gitleaks:allow)")
         if unverified:
             self.notes.append(f"{unverified} file(s) not MAC-checked: no available key could decrypt the data key")
 
@@ -524,7 +538,8 @@ class _Outcome:
     status: str
     store_name: str
     findings: list[Finding]
-    allowed: int = 0
+    #: what the allow list or an inline marker suppressed, with the reason
+    suppressed: list[tuple[Finding, str]] = field(default_factory=list)
     #: carries SOPS metadata
     sops: bool = False
     #: a SOPS file the audit found no creation rule for
@@ -562,7 +577,7 @@ def _check_file(f: Any, config: Config | None, context: _Context,
         # still run) rather than not at all.
         audit = audit_file(f.path, f.data, config=None, settings=context.settings, is_symlink=f.is_symlink,
                            repo_root=context.root)
-    outcome = _Outcome(audit.path, audit.status, audit.store_name, list(audit.findings), len(audit.allowed))
+    outcome = _Outcome(audit.path, audit.status, audit.store_name, list(audit.findings), list(audit.allowed))
     meta = audit.metadata
     if audit.status not in SOPS_STATUSES or meta is None:
         return outcome

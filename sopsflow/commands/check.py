@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rev", help="judge the files as committed in REV instead of the index (default under "
                                  "pre-commit's pre-push stage: PRE_COMMIT_TO_REF)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line when there is nothing to report")
+    p.add_argument("--show-suppressed", action="store_true",
+                   help="also list the findings an inline marker (sopsflow:allow, pragma: allowlist secret, "
+                        "gitleaks:allow) or the allow list of .sopsflow.yaml suppressed")
     p.set_defaults(func=run)
 
 
@@ -284,6 +287,10 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     for f in findings:
         out.write(format_finding(f) + "\n")
+    if args.show_suppressed:
+        for audit in audits:
+            for f, why in audit.allowed:
+                out.write(format_suppressed(f, why) + "\n")
     refused = any(f.severity == "error" for f in findings)
     if findings or not args.quiet or any(a.allowed for a in audits):
         out.write(summary(audits, findings, source.label, settings, skipped) + "\n")
@@ -292,13 +299,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _unique_findings(audits: list[FileAudit], extra: Finding | None) -> list[Finding]:
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str, str, int | None, str]] = set()
     out = [extra] if extra is not None else []
     for audit in audits:
         for f in audit.findings:
-            key = (f.kind, f.path, f.message)
+            # Two keys of one kind in one file read alike; their line and
+            # fingerprint tell them apart (each is allow-listed on its own).
+            key = (f.kind, f.path, f.message, f.line, f.fingerprint)
             if f.kind == "invalid-config":
-                key = (f.kind, f.path, "")  # once per broken config, not per file
+                key = (f.kind, f.path, "", None, "")  # once per broken config, not per file
             if key in seen:
                 continue
             seen.add(key)
@@ -314,6 +323,11 @@ def format_finding(f: Finding) -> str:
     if f.fingerprint and f.severity == "error" and f.kind != "invalid-config":
         text += f" (fp:{f.fingerprint})"
     return _one_line(text)
+
+
+def format_suppressed(f: Finding, why: str) -> str:
+    where = f.path + (f":{f.line}" if f.line else "")
+    return _one_line(f"{where}: suppressed: {f.message} [{f.kind}] by {why}")
 
 
 def _one_line(text: str) -> str:
@@ -333,7 +347,12 @@ def summary(audits: list[FileAudit], findings: list[Finding], label: str, settin
         parts.append("nothing refused")
     if warnings:
         parts.append(f"{warnings} warning{'s' * (warnings != 1)}")
-    allowed = [(f, why) for a in audits for f, why in a.allowed]
+    from ..audit import INLINE_REASON
+
+    inline = sum(1 for a in audits for _f, why in a.allowed if why.startswith(INLINE_REASON))
+    if inline:
+        parts.append(f"{inline} suppressed inline")
+    allowed = [(f, why) for a in audits for f, why in a.allowed if not why.startswith(INLINE_REASON)]
     if allowed:
         shown = "; ".join(f"{f.path} {f.kind} by {why}" for f, why in allowed[:5])
         more = f"; {len(allowed) - 5} more" if len(allowed) > 5 else ""
