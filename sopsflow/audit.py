@@ -1032,7 +1032,7 @@ class _Auditor:
         policies = _Policies(None, rule, self.result.store_name)
         rule_policy = policies.rule
         if (self.result.store_name == "yaml" and rule_policy is not None and not policies.need_stack
-                and b"sops" not in self.data):
+                and b"sops" not in self.data and b"$patch" not in self.data):
             # cannot be a SOPS document: find the first value the rule wants encrypted, stop there
             try:
                 first = _first_required_plain_yaml(self.data, rule_policy.path_encrypted)
@@ -1067,8 +1067,11 @@ class _Auditor:
 
     def _plaintext_at_rule(self, doc: _Doc, policies: _Policies, rule: CreationRule) -> None:
         binary = self.result.store_name == "binary"
-        first = next((leaf for leaf in doc.leaves
-                      if leaf.kind == "plain" and (binary or policies.required(leaf, policies.rule))), None)
+        # A `$patch: delete` document tells kustomize to remove an object: it
+        # names it and carries no data, so there is nothing to encrypt in it.
+        deletes = detectors.delete_patch_documents(self.data) if b"$patch" in self.data and not binary else set()
+        first = next((leaf for leaf in doc.leaves if leaf.kind == "plain" and leaf.doc not in deletes
+                      and (binary or policies.required(leaf, policies.rule))), None)
         if first is None and doc.problems:
             problem, line = doc.problems[0]
             self.result.status = "plaintext"

@@ -1030,6 +1030,12 @@ def _url_password(value: str) -> str | None:
     return None
 
 
+def credential_reason(key: str, value: str) -> str:
+    """Why ``KEY=value`` (a dotenv line, a kustomize literal) looks like a
+    credential ("credential", "URL with an embedded password in"), else ""."""
+    return _dotenv_reason(key, value, False)
+
+
 def _dotenv_reason(key: str, value: str, example: bool) -> str:
     password = _url_password(value) if "://" in value else None
     if password is not None and not is_placeholder(password) and (not example or looks_real(password)):
@@ -1136,3 +1142,26 @@ def _marker_name(raw: bytes) -> str:
     if text.startswith("pragma"):
         return "pragma: allowlist nextline secret" if "nextline" in text else "pragma: allowlist secret"
     return text
+
+
+# --- kustomize delete patches ----------------------------------------------------------
+
+#: The keys a ``$patch: delete`` document needs to name the object it removes.
+_DELETE_PATCH_KEYS = frozenset({"apiVersion", "kind", "metadata", "$patch"})
+
+
+def delete_patch_documents(data: bytes) -> set[int]:
+    """Indices of the YAML documents that are ``$patch: delete`` patches: a
+    mapping of only apiVersion, kind, metadata and ``$patch: delete`` (a
+    document with data beside it is judged as data)."""
+    docs = _yaml_nodes(data)
+    out: set[int] = set()
+    for index, doc in enumerate(docs or ()):
+        entries = _entries(doc)
+        keys = {_scalar(k) for k, _v in entries}
+        if not entries or not keys <= _DELETE_PATCH_KEYS or None in keys:
+            continue
+        patch = next((_scalar(v) for k, v in entries if _scalar(k) == "$patch"), None)
+        if patch is not None and patch.strip().lower() == "delete":
+            out.add(index)
+    return out

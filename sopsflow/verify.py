@@ -130,6 +130,7 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     run.policy = policy
     settings = run.load_settings()
     run.check_files(settings)
+    run.check_secret_generators(settings)
     run.check_unmatched()
     run.check_unused_rules()
     flux = options.flux if options.flux is not None else policy.flux
@@ -139,7 +140,7 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     result.findings = run.finish()
     result.checks = run.checks
     result.notes = run.notes
-    result.suppressed = [(f, why) for f, why in run.suppressed if run.in_scope(f.path)]
+    result.suppressed = list(run.suppressed)
     if commit is not None:
         result.exposures = _exposures(repo, commit, result.findings, run, settings)
     result.seconds = time.monotonic() - started
@@ -385,6 +386,41 @@ class _Run:
         if unverified:
             self.notes.append(f"{unverified} file(s) not MAC-checked: no available key could decrypt the data key")
 
+    def check_secret_generators(self, settings: Any) -> None:
+        """Files and literals a kustomize secretGenerator turns into a Secret
+        must not be plaintext (a SOPS file there is decrypted by Flux)."""
+        from .audit import INLINE_REASON
+        from .flux import file_state, generator_findings, is_kustomization
+
+        kustomizations = [(f.path, bytes(f.data)) for f in self.files if is_kustomization(f.path) and not f.is_symlink]
+        if not kustomizations:
+            return
+        outcomes = {o.path: o for o in self.outcomes}
+
+        def state(path: str) -> str | None:
+            f = self.by_path.get(path)
+            if f is None or f.is_symlink:
+                return None
+            outcome = outcomes.get(path)
+            if outcome is None:  # outside the --since scope: judged by its looks
+                sops = _looks_sops(f) or b"sops_mac=" in f.data
+            elif any(g.severity == "error" for g in outcome.findings):
+                return "reported"
+            else:
+                sops = outcome.sops
+            return file_state(bytes(f.data), sops)
+
+        for finding, kustomization, marker in generator_findings(kustomizations, state):
+            pattern = settings.allows_path(finding.path)
+            if marker is not None or pattern is not None or settings.allows_fingerprint(finding.fingerprint):
+                why = (f"{INLINE_REASON} `{marker}`" if marker is not None else f"path {pattern}"
+                       if pattern is not None else f"fingerprint {finding.fingerprint}")
+                if self.relevant({finding.path, kustomization}):
+                    self.suppressed.append((finding, why))
+                continue
+            self.findings.append(finding)
+            self.related[id(finding)] = {finding.path, kustomization}
+
     def check_unmatched(self) -> None:
         reported = {(f.kind, f.path) for f in self.findings}
         for outcome in self.sops_outcomes():
@@ -456,6 +492,11 @@ class _Run:
         self._lint_kustomizations(manifests, sorted(set(sops_paths)))
 
     def _lint_kustomizations(self, manifests: _FluxManifests, sops_paths: list[str]) -> None:
+        from .flux import decryption_disabled
+
+        # Objects annotated kustomize.toolkit.fluxcd.io/decrypt: Disabled are
+        # applied as they are: they need no decryption.
+        sops_paths = [p for p in sops_paths if not decryption_disabled(self.by_path[p].data)]
         for ks in manifests.kustomizations():
             covered = [p for p in sops_paths if _under(p, ks.directory)]
             if covered and ks.provider != "sops":

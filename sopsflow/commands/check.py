@@ -247,6 +247,66 @@ def _hint_unstaged_encryption(repo: Repo, audit: FileAudit, config: Config | Non
     audit.findings = [f._replace(fix=fix) if f.kind == PLAINTEXT_SECRET else f for f in audit.findings]
 
 
+def _secret_generators(source: _Source, files: list[GitFile], audits: list[FileAudit],
+                       settings: AuditSettings) -> list[Finding]:
+    """Plaintext that a kustomize secretGenerator turns into a Secret, where
+    the staged change is the file or the kustomization naming it. Only the
+    kustomizations next to and above the staged files are read."""
+    from ..audit import INLINE_REASON
+    from ..flux import KUSTOMIZATION_FILES, file_state, generator_findings
+
+    staged = {f.path for f in files}
+    directories: set[str] = set()
+    for path in staged:
+        directory = path.rsplit("/", 1)[0] if "/" in path else ""
+        while directory not in directories:
+            directories.add(directory)
+            if not directory:
+                break
+            directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
+    kustomizations = []
+    for directory in sorted(directories):
+        for name in KUSTOMIZATION_FILES:
+            rel = f"{directory}/{name}" if directory else name
+            found = source.get(rel)
+            if found is not None and not found.is_symlink and b"secretGenerator" in found.data:
+                kustomizations.append((rel, found.data))
+    if not kustomizations:
+        return []
+    audited = {a.path: a for a in audits}
+    by_path = {f.path: f for f in files}
+
+    def state(path: str) -> str | None:
+        audit = audited.get(path)
+        if audit is not None:
+            if audit.refused:
+                return "reported"
+            sops = audit.status in ("encrypted", "partial")
+            data = by_path[path].data if path in by_path else b""
+        else:
+            found = source.get(path)
+            if found is None or found.is_symlink:
+                return None
+            data = found.data
+            sops = b"ENC[AES256_GCM," in data or b"sops_mac=" in data
+        return file_state(data, sops)
+
+    out = []
+    for finding, kustomization, marker in generator_findings(kustomizations, state):
+        if finding.path not in staged and kustomization not in staged:
+            continue  # neither side is part of this commit
+        pattern = settings.allows_path(finding.path)
+        if marker is not None or pattern is not None or settings.allows_fingerprint(finding.fingerprint):
+            why = (f"{INLINE_REASON} `{marker}`" if marker is not None else f"path {pattern}"
+                   if pattern is not None else f"fingerprint {finding.fingerprint}")
+            holder = audited.get(finding.path) or audited.get(kustomization)
+            if holder is not None:
+                holder.allowed.append((finding, why))
+            continue
+        out.append(finding)
+    return out
+
+
 def _hint_history(repo: Repo, source: _Source, settings: AuditSettings, findings: list[Finding]) -> list[Finding]:
     """A staged secret that HEAD (or, under pre-push, the pushed commit)
     already holds is in history: fixing the file does not take it back. The
@@ -283,6 +343,7 @@ def run(args: argparse.Namespace) -> int:
     files, skipped = _pick_files(args, source)
     audits = audit_files(repo, files, source, settings)
     findings = _unique_findings(audits, settings_problem)
+    findings += _secret_generators(source, files, audits, settings)
     findings = _hint_history(repo, source, settings, findings)
     out = sys.stdout
     for f in findings:
