@@ -1117,10 +1117,17 @@ class InlineMarkers:
         self._present = any(needle in lowered for needle in _INLINE_NEEDLES)
         self._lines: list[bytes] | None = None
         self._data = data
+        #: line -> marker, so each line is searched once however many findings it holds
+        self._seen: dict[int, str | None] = {}
 
     def at(self, line: int | None) -> str | None:
         if not self._present or not line:
             return None
+        if line not in self._seen:
+            self._seen[line] = self._search(line)
+        return self._seen[line]
+
+    def _search(self, line: int) -> str | None:
         if self._lines is None:
             self._lines = self._data.split(b"\n")
         lines = self._lines

@@ -85,7 +85,16 @@ def classify(repo: Any, rev: str, findings: Iterable[Finding], judge: Judge) -> 
         return {}
     if os.environ.get("CI"):
         return {f.fingerprint: PUSHED for f in exposed}
-    git = _pygit2_repo(repo)
+    import pygit2
+
+    try:
+        return _classify(_pygit2_repo(repo), rev, exposed, judge)
+    except (KeyError, ValueError, pygit2.GitError):
+        # a shallow or damaged history: cannot tell, so the safe hint
+        return {f.fingerprint: PUSHED for f in exposed}
+
+
+def _classify(git: Any, rev: str, exposed: list[Finding], judge: Judge) -> dict[str, str]:
     commit = _commit(git, rev)
     if commit is None:
         return {f.fingerprint: PUSHED for f in exposed}  # cannot tell: the safe hint
