@@ -260,6 +260,8 @@ _DECORATION = b" \t\"',;\\|#*/+-"
 MIN_KEY_BODY = 64
 #: An Ed25519 .ppk holds a single 48-character private line; its headers leave no doubt.
 MIN_PUTTY_BODY = 40
+#: Distinct keys per file whose public half is derived for their fingerprint anchor.
+MAX_DERIVED = 64
 #: How far after its header a key body is looked for.
 _KEY_WINDOW = 16384
 
@@ -278,6 +280,7 @@ def _pem_keys(data: bytes) -> list[Detection]:
     counts: dict[str, int] = {}
     line_of = _LineCounter(data)
     headers = list(_KEY_BEGIN.finditer(data))
+    derived: dict[bytes, str] = {}
     for i, m in enumerate(headers):
         # A body ends at the next header at the latest: every byte is measured once.
         limit = min(headers[i + 1].start() if i + 1 < len(headers) else len(data), m.end() + _KEY_WINDOW)
@@ -288,7 +291,13 @@ def _pem_keys(data: bytes) -> list[Detection]:
         label = (m.group(1).decode().strip() + " PRIVATE KEY" + (m.group(2) or b"").decode()).strip()
         n = counts.get(label, 0)
         counts[label] = n + 1
-        out.append(Detection(_key_name(label), line_of(m.start()), "private-key:" + _pem_key_id(label, body),
+        # Deriving a public key costs a parse; past MAX_DERIVED keys a file
+        # (a hostile one) gets content digests, which are as stable.
+        ident = derived.get(body)
+        if ident is None:
+            ident = _pem_key_id(label, body) if len(derived) < MAX_DERIVED else "content:" + _digest(body)
+            derived[body] = ident
+        out.append(Detection(_key_name(label), line_of(m.start()), "private-key:" + ident,
                              f"private-key:{label}:{n}"))
     return out
 
@@ -346,7 +355,8 @@ def _der_public(label: str, der: bytes) -> bytes | None:
     pem = b"-----BEGIN " + kind.encode() + b"-----\n" + __import__("base64").encodebytes(der) + \
         b"-----END " + kind.encode() + b"-----\n"
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        # only the public half is wanted: RSA's consistency checks would cost milliseconds per key
+        key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
         return key.public_key().public_bytes(serialization.Encoding.DER,
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
     except Exception:  # an encrypted, unsupported or damaged key: the content digest names it
