@@ -62,14 +62,18 @@ def _remote_tips(git: Any) -> list[Any]:
     return list(tips.values())
 
 
-def _in_tree(git: Any, commit: Any, finding: Finding, judge: Judge, cache: dict[tuple[str, str], set[str]]) -> bool:
-    """Whether the file at ``finding.path`` in ``commit`` exposes the same finding."""
+def _in_tree(git: Any, commit: Any, finding: Finding, judge: Judge, cache: dict[tuple[str, str], set[str]],
+             same_as: Any = None) -> bool:
+    """Whether the file at ``finding.path`` in ``commit`` exposes the same
+    finding: it is the very blob ``same_as``, or judging it finds it."""
     try:
         entry = commit.tree[finding.path]
     except KeyError:
         return False
     if entry.type_str != "blob":
         return False
+    if same_as is not None and entry.id == same_as:
+        return True
     key = (str(entry.id), finding.path)
     found = cache.get(key)
     if found is None:
@@ -102,8 +106,10 @@ def _classify(git: Any, rev: str, exposed: list[Finding], judge: Judge) -> dict[
     if any(tip == commit.id or git.descendant_of(tip, commit.id) for tip in tips):
         return {f.fingerprint: PUSHED for f in exposed}
     # The part of this commit's history that was pushed ends at its merge
-    # bases with the remote-tracking refs: a finding their trees have is pushed.
-    bases = []
+    # bases with the remote-tracking refs: a finding their trees have is
+    # pushed, and so is one a remote-tracking ref's own tree has (the same
+    # change pushed on another branch).
+    bases = list(tips)
     for tip in tips:
         base = git.merge_base(commit.id, tip)
         if base is not None and base not in bases:
@@ -111,7 +117,11 @@ def _classify(git: Any, rev: str, exposed: list[Finding], judge: Judge) -> dict[
     cache: dict[tuple[str, str], set[str]] = {}
     out = {}
     for f in exposed:
-        pushed = any(_in_tree(git, git[base], f, judge, cache) for base in bases)
+        try:
+            current = commit.tree[f.path].id
+        except KeyError:
+            current = None
+        pushed = any(_in_tree(git, git[base], f, judge, cache, current) for base in bases)
         out[f.fingerprint] = PUSHED if pushed else LOCAL
     return out
 

@@ -91,6 +91,8 @@ def _leaky_repo(tmp_path: Path) -> Path:
         "secrets/db.yaml": "password: hunter2\n",
         "app/.env": "DATABASE_PASSWORD=Zq8vN3xLw2Rt7Kp9\n",
         "README.md": "docs\n",
+        "deploy/kustomization.yaml": "secretGenerator:\n  - name: db\n    envs: [db.properties]\n",
+        "deploy/db.properties": "DB_HOST=db.internal\n",
     })
 
 
@@ -113,7 +115,7 @@ def test_a_secret_in_a_pushed_commit_is_to_be_rotated_in_text_github_junit_and_s
     text = _sopsflow(repo, "verify")
     assert text.returncode == 1, text.stdout + text.stderr
     lines = text.stdout.splitlines()
-    for path in ("secrets/db.yaml", "app/.env"):
+    for path in ("secrets/db.yaml", "app/.env", "deploy/db.properties"):
         i = next(n for n, x in enumerate(lines) if x.startswith(path))
         assert lines[i + 1].startswith("    fix: ") and lines[i + 1].endswith("; " + ROTATE)
     assert "sopsflow encrypt -i secrets/db.yaml; rotate it at its source" in text.stdout
