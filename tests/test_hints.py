@@ -183,3 +183,25 @@ def test_staged_secrets_are_not_yet_in_history(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert "sopsflow encrypt -i secrets/db.yaml" in done.stdout
         assert "rotate" not in done.stdout
+
+
+LOCAL = "it is only in local commits, not pushed: rewrite them (git commit --amend, git rebase -i) before you push"
+
+
+def test_the_hook_and_pre_push_say_rewrite_for_a_secret_only_in_local_commits(tmp_path: Path) -> None:
+    repo = _leaky_repo(tmp_path)
+    _push(repo)
+    write(repo, "secrets/api.yaml", "token: s3cr3t-value\n")
+    git(repo, "add", "secrets/api.yaml")
+    commit(repo, "committed with --no-verify, not pushed")
+    # pre-push judges the commit being pushed: it is not on the remote yet
+    pushed = run_check(repo, "--rev", "HEAD")
+    assert pushed.returncode == 1
+    line = next(x for x in pushed.stdout.splitlines() if x.startswith("secrets/api.yaml"))
+    assert f"fix: sopsflow encrypt -i secrets/api.yaml; {LOCAL}" in line
+    # the next commit stages an edit, still plaintext: HEAD holds it, locally only
+    write(repo, "secrets/api.yaml", "token: s3cr3t-value\nregion: eu\n")
+    stage(repo, "secrets/api.yaml")
+    staged = run_check(repo)
+    line = next(x for x in staged.stdout.splitlines() if x.startswith("secrets/api.yaml"))
+    assert LOCAL in line and "rotate" not in line

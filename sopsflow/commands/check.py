@@ -20,7 +20,12 @@ file: the hook manifest passes ``args: [--]``, so pre-commit's staged names
 (``--rev=HEAD`` included) are always judged as files.
 
 Output: one line per finding (path, what is wrong, the command that fixes
-it), then a summary; exit 1 when anything is refused, 0 otherwise.
+it: for a secret HEAD already holds, also rotating it when it was pushed, or
+rewriting the local commits when not), then a summary that counts what
+inline markers and the allow list suppressed (``--show-suppressed`` lists
+them); exit 1 when anything is refused, 0 otherwise. Files a kustomize
+``secretGenerator`` next to or above a staged file names are judged as
+Secret data.
 """
 
 from __future__ import annotations
