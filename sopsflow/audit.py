@@ -85,6 +85,7 @@ UNMATCHED_SOPS_FILE = "unmatched-sops-file"
 INVALID_CONFIG = "invalid-config"
 TEMP_FILE = "sopsflow-temp-file"
 IGNORED_CONFIG = "ignored-config"
+OLD_FINGERPRINT = "old-fingerprint"
 
 KINDS = (
     PLAINTEXT_SECRET,
@@ -98,6 +99,7 @@ KINDS = (
     INVALID_CONFIG,
     TEMP_FILE,
     IGNORED_CONFIG,
+    OLD_FINGERPRINT,
 )
 
 #: Files that configure sops/sopsflow. Only the values under the keys each
@@ -114,6 +116,11 @@ MAX_VALUE_FINDINGS = 10
 #: Nodes visited per byte of a YAML file before its aliases count as a bomb
 #: (without aliases a node needs at least two bytes).
 MAX_YAML_NODES_PER_BYTE = 10
+#: The release up to which allow-list entries holding a finding's old
+#: (ordinal) fingerprint are still honoured, with a warning naming the new one.
+OLD_FINGERPRINTS_UNTIL = "0.4"
+#: ``FileAudit.allowed`` reasons of inline markers start with this.
+INLINE_REASON = "inline"
 
 _ENC_PREFIX = "ENC[AES256_GCM,data:"
 
@@ -144,7 +151,8 @@ class FileAudit:
     rule: CreationRule | None = None
     metadata: Metadata | None = None
     store_name: str = ""
-    #: findings the allow-list suppressed, each with the entry that allowed it
+    #: findings the allow-list (or an inline marker: the reason starts with
+    #: INLINE_REASON) suppressed, each with the entry or marker that allowed it
     allowed: list[tuple[Finding, str]] = field(default_factory=list)
 
     @property
@@ -770,6 +778,8 @@ class _Auditor:
         self._value_findings = 0
         self._extra_values = 0
         self._extra_kind = PARTLY_PLAINTEXT
+        #: fingerprint -> the fingerprint older versions gave the same finding
+        self._old_fingerprints: dict[str, str] = {}
 
     # -- findings ----------------------------------------------------------------
 
@@ -1022,7 +1032,7 @@ class _Auditor:
         policies = _Policies(None, rule, self.result.store_name)
         rule_policy = policies.rule
         if (self.result.store_name == "yaml" and rule_policy is not None and not policies.need_stack
-                and b"sops" not in self.data):
+                and b"sops" not in self.data and b"$patch" not in self.data):
             # cannot be a SOPS document: find the first value the rule wants encrypted, stop there
             try:
                 first = _first_required_plain_yaml(self.data, rule_policy.path_encrypted)
@@ -1057,8 +1067,11 @@ class _Auditor:
 
     def _plaintext_at_rule(self, doc: _Doc, policies: _Policies, rule: CreationRule) -> None:
         binary = self.result.store_name == "binary"
-        first = next((leaf for leaf in doc.leaves
-                      if leaf.kind == "plain" and (binary or policies.required(leaf, policies.rule))), None)
+        # A `$patch: delete` document tells kustomize to remove an object: it
+        # names it and carries no data, so there is nothing to encrypt in it.
+        deletes = detectors.delete_patch_documents(self.data) if b"$patch" in self.data and not binary else set()
+        first = next((leaf for leaf in doc.leaves if leaf.kind == "plain" and leaf.doc not in deletes
+                      and (binary or policies.required(leaf, policies.rule))), None)
         if first is None and doc.problems:
             problem, line = doc.problems[0]
             self.result.status = "plaintext"
@@ -1200,10 +1213,21 @@ class _Auditor:
         else:
             found = detectors.scan(self.path, self.data)
         reported = {f.line for f in self.result.findings if f.kind == PARTLY_PLAINTEXT}
+        # Inline markers silence heuristic findings only, and never at a rule
+        # path: there the rule decides, and a pragma must not pass plaintext.
+        markers = detectors.InlineMarkers(self.data) if self.result.rule is None else None
         for d in found:
             if d.line in reported:
                 continue  # the same value is already named as plaintext
-            self.add(LEAKED_SECRET, f"{d.what} {where}", line=d.line, anchor=d.anchor, fix=fix)
+            finding = Finding(LEAKED_SECRET, self.path, f"{d.what} {where}", ERROR, d.line, fix,
+                              fingerprint(LEAKED_SECRET, self.path, d.anchor))
+            if d.legacy:
+                self._old_fingerprints[finding.fingerprint] = fingerprint(LEAKED_SECRET, self.path, d.legacy)
+            marker = markers.at(d.line) if markers is not None and detectors.is_heuristic(d.anchor) else None
+            if marker is not None:
+                self.result.allowed.append((finding, f"{INLINE_REASON} `{marker}`"))
+            else:
+                self.result.findings.append(finding)
 
     def _apply_allow_list(self) -> None:
         settings = self.settings
@@ -1218,6 +1242,15 @@ class _Auditor:
                 self.result.allowed.append((f, f"path {pattern}"))
             elif settings.allows_fingerprint(f.fingerprint):
                 self.result.allowed.append((f, f"fingerprint {f.fingerprint}"))
+            elif settings.allows_fingerprint(self._old_fingerprints.get(f.fingerprint, "")):
+                old = self._old_fingerprints[f.fingerprint]
+                self.result.allowed.append((f, f"old fingerprint {old}"))
+                kept.append(Finding(
+                    OLD_FINGERPRINT, self.path,
+                    f"allow.fingerprints entry {old} is the old fingerprint of {f.message!r}, honoured until "
+                    f"sopsflow {OLD_FINGERPRINTS_UNTIL}: its fingerprint is now {f.fingerprint}",
+                    WARNING, f.line, f"replace {old} with {f.fingerprint} in .sopsflow.yaml",
+                    fingerprint(OLD_FINGERPRINT, self.path, old)))
             else:
                 kept.append(f)
         self.result.findings = kept

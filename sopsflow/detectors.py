@@ -48,6 +48,19 @@ class Detection(NamedTuple):
     what: str  # "OpenSSH private key", "dotenv credential DB_PASSWORD", ... (never the value)
     line: int | None  # 1-based
     anchor: str  # stable, secret-free identity of the finding within its file
+    #: the anchor older versions gave the same finding (ordinal anchors of keys),
+    #: so allow-list entries made with them keep working for a while
+    legacy: str = ""
+
+
+#: Anchor prefixes of the heuristic detectors (credential-like names, token
+#: shapes, high-entropy values in examples): their findings may be false
+#: positives and can be suppressed inline. Key material cannot.
+HEURISTIC_PREFIXES = ("dotenv:", "compose:", "provider-token:")
+
+
+def is_heuristic(anchor: str) -> bool:
+    return anchor.startswith(HEURISTIC_PREFIXES)
 
 
 def scan(path: str, data: bytes) -> list[Detection]:
@@ -247,6 +260,8 @@ _DECORATION = b" \t\"',;\\|#*/+-"
 MIN_KEY_BODY = 64
 #: An Ed25519 .ppk holds a single 48-character private line; its headers leave no doubt.
 MIN_PUTTY_BODY = 40
+#: Distinct keys per file whose public half is derived for their fingerprint anchor.
+MAX_DERIVED = 64
 #: How far after its header a key body is looked for.
 _KEY_WINDOW = 16384
 
@@ -265,16 +280,87 @@ def _pem_keys(data: bytes) -> list[Detection]:
     counts: dict[str, int] = {}
     line_of = _LineCounter(data)
     headers = list(_KEY_BEGIN.finditer(data))
+    derived: dict[bytes, str] = {}
     for i, m in enumerate(headers):
         # A body ends at the next header at the latest: every byte is measured once.
         limit = min(headers[i + 1].start() if i + 1 < len(headers) else len(data), m.end() + _KEY_WINDOW)
-        if _key_body_size(data[m.end():limit]) < MIN_KEY_BODY:
+        window = data[m.end():limit]
+        if len(_key_body(window)) < MIN_KEY_BODY:
             continue
+        body = _key_body(window, _BODY_DECORATION)
         label = (m.group(1).decode().strip() + " PRIVATE KEY" + (m.group(2) or b"").decode()).strip()
         n = counts.get(label, 0)
         counts[label] = n + 1
-        out.append(Detection(_key_name(label), line_of(m.start()), f"private-key:{label}:{n}"))
+        # Deriving a public key costs a parse; past MAX_DERIVED keys a file
+        # (a hostile one) gets content digests, which are as stable.
+        ident = derived.get(body)
+        if ident is None:
+            ident = _pem_key_id(label, body) if len(derived) < MAX_DERIVED else "content:" + _digest(body)
+            derived[body] = ident
+        out.append(Detection(_key_name(label), line_of(m.start()), "private-key:" + ident,
+                             f"private-key:{label}:{n}"))
     return out
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:24]
+
+
+def _pem_key_id(label: str, body: bytes) -> str:
+    """A position-free id of a key: a digest of its public half where the
+    block holds or yields it (OpenSSH keys carry it in clear, even when the
+    private part is passphrase-protected; PKCS#1/#8 and SEC1 keys without a
+    passphrase derive it), else a digest of the block's content."""
+    import binascii
+
+    try:
+        der = binascii.a2b_base64(body)
+    except (binascii.Error, ValueError):
+        return "content:" + _digest(body)
+    if label == "OPENSSH PRIVATE KEY":
+        public = _openssh_public(der)
+        if public is not None:
+            return "public:" + _digest(public)
+    elif label in ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY"):
+        public = _der_public(label, der)
+        if public is not None:
+            return "public:" + _digest(public)
+    return "content:" + _digest(der)
+
+
+def _openssh_public(blob: bytes) -> bytes | None:
+    """The first public key of an ``openssh-key-v1`` blob (stored unencrypted)."""
+    magic = b"openssh-key-v1\0"
+    if not blob.startswith(magic):
+        return None
+    at = len(magic)
+    try:
+        for _ in range(3):  # cipher name, kdf name, kdf options
+            at += 4 + int.from_bytes(blob[at:at + 4], "big")
+        count = int.from_bytes(blob[at:at + 4], "big")
+        at += 4
+        size = int.from_bytes(blob[at:at + 4], "big")
+        public = blob[at + 4:at + 4 + size]
+    except (IndexError, ValueError):
+        return None
+    return public if count >= 1 and size and len(public) == size else None
+
+
+def _der_public(label: str, der: bytes) -> bytes | None:
+    from cryptography.hazmat.primitives import serialization
+
+    kind = "PRIVATE KEY" if label == "PRIVATE KEY" else label
+    pem = b"-----BEGIN " + kind.encode() + b"-----\n" + __import__("base64").encodebytes(der) + \
+        b"-----END " + kind.encode() + b"-----\n"
+    try:
+        # only the public half is wanted: RSA's consistency checks would cost milliseconds per key
+        key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
+        return key.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    except Exception:  # an encrypted, unsupported or damaged key: the content digest names it
+        return None
 
 
 def _key_name(label: str) -> str:
@@ -288,21 +374,28 @@ def _key_name(label: str) -> str:
     return f"{kind + ' ' if kind else ''}PEM private key".replace("ENCRYPTED PEM", "encrypted PEM")
 
 
-def _key_body_size(window: bytes) -> int:
+#: Decoration around the lines of a key body that is never part of base64
+#: ("+" and "/" are, so they are not stripped when the body is read, only
+#: when it is measured: a key in code concatenated with " +" still counts).
+_BODY_DECORATION = b" \t\"',;\\|#*-"
+
+
+def _key_body(window: bytes, decoration: bytes = _DECORATION) -> bytes:
+    """The base64 body of a key block (armour headers and decoration left out)."""
     end = _KEY_END.search(window)
     if end is not None:
         window = window[: end.start()]
     window = window.replace(b"\\n", b"\n").replace(b"\\r", b"\n")
-    total = 0
+    parts: list[bytes] = []
     for raw in window.splitlines():
-        line = raw.strip(_DECORATION)
+        line = raw.strip(decoration)
         if not line or b": " in raw:  # armour headers (Version:, Proc-Type:, Comment:)
             continue
         if not line.translate(None, _B64_CHARS):
-            total += len(line)
-        elif total:
+            parts.append(line)
+        elif parts:
             break  # the body ended (a key embedded in other text)
-    return total
+    return b"".join(parts)
 
 
 def _putty_keys(data: bytes) -> list[Detection]:
@@ -321,14 +414,29 @@ def _putty_keys(data: bytes) -> list[Detection]:
         count = lines[0][len(b"Private-Lines:"):].strip()
         if not count.isdigit():
             continue
-        body = 0
+        parts = []
         for raw in lines[1:1 + min(int(count[:4]), 256)]:
             line = raw.strip()
             if line and not line.translate(None, _B64_CHARS):
-                body += len(line)
-        if body >= MIN_PUTTY_BODY:
-            out.append(Detection("PuTTY private key", line_of(m.start()), f"private-key:PuTTY:{len(out)}"))
+                parts.append(line)
+        if sum(map(len, parts)) >= MIN_PUTTY_BODY:
+            public = _putty_public(window[:at])
+            ident = "public:" + _digest(public) if public else "content:" + _digest(b"".join(parts))
+            out.append(Detection("PuTTY private key", line_of(m.start()), "private-key:" + ident,
+                                 f"private-key:PuTTY:{len(out)}"))
     return out
+
+
+def _putty_public(head: bytes) -> bytes:
+    """The ``Public-Lines`` base64 of a .ppk (stored in clear), joined; b"" if absent."""
+    at = head.find(b"Public-Lines:")
+    if at < 0:
+        return b""
+    lines = head[at:].split(b"\n", 257)
+    count = lines[0][len(b"Public-Lines:"):].strip()
+    if not count.isdigit():
+        return b""
+    return b"".join(raw.strip() for raw in lines[1:1 + min(int(count[:4]), 256)])
 
 
 # --- age identities ----------------------------------------------------------------
@@ -342,9 +450,27 @@ def find_age_identities(data: bytes) -> list[Detection]:
     out: list[Detection] = []
     line_of = _LineCounter(data)
     for m in _AGE_IDENTITY.finditer(data):
-        if bech32_valid(m.group(0).decode("ascii")):
-            out.append(Detection("age identity (AGE-SECRET-KEY-1...)", line_of(m.start()), f"age-identity:{len(out)}"))
+        text = m.group(0).decode("ascii")
+        if bech32_valid(text):
+            out.append(Detection("age identity (AGE-SECRET-KEY-1...)", line_of(m.start()),
+                                 "age-identity:" + _age_recipient_id(text), f"age-identity:{len(out)}"))
     return out
+
+
+def _age_recipient_id(identity: str) -> str:
+    """The identity's recipient (its public half: naming it reveals nothing),
+    else a digest of the identity."""
+    text = identity.upper()
+    try:
+        if text.startswith("AGE-SECRET-KEY-PQ-1"):
+            from .keys.agepq import HybridIdentity
+
+            return str(HybridIdentity.from_str(text).to_public())
+        import pyrage
+
+        return str(pyrage.x25519.Identity.from_str(text).to_public())
+    except Exception:  # not a key pyrage reads (a newer type): the digest names it
+        return "content:" + _digest(text.encode("ascii"))
 
 
 def bech32_valid(text: str) -> bool:
@@ -415,7 +541,7 @@ def find_encoded_keys(data: bytes) -> list[Detection]:
 
 def _decoded_findings(decoded: bytes, how: str, line: Any) -> list[Detection]:
     found = find_private_keys(decoded) + find_age_identities(decoded)
-    return [Detection(f"{d.what} ({how})", line(d), f"{how}:{d.anchor}") for d in found]
+    return [Detection(f"{d.what} ({how})", line(d), f"{how}:{d.anchor}", f"{how}:{d.legacy}") for d in found]
 
 
 def _utf16_keys(data: bytes) -> list[Detection]:
@@ -914,6 +1040,12 @@ def _url_password(value: str) -> str | None:
     return None
 
 
+def credential_reason(key: str, value: str) -> str:
+    """Why ``KEY=value`` (a dotenv line, a kustomize literal) looks like a
+    credential ("credential", "URL with an embedded password in"), else ""."""
+    return _dotenv_reason(key, value, False)
+
+
 def _dotenv_reason(key: str, value: str, example: bool) -> str:
     password = _url_password(value) if "://" in value else None
     if password is not None and not is_placeholder(password) and (not example or looks_real(password)):
@@ -969,3 +1101,84 @@ def _compose_environment(node: Any) -> Iterator[tuple[str, str, int]]:
             name, text = _scalar(key_node), _scalar(value_node)
             if name is not None and text is not None and value_node.tag != NULL_TAG:
                 yield name, text, value_node.start_mark.line + 1
+
+
+# --- inline suppressions ------------------------------------------------------------
+
+#: On the line of a finding: sopsflow's marker, gitleaks' and detect-secrets'.
+_INLINE_SAME = _Regex("inline", rb"sopsflow:allow|gitleaks:allow|pragma:[ \t]*allowlist[ \t-]secret", re.I)
+#: On a comment line right before a finding: sopsflow's marker and
+#: detect-secrets' ``nextline`` form.
+_INLINE_NEXT = _Regex("inline", rb"sopsflow:allow|pragma:[ \t]*allowlist[ \t-]nextline[ \t-]secret", re.I)
+_COMMENT_STARTS = (b"#", b"//", b";", b"--", b"/*", b"*", b"<!--", b"%", b"'")
+_INLINE_NEEDLES = (b"sopsflow:allow", b"gitleaks:allow", b"allowlist")
+
+
+class InlineMarkers:
+    """The inline suppression marker that covers a line of ``data``, if any.
+
+    A marker counts on the finding's own line, or alone on a comment line
+    right before it (a marker trailing another line of data covers only that
+    line, so one marker cannot silence the next line's secret by accident).
+    Lines are split once, and only when the file names a marker at all."""
+
+    def __init__(self, data: bytes) -> None:
+        lowered = data.lower()
+        self._present = any(needle in lowered for needle in _INLINE_NEEDLES)
+        self._lines: list[bytes] | None = None
+        self._data = data
+        #: line -> marker, so each line is searched once however many findings it holds
+        self._seen: dict[int, str | None] = {}
+
+    def at(self, line: int | None) -> str | None:
+        if not self._present or not line:
+            return None
+        if line not in self._seen:
+            self._seen[line] = self._search(line)
+        return self._seen[line]
+
+    def _search(self, line: int) -> str | None:
+        if self._lines is None:
+            self._lines = self._data.split(b"\n")
+        lines = self._lines
+        if 0 < line <= len(lines):
+            m = _INLINE_SAME.search(lines[line - 1])
+            if m is not None:
+                return _marker_name(m.group(0))
+        if 1 < line <= len(lines) + 1:
+            before = lines[line - 2].strip()
+            if before.startswith(_COMMENT_STARTS):
+                m = _INLINE_NEXT.search(before)
+                if m is not None:
+                    return _marker_name(m.group(0))
+        return None
+
+
+def _marker_name(raw: bytes) -> str:
+    text = raw.decode("ascii", "replace").lower()
+    if text.startswith("pragma"):
+        return "pragma: allowlist nextline secret" if "nextline" in text else "pragma: allowlist secret"
+    return text
+
+
+# --- kustomize delete patches ----------------------------------------------------------
+
+#: The keys a ``$patch: delete`` document needs to name the object it removes.
+_DELETE_PATCH_KEYS = frozenset({"apiVersion", "kind", "metadata", "$patch"})
+
+
+def delete_patch_documents(data: bytes) -> set[int]:
+    """Indices of the YAML documents that are ``$patch: delete`` patches: a
+    mapping of only apiVersion, kind, metadata and ``$patch: delete`` (a
+    document with data beside it is judged as data)."""
+    docs = _yaml_nodes(data)
+    out: set[int] = set()
+    for index, doc in enumerate(docs or ()):
+        entries = _entries(doc)
+        keys = {_scalar(k) for k, _v in entries}
+        if not entries or not keys <= _DELETE_PATCH_KEYS or None in keys:
+            continue
+        patch = next((_scalar(v) for k, v in entries if _scalar(k) == "$patch"), None)
+        if patch is not None and patch.strip().lower() == "delete":
+            out.add(index)
+    return out

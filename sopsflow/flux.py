@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import base64
 import os
+import posixpath
+import shlex
 import stat
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import errors
 from .errors import SopsError
 from .lazyre import compile_lazy
+
+if TYPE_CHECKING:
+    from .audit import Finding
 
 DEFAULT_NAME = "sops-age"
 DEFAULT_NAMESPACE = "flux-system"
@@ -199,3 +206,187 @@ def _is_empty(path: Path) -> bool:
         return path.stat().st_size == 0
     except OSError:
         return False
+
+
+# --- what the Flux lint reads from manifests ----------------------------------------
+
+#: Flux's per-object decryption policy; ``Disabled`` leaves the object as it is.
+DECRYPT_ANNOTATION = "kustomize.toolkit.fluxcd.io/decrypt"
+#: The names kustomize reads a kustomization from.
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+SECRET_GENERATOR_PLAINTEXT = "secret-generator-plaintext"
+
+
+def _scalar(node: Any) -> str | None:
+    return node.value if type(node).__name__ == "ScalarNode" else None
+
+
+def _entries(node: Any) -> list[tuple[Any, Any]]:
+    return node.value if type(node).__name__ == "MappingNode" else []
+
+
+def _child(node: Any, key: str) -> Any:
+    return next((v for k, v in _entries(node) if _scalar(k) == key), None)
+
+
+def _documents(data: bytes) -> list[Any]:
+    from .detectors import compose_documents
+
+    try:
+        return [d for d in compose_documents(data) if type(d).__name__ == "MappingNode"]
+    except ValueError:
+        return []
+
+
+def decryption_disabled(data: bytes) -> bool:
+    """Whether every Kubernetes object in a YAML (or JSON) file carries
+    ``kustomize.toolkit.fluxcd.io/decrypt: Disabled``: Flux then applies them
+    as they are, so they need no decryption. The annotation must be in
+    plaintext metadata, where Flux reads it."""
+    if DECRYPT_ANNOTATION.encode() not in data:
+        return False
+    objects = [d for d in _documents(data) if _child(d, "kind") is not None]
+    if not objects:
+        return False
+    for doc in objects:
+        value = _scalar(_child(_child(_child(doc, "metadata"), "annotations"), DECRYPT_ANNOTATION))
+        if value is None or value.strip().lower() != "disabled":
+            return False
+    return True
+
+
+class GeneratorSource(NamedTuple):
+    """A file a kustomize ``secretGenerator`` reads into a Secret."""
+
+    kustomization: str  # repo-relative path of the kustomization
+    generator: str  # the generator's name
+    field: str  # "files", "envs" or "env"
+    path: str  # repo-relative, normalised
+    line: int | None  # of the entry in the kustomization
+
+
+class GeneratorLiteral(NamedTuple):
+    """A ``literals:`` entry of a ``secretGenerator`` that looks like a credential."""
+
+    kustomization: str
+    generator: str
+    key: str
+    reason: str  # "credential", "URL with an embedded password in"
+    line: int | None
+
+
+def is_kustomization(path: str) -> bool:
+    return path.rsplit("/", 1)[-1] in KUSTOMIZATION_FILES
+
+
+def secret_generators(rel_path: str, data: bytes) -> tuple[list[GeneratorSource], list[GeneratorLiteral]]:
+    """The files (``files:``, ``envs:``, ``env:``) and the credential-like
+    literals (``literals:``, judged as dotenv lines are: ``LOG_LEVEL=debug``
+    is configuration, ``API_KEY=...`` is not) of the ``secretGenerator``
+    entries of a kustomization. Paths outside the repository are left out."""
+    from .detectors import credential_reason
+
+    if b"secretGenerator" not in data:
+        return [], []
+    directory = posixpath.dirname(rel_path)
+    sources: list[GeneratorSource] = []
+    literals: list[GeneratorLiteral] = []
+    for doc in _documents(data)[:1]:
+        api = _scalar(_child(doc, "apiVersion")) or ""
+        if "toolkit.fluxcd.io" in api:
+            continue  # a Flux Kustomization object that happens to use the name
+        generators = _child(doc, "secretGenerator")
+        for generator in generators.value if type(generators).__name__ == "SequenceNode" else ():
+            name = _scalar(_child(generator, "name")) or "?"
+            for field_name in ("files", "envs", "env"):
+                node = _child(generator, field_name)
+                items = node.value if type(node).__name__ == "SequenceNode" else [node] if node is not None else []
+                for item in items:
+                    text = _scalar(item)
+                    if not text:
+                        continue
+                    if field_name == "files" and "=" in text:
+                        text = text.split("=", 1)[1]  # key=path
+                    target = posixpath.normpath(posixpath.join(directory, text.strip()))
+                    if target.startswith("../") or target == ".." or target.startswith("/"):
+                        continue
+                    sources.append(GeneratorSource(rel_path, name, field_name, target, item.start_mark.line + 1))
+            node = _child(generator, "literals")
+            for item in node.value if type(node).__name__ == "SequenceNode" else ():
+                text = _scalar(item)
+                if not text or "=" not in text:
+                    continue
+                key, value = text.split("=", 1)
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                    value = value[1:-1]
+                reason = credential_reason(key.strip(), value)
+                if reason:
+                    literals.append(GeneratorLiteral(rel_path, name, key.strip(), reason, item.start_mark.line + 1))
+    return sources, literals
+
+
+#: What :func:`generator_findings` needs to know of a file: "sops" (a SOPS
+#: file), "plaintext" (data, not yet refused), "public" (certificates or
+#: public keys only), "reported" (already refused, e.g. plaintext at a rule
+#: path), "empty", or None (not in the tree). :func:`file_state` words it.
+FileState = Callable[[str], "str | None"]
+
+_PUBLIC_PEM = compile_lazy(
+    rb"-----BEGIN (?:CERTIFICATE|TRUSTED CERTIFICATE|X509 CRL|PUBLIC KEY|RSA PUBLIC KEY)-----\r?\n"
+    rb"[A-Za-z0-9+/=\r\n]*-----END (?:CERTIFICATE|TRUSTED CERTIFICATE|X509 CRL|PUBLIC KEY|RSA PUBLIC KEY)-----"
+)
+
+
+def file_state(data: bytes, sops: bool) -> str:
+    """The state of a file in the tree that no audit refused (see FileState)."""
+    if sops:
+        return "sops"
+    if not data.strip():
+        return "empty"
+    # a TLS Secret's tls.crt, a CA bundle: public material, no secret data
+    if b"-----BEGIN " in data and not _PUBLIC_PEM.sub(b"", data).strip():
+        return "public"
+    return "plaintext"
+
+
+def generator_findings(kustomizations: Iterable[tuple[str, bytes]],
+                       state: FileState) -> list[tuple[Finding, str, str | None]]:
+    """``secret-generator-plaintext`` findings, each with the kustomization it
+    comes from and the inline marker that suppresses it (None: none does): a
+    file a secretGenerator reads that is not a SOPS file (Flux decrypts SOPS
+    files there; plaintext becomes a Secret from text anyone with the
+    repository reads), and each credential-like literal. A literal is a
+    heuristic finding, so an inline marker on its line (or a comment line
+    before it) suppresses it; a file is not."""
+    from .audit import ERROR, Finding, fingerprint
+    from .detectors import InlineMarkers
+
+    kind = SECRET_GENERATOR_PLAINTEXT
+    out: list[tuple[Finding, str, str | None]] = []
+    seen: set[str] = set()
+    for rel, data in kustomizations:
+        sources, literals = secret_generators(rel, data)
+        for src in sources:
+            if src.path in seen or state(src.path) != "plaintext":
+                continue
+            seen.add(src.path)
+            quoted = shlex.quote(src.path)
+            out.append((Finding(
+                kind, src.path,
+                f"plaintext, but secretGenerator {src.generator!r} of {src.kustomization} ({src.field}) makes it "
+                "Kubernetes Secret data", ERROR, None,
+                f"cover it with a creation rule, sopsflow encrypt -i {quoted}, and let Flux decrypt it "
+                "(spec.decryption of its Kustomization)",
+                fingerprint(kind, src.path, f"{src.kustomization}:{src.generator}")), rel, None))
+        markers = InlineMarkers(data) if literals else None
+        for lit in literals:
+            out.append((Finding(
+                kind, rel,
+                f"secretGenerator {lit.generator!r} literal {lit.key!r}: a {lit.reason.removesuffix(' in')} in plaintext "
+                "that becomes "
+                "Kubernetes Secret data", ERROR, lit.line,
+                "move it into an env file (envs:) encrypted with sopsflow encrypt -i, which Flux decrypts",
+                fingerprint(kind, rel, f"literal:{lit.generator}:{lit.key}")), rel,
+                markers.at(lit.line) if markers is not None else None))
+    return out

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from . import exposure as _exposure
 from .errors import SopsError
 from .policy import USAGE_ERROR
 
@@ -101,6 +102,14 @@ RULES: dict[str, tuple[str, str]] = {
         "Flux decryption Secret key Flux will not use",
         "Name age keys *.agekey and PGP keys *.asc in the decryption Secret.",
     ),
+    "old-fingerprint": (
+        "Allow-list entry that holds a finding's old fingerprint",
+        "Replace the entry in .sopsflow.yaml with the new fingerprint the message names.",
+    ),
+    "secret-generator-plaintext": (
+        "Plaintext file or literal that a kustomize secretGenerator turns into a Secret",
+        "Encrypt the file with sopsflow encrypt -i (under a creation rule) and let Flux decrypt it.",
+    ),
     "large-encrypted-file": (
         "Encrypted file larger than Flux decrypts",
         "Split the file; Flux's kustomize-controller refuses encrypted files over 5 MiB.",
@@ -108,18 +117,20 @@ RULES: dict[str, tuple[str, str]] = {
 }
 
 
-#: Kinds that mean a secret value sits in plaintext in what was judged.
-EXPOSURE_KINDS = frozenset({"plaintext-secret", "partly-plaintext", "leaked-secret"})
-ROTATE_HINT = "rotate it at its source; history keeps it"
+# Kept here under their old names for callers of this module.
+EXPOSURE_KINDS = _exposure.EXPOSURE_KINDS
+ROTATE_HINT = _exposure.ROTATE_HINT
 
 
 def _fix(f: Finding, result: VerifyResult) -> str | None:
     """The fix as shown for ``result``. In a commit (not the index or work
     tree) an exposed secret is in history already: fixing the file does not
-    take it back, so the hint says to rotate it too."""
-    if result.commit and f.kind in EXPOSURE_KINDS:
-        return f"{f.fix}; {ROTATE_HINT}" if f.fix else ROTATE_HINT
-    return f.fix
+    take it back. Pushed (or not known to be local only), it must be rotated;
+    in local commits only, they can still be rewritten."""
+    if not result.commit or f.kind not in EXPOSURE_KINDS:
+        return f.fix
+    exposures = getattr(result, "exposures", None) or {}
+    return _exposure.fix_for(f.fix, exposures.get(f.fingerprint, _exposure.PUSHED))
 
 
 def rule_info(kind: str) -> tuple[str, str]:
@@ -186,9 +197,11 @@ def fingerprints(findings: Sequence[Finding]) -> list[str]:
 
 def _summary_line(result: VerifyResult) -> str:
     errors, warnings = result.count("error"), result.count("warning")
+    suppressed = len(getattr(result, "suppressed", ()))
     return (
         f"sopsflow verify ({result.target}): {len(result.files)} files checked, "
         f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        + (f", {suppressed} suppressed" if suppressed else "")
     )
 
 
@@ -203,6 +216,10 @@ def render_text(result: VerifyResult) -> str:
         fix = _fix(f, result)
         if fix:
             lines.append(f"    fix: {fix}")
+    if getattr(result, "show_suppressed", False):
+        for f, why in result.suppressed:
+            where = f.path + (f":{f.line}" if f.line else "")
+            lines.append(f"{where}: suppressed: {f.message} [{f.kind}] by {why}")
     for note in result.notes:
         lines.append(f"note: {note}")
     lines.append(_summary_line(result))
@@ -225,14 +242,17 @@ def render_json(result: VerifyResult) -> str:
             "exit_code": result.exit_code,
         },
         "files": [{"path": a.path, "status": a.status} for a in result.files],
-        "findings": [_finding_dict(f) for f in result.findings],
+        "findings": [_finding_dict(f, (getattr(result, "exposures", None) or {}).get(f.fingerprint))
+                     for f in result.findings],
         "notes": list(result.notes),
+        "suppressed": [dict(_finding_dict(f, None), suppressed_by=why)
+                       for f, why in getattr(result, "suppressed", ())],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def _finding_dict(f: Finding) -> dict[str, object]:
-    return {
+def _finding_dict(f: Finding, exposure: str | None) -> dict[str, object]:
+    out: dict[str, object] = {
         "kind": f.kind,
         "severity": f.severity,
         "path": f.path,
@@ -240,6 +260,10 @@ def _finding_dict(f: Finding) -> dict[str, object]:
         "message": f.message,
         "fix": f.fix,
     }
+    if exposure is not None:
+        # "pushed": rotate the secret; "local": only in unpushed commits
+        out["exposure"] = exposure
+    return out
 
 
 # --- SARIF 2.1.0 ------------------------------------------------------------------
@@ -275,6 +299,7 @@ def render_sarif(result: VerifyResult) -> str:
         )
     results = []
     for f, fp in zip(result.findings, fingerprints(result.findings), strict=True):
+        fix = _fix(f, result)
         location: dict[str, object] = {
             "artifactLocation": {"uri": _uri(f.path), "uriBaseId": "%SRCROOT%"},
         }
@@ -284,7 +309,7 @@ def render_sarif(result: VerifyResult) -> str:
             "ruleId": f.kind,
             "ruleIndex": index[f.kind],
             "level": "error" if f.severity == "error" else "warning",
-            "message": {"text": f.message + (f" Fix: {f.fix}" if f.fix else "")},
+            "message": {"text": f.message + (f" Fix: {fix}" if fix else "")},
             "locations": [{"physicalLocation": location}],
             "partialFingerprints": {"sopsflowFindingHash/v1": fp},
         }

@@ -88,6 +88,14 @@ class VerifyResult:
     notes: list[str] = field(default_factory=list)
     started: str = ""
     seconds: float = 0.0
+    #: for a commit: fingerprint of each exposure finding -> "pushed" or
+    #: "local" (sopsflow.exposure); the report words the fix by it
+    exposures: dict[str, str] = field(default_factory=dict)
+    #: findings an inline marker or the `allow` list of .sopsflow.yaml
+    #: suppressed, each with the marker or entry
+    suppressed: list[tuple[Finding, str]] = field(default_factory=list)
+    #: list them in the report (``--show-suppressed``); they are always counted
+    show_suppressed: bool = False
 
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
@@ -120,7 +128,9 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     if policy is None:
         policy = run.load_policy()
     run.policy = policy
-    run.check_files(run.load_settings())
+    settings = run.load_settings()
+    run.check_files(settings)
+    run.check_secret_generators(settings)
     run.check_unmatched()
     run.check_unused_rules()
     flux = options.flux if options.flux is not None else policy.flux
@@ -130,8 +140,24 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     result.findings = run.finish()
     result.checks = run.checks
     result.notes = run.notes
+    result.suppressed = list(run.suppressed)
+    if commit is not None:
+        result.exposures = _exposures(repo, commit, result.findings, run, settings)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _exposures(repo: Any, commit: str, findings: list[Finding], run: _Run, settings: Any) -> dict[str, str]:
+    """Which exposed secrets of the verified commit were pushed (the fix then
+    says to rotate them) and which are in local commits only."""
+    from .audit import audit_file
+    from .exposure import EXPOSURE_KINDS, classify
+
+    def judge(path: str, data: bytes) -> set[str]:
+        audit = audit_file(path, data, config=run.data_config_for(path), settings=settings, repo_root=run.root)
+        return {f.fingerprint for f in audit.findings if f.kind in EXPOSURE_KINDS}
+
+    return classify(repo, commit, findings, judge)
 
 
 def _git_call(what: str, call: Any, *args: Any) -> Any:
@@ -205,6 +231,7 @@ class _Run:
         self.related: dict[int, set[str]] = {}
         self.checks: list[str] = ["audit"]
         self.notes: list[str] = []
+        self.suppressed: list[tuple[Finding, str]] = []
 
     # helpers
 
@@ -336,9 +363,11 @@ class _Run:
         configs = [self.data_config_for(f.path) for f in todo]
         context = _Context(self.root, settings, self.policy, self.options)
         self.outcomes = _map_files(todo, configs, context, _jobs(self.options.jobs, len(todo)))
-        allowed = unverified = 0
+        from .audit import INLINE_REASON
+
+        unverified = 0
         for outcome in self.outcomes:
-            allowed += outcome.allowed
+            self.suppressed.extend(outcome.suppressed)
             unverified += outcome.mac_unverified
             for finding in outcome.findings:
                 if finding.kind == "invalid-config" and any(
@@ -347,10 +376,50 @@ class _Run:
                     continue
                 self.findings.append(finding)
                 self.related[id(finding)] = {finding.path}
+        inline = sum(1 for _f, why in self.suppressed if why.startswith(INLINE_REASON))
+        allowed = len(self.suppressed) - inline
         if allowed:
             self.notes.append(f"{allowed} finding(s) allowed by the `allow` list of .sopsflow.yaml")
+        if inline:
+            self.notes.append(f"{inline} finding(s) suppressed inline (sopsflow:allow, pragma: allowlist secret, "
+                              "gitleaks:allow)")
         if unverified:
             self.notes.append(f"{unverified} file(s) not MAC-checked: no available key could decrypt the data key")
+
+    def check_secret_generators(self, settings: Any) -> None:
+        """Files and literals a kustomize secretGenerator turns into a Secret
+        must not be plaintext (a SOPS file there is decrypted by Flux)."""
+        from .audit import INLINE_REASON
+        from .flux import file_state, generator_findings, is_kustomization
+
+        kustomizations = [(f.path, bytes(f.data)) for f in self.files if is_kustomization(f.path) and not f.is_symlink]
+        if not kustomizations:
+            return
+        outcomes = {o.path: o for o in self.outcomes}
+
+        def state(path: str) -> str | None:
+            f = self.by_path.get(path)
+            if f is None or f.is_symlink:
+                return None
+            outcome = outcomes.get(path)
+            if outcome is None:  # outside the --since scope: judged by its looks
+                sops = _looks_sops(f) or b"sops_mac=" in f.data
+            elif any(g.severity == "error" for g in outcome.findings):
+                return "reported"
+            else:
+                sops = outcome.sops
+            return file_state(bytes(f.data), sops)
+
+        for finding, kustomization, marker in generator_findings(kustomizations, state):
+            pattern = settings.allows_path(finding.path)
+            if marker is not None or pattern is not None or settings.allows_fingerprint(finding.fingerprint):
+                why = (f"{INLINE_REASON} `{marker}`" if marker is not None else f"path {pattern}"
+                       if pattern is not None else f"fingerprint {finding.fingerprint}")
+                if self.relevant({finding.path, kustomization}):
+                    self.suppressed.append((finding, why))
+                continue
+            self.findings.append(finding)
+            self.related[id(finding)] = {finding.path, kustomization}
 
     def check_unmatched(self) -> None:
         reported = {(f.kind, f.path) for f in self.findings}
@@ -423,6 +492,11 @@ class _Run:
         self._lint_kustomizations(manifests, sorted(set(sops_paths)))
 
     def _lint_kustomizations(self, manifests: _FluxManifests, sops_paths: list[str]) -> None:
+        from .flux import decryption_disabled
+
+        # Objects annotated kustomize.toolkit.fluxcd.io/decrypt: Disabled are
+        # applied as they are: they need no decryption.
+        sops_paths = [p for p in sops_paths if not decryption_disabled(self.by_path[p].data)]
         for ks in manifests.kustomizations():
             covered = [p for p in sops_paths if _under(p, ks.directory)]
             if covered and ks.provider != "sops":
@@ -505,7 +579,8 @@ class _Outcome:
     status: str
     store_name: str
     findings: list[Finding]
-    allowed: int = 0
+    #: what the allow list or an inline marker suppressed, with the reason
+    suppressed: list[tuple[Finding, str]] = field(default_factory=list)
     #: carries SOPS metadata
     sops: bool = False
     #: a SOPS file the audit found no creation rule for
@@ -543,7 +618,7 @@ def _check_file(f: Any, config: Config | None, context: _Context,
         # still run) rather than not at all.
         audit = audit_file(f.path, f.data, config=None, settings=context.settings, is_symlink=f.is_symlink,
                            repo_root=context.root)
-    outcome = _Outcome(audit.path, audit.status, audit.store_name, list(audit.findings), len(audit.allowed))
+    outcome = _Outcome(audit.path, audit.status, audit.store_name, list(audit.findings), list(audit.allowed))
     meta = audit.metadata
     if audit.status not in SOPS_STATUSES or meta is None:
         return outcome

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.gitfixtures import AGE_RECIPIENT, git, git_env, init_repo, run_check, stage, write
+from tests.gitfixtures import AGE_RECIPIENT, commit, git, git_env, init_repo, run_check, stage, write
 
 
 def _sopsflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,29 +91,87 @@ def _leaky_repo(tmp_path: Path) -> Path:
         "secrets/db.yaml": "password: hunter2\n",
         "app/.env": "DATABASE_PASSWORD=Zq8vN3xLw2Rt7Kp9\n",
         "README.md": "docs\n",
+        "deploy/kustomization.yaml": "secretGenerator:\n  - name: db\n    envs: [db.properties]\n",
+        "deploy/db.properties": "DB_HOST=db.internal\n",
     })
 
 
-def test_a_secret_in_a_commit_is_to_be_rotated_in_text_github_and_junit(tmp_path: Path) -> None:
+def _push(repo: Path) -> None:
+    """Push ``main`` to a new bare repository: origin/main then holds it."""
+    remote = repo.parent / (repo.name + "-remote.git")
+    git(repo.parent, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "-u", "origin", "main")
+
+
+ROTATE = "rotate it at its source; history keeps it (`sopsflow history` lists every commit and ref that holds it)"
+
+
+def test_a_secret_in_a_pushed_commit_is_to_be_rotated_in_text_github_junit_and_sarif(tmp_path: Path) -> None:
+    import json
+
     repo = _leaky_repo(tmp_path)
+    _push(repo)
     text = _sopsflow(repo, "verify")
     assert text.returncode == 1, text.stdout + text.stderr
     lines = text.stdout.splitlines()
-    for path in ("secrets/db.yaml", "app/.env"):
+    for path in ("secrets/db.yaml", "app/.env", "deploy/db.properties"):
         i = next(n for n, x in enumerate(lines) if x.startswith(path))
-        assert lines[i + 1].startswith("    fix: ") and lines[i + 1].endswith("; rotate it at its source; history keeps it")
+        assert lines[i + 1].startswith("    fix: ") and lines[i + 1].endswith("; " + ROTATE)
     assert "sopsflow encrypt -i secrets/db.yaml; rotate it at its source" in text.stdout
-    assert "history scan" not in text.stdout.lower()
+    assert "local commits" not in text.stdout
 
     github = _sopsflow(repo, "verify", "--format", "github")
     annotations = [x for x in github.stdout.splitlines() if x.startswith("::error")]
     assert {x.split("file=")[1].split(",")[0] for x in annotations} >= {"secrets/db.yaml", "app/.env"}
     for x in annotations:
         if "file=secrets/db.yaml," in x or "file=app/.env," in x:
-            assert x.endswith("; rotate it at its source; history keeps it"), x
+            assert x.endswith("; " + ROTATE), x
 
     junit = _sopsflow(repo, "verify", "--format", "junit")
-    assert junit.stdout.count("rotate it at its source; history keeps it") >= 2
+    assert junit.stdout.count(ROTATE) >= 2
+
+    sarif = json.loads(_sopsflow(repo, "verify", "--format", "sarif").stdout)
+    messages = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]: r["message"]["text"]
+                for r in sarif["runs"][0]["results"]}
+    assert messages["secrets/db.yaml"].endswith("; " + ROTATE)
+    assert messages["app/.env"].endswith("; " + ROTATE)
+
+
+def test_a_secret_only_in_local_commits_is_to_be_rewritten_before_pushing(tmp_path: Path) -> None:
+    repo = _leaky_repo(tmp_path)
+    _push(repo)  # pushed without the new secret below
+    write(repo, "secrets/api.yaml", "token: s3cr3t-value\n")
+    git(repo, "add", "secrets/api.yaml")
+    commit(repo, "local only")
+    done = _sopsflow(repo, "verify")
+    lines = done.stdout.splitlines()
+    i = next(n for n, x in enumerate(lines) if x.startswith("secrets/api.yaml"))
+    assert lines[i + 1].endswith("it is only in local commits, not pushed: rewrite them (git commit --amend, "
+                                 "git rebase -i) before you push"), lines[i + 1]
+    assert "rotate" not in lines[i + 1]
+    # the older one was pushed: still to be rotated
+    j = next(n for n, x in enumerate(lines) if x.startswith("secrets/db.yaml"))
+    assert lines[j + 1].endswith(ROTATE)
+    # in CI the commit being checked was pushed, remote-tracking refs or not
+    ci = subprocess.run([sys.executable, "-m", "sopsflow", "verify"], cwd=repo, env=git_env(CI="true"),
+                        capture_output=True, text=True, timeout=120)
+    assert "secrets/api.yaml" in ci.stdout and ci.stdout.count(ROTATE) >= 3, ci.stdout
+
+
+def test_the_hook_says_rotate_for_a_staged_secret_that_a_pushed_commit_holds(tmp_path: Path) -> None:
+    repo = _leaky_repo(tmp_path)
+    _push(repo)
+    write(repo, "secrets/db.yaml", "password: hunter2\nuser: admin\n")  # still plaintext, edited
+    write(repo, "secrets/new.yaml", "password: fresh\n")  # not in any commit
+    stage(repo, "secrets/db.yaml", "secrets/new.yaml")
+    done = run_check(repo)
+    assert done.returncode == 1
+    old = next(x for x in done.stdout.splitlines() if x.startswith("secrets/db.yaml"))
+    new = next(x for x in done.stdout.splitlines() if x.startswith("secrets/new.yaml"))
+    assert "fix: sopsflow encrypt -i secrets/db.yaml; " + ROTATE in old
+    assert "fix: sopsflow encrypt -i secrets/new.yaml (fp:" in new
+    assert "rotate" not in new and "history" not in new
 
 
 def test_staged_secrets_are_not_yet_in_history(tmp_path: Path) -> None:
@@ -125,3 +183,25 @@ def test_staged_secrets_are_not_yet_in_history(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert "sopsflow encrypt -i secrets/db.yaml" in done.stdout
         assert "rotate" not in done.stdout
+
+
+LOCAL = "it is only in local commits, not pushed: rewrite them (git commit --amend, git rebase -i) before you push"
+
+
+def test_the_hook_and_pre_push_say_rewrite_for_a_secret_only_in_local_commits(tmp_path: Path) -> None:
+    repo = _leaky_repo(tmp_path)
+    _push(repo)
+    write(repo, "secrets/api.yaml", "token: s3cr3t-value\n")
+    git(repo, "add", "secrets/api.yaml")
+    commit(repo, "committed with --no-verify, not pushed")
+    # pre-push judges the commit being pushed: it is not on the remote yet
+    pushed = run_check(repo, "--rev", "HEAD")
+    assert pushed.returncode == 1
+    line = next(x for x in pushed.stdout.splitlines() if x.startswith("secrets/api.yaml"))
+    assert f"fix: sopsflow encrypt -i secrets/api.yaml; {LOCAL}" in line
+    # the next commit stages an edit, still plaintext: HEAD holds it, locally only
+    write(repo, "secrets/api.yaml", "token: s3cr3t-value\nregion: eu\n")
+    stage(repo, "secrets/api.yaml")
+    staged = run_check(repo)
+    line = next(x for x in staged.stdout.splitlines() if x.startswith("secrets/api.yaml"))
+    assert LOCAL in line and "rotate" not in line

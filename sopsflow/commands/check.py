@@ -20,7 +20,12 @@ file: the hook manifest passes ``args: [--]``, so pre-commit's staged names
 (``--rev=HEAD`` included) are always judged as files.
 
 Output: one line per finding (path, what is wrong, the command that fixes
-it), then a summary; exit 1 when anything is refused, 0 otherwise.
+it: for a secret HEAD already holds, also rotating it when it was pushed, or
+rewriting the local commits when not), then a summary that counts what
+inline markers and the allow list suppressed (``--show-suppressed`` lists
+them); exit 1 when anything is refused, 0 otherwise. Files a kustomize
+``secretGenerator`` next to or above a staged file names are judged as
+Secret data.
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rev", help="judge the files as committed in REV instead of the index (default under "
                                  "pre-commit's pre-push stage: PRE_COMMIT_TO_REF)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line when there is nothing to report")
+    p.add_argument("--show-suppressed", action="store_true",
+                   help="also list the findings an inline marker (sopsflow:allow, pragma: allowlist secret, "
+                        "gitleaks:allow) or the allow list of .sopsflow.yaml suppressed")
     p.set_defaults(func=run)
 
 
@@ -244,6 +252,92 @@ def _hint_unstaged_encryption(repo: Repo, audit: FileAudit, config: Config | Non
     audit.findings = [f._replace(fix=fix) if f.kind == PLAINTEXT_SECRET else f for f in audit.findings]
 
 
+def _secret_generators(source: _Source, files: list[GitFile], audits: list[FileAudit],
+                       settings: AuditSettings) -> list[Finding]:
+    """Plaintext that a kustomize secretGenerator turns into a Secret, where
+    the staged change is the file or the kustomization naming it. Only the
+    kustomizations next to and above the staged files are read."""
+    from ..audit import INLINE_REASON
+    from ..flux import KUSTOMIZATION_FILES, file_state, generator_findings
+
+    staged = {f.path for f in files}
+    directories: set[str] = set()
+    for path in staged:
+        directory = path.rsplit("/", 1)[0] if "/" in path else ""
+        while directory not in directories:
+            directories.add(directory)
+            if not directory:
+                break
+            directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
+    kustomizations = []
+    for directory in sorted(directories):
+        for name in KUSTOMIZATION_FILES:
+            rel = f"{directory}/{name}" if directory else name
+            found = source.get(rel)
+            if found is not None and not found.is_symlink and b"secretGenerator" in found.data:
+                kustomizations.append((rel, found.data))
+    if not kustomizations:
+        return []
+    audited = {a.path: a for a in audits}
+    by_path = {f.path: f for f in files}
+
+    def state(path: str) -> str | None:
+        audit = audited.get(path)
+        if audit is not None:
+            if audit.refused:
+                return "reported"
+            sops = audit.status in ("encrypted", "partial")
+            data = by_path[path].data if path in by_path else b""
+        else:
+            found = source.get(path)
+            if found is None or found.is_symlink:
+                return None
+            data = found.data
+            sops = b"ENC[AES256_GCM," in data or b"sops_mac=" in data
+        return file_state(data, sops)
+
+    out = []
+    for finding, kustomization, marker in generator_findings(kustomizations, state):
+        if finding.path not in staged and kustomization not in staged:
+            continue  # neither side is part of this commit
+        pattern = settings.allows_path(finding.path)
+        if marker is not None or pattern is not None or settings.allows_fingerprint(finding.fingerprint):
+            why = (f"{INLINE_REASON} `{marker}`" if marker is not None else f"path {pattern}"
+                   if pattern is not None else f"fingerprint {finding.fingerprint}")
+            holder = audited.get(finding.path) or audited.get(kustomization)
+            if holder is not None:
+                holder.allowed.append((finding, why))
+            continue
+        out.append(finding)
+    return out
+
+
+def _hint_history(repo: Repo, source: _Source, settings: AuditSettings, findings: list[Finding]) -> list[Finding]:
+    """A staged secret that HEAD (or, under pre-push, the pushed commit)
+    already holds is in history: fixing the file does not take it back. The
+    fix says to rotate it when it was pushed, to rewrite the local commits
+    when it was not."""
+    from ..exposure import EXPOSURE_KINDS, classify, classify_staged, fix_for
+
+    if not any(f.kind in EXPOSURE_KINDS for f in findings):
+        return findings
+    from ..audit import audit_file
+
+    configs = _Configs(source)
+
+    def judge(path: str, data: bytes) -> set[str]:
+        config = configs.for_data(path)[0]
+        audit = audit_file(path, data, config=config, settings=settings, repo_root=repo.root)
+        return {f.fingerprint for f in audit.findings if f.kind in EXPOSURE_KINDS}
+
+    if source.rev:
+        states = classify(repo, source.rev, findings, judge)
+    else:
+        states = classify_staged(repo, findings, judge)
+    return [f._replace(fix=fix_for(f.fix, states[f.fingerprint])) if f.fingerprint in states else f
+            for f in findings]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..gitrepo import open_repo
 
@@ -254,9 +348,15 @@ def run(args: argparse.Namespace) -> int:
     files, skipped = _pick_files(args, source)
     audits = audit_files(repo, files, source, settings)
     findings = _unique_findings(audits, settings_problem)
+    findings += _secret_generators(source, files, audits, settings)
+    findings = _hint_history(repo, source, settings, findings)
     out = sys.stdout
     for f in findings:
         out.write(format_finding(f) + "\n")
+    if args.show_suppressed:
+        for audit in audits:
+            for f, why in audit.allowed:
+                out.write(format_suppressed(f, why) + "\n")
     refused = any(f.severity == "error" for f in findings)
     if findings or not args.quiet or any(a.allowed for a in audits):
         out.write(summary(audits, findings, source.label, settings, skipped) + "\n")
@@ -265,13 +365,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _unique_findings(audits: list[FileAudit], extra: Finding | None) -> list[Finding]:
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str, str, int | None, str]] = set()
     out = [extra] if extra is not None else []
     for audit in audits:
         for f in audit.findings:
-            key = (f.kind, f.path, f.message)
+            # Two keys of one kind in one file read alike; their line and
+            # fingerprint tell them apart (each is allow-listed on its own).
+            key = (f.kind, f.path, f.message, f.line, f.fingerprint)
             if f.kind == "invalid-config":
-                key = (f.kind, f.path, "")  # once per broken config, not per file
+                key = (f.kind, f.path, "", None, "")  # once per broken config, not per file
             if key in seen:
                 continue
             seen.add(key)
@@ -287,6 +389,11 @@ def format_finding(f: Finding) -> str:
     if f.fingerprint and f.severity == "error" and f.kind != "invalid-config":
         text += f" (fp:{f.fingerprint})"
     return _one_line(text)
+
+
+def format_suppressed(f: Finding, why: str) -> str:
+    where = f.path + (f":{f.line}" if f.line else "")
+    return _one_line(f"{where}: suppressed: {f.message} [{f.kind}] by {why}")
 
 
 def _one_line(text: str) -> str:
@@ -306,7 +413,12 @@ def summary(audits: list[FileAudit], findings: list[Finding], label: str, settin
         parts.append("nothing refused")
     if warnings:
         parts.append(f"{warnings} warning{'s' * (warnings != 1)}")
-    allowed = [(f, why) for a in audits for f, why in a.allowed]
+    from ..audit import INLINE_REASON
+
+    inline = sum(1 for a in audits for _f, why in a.allowed if why.startswith(INLINE_REASON))
+    if inline:
+        parts.append(f"{inline} suppressed inline")
+    allowed = [(f, why) for a in audits for f, why in a.allowed if not why.startswith(INLINE_REASON)]
     if allowed:
         shown = "; ".join(f"{f.path} {f.kind} by {why}" for f, why in allowed[:5])
         more = f"; {len(allowed) - 5} more" if len(allowed) > 5 else ""

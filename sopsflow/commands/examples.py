@@ -91,6 +91,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "verify": (
         "sopsflow verify",
         "sopsflow verify --rev origin/main --format sarif=verify.sarif",
+        "sopsflow verify --show-suppressed    # list what inline markers and allow lists suppressed",
     ),
     "install-hooks": (
         "sopsflow install-hooks",

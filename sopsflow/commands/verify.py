@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", metavar="FILE", help="policy file (default: .sopsflow.yaml at the repository root)")
     p.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="worker processes (default: one per CPU for large trees; env SOPSFLOW_JOBS)")
+    p.add_argument("--show-suppressed", action="store_true",
+                   help="list the findings inline markers or the allow list suppressed (always counted)")
     p.add_argument("-C", "--repo", dest="repo", default=".", metavar="DIR",
                    help="the repository to verify (default: the current directory)")
     p.set_defaults(func=run)
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if options.jobs is not None and options.jobs < 1:
         raise SopsError(USAGE_ERROR, "--jobs must be at least 1")
     result = verify(getattr(args, "repo", ".") or ".", options)
+    result.show_suppressed = bool(getattr(args, "show_suppressed", False))
     for fmt, path in targets:
         text = render(fmt, result)
         if path is None:
