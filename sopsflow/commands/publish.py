@@ -12,13 +12,15 @@ from . import common
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("publish", help="publish decrypted files to Vault KV, Secrets Manager or SSM (plan first)")
+    p = sub.add_parser("publish", help="publish SOPS files to Vault KV, S3, Secrets Manager or SSM (plan first)")
     p.add_argument("file", nargs="?", help="file, or directory with --recursive")
     p.add_argument("-y", "--yes", action="store_true", help="apply the plan without asking")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan and write nothing; exit 1 when anything would change")
     p.add_argument("--omit-extensions", action="store_true", help="drop the file extension from the secret name")
     p.add_argument("--recursive", action="store_true", help="publish every file under a directory")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite S3 objects that your keys cannot decrypt (reported as unknown)")
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run)
 
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise SopsError(errors.GENERIC, "can't operate on a directory without --recursive flag.")
     files = walk(args.file) if args.recursive else [args.file]
     plan = make_plan(config, files, recursive=args.recursive, omit_extensions=args.omit_extensions,
-                     decryption_order=common.decryption_order(args), aws_rules=load_rules(config.dir))
+                     decryption_order=common.decryption_order(args), aws_rules=load_rules(config.dir),
+                     force=args.force)
     out = sys.stdout
     if args.dry_run or not args.yes:
         out.write("\n".join(plan.report(applied=False)) + "\n")
