@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from .. import errors
 from ..errors import SopsError
 from . import common
+
+if TYPE_CHECKING:
+    from ..publish import Plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recursive", action="store_true", help="publish every file under a directory")
     p.add_argument("--force", action="store_true",
                    help="overwrite S3 objects that your keys cannot decrypt (reported as unknown)")
+    p.add_argument("--emit-external-secrets", metavar="DIR",
+                   help="write, per file, the External Secrets SecretStore and ExternalSecret that read it back")
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run)
 
@@ -69,4 +75,29 @@ def run(args: argparse.Namespace) -> int:
     apply_plan(plan)
     if args.yes or plan.changes:
         out.write("\n".join(plan.report(applied=True)) + "\n")
+    if args.emit_external_secrets:
+        _emit(args.emit_external_secrets, plan, str(config.dir))
     return plan.exit_code()
+
+
+def _emit(directory: str, plan: Plan, config_dir: str) -> None:
+    """The ESO manifests of every file published (or already up to date)."""
+    from pathlib import Path
+
+    from ..config import go_abs
+    from ..publish_eso import manifests, write
+
+    prefix = config_dir.rstrip("/") + "/"
+    relative = {}
+    for entry in plan.entries:
+        absolute = go_abs(entry.source)
+        relative[entry.source] = absolute[len(prefix):] if absolute.startswith(prefix) else entry.source
+    items, skipped = manifests(plan.entries, relative)
+    written = write(Path(directory), items)
+    lines = [f"External Secrets manifests in {directory}:"]
+    for item in items:
+        path = Path(directory) / item.filename
+        lines.append(f"  {'wrote    ' if path in written else 'unchanged'} {item.filename} <- {item.source}")
+    for source, reason in skipped:
+        lines.append(f"  skipped   {source}: {reason}")
+    sys.stdout.write("\n".join(lines) + "\n")
