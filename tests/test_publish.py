@@ -664,3 +664,38 @@ def test_s3_same_objects_as_sops_publish(tmp_path: Path, moto_server: Moto, seco
         assert opened[0].stdout == opened[1].stdout, name
     # The Secret's metadata was plaintext in the file; both tools now encrypt it.
     assert b"db-credentials" not in _object(moto_server, bucket, "flow/enc-secret")
+
+
+def test_unreachable_aws_endpoint_then_rerun(tmp_path: Path, moto_server: Moto) -> None:
+    """SSM unreachable: Secrets Manager is written, SSM is reported failed, exit 1,
+    and no plaintext lands on disk. The rerun writes only what is missing."""
+    from .keys.fixtures import free_port
+
+    run = uuid.uuid4().hex[:8]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = _aws_env(moto_server, AWS_MAX_ATTEMPTS="1", TMPDIR=str(scratch))
+    sops_encrypted_copy(tmp_path, "app.yaml", APP_YAML, env)
+    (tmp_path / "app.yaml").unlink()
+    _config(tmp_path, "creation_rules: []\n")
+    (tmp_path / ".sopsflow.yaml").write_text(
+        f"publish:\n  - aws_secretsmanager:\n      name: '{run}/{{stem}}'\n    aws_ssm:\n"
+        f"      name: '/{run}/{{stem}}/{{key}}'\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    dead = {**env, "AWS_ENDPOINT_URL_SSM": f"http://127.0.0.1:{free_port()}"}
+    done = run_sopsflow(["publish", "-y", "enc-app.yaml"], env=dead, cwd=tmp_path)
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 1, out
+    assert f"created   {run}/enc-app <- enc-app.yaml" in out
+    assert "failed    enc-app.yaml: cannot read" in out and "Could not connect" in out
+    assert "s3cret" not in out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written locally
+
+    sm, ssm = moto_server.client("secretsmanager"), moto_server.client("ssm")
+    assert not ssm.get_parameters_by_path(Path=f"/{run}", Recursive=True)["Parameters"]
+    done = run_sopsflow(["publish", "-y", "enc-app.yaml"], env=env, cwd=tmp_path)
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()
+    assert f"unchanged {run}/enc-app <- enc-app.yaml" in out and f"created   /{run}/enc-app/{{key}}" in out
+    assert len(sm.list_secret_version_ids(SecretId=f"{run}/enc-app")["Versions"]) == 1
+    assert ssm.get_parameter(Name=f"/{run}/enc-app/db")["Parameter"]["Version"] == 1

@@ -10,11 +10,10 @@ import base64
 import json
 import re
 import uuid
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from sopsflow.publish_eso import gjson_path
@@ -53,7 +52,7 @@ APP_ENV = "DB_URL=postgres://u:pw-SSM-4@db/app\nFEATURE_FLAGS=a,b\n"
 VALUES = ("pw-VAULT-1", "ca-CERT", "Y2EtQ0VSVC1ieXRlcw==", "sk-AWS-2", "wh-AWS-3", "pw-SSM-4")
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema(kind: str) -> dict[str, Any]:
     plural = {"ExternalSecret": "externalsecrets", "SecretStore": "secretstores",
               "ClusterSecretStore": "clustersecretstores"}[kind]
