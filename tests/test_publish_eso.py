@@ -10,6 +10,7 @@ import base64
 import json
 import re
 import uuid
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -79,19 +80,20 @@ def gjson_get(value: Any, path: str) -> Any:
     return value
 
 
-def resolve(store: dict[str, Any], ref: dict[str, str], bao: Bao, moto: Moto) -> str:
-    """What ESO would put in the Secret for ``ref``, read back from the real store."""
+def resolve(store: dict[str, Any], ref: dict[str, str], bao: Bao | None, aws: Callable[[str, str], Any]) -> str:
+    """What ESO would put in the Secret for ``ref``, read back from the real store
+    (``aws(service, region)``: a boto3 client on moto_server)."""
     provider = store["spec"]["provider"]
     if "vault" in provider:
         vault = provider["vault"]
-        assert vault["server"] == bao.address and vault["version"] == "v2"
+        assert bao is not None and vault["server"] == bao.address and vault["version"] == "v2"
         value: Any = bao.client().adapter.get(f"/v1/{vault['path']}/data/{ref['key']}")["data"]["data"]
     elif provider["aws"]["service"] == "SecretsManager":
-        value = moto.client("secretsmanager", provider["aws"]["region"]).get_secret_value(
+        value = aws("secretsmanager", provider["aws"]["region"]).get_secret_value(
             SecretId=ref["key"])["SecretString"]
     else:
         assert provider["aws"]["service"] == "ParameterStore"
-        value = moto.client("ssm", provider["aws"]["region"]).get_parameter(
+        value = aws("ssm", provider["aws"]["region"]).get_parameter(
             Name=ref["key"], WithDecryption=True)["Parameter"]["Value"]
     if "property" in ref:
         value = gjson_get(value, ref["property"])
@@ -161,7 +163,7 @@ publish:
         assert spec["secretStoreRef"] == {"name": store["metadata"]["name"], "kind": "SecretStore"}
         assert spec["target"]["name"] == external["metadata"]["name"] == name
         assert spec["target"].get("template", {}).get("type") == (None if kind == "Opaque" else kind)
-        resolved = {item["secretKey"]: resolve(store, item["remoteRef"], bao_server, moto_server)
+        resolved = {item["secretKey"]: resolve(store, item["remoteRef"], bao_server, moto_server.client)
                     for item in spec["data"]}
         assert resolved == values, filename
 
@@ -190,6 +192,6 @@ def test_per_key_secrets_manager_refs(tmp_path: Path, moto_server: Moto) -> None
     assert store["spec"]["provider"]["aws"]["region"] == "eu-west-1"
     refs = {item["secretKey"]: item["remoteRef"] for item in external["spec"]["data"]}
     assert refs["webhook.secret"] == {"key": f"{run}/enc-stripe/stringData", "property": "webhook\\.secret"}
-    assert {k: resolve(store, r, None, moto_server) for k, r in refs.items()} == {
+    assert {k: resolve(store, r, None, moto_server.client) for k, r in refs.items()} == {
         "api-key": "sk-AWS-2", "webhook.secret": "wh-AWS-3"}
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("publish", help="publish SOPS files to Vault KV, S3, Secrets Manager or SSM (plan first)")
-    p.add_argument("file", nargs="?", help="file, or directory with --recursive")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="file, or directory with --recursive (several: one plan for all)")
     p.add_argument("-y", "--yes", action="store_true", help="apply the plan without asking")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan and write nothing; exit 1 when anything would change")
@@ -35,19 +36,21 @@ def run(args: argparse.Namespace) -> int:
     from ..publish import apply_plan, make_plan, walk
     from ..publish_aws import load_rules
 
-    if not args.file:
+    if not args.files:
         raise SopsError(errors.NO_FILE_SPECIFIED, "Error: no file specified")
     config = common.load_config_for(args, strict=False)
     if config is None:
         raise SopsError(errors.GENERIC, "config file not found: publish needs destination_rules in .sops.yaml")
-    try:
-        is_dir = os.path.isdir(args.file)
-        os.stat(args.file)
-    except OSError as exc:
-        raise SopsError(errors.GENERIC, f"stat {args.file}: {(exc.strerror or 'cannot stat').lower()}") from None
-    if is_dir and not args.recursive:
-        raise SopsError(errors.GENERIC, "can't operate on a directory without --recursive flag.")
-    files = walk(args.file) if args.recursive else [args.file]
+    files: list[str] = []
+    for given in args.files:
+        try:
+            is_dir = os.path.isdir(given)
+            os.stat(given)
+        except OSError as exc:
+            raise SopsError(errors.GENERIC, f"stat {given}: {(exc.strerror or 'cannot stat').lower()}") from None
+        if is_dir and not args.recursive:
+            raise SopsError(errors.GENERIC, "can't operate on a directory without --recursive flag.")
+        files.extend(walk(given) if args.recursive else [given])
     plan = make_plan(config, files, recursive=args.recursive, omit_extensions=args.omit_extensions,
                      decryption_order=common.decryption_order(args), aws_rules=load_rules(config.dir),
                      force=args.force)
