@@ -9,6 +9,9 @@
   that reads them is marked with ``needs_external`` (or takes its parameters
   from ``external``/``external_params``), so that it is skipped, with the reason,
   only when that directory is absent.
+* ``ESO_SCHEMAS``: the External Secrets Operator CRDs in the same directory,
+  against which ``publish --emit-external-secrets`` output is validated
+  (``needs_eso_schemas``).
 """
 
 from __future__ import annotations
