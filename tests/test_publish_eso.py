@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from sopsflow.publish_eso import gjson_path
@@ -195,3 +196,34 @@ def test_per_key_secrets_manager_refs(tmp_path: Path, moto_server: Moto) -> None
     assert {k: resolve(store, r, None, moto_server.client) for k, r in refs.items()} == {
         "api-key": "sk-AWS-2", "webhook.secret": "wh-AWS-3"}
 
+
+
+def test_names_keys_and_refusals() -> None:
+    """Pure parts: Secret names from paths, keys Kubernetes refuses, escaped
+    properties, and one-line refusals for names it cannot take."""
+    from sopsflow.errors import SopsError
+    from sopsflow.publish import CREATE, Entry, VaultKV
+    from sopsflow.publish_eso import build, manifests
+
+    vault = VaultKV.from_rule("http://vault.example:8200", "apps", "kv", 1)
+    env_entry = Entry("cfg/My App.env", vault, name="My App.env", status=CREATE,
+                      data={"DB URL": "x", "a.b": "y", "ok-key": {"n": 1}})
+    made = build(env_entry, "cfg/My App.env")
+    assert made is not None and made.filename == "cfg-my-app.yaml"
+    store, external = made.documents
+    assert store["spec"]["provider"]["vault"] == {
+        "server": "http://vault.example:8200", "path": "kv", "version": "v1",
+        "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}}}
+    assert [(d["secretKey"], d["remoteRef"]) for d in external["spec"]["data"]] == [
+        ("DB_URL", {"key": "apps/My App.env", "property": "DB URL"}),
+        ("a.b", {"key": "apps/My App.env", "property": "a\\.b"}),
+        ("ok-key", {"key": "apps/My App.env", "property": "ok-key"}),
+    ]
+    clash = Entry("c.env", vault, name="c.env", status=CREATE, data={"a b": "1", "a_b": "2"})
+    with pytest.raises(SopsError, match="map to the same Secret key 'a_b'"):
+        build(clash, "c.env")
+    bad = Entry("s.yaml", vault, name="s.yaml", status=CREATE,
+                data={"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "Not_Valid"}, "data": {"k": "dg=="}})
+    items, skipped = manifests([bad, env_entry], {"s.yaml": "s.yaml", "cfg/My App.env": "cfg/My App.env"})
+    assert [m.filename for m in items] == ["cfg-my-app.yaml"]
+    assert skipped == [("s.yaml", "s.yaml: 'Not_Valid' is not a valid Kubernetes Secret name")]
