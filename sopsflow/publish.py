@@ -440,8 +440,11 @@ def _plan_s3(entry: Entry, dest: S3Object, source: Source, decryption_order: lis
         return
     try:
         _diff(entry, emit_as_map(theirs.branches))
-    except SopsError:  # a value sops cannot send as JSON: compare the documents only
-        _diff(entry, entry.data)
+    except SopsError:
+        # The stored document holds a value JSON cannot carry (NaN, infinity)
+        # and the file does not: it differs, though no key can be named.
+        entry.status, entry.note = UPDATE, "layout"
+        return
     from .publish_aws import recipients
 
     if entry.status == UNCHANGED:
