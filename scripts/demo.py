@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -348,6 +348,88 @@ def step_flux_secret(d: Demo) -> None:
     d.ok("refused; nothing was written")
 
 
+PUBLISH_SETTINGS = """
+# `sopsflow publish`: production secrets into AWS Secrets Manager, one secret
+# per file holding the JSON of its values; External Secrets reads them back.
+publish:
+  - path_regex: '^(apps|infrastructure)/production/'
+    aws_secretsmanager:
+      name: "fleet/{dir}/{stem}"
+      region: eu-west-1
+"""
+ESO_DIR = "deploy/external-secrets"
+
+
+def _production_sops_files(d: Demo) -> list[str]:
+    return [p.relative_to(d.repo).as_posix() for p in lib.sops_files(d.repo)
+            if p.relative_to(d.repo).as_posix().startswith(("apps/production/", "infrastructure/production/"))]
+
+
+def _secrets_manager(d: Demo) -> Any:
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=lib.DUMMY_AWS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=lib.DUMMY_AWS["AWS_SECRET_ACCESS_KEY"],
+        region_name=lib.KMS_REGION,
+    ).client("secretsmanager", endpoint_url=d.moto.url)
+
+
+def _secret_versions(d: Demo) -> dict[str, int]:
+    """Each fleet/ secret in the moto_server and its number of versions."""
+    client = _secrets_manager(d)
+    names = [s["Name"] for s in client.list_secrets()["SecretList"] if s["Name"].startswith("fleet/")]
+    return {n: len(client.list_secret_version_ids(SecretId=n)["Versions"]) for n in names}
+
+
+def _published_values(d: Demo) -> list[str]:
+    """The secret values now in Secrets Manager (data/stringData of Secret
+    manifests, every value of other files), to check the manifests hold none."""
+    client = _secrets_manager(d)
+    values: list[str] = []
+    for name in _secret_versions(d):
+        doc = json.loads(client.get_secret_value(SecretId=name)["SecretString"])
+        if doc.get("kind") == "Secret":
+            for block in ("data", "stringData"):
+                values.extend(str(v) for v in (doc.get(block) or {}).values())
+        else:
+            values.extend(str(v) for v in doc.values())
+    return values
+
+
+def step_publish(d: Demo) -> None:
+    d.heading("9. Publish production's secrets to AWS Secrets Manager, for External Secrets")
+    settings = d.repo / ".sopsflow.yaml"
+    settings.write_text(settings.read_text() + PUBLISH_SETTINGS)
+    d.say("The destination goes into .sopsflow.yaml (.sops.yaml stays exactly what sops reads):")
+    d.say("\n".join("    " + line for line in PUBLISH_SETTINGS.strip().splitlines()))
+    files = _production_sops_files(d)
+    env = {**d.env, "AWS_ENDPOINT_URL_SECRETS_MANAGER": d.moto.url}
+    d.say(f"Secrets Manager: the same moto_server ({d.moto.url}). First the plan; nothing is written:")
+    proc = d.run(["sopsflow", "publish", "--dry-run", *files], env=env, expect=1)
+    if proc.stdout.count("create ") != len(files) or _secret_versions(d):
+        raise DemoFailure("the dry run should plan one new secret per file and write none")
+    d.say("\nApplied, with the External Secrets manifests that read the secrets back:")
+    proc = d.run(["sopsflow", "publish", "-y", "--emit-external-secrets", ESO_DIR, *files], env=env)
+    versions = _secret_versions(d)
+    if len(versions) != len(files) or set(versions.values()) != {1}:
+        raise DemoFailure("publish did not create one secret per production file")
+    manifest = d.repo / ESO_DIR / "billing-billing-db.yaml"
+    d.run(["cat", f"{ESO_DIR}/{manifest.name}"])
+    texts = "".join(p.read_text() for p in (d.repo / ESO_DIR).iterdir())
+    leaked = [v for v in _published_values(d) if len(v) >= 4 and v in texts]
+    if leaked or texts.count("kind: ExternalSecret") != len(files):
+        raise DemoFailure("the manifests should be one ExternalSecret per file, without any secret value")
+    d.ok(f"{len(files)} secrets in Secrets Manager; {len(files)} SecretStore + ExternalSecret files in {ESO_DIR}/, "
+         "no value in them")
+    d.say("\nA second run compares with what the store holds and writes nothing (no new secret version):")
+    proc = d.run(["sopsflow", "publish", "-y", "--emit-external-secrets", ESO_DIR, *files], env=env)
+    if proc.stdout.count("unchanged") != 2 * len(files) or _secret_versions(d) != versions:
+        raise DemoFailure("the second run should leave every secret and manifest unchanged")
+    d.git("add", ".sopsflow.yaml", ESO_DIR)
+    d.git("commit", "-q", "-m", "production: publish to Secrets Manager, ExternalSecrets to read it back")
+    d.ok("every secret still has one version; the manifests are committed next to the Flux manifests")
+
+
 def _only_key_env(d: Demo, key_file: Path) -> dict[str, str]:
     empty_gnupg = d.work / "gnupg-empty"
     empty_gnupg.mkdir(mode=0o700, exist_ok=True)
@@ -371,6 +453,7 @@ STEPS: list[Callable[[Demo], None]] = [
     step_remove_member,
     step_verify_again,
     step_flux_secret,
+    step_publish,
 ]
 
 

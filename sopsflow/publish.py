@@ -29,7 +29,9 @@ from .tree import Comment, Time, TreeMap
 
 if TYPE_CHECKING:
     from .config import Config, DestinationRule
-    from .publish_aws import AwsRule
+    from .operations import Decrypted
+    from .publish_aws import AwsRule, S3Object
+    from .stores import Store
 
 #: A JSON value as a store holds it.
 Json: TypeAlias = None | bool | int | float | str | list["Json"] | dict[str, "Json"]
@@ -38,6 +40,8 @@ CREATE = "create"
 UPDATE = "update"
 UNCHANGED = "unchanged"
 FAILED = "failed"
+#: An S3 object the publisher's keys cannot decrypt: written only with --force.
+UNKNOWN = "unknown"
 
 
 class DestinationError(Exception):
@@ -237,8 +241,9 @@ def destination_for(rule: DestinationRule) -> Destination:
         raise SopsError(errors.GENERIC, "gcs_bucket destinations are not supported by sopsflow publish; "
                                         "use sops publish for them")
     if chosen[0] == "s3":
-        raise SopsError(errors.GENERIC, "s3_bucket destinations are not supported by sopsflow publish yet; "
-                                        "use sops publish for them")
+        from .publish_aws import S3Object
+
+        return S3Object(rule.s3_bucket, rule.s3_prefix, rule.recreation_rule)
     return VaultKV.from_rule(rule.vault_address, rule.vault_path, rule.vault_kv_mount_name, rule.vault_kv_version)
 
 
@@ -308,22 +313,45 @@ class Entry:
     written: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     stored: set[str] = field(default_factory=set)
+    #: The decrypted file, for destinations that store it encrypted (S3).
+    document: Source | None = field(default=None, repr=False)
+    #: What changed besides key values ("recipients", "layout"), for the report.
+    note: str = ""
 
     def where(self) -> str:
         return self.destination.target(self.name) if self.destination is not None else ""
 
     def key_summary(self) -> str:
         parts = [f"+{k}" for k in self.added] + [f"~{k}" for k in self.changed] + [f"-{k}" for k in self.removed]
+        if self.note:
+            parts.append(self.note)
         return " ".join(parts)
+
+
+@dataclass
+class Source:
+    """One decrypted SOPS file, kept in memory only."""
+
+    path: str
+    raw: bytes = field(repr=False)
+    store: Store = field(repr=False)
+    doc: Decrypted = field(repr=False)
 
 
 @dataclass
 class Plan:
     entries: list[Entry]
+    #: Overwrite objects the publisher's keys cannot decrypt (status UNKNOWN).
+    force: bool = False
 
     @property
     def changes(self) -> list[Entry]:
-        return [e for e in self.entries if e.status in (CREATE, UPDATE)]
+        wanted = (CREATE, UPDATE, UNKNOWN) if self.force else (CREATE, UPDATE)
+        return [e for e in self.entries if e.status in wanted]
+
+    @property
+    def unknown(self) -> list[Entry]:
+        return [e for e in self.entries if e.status == UNKNOWN and not e.written]
 
     @property
     def failures(self) -> list[Entry]:
@@ -333,6 +361,8 @@ class Plan:
         if self.failures:
             first = self.failures[0].error
             return first.code if first is not None and first.code else errors.GENERIC
+        if self.unknown:
+            return errors.GENERIC  # not done: the object may hold anything
         return 0
 
     def report(self, *, applied: bool) -> list[str]:
@@ -341,12 +371,13 @@ class Plan:
         for entry in self.entries:
             label = entry.destination.label() if entry.destination is not None else "(no destination)"
             groups.setdefault(label, []).append(entry)
-        done = {CREATE: "created", UPDATE: "updated", UNCHANGED: "unchanged", FAILED: "failed"}
+        done = {CREATE: "created", UPDATE: "updated", UNCHANGED: "unchanged", FAILED: "failed",
+                UNKNOWN: "replaced"}
         lines: list[str] = []
         for label, entries in groups.items():
             lines.append(label)
             for e in entries:
-                status = done[e.status] if applied else e.status
+                status = done[e.status] if applied and (e.written or e.status != UNKNOWN) else e.status
                 if e.status == FAILED:
                     message = e.error.message if e.error is not None else "failed"
                     lines.append(f"  {status:<9} {e.source}: {message}")
@@ -354,6 +385,8 @@ class Plan:
                 line = f"  {status:<9} {e.where()} <- {e.source}"
                 if e.status in (CREATE, UPDATE) and e.key_summary():
                     line += f"  ({e.key_summary()})"
+                if e.status == UNKNOWN and not e.written:
+                    line += "  (your keys cannot decrypt the stored object; --force overwrites it)"
                 lines.append(line)
         return lines
 
@@ -370,7 +403,7 @@ def _diff(entry: Entry, stored: dict[str, Json] | None) -> None:
     entry.status = UPDATE if entry.added or entry.removed or entry.changed else UNCHANGED
 
 
-def _decrypt(path: str, decryption_order: list[str] | None) -> dict[str, Json]:
+def _decrypt(path: str, decryption_order: list[str] | None) -> Source:
     from .operations import decrypt_document
     from .stores import store_for_path
 
@@ -380,8 +413,45 @@ def _decrypt(path: str, decryption_order: list[str] | None) -> dict[str, Json]:
     except OSError as exc:
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE,
                         f"Error reading file: open {path}: {(exc.strerror or 'cannot read').lower()}") from None
-    doc = decrypt_document(store_for_path(path, None), data, decryption_order=decryption_order, check_version=True)
-    return emit_as_map(doc.branches)
+    store = store_for_path(path, None)
+    doc = decrypt_document(store, data, decryption_order=decryption_order, check_version=True)
+    return Source(path, data, store, doc)
+
+
+def _plan_s3(entry: Entry, dest: S3Object, source: Source, decryption_order: list[str] | None) -> None:
+    """Compare the stored object with the file as a tree: the object is
+    decrypted with the publisher's keys (a re-encrypted object differs in
+    every byte on every run, so bytes cannot be compared). Unchanged means the
+    same plaintext document and the same recipients."""
+    from .operations import decrypt_document
+
+    entry.document = source
+    stored = dest.get(entry.name)
+    if stored is None:
+        _diff(entry, None)
+        return
+    if stored == source.raw and not dest.key_specs():
+        entry.status = UNCHANGED
+        return
+    try:
+        theirs = decrypt_document(source.store, stored, decryption_order=decryption_order)
+    except Exception:  # noqa: BLE001 - whatever it holds, we cannot read it: "unknown", never a traceback
+        entry.status = UNKNOWN
+        return
+    try:
+        _diff(entry, emit_as_map(theirs.branches))
+    except SopsError:
+        # The stored document holds a value JSON cannot carry (NaN, infinity)
+        # and the file does not: it differs, though no key can be named.
+        entry.status, entry.note = UPDATE, "layout"
+        return
+    from .publish_aws import recipients
+
+    if entry.status == UNCHANGED:
+        if recipients(theirs.metadata) != dest.expected_recipients(source):
+            entry.status, entry.note = UPDATE, "recipients"
+        elif source.store.dump_plain(theirs.branches) != source.store.dump_plain(source.doc.branches):
+            entry.status, entry.note = UPDATE, "layout"  # comments, order or value types
 
 
 def make_plan(
@@ -392,6 +462,7 @@ def make_plan(
     omit_extensions: bool,
     decryption_order: list[str] | None = None,
     aws_rules: list[AwsRule] | None = None,
+    force: bool = False,
 ) -> Plan:
     """Decrypt each file, find its destinations and compare with what each
     store holds. Nothing is written. A file or destination that fails gets a
@@ -440,7 +511,8 @@ def make_plan(
         if not ready:
             continue
         try:
-            data = _decrypt(path, decryption_order)
+            source = _decrypt(path, decryption_order)
+            data = emit_as_map(source.doc.branches)
         except SopsError as exc:
             for e in ready:
                 e.error = exc
@@ -449,10 +521,21 @@ def make_plan(
             assert e.destination is not None
             e.data = data
             try:
-                _diff(e, e.destination.read(e.name, sorted(data), data))
+                if _is_s3(e.destination):
+                    _plan_s3(e, e.destination, source, decryption_order)  # type: ignore[arg-type]
+                else:
+                    _diff(e, e.destination.read(e.name, sorted(data), data))
             except DestinationError as exc:
                 e.error = SopsError(errors.GENERIC, str(exc))
-    return Plan(entries)
+            except SopsError as exc:
+                e.error = exc
+    return Plan(entries, force=force)
+
+
+def _is_s3(destination: Destination) -> bool:
+    from .publish_aws import S3Object
+
+    return isinstance(destination, S3Object)
 
 
 def apply_plan(plan: Plan) -> None:
@@ -461,10 +544,18 @@ def apply_plan(plan: Plan) -> None:
     for entry in plan.changes:
         assert entry.destination is not None
         try:
-            entry.destination.write(entry.name, entry.data, entry.added + entry.changed, entry.tags,
-                                    None if entry.status == CREATE else entry.stored)
+            if _is_s3(entry.destination):
+                assert entry.document is not None
+                s3: S3Object = entry.destination  # type: ignore[assignment]
+                s3.put(entry.name, s3.payload(entry.document))
+            else:
+                entry.destination.write(entry.name, entry.data, entry.added + entry.changed, entry.tags,
+                                        None if entry.status == CREATE else entry.stored)
             entry.written = True
             logger(__name__).debug("wrote %s", entry.where())
         except DestinationError as exc:
             entry.status = FAILED
             entry.error = SopsError(errors.GENERIC, str(exc))
+        except SopsError as exc:  # re-encryption: a recreation_rule key could not wrap the data key
+            entry.status = FAILED
+            entry.error = exc

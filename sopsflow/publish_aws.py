@@ -34,7 +34,9 @@ from . import errors
 from .errors import SopsError
 
 if TYPE_CHECKING:
-    from .publish import Json
+    from .config import CreationRule, KeySpec
+    from .metadata import Metadata
+    from .publish import Json, Source
 
 SETTINGS_FILE = ".sopsflow.yaml"
 _FIELDS = {"path", "dir", "file", "stem", "key"}
@@ -314,3 +316,101 @@ def source_tags(directory: Path, relative: str) -> dict[str, str]:
     except Exception:  # noqa: S110 - no repository or no HEAD: the commit tag is left out
         pass
     return tags
+
+
+# --- S3, as sops' destination_rules define it ------------------------------------------
+
+
+@dataclass
+class S3Object:
+    """An ``s3_bucket`` destination: the object ``s3://bucket/<prefix><name>``
+    holds the file still encrypted. With a ``recreation_rule`` that names
+    keys, sops re-encrypts the decrypted tree for those keys (a new data key,
+    metadata holding only the key groups, the Shamir threshold and the rule's
+    suffix option); without one it uploads the file's bytes unchanged. The
+    prefix is used as written: sops adds no "/"."""
+
+    bucket: str
+    prefix: str
+    recreation: CreationRule | None = None
+    _client: Any = field(default=None, repr=False)
+
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.session.Session().client("s3")
+        return self._client
+
+    def label(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def target(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{name}"
+
+    def key_specs(self) -> list[list[KeySpec]]:
+        """The recreation rule's key groups; [] when the file is sent as it is
+        (sops re-encrypts only when the first group holds a key)."""
+        if self.recreation is None:
+            return []
+        groups = self.recreation.key_specs()
+        return groups if groups and groups[0] else []
+
+    def expected_recipients(self, source: Source) -> list[list[str]]:
+        specs = self.key_specs()
+        if specs:
+            return [sorted(spec.identity() for spec in group) for group in specs]
+        return recipients(source.doc.metadata)
+
+    def payload(self, source: Source) -> bytes:
+        """The bytes sops would upload. Re-encryption makes a new data key and
+        IVs on every call, so this runs only when the object is written."""
+        from .metadata import Metadata
+        from .operations import encrypt_document, new_data_key, wrap_keys
+
+        if not self.key_specs():
+            return source.raw
+        assert self.recreation is not None
+        meta = Metadata(key_groups=self.recreation.key_groups(), shamir_threshold=self.recreation.shamir_threshold)
+        # sops carries over the two suffix options only: a rule's regex
+        # options, mac_only_encrypted and the file's own selection are
+        # dropped, so every other value is encrypted.
+        meta.set_selection({k: v for k, v in self.recreation.selection.items()
+                            if k in ("unencrypted_suffix", "encrypted_suffix")})
+        data_key = new_data_key()
+        wrap_keys(meta, data_key)
+        return encrypt_document(source.store, source.doc.branches, meta, data_key)
+
+    # The value-level interface of the other destinations does not apply: the
+    # planner compares an S3 object as a whole document (publish._plan_s3).
+    def read(self, name: str, keys: list[str], like: dict[str, Json]) -> dict[str, Json] | None:
+        raise TypeError("an S3 object is compared as a document")
+
+    def write(self, name: str, data: dict[str, Json], keys: list[str], tags: dict[str, str],
+              exists: set[str] | None) -> None:
+        raise TypeError("an S3 object is written as a document")
+
+    def get(self, name: str) -> bytes | None:
+        from .publish import DestinationError
+
+        try:
+            response = self.client().get_object(Bucket=self.bucket, Key=self.prefix + name)
+            body: bytes = response["Body"].read()
+            return body
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise DestinationError(f"cannot read {self.target(name)}: {_reason(exc)}") from None
+
+    def put(self, name: str, body: bytes) -> None:
+        from .publish import DestinationError
+
+        try:
+            self.client().put_object(Bucket=self.bucket, Key=self.prefix + name, Body=body)
+        except Exception as exc:
+            raise DestinationError(f"cannot write {self.target(name)}: {_reason(exc)}") from None
+
+
+def recipients(meta: Metadata) -> list[list[str]]:
+    """Each key group's key identities, sorted: what decides who can read a file."""
+    return [sorted(key.identity() for key in group) for group in meta.key_groups]

@@ -83,7 +83,7 @@ def walk() -> Any:
 def test_steps_are_the_ones_the_issue_lists() -> None:
     assert [s.__name__ for s in demo_mod.STEPS] == [
         "step_setup", "step_rules", "step_verify", "step_decrypt", "step_hook", "step_add_member",
-        "step_remove_member", "step_verify_again", "step_flux_secret",
+        "step_remove_member", "step_verify_again", "step_flux_secret", "step_publish",
     ]
 
 
@@ -161,6 +161,57 @@ def test_walkthrough(walk: Walkthrough) -> None:
     assert "age.agekey:" in out and "refusing to write a private key" in out
     assert not (repo / "clusters" / "staging" / "sops-age.yaml").exists()
     assert git_out(repo, "status", "--porcelain") == ""
+
+
+def _expected_values(rel: str) -> dict[str, str]:
+    """The Secret keys and values a production file stands for, from its plaintext."""
+    text = make_sample_repo.SECRETS[rel]
+    if rel.endswith(".env"):
+        return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    doc = yaml.safe_load(text)
+    return {k: str(v) for k, v in doc["stringData"].items()}
+
+
+def test_publish_step(walk: Walkthrough) -> None:
+    """Secrets Manager holds one secret per production file, with one version
+    after the second run; the committed ExternalSecrets validate against the
+    ESO CRDs (when they are present) and resolve to the files' values."""
+    from .test_publish_eso import resolve, validate
+    from .vectors import ESO_SCHEMAS
+
+    d = walk.demo
+    if not (d.repo / ".git").is_dir():  # run alone (-k): the walkthrough's setup first
+        walk.run("step_setup")
+    out = walk.run("step_publish")
+    assert "OK every secret still has one version" in out
+    files = demo_mod._production_sops_files(d)
+    assert len(files) == 4
+    sm = lib_client(d)
+    names = sorted(s["Name"] for s in sm.list_secrets()["SecretList"])
+    assert names == sorted("fleet/" + rel.rsplit(".", 1)[0] for rel in files)
+    assert all(len(sm.list_secret_version_ids(SecretId=n)["Versions"]) == 1 for n in names)
+    assert git_out(d.repo, "status", "--porcelain") == ""
+    eso = d.repo / demo_mod.ESO_DIR
+    namespaces = set()
+    checked = 0
+    for path in eso.iterdir():
+        store, external = yaml.safe_load_all(path.read_text())
+        if ESO_SCHEMAS.is_dir():
+            validate(store)
+            validate(external)
+        namespaces.add(external["metadata"].get("namespace", ""))
+        source = external["metadata"]["annotations"]["sopsflow/source"]
+        if source not in make_sample_repo.SECRETS:
+            continue  # origin-tls.key: a binary file, not in the generator's table
+        resolved = {item["secretKey"]: resolve(store, item["remoteRef"], None, lambda service, region: lib_client(d))
+                    for item in external["spec"]["data"]}
+        assert resolved == _expected_values(source), source
+        checked += 1
+    assert checked == 3 and namespaces == {"", "billing", "cert-manager"}
+
+
+def lib_client(d: Any) -> Any:
+    return demo_mod._secrets_manager(d)
 
 
 def test_main_fails_and_cleans_up_when_a_step_misbehaves(monkeypatch: pytest.MonkeyPatch,

@@ -137,8 +137,8 @@ destination_rules:
         destination_for(rules[2])
     with pytest.raises(SopsError, match="more than one destinations"):
         destination_for(rules[3])
-    with pytest.raises(SopsError, match="s3_bucket destinations are not supported by sopsflow publish yet"):
-        destination_for(rules[4])
+    s3 = destination_for(rules[4])
+    assert s3.target("f.yaml") == "s3://b/f.yaml" and s3.label() == "s3://b/"
     with pytest.raises(SopsError, match="^no destination configured for this file$"):
         destination_for(rules[5])
     assert rules[5].matches("a/zzz")
@@ -469,3 +469,233 @@ publish:
     assert "LEAK" not in out
     sm = moto_server.client("secretsmanager")
     assert json.loads(sm.get_secret_value(SecretId=f"{run}/enc-big")["SecretString"])["big"] == big
+
+
+# --- S3 (sops destination_rules) on moto_server ------------------------------------------------
+
+SECRET_YAML = """\
+apiVersion: v1
+kind: Secret
+metadata:
+    name: db-credentials
+    namespace: shop
+type: Opaque
+stringData:
+    username: shop
+    password: s3cret-value-1
+data:
+    token: dG9rLTEyMw==
+"""
+
+
+def _s3_env(moto: Moto, key_file: Path | None = None) -> dict[str, str]:
+    env = _aws_env(moto, AWS_ENDPOINT_URL_S3=moto.url)
+    if key_file is not None:
+        env["SOPS_AGE_KEY_FILE"] = str(key_file)
+    return env
+
+
+def _bucket(moto: Moto) -> str:
+    name = "b-" + uuid.uuid4().hex[:10]
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def _object(moto: Moto, bucket: str, key: str) -> bytes:
+    return bytes(moto.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _versions(moto: Moto, bucket: str, key: str) -> int:
+    listed = moto.client("s3").list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
+    return len([v for v in listed if v["Key"] == key])
+
+
+def _both_keys(tmp: Path, second_key: tuple[str, Path]) -> Path:
+    both = tmp / "both.agekey"
+    both.write_text(AGE_KEY_FILE.read_text() + "\n" + second_key[1].read_text())
+    return both
+
+
+def test_s3_recreation_rule_plan_and_idempotence(tmp_path: Path, moto_server: Moto,
+                                                 second_key: tuple[str, Path]) -> None:
+    """The object is the file re-encrypted for the recreation rule's keys; a
+    second run compares the decrypted trees and writes nothing."""
+    from .vectors import AGE_RECIPIENT
+
+    env = _s3_env(moto_server)
+    bucket = _bucket(moto_server)
+    sops_encrypted_copy(tmp_path, "app.yaml", APP_YAML, env)
+    _config(tmp_path, f"destination_rules:\n  - s3_bucket: {bucket}\n    s3_prefix: env/prod-\n"
+                      f"    recreation_rule:\n      age: {second_key[0]},{AGE_RECIPIENT}\n")
+    env = _s3_env(moto_server, _both_keys(tmp_path, second_key))
+    key = "env/prod-enc-app.yaml"
+
+    dry = run_sopsflow(["publish", "--dry-run", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert dry.returncode == 1, dry.stderr
+    assert f"create    s3://{bucket}/{key} <- enc-app.yaml" in dry.stdout.decode()
+    assert moto_server.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+    done = run_sopsflow(["publish", "-y", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    stored = _object(moto_server, bucket, key)
+    assert b"s3cret" not in stored and second_key[0].encode() in stored
+    # The second key alone opens it, with the real sops.
+    opened = run_sops(["decrypt", "--input-type", "yaml", "--output-type", "yaml", "/dev/stdin"],
+                      env=_s3_env(moto_server, second_key[1]), input=stored)
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout == run_sops(["decrypt", "enc-app.yaml"], env=env, cwd=tmp_path).stdout
+    assert b"s3cret-value-1" in opened.stdout
+    assert _versions(moto_server, bucket, key) == 1
+
+    again = run_sopsflow(["publish", "--dry-run", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert again.returncode == 0 and f"unchanged s3://{bucket}/{key}" in again.stdout.decode()
+    assert run_sopsflow(["publish", "-y", "enc-app.yaml"], env=env, cwd=tmp_path).returncode == 0
+    assert _versions(moto_server, bucket, key) == 1  # nothing rewritten
+
+    # A new recipient set is a change even with the same values.
+    _config(tmp_path, f"destination_rules:\n  - s3_bucket: {bucket}\n    s3_prefix: env/prod-\n"
+                      f"    recreation_rule:\n      age: {AGE_RECIPIENT}\n")
+    dry = run_sopsflow(["publish", "--dry-run", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert dry.returncode == 1 and "(recipients)" in dry.stdout.decode()
+
+    sops_encrypted_copy(tmp_path, "app.yaml", APP_YAML.replace("s3cret-value-1", "s3cret-value-2"), env)
+    dry = run_sopsflow(["publish", "--dry-run", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert dry.returncode == 1 and "(~db recipients)" not in dry.stdout.decode()
+    assert "(~db)" in dry.stdout.decode() and "s3cret" not in dry.stdout.decode()
+    assert run_sopsflow(["publish", "-y", "enc-app.yaml"], env=env, cwd=tmp_path).returncode == 0
+    assert _versions(moto_server, bucket, key) == 2
+    assert second_key[0].encode() not in _object(moto_server, bucket, key)
+
+
+def test_s3_unknown_object_needs_force(tmp_path: Path, moto_server: Moto, second_key: tuple[str, Path]) -> None:
+    """An object the publisher's keys cannot decrypt is "unknown": left alone
+    (exit 1) unless --force; then it is replaced."""
+    env = _s3_env(moto_server)
+    bucket = _bucket(moto_server)
+    sops_encrypted_copy(tmp_path, "app.yaml", APP_YAML, env)
+    _config(tmp_path, f"destination_rules:\n  - s3_bucket: {bucket}\n")
+    foreign = run_sops(["encrypt", "--age", second_key[0], "--input-type", "yaml", "--output-type", "yaml",
+                        "/dev/stdin"], env=env, input=b"other: value\n")
+    assert foreign.returncode == 0, foreign.stderr
+    moto_server.client("s3").put_object(Bucket=bucket, Key="enc-app.yaml", Body=foreign.stdout)
+
+    dry = run_sopsflow(["publish", "--dry-run", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert dry.returncode == 1
+    assert f"unknown   s3://{bucket}/enc-app.yaml <- enc-app.yaml" in dry.stdout.decode()
+    done = run_sopsflow(["publish", "-y", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert done.returncode == 1 and "--force overwrites it" in done.stdout.decode()
+    assert _object(moto_server, bucket, "enc-app.yaml") == foreign.stdout
+    done = run_sopsflow(["publish", "-y", "--force", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"replaced  s3://{bucket}/enc-app.yaml" in done.stdout.decode()
+    # No recreation_rule: the file's own bytes, as sops uploads them.
+    assert _object(moto_server, bucket, "enc-app.yaml") == (tmp_path / "enc-app.yaml").read_bytes()
+    again = run_sopsflow(["publish", "-y", "enc-app.yaml"], env=env, cwd=tmp_path)
+    assert again.returncode == 0 and "unchanged" in again.stdout.decode()
+    assert _versions(moto_server, bucket, "enc-app.yaml") == 2
+
+
+def _shape(text: bytes) -> Any:
+    """An encrypted YAML/JSON document with ciphertexts, wrapped keys and
+    timestamps blanked: what stays the same between two encryptions."""
+    import re
+
+    import yaml
+
+    blanked = re.sub(rb"ENC\[AES256_GCM,data:[^\]]*type:(\w+)\]", rb"ENC[\1]", text)
+    doc = json.loads(blanked) if text.startswith(b"{") else yaml.safe_load(blanked)
+    meta = doc.pop("sops")
+    for name in ("lastmodified", "mac"):
+        meta.pop(name)
+    for group in [meta, *meta.get("key_groups", [])]:
+        for entry in group.get("age") or []:
+            entry.pop("enc")
+    return doc, meta
+
+
+def test_s3_same_objects_as_sops_publish(tmp_path: Path, moto_server: Moto, second_key: tuple[str, Path]) -> None:
+    """The pinned sops binary talks to moto through AWS_ENDPOINT_URL_S3: both
+    tools publish the same files; the objects decrypt to the same documents,
+    with the same metadata and the same values encrypted."""
+    from .vectors import AGE_RECIPIENT
+
+    env = _s3_env(moto_server)
+    bucket = _bucket(moto_server)
+    files = [
+        sops_encrypted_copy(tmp_path, "app.yaml", APP_YAML, env),
+        sops_encrypted_copy(tmp_path, "conf.json", '{"k": "v", "n": {"x": [true, null]}, "f": 3.0}', env),
+        sops_encrypted_copy(tmp_path, "vars.env", "USER=me\nPASS=pw=1\n", env),
+    ]
+    secret = tmp_path / "secret.yaml"
+    secret.write_text(SECRET_YAML)
+    done = run_sops(["encrypt", "--age", AGE_RECIPIENT, "--encrypted-regex", "^(data|stringData)$", str(secret)],
+                    env=env)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "enc-secret.yaml").write_bytes(done.stdout)
+    files.append(tmp_path / "enc-secret.yaml")
+
+    both = _both_keys(tmp_path, second_key)
+    env = _s3_env(moto_server, both)
+    for tool in ("sops", "flow"):
+        (tmp_path / f"{tool}.sops.yaml").write_text(
+            f"destination_rules:\n"
+            f"  - path_regex: vars\n    s3_bucket: {bucket}\n    s3_prefix: {tool}/raw/\n"
+            f"  - s3_bucket: {bucket}\n    s3_prefix: {tool}/\n    omit_extensions: true\n"
+            f"    recreation_rule:\n      unencrypted_suffix: _plain\n      key_groups:\n"
+            f"        - age: [{second_key[0]}]\n        - age: [{AGE_RECIPIENT}]\n      shamir_threshold: 2\n")
+    for path in files:
+        theirs = run_sops(["--config", "sops.sops.yaml", "publish", "--yes", path.name], env=env, cwd=tmp_path)
+        assert theirs.returncode == 0, theirs.stderr
+        ours = run_sopsflow(["--config", "flow.sops.yaml", "publish", "--yes", path.name], env=env, cwd=tmp_path)
+        assert ours.returncode == 0, ours.stdout + ours.stderr
+
+    assert _object(moto_server, bucket, "sops/raw/enc-vars.env") == _object(moto_server, bucket,
+                                                                            "flow/raw/enc-vars.env")
+    for path, kind in zip(files[:2] + files[3:], ("yaml", "json", "yaml"), strict=True):
+        name = path.stem
+        theirs, ours = (_object(moto_server, bucket, f"{tool}/{name}") for tool in ("sops", "flow"))
+        assert _shape(theirs) == _shape(ours), name
+        assert b"encrypted_regex" not in ours and b"_plain" in ours  # sops keeps only the suffix option
+        opened = [run_sops(["decrypt", "--input-type", kind, "--output-type", kind, "/dev/stdin"], env=env,
+                           input=body) for body in (theirs, ours)]
+        assert opened[0].returncode == 0 and opened[1].returncode == 0, opened[1].stderr
+        assert opened[0].stdout == opened[1].stdout, name
+    # The Secret's metadata was plaintext in the file; both tools now encrypt it.
+    assert b"db-credentials" not in _object(moto_server, bucket, "flow/enc-secret")
+
+
+def test_unreachable_aws_endpoint_then_rerun(tmp_path: Path, moto_server: Moto) -> None:
+    """SSM unreachable: Secrets Manager is written, SSM is reported failed, exit 1,
+    and no plaintext lands on disk. The rerun writes only what is missing."""
+    from .keys.fixtures import free_port
+
+    run = uuid.uuid4().hex[:8]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = _aws_env(moto_server, AWS_MAX_ATTEMPTS="1", TMPDIR=str(scratch))
+    sops_encrypted_copy(tmp_path, "app.yaml", APP_YAML, env)
+    (tmp_path / "app.yaml").unlink()
+    _config(tmp_path, "creation_rules: []\n")
+    (tmp_path / ".sopsflow.yaml").write_text(
+        f"publish:\n  - aws_secretsmanager:\n      name: '{run}/{{stem}}'\n    aws_ssm:\n"
+        f"      name: '/{run}/{{stem}}/{{key}}'\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    dead = {**env, "AWS_ENDPOINT_URL_SSM": f"http://127.0.0.1:{free_port()}"}
+    done = run_sopsflow(["publish", "-y", "enc-app.yaml"], env=dead, cwd=tmp_path)
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 1, out
+    assert f"created   {run}/enc-app <- enc-app.yaml" in out
+    assert "failed    enc-app.yaml: cannot read" in out and "Could not connect" in out
+    assert "s3cret" not in out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written locally
+
+    sm, ssm = moto_server.client("secretsmanager"), moto_server.client("ssm")
+    assert not ssm.get_parameters_by_path(Path=f"/{run}", Recursive=True)["Parameters"]
+    done = run_sopsflow(["publish", "-y", "enc-app.yaml"], env=env, cwd=tmp_path)
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()
+    assert f"unchanged {run}/enc-app <- enc-app.yaml" in out and f"created   /{run}/enc-app/{{key}}" in out
+    assert len(sm.list_secret_version_ids(SecretId=f"{run}/enc-app")["Versions"]) == 1
+    assert ssm.get_parameter(Name=f"/{run}/enc-app/db")["Parameter"]["Version"] == 1

@@ -9,6 +9,9 @@
   that reads them is marked with ``needs_external`` (or takes its parameters
   from ``external``/``external_params``), so that it is skipped, with the reason,
   only when that directory is absent.
+* ``ESO_SCHEMAS``: the External Secrets Operator CRDs in the same directory,
+  against which ``publish --emit-external-secrets`` output is validated
+  (``needs_eso_schemas``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ GENERATED = Path(__file__).resolve().parent / "data" / "vectors"
 SHARED = Path(os.environ.get("SOPSFLOW_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 UPSTREAM = SHARED / "vectors" / "sops-upstream"
 FLUX_AGE_PQ = SHARED / "vectors" / "external" / "flux-age-pq"
+#: The External Secrets Operator CRDs (Apache-2.0), to validate generated manifests.
+ESO_SCHEMAS = SHARED / "schemas" / "external-secrets"
 
 AGE_KEY_FILE = GENERATED / "age-key.txt"
 #: 1-based line of the AGE-SECRET-KEY-1... identity in AGE_KEY_FILE (after its comment lines)
@@ -57,6 +62,11 @@ EXTERNAL_REASON = (
 )
 #: Mark a test (or a parameter) that reads UPSTREAM or FLUX_AGE_PQ.
 needs_external = pytest.mark.skipif(not HAVE_EXTERNAL, reason=EXTERNAL_REASON)
+#: Mark a test that validates manifests against ESO_SCHEMAS.
+needs_eso_schemas = pytest.mark.skipif(
+    not ESO_SCHEMAS.is_dir(),
+    reason=f"External Secrets CRD schemas not found at {ESO_SCHEMAS}; set SOPSFLOW_SHARED to run this test",
+)
 
 
 def external(*values: object, id: str | None = None) -> Any:  # noqa: A002 - pytest.param's name

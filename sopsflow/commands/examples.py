@@ -128,7 +128,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "publish": (
         "sopsflow publish --dry-run secrets/app.yaml      # the plan; exit 1 when anything would change",
         "sopsflow publish -y secrets/app.yaml             # apply",
-        "sopsflow publish -y --recursive --omit-extensions secrets/",
+        "sopsflow publish -y --recursive --emit-external-secrets deploy/eso/ secrets/",
     ),
 }
 
