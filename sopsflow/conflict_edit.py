@@ -42,10 +42,10 @@ def conflict_notes(file_name: str, store: Any, ours: Branches, decryption_order:
     theirs_raw = _stage_blob(directory, name, 3)
     if theirs_raw is None:
         return []
-    from .commands.decrypt import extract, parse_extract_path
     from .errors import SopsError
     from .merge import merge_trees
     from .operations import decrypt_document, to_plain_python
+    from .tree import get_path, parse_extract_path
 
     theirs = decrypt_document(store, theirs_raw, decryption_order=decryption_order).branches
     base_raw = _stage_blob(directory, name, 1)
@@ -53,7 +53,7 @@ def conflict_notes(file_name: str, store: Any, ours: Branches, decryption_order:
     notes = []
     for path in merge_trees(base, ours, theirs).conflicts:
         try:
-            value = extract(theirs[0], parse_extract_path(path))
+            value = get_path(theirs[0], parse_extract_path(path))
             shown = json.dumps(to_plain_python(value), ensure_ascii=False)
         except (SopsError, TypeError, ValueError):
             shown = "(removed or not shown; see git show :3:)"

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from . import errors
+from .errors import SopsError
 from .lazyre import compile_lazy
 
 
@@ -241,3 +243,166 @@ def parse_tree_path(text: str) -> list[str | int]:
             raise ValueError(f'strconv.Atoi: parsing "{part}": value out of range')
         path.append(index)
     return path
+
+
+def parse_extract_path(text: str) -> list[str | int]:
+    """The ``--extract`` path of ``decrypt``, with sops' messages and exit codes."""
+    try:
+        return parse_tree_path(text)
+    except TreePathCrash as exc:
+        # sops panics here (exit 2)
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"error parsing --extract path: {exc}") from None
+    except ValueError as exc:
+        raise SopsError(errors.INVALID_TREE_PATH_FORMAT, f"error parsing --extract path: {exc}") from None
+
+
+# --- tree operations (sops.TreeBranch's walk, Set and Unset) ---------------------------
+
+
+def get_path(branch: TreeMap, path: list[str | int]) -> Any:
+    """The value at ``path`` below ``branch`` (``decrypt --extract``), with sops'
+    "Error walking tree" messages for a missing key or an index out of range."""
+    current: Any = branch
+    for component in path:
+        if isinstance(component, str):
+            if type(current) is not TreeMap or not current.has(component):
+                raise SopsError(errors.GENERIC, f"Error walking tree: component ['{component}'] not found")
+            current = current.get(component)
+        else:
+            items = current if type(current) is list else None
+            if items is None or not (0 <= component < len(items)):
+                raise SopsError(errors.GENERIC, f"Error walking tree: component [{component}] accesses out of bounds")
+            current = items[component]
+    return current
+
+
+class TreeWalkCrash(Exception):
+    """A set/unset walk on which sops 3.11 panics (exit 2): a key used on a
+    list, a negative index. Callers report it cleanly with that code."""
+
+
+class KeyNotFound(SopsError):
+    """sops.SopsKeyNotFound: what ``unset --idempotent`` tolerates."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errors.GENERIC, message)
+
+
+def _go_s(component: Any) -> str:
+    """Go's %s of a path component (an int prints as %!s(int=N))."""
+    if type(component) is int:
+        return f"%!s(int={component})"
+    return str(component)
+
+
+def _go_type(value: Any) -> str:
+    """Go's %T of a tree value, for sops' "Unsupported type" message."""
+    names = {
+        str: "string",
+        int: "int",
+        float: "float64",
+        bool: "bool",
+        type(None): "<nil>",
+        Time: "time.Time",
+        Comment: "sops.Comment",
+        UInt64: "uint64",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _same_key(key: Any, component: Any) -> bool:
+    # Go compares interface values: the dynamic types must match too.
+    return type(key) is type(component) and key == component
+
+
+def tree_equal(a: Any, b: Any) -> bool:
+    """sops' equals(): same structure, same types, same values."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is TreeMap:
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b, strict=True):
+            if type(x) is Comment or type(y) is Comment:
+                if x != y:
+                    return False
+                continue
+            if not tree_equal(x[0], y[0]) or not tree_equal(x[1], y[1]):
+                return False
+        return True
+    if type(a) is list:
+        return len(a) == len(b) and all(tree_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _value_from_path(path: list[Any], leaf: Any) -> Any:
+    inner = leaf if len(path) == 1 else _value_from_path(path[1:], leaf)
+    if type(path[0]) is int:
+        return [inner]
+    return TreeMap([(path[0], inner)])
+
+
+def _check_index(component: Any) -> int:
+    if type(component) is not int:
+        raise TreeWalkCrash(f"cannot use key {component!r} on a list")
+    if component < 0:
+        raise TreeWalkCrash(f"negative list index {component}")
+    return int(component)
+
+
+def set_path(node: Any, path: list[Any], value: Any) -> tuple[Any, bool]:
+    """Set ``value`` at ``path`` below ``node``, as sops 3.11's Set: a missing
+    key is created, an index past the end of a list appends, a scalar in the
+    way is replaced. Returns (new node, changed)."""
+    if type(node) is TreeMap:
+        for i, entry in enumerate(node):
+            if type(entry) is Comment or not _same_key(entry[0], path[0]):
+                continue
+            if len(path) == 1:
+                changed = not tree_equal(entry[1], value)
+                node[i] = (entry[0], value)
+            else:
+                new, changed = set_path(entry[1], path[1:], value)
+                node[i] = (entry[0], new)
+            return node, changed
+        created = _value_from_path(path, value)
+        if type(created) is TreeMap:
+            node.append(created[0])
+        return node, True
+    if type(node) is list:
+        position = _check_index(path[0])
+        if position >= len(node):
+            node.append(value if len(path) == 1 else _value_from_path(path[1:], value))
+            return node, True
+        if len(path) == 1:
+            changed = not tree_equal(node[position], value)
+            node[position] = value
+        else:
+            node[position], changed = set_path(node[position], path[1:], value)
+        return node, changed
+    created = _value_from_path(path, value)
+    return created, not tree_equal(node, created)
+
+
+def unset_path(node: Any, path: list[Any]) -> Any:
+    """Remove the entry at ``path`` below ``node``; returns the new node."""
+    if type(node) is TreeMap:
+        for i, entry in enumerate(node):
+            if type(entry) is Comment or not _same_key(entry[0], path[0]):
+                continue
+            if len(path) == 1:
+                del node[i]
+            else:
+                node[i] = (entry[0], unset_path(entry[1], path[1:]))
+            return node
+        raise KeyNotFound(f"Key not found: {_go_s(path[0])}")
+    if type(node) is list:
+        position = _check_index(path[0])
+        if position >= len(node):
+            raise KeyNotFound(f"Index {position} out of bounds")
+        if len(path) == 1:
+            del node[position]
+        else:
+            node[position] = unset_path(node[position], path[1:])
+        return node
+    raise SopsError(errors.GENERIC, f"Unsupported type: {_go_type(node)} for item '{_go_s(path[0])}'")
