@@ -235,6 +235,18 @@ _SEMVER = compile_lazy(
 )
 
 
+def decryption_order(raw: str | None) -> list[str] | None:
+    """The key types to try first (``--decryption-order``, else
+    ``$SOPS_DECRYPTION_ORDER``), e.g. ``age,pgp``; None when neither is set."""
+    raw = raw or os.environ.get("SOPS_DECRYPTION_ORDER")
+    if not raw:
+        return None
+    order = [p.strip() for p in raw.split(",") if p.strip()]
+    if len(set(order)) != len(order):
+        raise SopsError(errors.DUPLICATE_DECRYPTION_KEY_TYPE, "Duplicate key type in decryption order")
+    return order
+
+
 def semver_key(text: str) -> tuple[Any, ...]:
     """Sort key of a semantic version as blang/semver (sops' parser) reads it;
     ValueError with its message when the text is not one. A leading "v" is allowed."""

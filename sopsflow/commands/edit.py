@@ -353,17 +353,10 @@ def _existing_state(args: argparse.Namespace, file_name: str, in_store: Any) -> 
 
 def _new_state(args: argparse.Namespace, file_name: str, in_store: Any) -> EditState:
     from ..cipher import Cipher
-    from ..operations import new_file_metadata
 
     config = common.load_config_for(args)
     settings = common.creation_settings(args, file_name, config)
-    meta, data_key = new_file_metadata(
-        in_store,
-        settings.key_groups,
-        selection=settings.selection,
-        mac_only_encrypted=settings.mac_only_encrypted,
-        shamir_threshold=settings.shamir_threshold,
-    )
+    meta, data_key = settings.new_metadata(in_store)
     # Go's zero time, which is what sops shows under --show-master-keys.
     meta.lastmodified = "0001-01-01T00:00:00Z"
     # sops loads its example text back through the store before editing.

@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 from .. import errors
+from ..creation import make_keys
 from ..errors import SopsError
 from ..keys.base import MasterKey
 from . import common
@@ -89,7 +90,7 @@ def new_group(args: argparse.Namespace) -> list[MasterKey]:
         ("azure_kv", args.azure_kv),
         ("age", args.age),
     ):
-        group.extend(common.make_keys(kind, values, context=context, aws_profile=args.aws_profile or ""))
+        group.extend(make_keys(kind, values, context=context, aws_profile=args.aws_profile or ""))
     return group
 
 
