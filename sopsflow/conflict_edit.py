@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .tree import Branches, Comment, TreeMap
+
+if TYPE_CHECKING:
+    from .stores import Store
 
 MARKER = "sopsflow-conflict:"
 #: Stores whose format has comments to carry the notes.
@@ -30,7 +33,7 @@ def _stage_blob(directory: str, name: str, stage: int) -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def conflict_notes(file_name: str, store: Any, ours: Branches, decryption_order: list[str] | None) -> list[str]:
+def conflict_notes(file_name: str, store: Store, ours: Branches, decryption_order: list[str] | None) -> list[str]:
     """Comment texts describing each conflicting key, or [] when the file is not
     in a conflicted merge (or its format cannot hold comments)."""
     if store.name not in _COMMENT_STORES:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from . import errors
 from .errors import SopsError
@@ -89,16 +89,16 @@ class UInt64(int):
 class TreeMap(list):
     """Ordered mapping: a list of ``(key, value)`` tuples and :class:`Comment` s."""
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    def get(self, key: TreeValue, default: TreeValue = None) -> TreeValue:
         for entry in self:
             if type(entry) is tuple and entry[0] == key:
                 return entry[1]
         return default
 
-    def has(self, key: Any) -> bool:
+    def has(self, key: TreeValue) -> bool:
         return any(type(e) is tuple and e[0] == key for e in self)
 
-    def set(self, key: Any, value: Any) -> None:
+    def set(self, key: TreeValue, value: TreeValue) -> None:
         """Replace the first entry named ``key`` or append a new one."""
         for i, entry in enumerate(self):
             if type(entry) is tuple and entry[0] == key:
@@ -106,26 +106,31 @@ class TreeMap(list):
                 return
         self.append((key, value))
 
-    def remove_key(self, key: Any) -> bool:
+    def remove_key(self, key: TreeValue) -> bool:
         for i, entry in enumerate(self):
             if type(entry) is tuple and entry[0] == key:
                 del self[i]
                 return True
         return False
 
-    def items_(self) -> Iterator[tuple[Any, Any]]:
+    def items_(self) -> Iterator[tuple[TreeValue, TreeValue]]:
         """The key/value entries, comments skipped."""
         for entry in self:
             if type(entry) is tuple:
                 yield entry
 
-    def keys_(self) -> list[Any]:
+    def keys_(self) -> list[TreeValue]:
         return [e[0] for e in self if type(e) is tuple]
 
 
 Scalar = str | int | float | bool | None | Time
 Node = TreeMap | list | Scalar
 Branches = list[TreeMap]
+#: A node of any kind where code walks every kind (checked with ``type(...) is``
+#: at run time): spelling out Node there would only add casts.
+TreeValue: TypeAlias = Any
+#: The ``sops`` metadata section as a store reads and writes it (JSON-like).
+RawMetadata: TypeAlias = dict[str, Any]
 
 
 def go_float_f(value: float) -> str:
@@ -185,7 +190,7 @@ def _shortest_digits(value: float) -> tuple[str, int]:
     return digits, point
 
 
-def val_to_string(value: Any) -> str:
+def val_to_string(value: TreeValue) -> str:
     """sops' ValToString: how dotenv/INI output and exec-env render non-strings."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -259,10 +264,10 @@ def parse_extract_path(text: str) -> list[str | int]:
 # --- tree operations (sops.TreeBranch's walk, Set and Unset) ---------------------------
 
 
-def get_path(branch: TreeMap, path: list[str | int]) -> Any:
+def get_path(branch: TreeMap, path: list[str | int]) -> TreeValue:
     """The value at ``path`` below ``branch`` (``decrypt --extract``), with sops'
     "Error walking tree" messages for a missing key or an index out of range."""
-    current: Any = branch
+    current: TreeValue = branch
     for component in path:
         if isinstance(component, str):
             if type(current) is not TreeMap or not current.has(component):
@@ -288,14 +293,14 @@ class KeyNotFound(SopsError):
         super().__init__(errors.GENERIC, message)
 
 
-def _go_s(component: Any) -> str:
+def _go_s(component: TreeValue) -> str:
     """Go's %s of a path component (an int prints as %!s(int=N))."""
     if type(component) is int:
         return f"%!s(int={component})"
     return str(component)
 
 
-def _go_type(value: Any) -> str:
+def _go_type(value: TreeValue) -> str:
     """Go's %T of a tree value, for sops' "Unsupported type" message."""
     names = {
         str: "string",
@@ -310,12 +315,12 @@ def _go_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _same_key(key: Any, component: Any) -> bool:
+def _same_key(key: TreeValue, component: TreeValue) -> bool:
     # Go compares interface values: the dynamic types must match too.
     return type(key) is type(component) and key == component
 
 
-def tree_equal(a: Any, b: Any) -> bool:
+def tree_equal(a: TreeValue, b: TreeValue) -> bool:
     """sops' equals(): same structure, same types, same values."""
     if type(a) is not type(b):
         return False
@@ -335,14 +340,14 @@ def tree_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _value_from_path(path: list[Any], leaf: Any) -> Any:
+def _value_from_path(path: list[TreeValue], leaf: TreeValue) -> TreeValue:
     inner = leaf if len(path) == 1 else _value_from_path(path[1:], leaf)
     if type(path[0]) is int:
         return [inner]
     return TreeMap([(path[0], inner)])
 
 
-def _check_index(component: Any) -> int:
+def _check_index(component: TreeValue) -> int:
     if type(component) is not int:
         raise TreeWalkCrash(f"cannot use key {component!r} on a list")
     if component < 0:
@@ -350,7 +355,7 @@ def _check_index(component: Any) -> int:
     return int(component)
 
 
-def set_path(node: Any, path: list[Any], value: Any) -> tuple[Any, bool]:
+def set_path(node: TreeValue, path: list[TreeValue], value: TreeValue) -> tuple[TreeValue, bool]:
     """Set ``value`` at ``path`` below ``node``, as sops 3.11's Set: a missing
     key is created, an index past the end of a list appends, a scalar in the
     way is replaced. Returns (new node, changed)."""
@@ -384,7 +389,7 @@ def set_path(node: Any, path: list[Any], value: Any) -> tuple[Any, bool]:
     return created, not tree_equal(node, created)
 
 
-def unset_path(node: Any, path: list[Any]) -> Any:
+def unset_path(node: TreeValue, path: list[TreeValue]) -> TreeValue:
     """Remove the entry at ``path`` below ``node``; returns the new node."""
     if type(node) is TreeMap:
         for i, entry in enumerate(node):

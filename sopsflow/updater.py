@@ -37,16 +37,22 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 
 from . import errors
 from .errors import SopsError
 from .fileio import Snapshot
 from .metadata import Metadata
 from .tree import Branches, Comment, TreeMap
+
+if TYPE_CHECKING:
+    from .config import Config, CreationRule, KeySpec
+    from .gitrepo import TrackedListing
+    from .keys.base import MasterKey
+    from .stores import Store
 
 ROTATE_AUTO = "auto"  # rotate when a recipient is removed
 ROTATE_ALWAYS = "always"  # --rotate
@@ -66,7 +72,9 @@ ADVICE = (
     "at its source (database password, API token, ...)."
 )
 
-StoreFactory = Callable[[str], Any]
+StoreFactory = Callable[[str], "Store"]
+#: A file to update: (absolute path, display name, named by the user, its rule when already matched).
+Target = tuple[Path, str, bool, "CreationRule | None"]
 #: Recipient -> who holds it (from .sops.yaml comments), or a function giving that on demand.
 Labels = Mapping[str, str] | Callable[[], Mapping[str, str]]
 #: Names never treated as secret files when collecting.
@@ -104,10 +112,10 @@ class FilePlan:
     revoked: list[str] = field(default_factory=list)
     secret_paths: list[str] = field(default_factory=list)  # encrypted values (filled on removal)
     # Kept between planning and applying so that nothing is parsed twice.
-    rule: Any = field(default=None, repr=False)
-    rule_specs: list[list[Any]] = field(default_factory=list, repr=False)
+    rule: CreationRule | None = field(default=None, repr=False)
+    rule_specs: list[list[KeySpec]] = field(default_factory=list, repr=False)
     data: bytes = field(default=b"", repr=False)
-    store: Any = field(default=None, repr=False)
+    store: Store | None = field(default=None, repr=False)
     branches: Branches | None = field(default=None, repr=False)
     metadata: Metadata | None = field(default=None, repr=False)
     #: What the file was when read (files to update only): it must still be that when replaced.
@@ -152,10 +160,10 @@ class RuleCache:
     several times for every file."""
 
     def __init__(self) -> None:
-        self._specs: dict[int, tuple[Any, list[list[Any]]]] = {}
+        self._specs: dict[int, tuple[CreationRule, list[list[KeySpec]]]] = {}
         self._checked: set[int] = set()
 
-    def match(self, config: Any, path: str) -> Any:
+    def match(self, config: Config, path: str) -> CreationRule | None:
         """``config.match(path)``, with each rule's validation done once: the
         first file a rule matches goes through Config.match (which raises for
         a rule sops would refuse), later ones only through the regex."""
@@ -170,38 +178,46 @@ class RuleCache:
                 return found
         return None
 
-    def specs(self, rule: Any) -> list[list[Any]]:
+    def specs(self, rule: CreationRule) -> list[list[KeySpec]]:
         hit = self._specs.get(id(rule))
         if hit is None or hit[0] is not rule:
             hit = (rule, rule.key_specs())
             self._specs[id(rule)] = hit
         return hit[1]
 
-    def view(self, rule: Any) -> Any:
+    def view(self, rule: CreationRule) -> CreationRule:
         """``rule`` answering key_specs() from the cache (for audit.recipient_diff)."""
-        return _RuleView(rule, self.specs(rule))
+        return _RuleView.of(rule, self.specs(rule))
 
 
 class _RuleView:
-    def __init__(self, rule: Any, specs: list[list[Any]]) -> None:
+    """A stand-in for a creation rule: every attribute is the rule's, but
+    key_specs() answers the given specs (cached, or with carried-over keys)."""
+
+    def __init__(self, rule: CreationRule, specs: list[list[KeySpec]]) -> None:
         self._rule = rule
         self._specs = specs
 
-    def key_specs(self, kms_context: Any = None) -> list[list[Any]]:
+    @classmethod
+    def of(cls, rule: CreationRule, specs: list[list[KeySpec]]) -> CreationRule:
+        return cast("CreationRule", cls(rule, specs))  # structurally a CreationRule (see __getattr__)
+
+    def key_specs(self, kms_context: Mapping[str, str] | None = None) -> list[list[KeySpec]]:
         return self._specs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._rule, name)
 
 
-def fresh_key_groups(plan: FilePlan) -> list[list[Any]]:
+def fresh_key_groups(plan: FilePlan) -> list[list[MasterKey]]:
     """New master-key objects for the plan's rule (each file wraps its own)."""
     from .config import build_key
 
     try:
         return [[build_key(spec) for spec in group] for group in plan.rule_specs]
     except Exception:
-        plan.rule.key_groups()  # raises the config's own error message
+        if plan.rule is not None:
+            plan.rule.key_groups()  # raises the config's own error message
         raise  # never fall back to the rule alone: it lacks the keys carried over
 
 
@@ -209,11 +225,11 @@ def plan_file(
     path: Path,
     display: str,
     *,
-    config: Any,
+    config: Config,
     store_for: StoreFactory,
     rotate: str = ROTATE_AUTO,
     explicit: bool = True,
-    rule: Any = None,
+    rule: CreationRule | None = None,
     cache: RuleCache | None = None,
 ) -> FilePlan:
     """Decide what to do with one file. ``explicit`` files (named by the user)
@@ -227,8 +243,8 @@ def plan_file(
     return plan
 
 
-def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str, explicit: bool,
-               rule: Any, cache: RuleCache) -> None:
+def _plan_into(plan: FilePlan, config: Config, store_for: StoreFactory, rotate: str, explicit: bool,
+               rule: CreationRule | None, cache: RuleCache) -> None:
     def skip_or_fail(reason: str, code: int = errors.GENERIC) -> None:
         plan.status = STATUS_ERROR if explicit else STATUS_SKIPPED
         plan.reason, plan.code = reason, code
@@ -259,7 +275,7 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
     plan.branches, plan.metadata = branches, meta
     plan.recipients = [k.identity() for k in meta.all_keys()]
     plan.rule_specs = _carry_unnameable(meta, cache.specs(rule))
-    plan.changes = group_changes(meta, _RuleView(rule, plan.rule_specs))
+    plan.changes = group_changes(meta, _RuleView.of(rule, plan.rule_specs))
     # sops updatekeys keeps the file's threshold, capped at the new number of groups.
     plan.threshold_before = meta.shamir_threshold
     plan.threshold_after = min(meta.shamir_threshold, len(plan.rule_specs))
@@ -277,7 +293,7 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
         plan.secret_paths = encrypted_paths(branches)
 
 
-def _carry_unnameable(meta: Metadata, specs: list[list[Any]]) -> list[list[Any]]:
+def _carry_unnameable(meta: Metadata, specs: list[list[KeySpec]]) -> list[list[KeySpec]]:
     """The rule's groups plus, in the same group, each of the file's keys of a
     type no rule can name (a newer sops' key type): the rule cannot have
     removed them, so they stay, verbatim. A group the rule drops while it
@@ -297,7 +313,7 @@ def _carry_unnameable(meta: Metadata, specs: list[list[Any]]) -> list[list[Any]]
     return out
 
 
-def group_changes(meta: Metadata, rule: Any) -> list[GroupChange]:
+def group_changes(meta: Metadata, rule: CreationRule) -> list[GroupChange]:
     """The per-group differences, as the audit module judges them."""
     from .audit import recipient_diff
 
@@ -305,9 +321,9 @@ def group_changes(meta: Metadata, rule: Any) -> list[GroupChange]:
 
 
 def plan_files(
-    targets: Sequence[tuple[Path, str, bool, Any]],
+    targets: Sequence[Target],
     *,
-    config: Any,
+    config: Config,
     store_for: StoreFactory,
     rotate: str = ROTATE_AUTO,
     jobs: int = 0,
@@ -320,7 +336,7 @@ def plan_files(
     processes and returns the plans without what was read."""
     cache = cache or RuleCache()
 
-    def one(target: tuple[Path, str, bool, Any]) -> FilePlan:
+    def one(target: Target) -> FilePlan:
         path, display, explicit, rule = target
         return plan_file(path, display, config=config, store_for=store_for, rotate=rotate, explicit=explicit,
                          rule=rule, cache=cache)
@@ -392,9 +408,9 @@ def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None
 
 
 def update_files(
-    targets: Sequence[tuple[Path, str, bool, Any]],
+    targets: Sequence[Target],
     *,
-    config: Any,
+    config: Config,
     store_for: StoreFactory,
     rotate: str = ROTATE_AUTO,
     decryption_order: list[str] | None = None,
@@ -421,7 +437,7 @@ def update_files(
                               labels=labels, jobs=jobs, progress=progress, break_hardlinks=break_hardlinks)
         return planned, results
 
-    def one(target: tuple[Path, str, bool, Any]) -> tuple[FilePlan, bytes | Failure | None]:
+    def one(target: Target) -> tuple[FilePlan, bytes | Failure | None]:
         path, display, explicit, rule = target
         plan = plan_file(path, display, config=config, store_for=store_for, rotate=rotate, explicit=explicit,
                          rule=rule, cache=cache)
@@ -463,7 +479,7 @@ def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | N
     return [r for r in results if r is not None]
 
 
-def _plugin_recipients(specs: list[list[Any]]) -> list[str]:
+def _plugin_recipients(specs: list[list[KeySpec]]) -> list[str]:
     from .keys.ageplugin import plugin_name
 
     return [str(spec.value) for group in specs for spec in group
@@ -485,7 +501,7 @@ def _plugin_identities() -> list[Any]:
         return []  # each file reports the problem when it needs a key
 
 
-def _plugins_in_play(config: Any, cache: RuleCache) -> bool:
+def _plugins_in_play(config: Config, cache: RuleCache) -> bool:
     """Whether age plugins take part (a rule names a plugin recipient, or the
     user holds a plugin identity): then each plugin is started once per run,
     which needs the plan of every file first."""
@@ -537,7 +553,7 @@ def _prepare_plugins(plans: Sequence[FilePlan]) -> bool:
     return True
 
 
-def _rule_key_types(config: Any, cache: RuleCache) -> set[str]:
+def _rule_key_types(config: Config, cache: RuleCache) -> set[str]:
     """The key types the creation rules name."""
     kinds: set[str] = set()
     for rule in getattr(config, "rules", []):
@@ -653,7 +669,7 @@ def _same_entry(stored: Any, wanted: Any) -> bool:
     return have == want
 
 
-def splice_metadata(store: Any, data: bytes, branches: Branches, old: dict[str, Any],
+def splice_metadata(store: Store, data: bytes, branches: Branches, old: dict[str, Any],
                     new: dict[str, Any]) -> bytes | None:
     """``data`` with its metadata block ``old`` replaced by ``new``, every data
     byte kept as it is; None when ``data`` does not end in the block exactly as
@@ -928,8 +944,8 @@ def _updating(work: Callable[[Progress | None], _R]) -> _R:
     return result
 
 
-def _update_now(request: UpdateRequest, targets: Sequence[Any], config: Any, store_for: Any, cache: Any,
-                labels: Any, out: TextIO) -> int:
+def _update_now(request: UpdateRequest, targets: Sequence[Target], config: Config, store_for: StoreFactory,
+                cache: RuleCache, labels: Labels, out: TextIO) -> int:
     """``-y``: plan and build every file in one pass (nothing to confirm), then
     show the plan and write the files."""
     plans, results = _updating(lambda progress: update_files(
@@ -944,14 +960,14 @@ def _update_now(request: UpdateRequest, targets: Sequence[Any], config: Any, sto
     return _report_results(request, plans, results, out)
 
 
-def _nothing_to_do(request: UpdateRequest, plans: Sequence[Any], out: TextIO) -> int:
+def _nothing_to_do(request: UpdateRequest, plans: Sequence[FilePlan], out: TextIO) -> int:
     _remove_strays(plans)
     out.write("Nothing to update.\n")
     _finish_report(request, plans, None, out)
     return _exit_code([(p.code, p.reason) for p in plans if p.status == STATUS_ERROR])
 
 
-def _report_results(request: UpdateRequest, plans: Sequence[Any], results: Sequence[Any], out: TextIO) -> int:
+def _report_results(request: UpdateRequest, plans: Sequence[FilePlan], results: Sequence[FileResult], out: TextIO) -> int:
     _print_results(results, out, verbose=request.verbose)
     _finish_report(request, plans, results, out)
     failures = [(r.code, r.reason) for r in results if not r.ok]
@@ -959,7 +975,7 @@ def _report_results(request: UpdateRequest, plans: Sequence[Any], results: Seque
     return _exit_code(failures)
 
 
-def _remove_strays(plans: Sequence[Any]) -> None:
+def _remove_strays(plans: Sequence[FilePlan]) -> None:
     """Temp files a hard kill left next to the SOPS files we own (see updater)."""
     owned = [p.path for p in plans if p.status in (STATUS_UPDATE, STATUS_CURRENT)]
     remove_stray_temp_files(owned)
@@ -968,8 +984,8 @@ def _remove_strays(plans: Sequence[Any]) -> None:
 # --- collecting files ----------------------------------------------------------
 
 
-def collect_targets(paths: Sequence[str], config: Any, cache: Any = None,
-                    listing: Any = None) -> list[tuple[Path, str, bool, Any]]:
+def collect_targets(paths: Sequence[str], config: Config, cache: RuleCache | None = None,
+                    listing: TrackedListing | None = None) -> list[Target]:
     """``(absolute path, display name, explicit, rule)``, sorted, without duplicates.
     Named files are explicit (problems are errors; rule None: matched later);
     files found in directories or in git are only taken when a creation rule
@@ -1002,7 +1018,7 @@ def collect_targets(paths: Sequence[str], config: Any, cache: Any = None,
     return sorted(targets, key=lambda t: t[1])
 
 
-def _git_tracked_files(listing: Any = None) -> list[tuple[Path, str]]:
+def _git_tracked_files(listing: TrackedListing | None = None) -> list[tuple[Path, str]]:
     from .gitrepo import TrackedListing
 
     try:
@@ -1022,7 +1038,7 @@ def _git_tracked_files(listing: Any = None) -> list[tuple[Path, str]]:
     return out
 
 
-def start_git_listing(paths: Sequence[str]) -> Any:
+def start_git_listing(paths: Sequence[str]) -> TrackedListing | None:
     """Start listing the tracked files when no paths were given (None
     otherwise, or outside a repository: collect_targets then says why)."""
     if paths:
@@ -1052,13 +1068,13 @@ def _display(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def _store_factory(indent: int | None, config: Any) -> Any:
+def _store_factory(indent: int | None, config: Config) -> StoreFactory:
     from .config import store_for_file
     from .stores import format_for_path
 
-    stores: dict[str, Any] = {}
+    stores: dict[str, Store] = {}
 
-    def store_for(path: str) -> Any:
+    def store_for(path: str) -> Store:
         # One store per format: the store depends on the name's extension only.
         kind = format_for_path(path)
         if kind not in stores:
@@ -1123,7 +1139,7 @@ class Progress:
 # --- results -------------------------------------------------------------------
 
 
-def _print_results(results: Sequence[Any], out: TextIO, verbose: bool = False) -> None:
+def _print_results(results: Sequence[FileResult], out: TextIO, verbose: bool = False) -> None:
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
     rotated = sum(1 for r in ok if r.rotated)
@@ -1135,7 +1151,7 @@ def _print_results(results: Sequence[Any], out: TextIO, verbose: bool = False) -
             out.write("".join(f"      {line}\n" for line in r.detail.strip("\n").splitlines()))
 
 
-def _finish_report(request: UpdateRequest, plans: Sequence[Any], results: Sequence[Any] | None, out: TextIO) -> None:
+def _finish_report(request: UpdateRequest, plans: Sequence[FilePlan], results: Sequence[FileResult] | None, out: TextIO) -> None:
     report = exposure_report(plans, results)
     if report["files"]:
         out.write(
@@ -1230,8 +1246,8 @@ def run_parallel(
     return out
 
 
-def _unique(items: Any) -> list[Any]:
-    seen: dict[Any, None] = {}
+def _unique(items: Iterable[_T]) -> list[_T]:
+    seen: dict[_T, None] = {}
     for item in items:
         seen.setdefault(item, None)
     return list(seen)

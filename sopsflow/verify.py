@@ -40,6 +40,7 @@ from .policy import POLICY_FILE, USAGE_ERROR, VerifyPolicy, load_policy, parse_p
 if TYPE_CHECKING:
     from .audit import FileAudit, Finding
     from .config import Config
+    from .gitrepo import Repo
 
 CONFIG_NAME = ".sops.yaml"
 #: audit statuses of files that carry SOPS metadata
@@ -144,7 +145,7 @@ def _git_call(what: str, call: Any, *args: Any) -> Any:
         raise SopsError(USAGE_ERROR, f"cannot read {what}: {exc}") from None
 
 
-def _collect(repo: Any, options: VerifyOptions) -> tuple[list[Any], str, str | None]:
+def _collect(repo: Repo, options: VerifyOptions) -> tuple[list[Any], str, str | None]:
     if options.source == "index":
         return list(_git_call("the index", repo.index_files)), "index", None
     if options.source == "worktree":
@@ -153,7 +154,7 @@ def _collect(repo: Any, options: VerifyOptions) -> tuple[list[Any], str, str | N
     return files, options.rev, _commit_id(repo, options.rev)
 
 
-def _commit_id(repo: Any, rev: str) -> str | None:
+def _commit_id(repo: Repo, rev: str) -> str | None:
     git = getattr(repo, "repo", None) or getattr(repo, "_repo", None)
     if git is None:
         return None
@@ -165,7 +166,7 @@ def _commit_id(repo: Any, rev: str) -> str | None:
         return None
 
 
-def _scope(repo: Any, options: VerifyOptions) -> set[str] | None:
+def _scope(repo: Repo, options: VerifyOptions) -> set[str] | None:
     """Paths to audit: None for all, else the ones changed since ``options.since``
     (up to the verified revision; for the index and work tree, up to HEAD plus
     what is staged)."""

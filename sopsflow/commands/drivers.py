@@ -32,12 +32,16 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
 from . import common
 from .install_hooks import InstallStep
+
+if TYPE_CHECKING:
+    from ..metadata import Metadata
+    from ..stores import Store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,7 +105,7 @@ def textconv(data: bytes, name: str, args: argparse.Namespace) -> bytes:
         return data
 
 
-def metadata_lines(meta: Any, raw: Any) -> bytes:
+def metadata_lines(meta: Metadata, raw: Any) -> bytes:
     """The ``# sops:`` lines textconv appends: who can read the file and a
     digest of the whole metadata block (never a secret: the wrapped keys and
     the MAC are ciphertext, and only their digest is shown)."""
@@ -155,7 +159,7 @@ def run_merge_driver(args: argparse.Namespace) -> int:
         return 1
 
 
-def _kind(store: Any, data: bytes) -> str:
+def _kind(store: Store, data: bytes) -> str:
     if not data.strip():
         return "empty"
     try:
@@ -165,7 +169,7 @@ def _kind(store: Any, data: bytes) -> str:
     return "plain" if raw is None else "sops"
 
 
-def _sops_merge(args: argparse.Namespace, store: Any, base: bytes | None, ours: bytes, theirs: bytes) -> int:
+def _sops_merge(args: argparse.Namespace, store: Store, base: bytes | None, ours: bytes, theirs: bytes) -> int:
     from ..drivers import merge_context
     from ..fileio import atomic_write
     from ..merge import merge_documents
