@@ -32,7 +32,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import errors
 from ..errors import SopsError
@@ -42,6 +42,7 @@ from .install_hooks import InstallStep
 if TYPE_CHECKING:
     from ..metadata import Metadata
     from ..stores import Store
+    from ..tree import RawMetadata
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,7 +70,7 @@ def _note(text: str) -> None:
 # --- textconv -------------------------------------------------------------------------------
 
 
-def _store(name_path: str, type_override: str | None, args: argparse.Namespace) -> Any:
+def _store(name_path: str, type_override: str | None, args: argparse.Namespace) -> Store:
     return common.pick_store(name_path, type_override, args, common.load_config_lenient(args))
 
 
@@ -105,7 +106,7 @@ def textconv(data: bytes, name: str, args: argparse.Namespace) -> bytes:
         return data
 
 
-def metadata_lines(meta: Metadata, raw: Any) -> bytes:
+def metadata_lines(meta: Metadata, raw: RawMetadata) -> bytes:
     """The ``# sops:`` lines textconv appends: who can read the file and a
     digest of the whole metadata block (never a secret: the wrapped keys and
     the MAC are ciphertext, and only their digest is shown)."""
