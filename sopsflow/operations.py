@@ -241,13 +241,13 @@ _SEMVER = compile_lazy(
 def decryption_order(raw: str | None) -> list[str] | None:
     """The key types to try first (``--decryption-order``, else
     ``$SOPS_DECRYPTION_ORDER``), e.g. ``age,pgp``; None when neither is set."""
+    from .keys.groups import check_decryption_order
+
     raw = raw or os.environ.get("SOPS_DECRYPTION_ORDER")
     if not raw:
         return None
-    order = [p.strip() for p in raw.split(",") if p.strip()]
-    if len(set(order)) != len(order):
-        raise SopsError(errors.DUPLICATE_DECRYPTION_KEY_TYPE, "Duplicate key type in decryption order")
-    return order
+    # Blank items are skipped, as sops does; a repeated type is its error 112.
+    return check_decryption_order([p.strip() for p in raw.split(",") if p.strip()])
 
 
 def semver_key(text: str) -> tuple[Any, ...]:
