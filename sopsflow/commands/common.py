@@ -151,19 +151,18 @@ def read_source(args: argparse.Namespace) -> bytes:
 
 def creation_options(args: argparse.Namespace) -> CreationOptions:
     """The key, selection, MAC and threshold flags of a new file."""
+    import dataclasses
+
     from ..creation import CreationOptions, KeyOptions
 
-    keys = KeyOptions(**{name: str(getattr(args, name, None) or "") for name in _KEY_OPTION_FLAGS})
+    # Each KeyOptions field is the dest of the key flag of the same name.
+    keys = KeyOptions(**{f.name: str(getattr(args, f.name, None) or "") for f in dataclasses.fields(KeyOptions)})
     return CreationOptions(
         keys=keys,
         selection={name: getattr(args, name, None) for name in SELECTION_FLAGS},
         mac_only_encrypted=getattr(args, "mac_only_encrypted", None),
         shamir_threshold=getattr(args, "shamir_secret_sharing_threshold", None),
     )
-
-
-_KEY_OPTION_FLAGS = ("kms", "gcp_kms", "hckms", "azure_kv", "pgp", "hc_vault_transit", "age", "aws_profile",
-                     "encryption_context")
 
 
 def creation_settings(args: argparse.Namespace, name_path: str, config: Config | None) -> CreationSettings:
