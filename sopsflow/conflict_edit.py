@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .tree import Branches, Comment, TreeMap
+from .tree import Branches, Comment, TreeMap, TreeValue
 
 if TYPE_CHECKING:
     from .stores import Store
@@ -77,7 +77,7 @@ def strip_notes(branches: Branches) -> None:
         _strip(branch)
 
 
-def _strip(node: Any) -> None:
+def _strip(node: TreeValue) -> None:
     if type(node) is TreeMap:
         node[:] = [e for e in node if not (type(e) is Comment and MARKER in e.text)]
         for entry in node:

@@ -46,11 +46,12 @@ from . import errors
 from .errors import SopsError
 from .fileio import Snapshot
 from .metadata import Metadata
-from .tree import Branches, Comment, TreeMap
+from .tree import Branches, Comment, RawMetadata, TreeMap, TreeValue
 
 if TYPE_CHECKING:
     from .config import Config, CreationRule, KeySpec
     from .gitrepo import TrackedListing
+    from .keys.ageplugin import PluginIdentity
     from .keys.base import MasterKey
     from .stores import Store
 
@@ -486,7 +487,7 @@ def _plugin_recipients(specs: list[list[KeySpec]]) -> list[str]:
             if spec.type_name == "age" and isinstance(spec.value, str) and plugin_name(spec.value)]
 
 
-def _plugin_identities() -> list[Any]:
+def _plugin_identities() -> list[PluginIdentity]:
     """The user's plugin identities, from the sources read without running
     anything: a key command runs only when a file needs a key (and is told
     which recipient), so identities it prints are used file by file."""
@@ -654,7 +655,7 @@ def _keep_wraps(old: Metadata, new: Metadata, data_key: bytes) -> bool:
     return True
 
 
-def _same_entry(stored: Any, wanted: Any) -> bool:
+def _same_entry(stored: TreeValue, wanted: TreeValue) -> bool:
     """Whether ``stored`` is ``wanted`` with a wrap: equal metadata entries but
     for the wrap and its timestamp (a changed KMS role or profile is not)."""
     from .keys.opaque import OpaqueKey
@@ -669,8 +670,8 @@ def _same_entry(stored: Any, wanted: Any) -> bool:
     return have == want
 
 
-def splice_metadata(store: Store, data: bytes, branches: Branches, old: dict[str, Any],
-                    new: dict[str, Any]) -> bytes | None:
+def splice_metadata(store: Store, data: bytes, branches: Branches, old: RawMetadata,
+                    new: RawMetadata) -> bytes | None:
     """``data`` with its metadata block ``old`` replaced by ``new``, every data
     byte kept as it is; None when ``data`` does not end in the block exactly as
     the store writes it (the caller then writes the whole file)."""
@@ -748,7 +749,7 @@ def encrypted_paths(branches: Branches) -> list[str]:
     return _unique(out)
 
 
-def _walk_encrypted(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+def _walk_encrypted(node: TreeValue, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
     from .cipher import is_encrypted_text
 
     if type(node) is TreeMap:
@@ -769,7 +770,7 @@ def _encrypted_values(branches: Branches) -> Iterator[tuple[str, str]]:
     """(AAD, ENC text) of every encrypted value (not comments)."""
     from .cipher import is_encrypted_text
 
-    def walk(node: Any, keys: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    def walk(node: TreeValue, keys: tuple[str, ...]) -> Iterator[tuple[str, str]]:
         if type(node) is TreeMap:
             for key, value in node.items_():
                 yield from walk(value, keys + (str(key),))

@@ -26,6 +26,7 @@ from ..tree import (
     KeyNotFound,
     TreeMap,
     TreePathCrash,
+    TreeValue,
     TreeWalkCrash,
     parse_tree_path,
     set_path,
@@ -87,7 +88,7 @@ def _fix_string(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def json_value(text: str) -> Any:
+def json_value(text: str) -> TreeValue:
     """A set VALUE as sops 3.11 turns it into a tree value (exit 7 when invalid):
     scalars as Go's encoding/json gives them (every number a float), an object
     through the JSON store (so key order and duplicates are kept). A top-level
@@ -135,7 +136,7 @@ def _read_value(args: argparse.Namespace) -> str:
 # --- the commands ---------------------------------------------------------------------------
 
 
-def _parse_path(text: str, verb: str) -> list[Any]:
+def _parse_path(text: str, verb: str) -> list[str | int]:
     message = f"Invalid {verb} index format"
     try:
         path = parse_tree_path(text)
@@ -203,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply(branches: list[TreeMap], kind: str, path: list[Any], value: Any) -> bool:
+def _apply(branches: list[TreeMap], kind: str, path: list[str | int], value: TreeValue) -> bool:
     if kind == "set":
         branches[0], changed = set_path(branches[0], path, value)
         return changed
