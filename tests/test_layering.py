@@ -86,6 +86,17 @@ def _is_commands(name: str) -> bool:
 @pytest.mark.parametrize("path", _library_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_the_library_never_imports_the_command_line(path: Path) -> None:
     assert not {n for n in imported_modules(path) if _is_commands(n)}
+    # Nor does it take or fake parsed flags: its functions take typed arguments.
+    assert not _imports_argparse(path)
+
+
+def _imports_argparse(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(
+        (isinstance(node, ast.Import) and any(a.name == "argparse" for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module == "argparse" and not node.level)
+        for node in ast.walk(tree)
+    )
 
 
 def _leaf_part(module: str) -> str | None:
