@@ -14,7 +14,7 @@ import os
 import subprocess
 from typing import TYPE_CHECKING
 
-from .tree import Branches, Comment, TreeMap, TreeValue
+from .tree import Branches, Comment, TreeMap, TreeValue, get_path, parse_extract_path
 
 if TYPE_CHECKING:
     from .stores import Store
@@ -48,7 +48,6 @@ def conflict_notes(file_name: str, store: Store, ours: Branches, decryption_orde
     from .errors import SopsError
     from .merge import merge_trees
     from .operations import decrypt_document, to_plain_python
-    from .tree import get_path, parse_extract_path
 
     theirs = decrypt_document(store, theirs_raw, decryption_order=decryption_order).branches
     base_raw = _stage_blob(directory, name, 1)
