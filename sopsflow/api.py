@@ -45,31 +45,16 @@ def encrypt(
 ) -> bytes:
     """Encrypt plaintext ``data``. Keys come from ``age``/``pgp``/``kms`` when given,
     otherwise from the creation rule in ``.sops.yaml`` matching ``filename``."""
-    import argparse
-
-    from . import errors
-    from .commands import common
-    from .operations import encrypt_new, has_sops_metadata
+    from .config import config_in_effect
+    from .creation import CreationOptions, KeyOptions, creation_settings, load_unencrypted
     from .stores import store_by_name
 
-    args = argparse.Namespace(
-        age=",".join(age or []), pgp=",".join(pgp or []), kms=",".join(kms or []),
-        config=os.fspath(config) if config else None,
-    )
-    cfg = common.load_config_for(args)
+    cfg = config_in_effect(config)
     store = store_by_name(format)
-    branches = store.load_plain(data)
-    if has_sops_metadata(store, branches):
-        raise SopsError(errors.FILE_ALREADY_ENCRYPTED, f"File {filename or 'input'} already encrypted")
-    settings = common.creation_settings(args, filename or f"input.{format}", cfg)
-    return encrypt_new(
-        store,
-        branches,
-        settings.key_groups,
-        selection=settings.selection,
-        mac_only_encrypted=settings.mac_only_encrypted,
-        shamir_threshold=settings.shamir_threshold,
-    )
+    branches = load_unencrypted(store, data, filename or "input")
+    keys = KeyOptions(age=",".join(age or []), pgp=",".join(pgp or []), kms=",".join(kms or []))
+    settings = creation_settings(filename or f"input.{format}", cfg, CreationOptions(keys=keys))
+    return settings.encrypt(store, branches)
 
 
 def encrypt_file(

@@ -70,6 +70,7 @@ from .tree import Comment, TreeMap
 
 if TYPE_CHECKING:
     from .config import Config, CreationRule
+    from .stores import Store
 
 ERROR = "error"
 WARNING = "warning"
@@ -494,7 +495,7 @@ def _value_done(frames: list[list[Any]]) -> None:
 # Any store through its document tree ------------------------------------------------
 
 
-def _load_with_store(store: Any, data: bytes, need_stack: bool) -> _Doc:
+def _load_with_store(store: Store, data: bytes, need_stack: bool) -> _Doc:
     try:
         branches, raw = store.load_encrypted(data)
     except SopsError as exc:

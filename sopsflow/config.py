@@ -42,6 +42,7 @@ from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
 
 if TYPE_CHECKING:
     from .keys.base import MasterKey
+    from .stores import Store
 
 
 CONFIG_FILE_NAME = ".sops.yaml"
@@ -704,6 +705,49 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = True) -> Config:
     config = parse_config(data, abs_path, strict=strict)
     _CACHE[(abs_path, strict)] = (stamp, config)
     return config
+
+
+def locate_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The `.sops.yaml` in effect: ``explicit`` (``--config``), else
+    ``$SOPS_CONFIG``, else the nearest one from the working directory upward.
+    A named file that does not exist is sops' error; None when none is found."""
+    named = explicit or os.environ.get("SOPS_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.exists():
+            # sops' wording and exit code, whichever command (or none) follows the flag.
+            raise SopsError(errors.GENERIC, f"could not read config file: open {os.fspath(named)}: no such file or directory")
+        return path
+    try:
+        start = Path.cwd()
+    except FileNotFoundError:
+        return None  # a deleted working directory holds no config file; sops goes on without one
+    return find_config(start)
+
+
+def config_in_effect(explicit: str | os.PathLike[str] | None = None, *, strict: bool = True) -> Config | None:
+    """The loaded :func:`locate_config` file, or None. ``strict=False`` is for
+    commands that only need its ``stores`` section (decrypt, rotate, set,
+    unset, edit of an existing file): like sops, they are not stopped by a
+    broken creation rule."""
+    path = locate_config(explicit)
+    return None if path is None else load_config(path, strict=strict)
+
+
+def store_for_file(name_path: str, type_override: str | None, *, indent: int | None,
+                   config: Config | None) -> Store:
+    """The store for ``name_path`` (``type_override`` wins when it names one);
+    its indentation is ``indent`` when set (0 means the default, as in sops),
+    else the config's ``stores`` setting."""
+    from .stores import store_by_name, store_for_path
+
+    probe = store_for_path(name_path, type_override)
+    chosen = int(indent) if indent else None
+    if chosen is None and config is not None:
+        chosen = config.store_indent(probe.name)  # binary reads json_binary
+    if chosen is None:
+        return probe
+    return store_by_name(probe.name, indent=int(chosen))
 
 
 def parse_config(data: bytes, path: str, *, strict: bool = True) -> Config:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING
 
-from .tree import Branches, Comment, TreeMap
+from .tree import Branches, Comment, TreeMap, TreeValue, get_path, parse_extract_path
+
+if TYPE_CHECKING:
+    from .stores import Store
 
 MARKER = "sopsflow-conflict:"
 #: Stores whose format has comments to carry the notes.
@@ -30,7 +33,7 @@ def _stage_blob(directory: str, name: str, stage: int) -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def conflict_notes(file_name: str, store: Any, ours: Branches, decryption_order: list[str] | None) -> list[str]:
+def conflict_notes(file_name: str, store: Store, ours: Branches, decryption_order: list[str] | None) -> list[str]:
     """Comment texts describing each conflicting key, or [] when the file is not
     in a conflicted merge (or its format cannot hold comments)."""
     if store.name not in _COMMENT_STORES:
@@ -42,7 +45,6 @@ def conflict_notes(file_name: str, store: Any, ours: Branches, decryption_order:
     theirs_raw = _stage_blob(directory, name, 3)
     if theirs_raw is None:
         return []
-    from .commands.decrypt import extract, parse_extract_path
     from .errors import SopsError
     from .merge import merge_trees
     from .operations import decrypt_document, to_plain_python
@@ -53,7 +55,7 @@ def conflict_notes(file_name: str, store: Any, ours: Branches, decryption_order:
     notes = []
     for path in merge_trees(base, ours, theirs).conflicts:
         try:
-            value = extract(theirs[0], parse_extract_path(path))
+            value = get_path(theirs[0], parse_extract_path(path))
             shown = json.dumps(to_plain_python(value), ensure_ascii=False)
         except (SopsError, TypeError, ValueError):
             shown = "(removed or not shown; see git show :3:)"
@@ -74,7 +76,7 @@ def strip_notes(branches: Branches) -> None:
         _strip(branch)
 
 
-def _strip(node: Any) -> None:
+def _strip(node: TreeValue) -> None:
     if type(node) is TreeMap:
         node[:] = [e for e in node if not (type(e) is Comment and MARKER in e.text)]
         for entry in node:

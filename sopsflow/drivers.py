@@ -62,11 +62,14 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import SopsError
 from .lazyre import compile_lazy
+
+if TYPE_CHECKING:
+    from .config import Config, CreationRule
 
 DRIVER_NAME = "sopsflow"
 ATTRIBUTES = f"diff={DRIVER_NAME} merge={DRIVER_NAME}"
@@ -465,7 +468,7 @@ class RuleBlock:
     reason: str = ""
 
 
-def rule_blocks(config: Any, tracked: Iterable[str]) -> list[RuleBlock]:
+def rule_blocks(config: Config, tracked: Iterable[str]) -> list[RuleBlock]:
     """One :class:`RuleBlock` per creation rule of ``config``; ``tracked`` are
     the tracked paths relative to the config's directory (used only for rules
     that cannot be translated)."""
@@ -482,7 +485,7 @@ def rule_blocks(config: Any, tracked: Iterable[str]) -> list[RuleBlock]:
     return blocks
 
 
-def _rule_matches(rule: Any, rel_path: str) -> bool:
+def _rule_matches(rule: CreationRule, rel_path: str) -> bool:
     try:
         return bool(rule.matches(rel_path))
     except SopsError:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import Any
 
 from . import errors
 from .cipher import PREFIX, Cipher, from_bytes, to_bytes
 from .errors import SopsError
 from .metadata import Metadata, lastmodified_aad
-from .tree import Branches, Comment, TreeMap
+from .tree import Branches, Comment, TreeMap, TreeValue
 
 #: Fed into the MAC first when mac_only_encrypted is set: sha256("sops").
 MAC_ONLY_ENCRYPTED_PREFIX = hashlib.sha256(b"sops").digest()
@@ -150,10 +149,10 @@ class _Walker:
             level.clear()
         return out
 
-    def sequence(self, node: list[Any], path: tuple[str, ...], stack: list[list[str]]) -> list[Any]:
+    def sequence(self, node: list[TreeValue], path: tuple[str, ...], stack: list[list[str]]) -> list[TreeValue]:
         stack = stack + [[]]
         level = stack[-1]
-        out: list[Any] = []
+        out: list[TreeValue] = []
         for item in node:
             if type(item) is Comment:
                 level.append(item.text)
@@ -168,7 +167,7 @@ class _Walker:
             level.clear()
         return out
 
-    def value(self, node: Any, path: tuple[str, ...], stack: list[list[str]]) -> Any:
+    def value(self, node: TreeValue, path: tuple[str, ...], stack: list[list[str]]) -> TreeValue:
         kind = type(node)
         if kind is TreeMap:
             return self.branch(node, path, stack)
@@ -178,7 +177,7 @@ class _Walker:
             return None
         return self.leaf(node, path, stack, False)
 
-    def leaf(self, node: Any, path: tuple[str, ...], stack: list[list[str]], is_comment: bool) -> Any:
+    def leaf(self, node: TreeValue, path: tuple[str, ...], stack: list[list[str]], is_comment: bool) -> TreeValue:
         policy = self.policy
         if policy.uses_comments:
             encrypted = policy.encrypted(path, stack, is_comment)
@@ -188,7 +187,7 @@ class _Walker:
             return self._decrypt_leaf(node, path, encrypted, is_comment)
         return self._encrypt_leaf(node, path, encrypted, is_comment)
 
-    def _encrypt_leaf(self, node: Any, path: tuple[str, ...], encrypted: bool, is_comment: bool) -> Any:
+    def _encrypt_leaf(self, node: TreeValue, path: tuple[str, ...], encrypted: bool, is_comment: bool) -> TreeValue:
         plain, type_tag = to_bytes(node)
         if not is_comment and (encrypted or not self.mac_only):
             self.hash.update(plain)
@@ -207,8 +206,8 @@ class _Walker:
             )
         return enc
 
-    def _decrypt_leaf(self, node: Any, path: tuple[str, ...], encrypted: bool, is_comment: bool) -> Any:
-        value: Any
+    def _decrypt_leaf(self, node: TreeValue, path: tuple[str, ...], encrypted: bool, is_comment: bool) -> TreeValue:
+        value: TreeValue
         if encrypted:
             aad = _aad(path)
             if is_comment and not node.text:

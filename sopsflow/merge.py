@@ -30,11 +30,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import SopsError
 from .keys.registry import RULE_KEY_TYPES
 from .tree import Branches, Comment, TreeMap, go_float_f
+
+if TYPE_CHECKING:
+    from .config import KeySpec
+    from .metadata import Metadata
+    from .operations import Decrypted
+    from .stores import Store
 
 
 class _Missing:
@@ -297,7 +303,7 @@ class KeyPolicy:
     """
 
     layout: Layout
-    specs: list[list[Any]] | None
+    specs: list[list[KeySpec]] | None
     label: str
     #: identities ``allow.recipients`` accepts for this file beyond the rule
     allowed: frozenset[str] = frozenset()
@@ -323,7 +329,7 @@ class DocumentMerge:
     refused: str | None = None
 
 
-def merge_documents(store: Any, base: bytes | None, ours: bytes, theirs: bytes,
+def merge_documents(store: Store, base: bytes | None, ours: bytes, theirs: bytes,
                     policy: KeyPolicy | None = None) -> DocumentMerge:
     """Decrypt the three versions in memory, merge them and encrypt the result.
 
@@ -387,7 +393,7 @@ def merge_documents(store: Any, base: bytes | None, ours: bytes, theirs: bytes,
     return DocumentMerge(data, [], source, notes)
 
 
-def _choose_key_set(ours: Any, theirs: Any, base: Any, policy: KeyPolicy) -> tuple[str, list[str]]:
+def _choose_key_set(ours: Decrypted, theirs: Decrypted, base: Decrypted | None, policy: KeyPolicy) -> tuple[str, list[str]]:
     ours_layout, theirs_layout = _layout(ours.metadata), _layout(theirs.metadata)
     allowed = _identities(policy.layout) | _identities(ours_layout)
     outside = [ident for t, ident in _unique_keys(theirs_layout)
@@ -415,7 +421,7 @@ def _choose_key_set(ours: Any, theirs: Any, base: Any, policy: KeyPolicy) -> tup
     return THEIRS_RECIPIENTS, ["kept theirs' recipient change (same data key, nobody outside the rule)"]
 
 
-def _cannot_rotate(*metas: Any) -> str | None:
+def _cannot_rotate(*metas: Metadata) -> str | None:
     """Why a fresh data key cannot be wrapped without dropping an entry."""
     for meta in metas:
         for group in meta.key_groups:
@@ -426,7 +432,7 @@ def _cannot_rotate(*metas: Any) -> str | None:
     return None
 
 
-def _encrypt_fresh(store: Any, branches: Branches, ours_meta: Any, policy: KeyPolicy) -> bytes:
+def _encrypt_fresh(store: Store, branches: Branches, ours_meta: Metadata, policy: KeyPolicy) -> bytes:
     """``branches`` under a new data key wrapped for the policy's keys (ours'
     own keys when the policy has no rule), with ours' options."""
     from .cipher import Cipher
@@ -446,7 +452,7 @@ def _encrypt_fresh(store: Any, branches: Branches, ours_meta: Any, policy: KeyPo
     return encrypt_document(store, branches, meta, data_key, Cipher(data_key))
 
 
-def _decrypt_trying(store: Any, data: bytes, keys: list[bytes]) -> Any:
+def _decrypt_trying(store: Store, data: bytes, keys: list[bytes]) -> Decrypted:
     """Decrypt with a data key we already hold when it fits (no second call to
     age, gpg or KMS), else the usual way. A wrong key cannot pass: the MAC is
     authenticated under the data key."""
@@ -460,7 +466,7 @@ def _decrypt_trying(store: Any, data: bytes, keys: list[bytes]) -> Any:
     return decrypt_document(store, data)
 
 
-def _layout(meta: Any) -> Layout:
+def _layout(meta: Metadata) -> Layout:
     return [[(k.type_name, k.identity()) for k in group] for group in meta.key_groups]
 
 

@@ -71,7 +71,7 @@ class Metadata:
     # -- serialisation -------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, raw: Any) -> Metadata:
+    def from_dict(cls, raw: object) -> Metadata:
         """Build from the raw ``sops`` mapping a store read. Raises SopsError(1) as
         sops does for metadata it cannot load."""
         if not isinstance(raw, dict):
@@ -189,7 +189,7 @@ def _load_groups(raw: dict[str, Any]) -> list[list[MasterKey]]:
     return out
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
@@ -197,7 +197,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _truthy(value: Any) -> bool:
+def _truthy(value: object) -> bool:
     if isinstance(value, str):
         return value.lower() == "true"
     return bool(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .cipher import Cipher
@@ -14,7 +14,10 @@ from .errors import SopsError
 from .keys.base import MasterKey
 from .lazyre import compile_lazy
 from .metadata import Metadata, now_lastmodified
-from .tree import Branches, TreeMap
+from .tree import Branches, TreeMap, TreeValue
+
+if TYPE_CHECKING:
+    from .stores import Store
 
 
 @dataclass
@@ -29,7 +32,7 @@ class Decrypted:
     encrypted_branches: Branches
 
 
-def load_metadata(store: Any, data: bytes) -> tuple[Branches, Metadata]:
+def load_metadata(store: Store, data: bytes) -> tuple[Branches, Metadata]:
     """Parse an encrypted document without decrypting anything."""
     branches, raw = store.load_encrypted(data)
     if raw is None:
@@ -38,7 +41,7 @@ def load_metadata(store: Any, data: bytes) -> tuple[Branches, Metadata]:
 
 
 def decrypt_document(
-    store: Any,
+    store: Store,
     data: bytes,
     *,
     ignore_mac: bool = False,
@@ -63,7 +66,7 @@ def decrypt_document(
 
 
 def encrypt_document(
-    store: Any,
+    store: Store,
     branches: Branches,
     meta: Metadata,
     data_key: bytes,
@@ -99,7 +102,7 @@ def wrap_keys(meta: Metadata, data_key: bytes) -> None:
 
 
 def encrypt_new(
-    store: Any,
+    store: Store,
     branches: Branches,
     key_groups: list[list[MasterKey]],
     *,
@@ -119,7 +122,7 @@ def encrypt_new(
 
 
 def new_file_metadata(
-    store: Any,
+    store: Store,
     key_groups: list[list[MasterKey]],
     *,
     selection: dict[str, str] | None = None,
@@ -148,14 +151,14 @@ def new_file_metadata(
     return meta, data_key
 
 
-def has_sops_metadata(store: Any, branches: Branches) -> bool:
+def has_sops_metadata(store: Store, branches: Branches) -> bool:
     """Whether a plaintext load already carries sops metadata (exit 203 on encrypt)."""
     if store.name == "dotenv":
         return any(isinstance(k, str) and k.startswith("sops_") for b in branches for k in b.keys_())
     return any(b.has("sops") for b in branches[:1])
 
 
-def to_plain_python(node: Any) -> Any:
+def to_plain_python(node: TreeValue) -> object:
     """Tree -> plain dicts/lists (the Python API's result)."""
     from .tree import Comment, Time
 
@@ -172,7 +175,7 @@ def to_plain_python(node: Any) -> Any:
 
 
 def rotate_document(
-    store: Any,
+    store: Store,
     doc: Decrypted,
     add_keys: list[MasterKey] | None = None,
     remove_keys: list[MasterKey] | None = None,
@@ -195,7 +198,7 @@ def rotate_document(
     return rotate_data_key(store, doc)
 
 
-def rotate_data_key(store: Any, doc: Decrypted) -> bytes:
+def rotate_data_key(store: Store, doc: Decrypted) -> bytes:
     """``doc`` encrypted under a new data key wrapped for its key groups as
     they are now. Taking a recipient out of an existing file needs this
     (``rotate --rm-*`` and ``groups delete`` come here; ``edit -s`` and
@@ -233,6 +236,18 @@ _SEMVER = compile_lazy(
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?\Z"
 )
+
+
+def decryption_order(raw: str | None) -> list[str] | None:
+    """The key types to try first (``--decryption-order``, else
+    ``$SOPS_DECRYPTION_ORDER``), e.g. ``age,pgp``; None when neither is set."""
+    from .keys.groups import check_decryption_order
+
+    raw = raw or os.environ.get("SOPS_DECRYPTION_ORDER")
+    if not raw:
+        return None
+    # Blank items are skipped, as sops does; a repeated type is its error 112.
+    return check_decryption_order([p.strip() for p in raw.split(",") if p.strip()])
 
 
 def semver_key(text: str) -> tuple[Any, ...]:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
+from . import errors
+from .errors import SopsError
 from .lazyre import compile_lazy
 
 
@@ -87,16 +89,16 @@ class UInt64(int):
 class TreeMap(list):
     """Ordered mapping: a list of ``(key, value)`` tuples and :class:`Comment` s."""
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    def get(self, key: TreeValue, default: TreeValue = None) -> TreeValue:
         for entry in self:
             if type(entry) is tuple and entry[0] == key:
                 return entry[1]
         return default
 
-    def has(self, key: Any) -> bool:
+    def has(self, key: TreeValue) -> bool:
         return any(type(e) is tuple and e[0] == key for e in self)
 
-    def set(self, key: Any, value: Any) -> None:
+    def set(self, key: TreeValue, value: TreeValue) -> None:
         """Replace the first entry named ``key`` or append a new one."""
         for i, entry in enumerate(self):
             if type(entry) is tuple and entry[0] == key:
@@ -104,26 +106,31 @@ class TreeMap(list):
                 return
         self.append((key, value))
 
-    def remove_key(self, key: Any) -> bool:
+    def remove_key(self, key: TreeValue) -> bool:
         for i, entry in enumerate(self):
             if type(entry) is tuple and entry[0] == key:
                 del self[i]
                 return True
         return False
 
-    def items_(self) -> Iterator[tuple[Any, Any]]:
+    def items_(self) -> Iterator[tuple[TreeValue, TreeValue]]:
         """The key/value entries, comments skipped."""
         for entry in self:
             if type(entry) is tuple:
                 yield entry
 
-    def keys_(self) -> list[Any]:
+    def keys_(self) -> list[TreeValue]:
         return [e[0] for e in self if type(e) is tuple]
 
 
 Scalar = str | int | float | bool | None | Time
 Node = TreeMap | list | Scalar
 Branches = list[TreeMap]
+#: A node of any kind where code walks every kind (checked with ``type(...) is``
+#: at run time): spelling out Node there would only add casts.
+TreeValue: TypeAlias = Any
+#: The ``sops`` metadata section as a store reads and writes it (JSON-like).
+RawMetadata: TypeAlias = dict[str, Any]
 
 
 def go_float_f(value: float) -> str:
@@ -183,7 +190,7 @@ def _shortest_digits(value: float) -> tuple[str, int]:
     return digits, point
 
 
-def val_to_string(value: Any) -> str:
+def val_to_string(value: TreeValue) -> str:
     """sops' ValToString: how dotenv/INI output and exec-env render non-strings."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -241,3 +248,166 @@ def parse_tree_path(text: str) -> list[str | int]:
             raise ValueError(f'strconv.Atoi: parsing "{part}": value out of range')
         path.append(index)
     return path
+
+
+def parse_extract_path(text: str) -> list[str | int]:
+    """The ``--extract`` path of ``decrypt``, with sops' messages and exit codes."""
+    try:
+        return parse_tree_path(text)
+    except TreePathCrash as exc:
+        # sops panics here (exit 2)
+        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"error parsing --extract path: {exc}") from None
+    except ValueError as exc:
+        raise SopsError(errors.INVALID_TREE_PATH_FORMAT, f"error parsing --extract path: {exc}") from None
+
+
+# --- tree operations (sops.TreeBranch's walk, Set and Unset) ---------------------------
+
+
+def get_path(branch: TreeMap, path: list[str | int]) -> TreeValue:
+    """The value at ``path`` below ``branch`` (``decrypt --extract``), with sops'
+    "Error walking tree" messages for a missing key or an index out of range."""
+    current: TreeValue = branch
+    for component in path:
+        if isinstance(component, str):
+            if type(current) is not TreeMap or not current.has(component):
+                raise SopsError(errors.GENERIC, f"Error walking tree: component ['{component}'] not found")
+            current = current.get(component)
+        else:
+            items = current if type(current) is list else None
+            if items is None or not (0 <= component < len(items)):
+                raise SopsError(errors.GENERIC, f"Error walking tree: component [{component}] accesses out of bounds")
+            current = items[component]
+    return current
+
+
+class TreeWalkCrash(Exception):
+    """A set/unset walk on which sops 3.11 panics (exit 2): a key used on a
+    list, a negative index. Callers report it cleanly with that code."""
+
+
+class KeyNotFound(SopsError):
+    """sops.SopsKeyNotFound: what ``unset --idempotent`` tolerates."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errors.GENERIC, message)
+
+
+def _go_s(component: TreeValue) -> str:
+    """Go's %s of a path component (an int prints as %!s(int=N))."""
+    if type(component) is int:
+        return f"%!s(int={component})"
+    return str(component)
+
+
+def _go_type(value: TreeValue) -> str:
+    """Go's %T of a tree value, for sops' "Unsupported type" message."""
+    names = {
+        str: "string",
+        int: "int",
+        float: "float64",
+        bool: "bool",
+        type(None): "<nil>",
+        Time: "time.Time",
+        Comment: "sops.Comment",
+        UInt64: "uint64",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _same_key(key: TreeValue, component: TreeValue) -> bool:
+    # Go compares interface values: the dynamic types must match too.
+    return type(key) is type(component) and key == component
+
+
+def tree_equal(a: TreeValue, b: TreeValue) -> bool:
+    """sops' equals(): same structure, same types, same values."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is TreeMap:
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b, strict=True):
+            if type(x) is Comment or type(y) is Comment:
+                if x != y:
+                    return False
+                continue
+            if not tree_equal(x[0], y[0]) or not tree_equal(x[1], y[1]):
+                return False
+        return True
+    if type(a) is list:
+        return len(a) == len(b) and all(tree_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _value_from_path(path: list[TreeValue], leaf: TreeValue) -> TreeValue:
+    inner = leaf if len(path) == 1 else _value_from_path(path[1:], leaf)
+    if type(path[0]) is int:
+        return [inner]
+    return TreeMap([(path[0], inner)])
+
+
+def _check_index(component: TreeValue) -> int:
+    if type(component) is not int:
+        raise TreeWalkCrash(f"cannot use key {component!r} on a list")
+    if component < 0:
+        raise TreeWalkCrash(f"negative list index {component}")
+    return int(component)
+
+
+def set_path(node: TreeValue, path: list[TreeValue], value: TreeValue) -> tuple[TreeValue, bool]:
+    """Set ``value`` at ``path`` below ``node``, as sops 3.11's Set: a missing
+    key is created, an index past the end of a list appends, a scalar in the
+    way is replaced. Returns (new node, changed)."""
+    if type(node) is TreeMap:
+        for i, entry in enumerate(node):
+            if type(entry) is Comment or not _same_key(entry[0], path[0]):
+                continue
+            if len(path) == 1:
+                changed = not tree_equal(entry[1], value)
+                node[i] = (entry[0], value)
+            else:
+                new, changed = set_path(entry[1], path[1:], value)
+                node[i] = (entry[0], new)
+            return node, changed
+        created = _value_from_path(path, value)
+        if type(created) is TreeMap:
+            node.append(created[0])
+        return node, True
+    if type(node) is list:
+        position = _check_index(path[0])
+        if position >= len(node):
+            node.append(value if len(path) == 1 else _value_from_path(path[1:], value))
+            return node, True
+        if len(path) == 1:
+            changed = not tree_equal(node[position], value)
+            node[position] = value
+        else:
+            node[position], changed = set_path(node[position], path[1:], value)
+        return node, changed
+    created = _value_from_path(path, value)
+    return created, not tree_equal(node, created)
+
+
+def unset_path(node: TreeValue, path: list[TreeValue]) -> TreeValue:
+    """Remove the entry at ``path`` below ``node``; returns the new node."""
+    if type(node) is TreeMap:
+        for i, entry in enumerate(node):
+            if type(entry) is Comment or not _same_key(entry[0], path[0]):
+                continue
+            if len(path) == 1:
+                del node[i]
+            else:
+                node[i] = (entry[0], unset_path(entry[1], path[1:]))
+            return node
+        raise KeyNotFound(f"Key not found: {_go_s(path[0])}")
+    if type(node) is list:
+        position = _check_index(path[0])
+        if position >= len(node):
+            raise KeyNotFound(f"Index {position} out of bounds")
+        if len(path) == 1:
+            del node[position]
+        else:
+            node[position] = unset_path(node[position], path[1:])
+        return node
+    raise SopsError(errors.GENERIC, f"Unsupported type: {_go_type(node)} for item '{_go_s(path[0])}'")

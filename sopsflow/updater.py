@@ -32,17 +32,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import stat
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 
 from . import errors
 from .errors import SopsError
 from .fileio import Snapshot
 from .metadata import Metadata
-from .tree import Branches, Comment, TreeMap
+from .tree import Branches, Comment, RawMetadata, TreeMap, TreeValue
+
+if TYPE_CHECKING:
+    from .config import Config, CreationRule, KeySpec
+    from .gitrepo import TrackedListing
+    from .keys.ageplugin import PluginIdentity
+    from .keys.base import MasterKey
+    from .stores import Store
 
 ROTATE_AUTO = "auto"  # rotate when a recipient is removed
 ROTATE_ALWAYS = "always"  # --rotate
@@ -62,9 +73,14 @@ ADVICE = (
     "at its source (database password, API token, ...)."
 )
 
-StoreFactory = Callable[[str], Any]
+StoreFactory = Callable[[str], "Store"]
+#: A file to update: (absolute path, display name, named by the user, its rule when already matched).
+Target = tuple[Path, str, bool, "CreationRule | None"]
 #: Recipient -> who holds it (from .sops.yaml comments), or a function giving that on demand.
 Labels = Mapping[str, str] | Callable[[], Mapping[str, str]]
+#: Names never treated as secret files when collecting.
+_CONFIG_NAMES = frozenset({".sops.yaml"})
+_SKIP_DIRS = frozenset({".git"})
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -97,10 +113,10 @@ class FilePlan:
     revoked: list[str] = field(default_factory=list)
     secret_paths: list[str] = field(default_factory=list)  # encrypted values (filled on removal)
     # Kept between planning and applying so that nothing is parsed twice.
-    rule: Any = field(default=None, repr=False)
-    rule_specs: list[list[Any]] = field(default_factory=list, repr=False)
+    rule: CreationRule | None = field(default=None, repr=False)
+    rule_specs: list[list[KeySpec]] = field(default_factory=list, repr=False)
     data: bytes = field(default=b"", repr=False)
-    store: Any = field(default=None, repr=False)
+    store: Store | None = field(default=None, repr=False)
     branches: Branches | None = field(default=None, repr=False)
     metadata: Metadata | None = field(default=None, repr=False)
     #: What the file was when read (files to update only): it must still be that when replaced.
@@ -145,10 +161,10 @@ class RuleCache:
     several times for every file."""
 
     def __init__(self) -> None:
-        self._specs: dict[int, tuple[Any, list[list[Any]]]] = {}
+        self._specs: dict[int, tuple[CreationRule, list[list[KeySpec]]]] = {}
         self._checked: set[int] = set()
 
-    def match(self, config: Any, path: str) -> Any:
+    def match(self, config: Config, path: str) -> CreationRule | None:
         """``config.match(path)``, with each rule's validation done once: the
         first file a rule matches goes through Config.match (which raises for
         a rule sops would refuse), later ones only through the regex."""
@@ -163,38 +179,46 @@ class RuleCache:
                 return found
         return None
 
-    def specs(self, rule: Any) -> list[list[Any]]:
+    def specs(self, rule: CreationRule) -> list[list[KeySpec]]:
         hit = self._specs.get(id(rule))
         if hit is None or hit[0] is not rule:
             hit = (rule, rule.key_specs())
             self._specs[id(rule)] = hit
         return hit[1]
 
-    def view(self, rule: Any) -> Any:
+    def view(self, rule: CreationRule) -> CreationRule:
         """``rule`` answering key_specs() from the cache (for audit.recipient_diff)."""
-        return _RuleView(rule, self.specs(rule))
+        return _RuleView.of(rule, self.specs(rule))
 
 
 class _RuleView:
-    def __init__(self, rule: Any, specs: list[list[Any]]) -> None:
+    """A stand-in for a creation rule: every attribute is the rule's, but
+    key_specs() answers the given specs (cached, or with carried-over keys)."""
+
+    def __init__(self, rule: CreationRule, specs: list[list[KeySpec]]) -> None:
         self._rule = rule
         self._specs = specs
 
-    def key_specs(self, kms_context: Any = None) -> list[list[Any]]:
+    @classmethod
+    def of(cls, rule: CreationRule, specs: list[list[KeySpec]]) -> CreationRule:
+        return cast("CreationRule", cls(rule, specs))  # structurally a CreationRule (see __getattr__)
+
+    def key_specs(self, kms_context: Mapping[str, str] | None = None) -> list[list[KeySpec]]:
         return self._specs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._rule, name)
 
 
-def fresh_key_groups(plan: FilePlan) -> list[list[Any]]:
+def fresh_key_groups(plan: FilePlan) -> list[list[MasterKey]]:
     """New master-key objects for the plan's rule (each file wraps its own)."""
     from .config import build_key
 
     try:
         return [[build_key(spec) for spec in group] for group in plan.rule_specs]
     except Exception:
-        plan.rule.key_groups()  # raises the config's own error message
+        if plan.rule is not None:
+            plan.rule.key_groups()  # raises the config's own error message
         raise  # never fall back to the rule alone: it lacks the keys carried over
 
 
@@ -202,11 +226,11 @@ def plan_file(
     path: Path,
     display: str,
     *,
-    config: Any,
+    config: Config,
     store_for: StoreFactory,
     rotate: str = ROTATE_AUTO,
     explicit: bool = True,
-    rule: Any = None,
+    rule: CreationRule | None = None,
     cache: RuleCache | None = None,
 ) -> FilePlan:
     """Decide what to do with one file. ``explicit`` files (named by the user)
@@ -220,8 +244,8 @@ def plan_file(
     return plan
 
 
-def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str, explicit: bool,
-               rule: Any, cache: RuleCache) -> None:
+def _plan_into(plan: FilePlan, config: Config, store_for: StoreFactory, rotate: str, explicit: bool,
+               rule: CreationRule | None, cache: RuleCache) -> None:
     def skip_or_fail(reason: str, code: int = errors.GENERIC) -> None:
         plan.status = STATUS_ERROR if explicit else STATUS_SKIPPED
         plan.reason, plan.code = reason, code
@@ -252,7 +276,7 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
     plan.branches, plan.metadata = branches, meta
     plan.recipients = [k.identity() for k in meta.all_keys()]
     plan.rule_specs = _carry_unnameable(meta, cache.specs(rule))
-    plan.changes = group_changes(meta, _RuleView(rule, plan.rule_specs))
+    plan.changes = group_changes(meta, _RuleView.of(rule, plan.rule_specs))
     # sops updatekeys keeps the file's threshold, capped at the new number of groups.
     plan.threshold_before = meta.shamir_threshold
     plan.threshold_after = min(meta.shamir_threshold, len(plan.rule_specs))
@@ -270,7 +294,7 @@ def _plan_into(plan: FilePlan, config: Any, store_for: StoreFactory, rotate: str
         plan.secret_paths = encrypted_paths(branches)
 
 
-def _carry_unnameable(meta: Metadata, specs: list[list[Any]]) -> list[list[Any]]:
+def _carry_unnameable(meta: Metadata, specs: list[list[KeySpec]]) -> list[list[KeySpec]]:
     """The rule's groups plus, in the same group, each of the file's keys of a
     type no rule can name (a newer sops' key type): the rule cannot have
     removed them, so they stay, verbatim. A group the rule drops while it
@@ -290,7 +314,7 @@ def _carry_unnameable(meta: Metadata, specs: list[list[Any]]) -> list[list[Any]]
     return out
 
 
-def group_changes(meta: Metadata, rule: Any) -> list[GroupChange]:
+def group_changes(meta: Metadata, rule: CreationRule) -> list[GroupChange]:
     """The per-group differences, as the audit module judges them."""
     from .audit import recipient_diff
 
@@ -298,9 +322,9 @@ def group_changes(meta: Metadata, rule: Any) -> list[GroupChange]:
 
 
 def plan_files(
-    targets: Sequence[tuple[Path, str, bool, Any]],
+    targets: Sequence[Target],
     *,
-    config: Any,
+    config: Config,
     store_for: StoreFactory,
     rotate: str = ROTATE_AUTO,
     jobs: int = 0,
@@ -313,7 +337,7 @@ def plan_files(
     processes and returns the plans without what was read."""
     cache = cache or RuleCache()
 
-    def one(target: tuple[Path, str, bool, Any]) -> FilePlan:
+    def one(target: Target) -> FilePlan:
         path, display, explicit, rule = target
         return plan_file(path, display, config=config, store_for=store_for, rotate=rotate, explicit=explicit,
                          rule=rule, cache=cache)
@@ -385,9 +409,9 @@ def apply_files(plans: Sequence[FilePlan], *, decryption_order: list[str] | None
 
 
 def update_files(
-    targets: Sequence[tuple[Path, str, bool, Any]],
+    targets: Sequence[Target],
     *,
-    config: Any,
+    config: Config,
     store_for: StoreFactory,
     rotate: str = ROTATE_AUTO,
     decryption_order: list[str] | None = None,
@@ -414,7 +438,7 @@ def update_files(
                               labels=labels, jobs=jobs, progress=progress, break_hardlinks=break_hardlinks)
         return planned, results
 
-    def one(target: tuple[Path, str, bool, Any]) -> tuple[FilePlan, bytes | Failure | None]:
+    def one(target: Target) -> tuple[FilePlan, bytes | Failure | None]:
         path, display, explicit, rule = target
         plan = plan_file(path, display, config=config, store_for=store_for, rotate=rotate, explicit=explicit,
                          rule=rule, cache=cache)
@@ -456,14 +480,14 @@ def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | N
     return [r for r in results if r is not None]
 
 
-def _plugin_recipients(specs: list[list[Any]]) -> list[str]:
+def _plugin_recipients(specs: list[list[KeySpec]]) -> list[str]:
     from .keys.ageplugin import plugin_name
 
     return [str(spec.value) for group in specs for spec in group
             if spec.type_name == "age" and isinstance(spec.value, str) and plugin_name(spec.value)]
 
 
-def _plugin_identities() -> list[Any]:
+def _plugin_identities() -> list[PluginIdentity]:
     """The user's plugin identities, from the sources read without running
     anything: a key command runs only when a file needs a key (and is told
     which recipient), so identities it prints are used file by file."""
@@ -478,7 +502,7 @@ def _plugin_identities() -> list[Any]:
         return []  # each file reports the problem when it needs a key
 
 
-def _plugins_in_play(config: Any, cache: RuleCache) -> bool:
+def _plugins_in_play(config: Config, cache: RuleCache) -> bool:
     """Whether age plugins take part (a rule names a plugin recipient, or the
     user holds a plugin identity): then each plugin is started once per run,
     which needs the plan of every file first."""
@@ -530,7 +554,7 @@ def _prepare_plugins(plans: Sequence[FilePlan]) -> bool:
     return True
 
 
-def _rule_key_types(config: Any, cache: RuleCache) -> set[str]:
+def _rule_key_types(config: Config, cache: RuleCache) -> set[str]:
     """The key types the creation rules name."""
     kinds: set[str] = set()
     for rule in getattr(config, "rules", []):
@@ -631,7 +655,7 @@ def _keep_wraps(old: Metadata, new: Metadata, data_key: bytes) -> bool:
     return True
 
 
-def _same_entry(stored: Any, wanted: Any) -> bool:
+def _same_entry(stored: TreeValue, wanted: TreeValue) -> bool:
     """Whether ``stored`` is ``wanted`` with a wrap: equal metadata entries but
     for the wrap and its timestamp (a changed KMS role or profile is not)."""
     from .keys.opaque import OpaqueKey
@@ -646,8 +670,8 @@ def _same_entry(stored: Any, wanted: Any) -> bool:
     return have == want
 
 
-def splice_metadata(store: Any, data: bytes, branches: Branches, old: dict[str, Any],
-                    new: dict[str, Any]) -> bytes | None:
+def splice_metadata(store: Store, data: bytes, branches: Branches, old: RawMetadata,
+                    new: RawMetadata) -> bytes | None:
     """``data`` with its metadata block ``old`` replaced by ``new``, every data
     byte kept as it is; None when ``data`` does not end in the block exactly as
     the store writes it (the caller then writes the whole file)."""
@@ -725,7 +749,7 @@ def encrypted_paths(branches: Branches) -> list[str]:
     return _unique(out)
 
 
-def _walk_encrypted(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+def _walk_encrypted(node: TreeValue, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
     from .cipher import is_encrypted_text
 
     if type(node) is TreeMap:
@@ -746,7 +770,7 @@ def _encrypted_values(branches: Branches) -> Iterator[tuple[str, str]]:
     """(AAD, ENC text) of every encrypted value (not comments)."""
     from .cipher import is_encrypted_text
 
-    def walk(node: Any, keys: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    def walk(node: TreeValue, keys: tuple[str, ...]) -> Iterator[tuple[str, str]]:
         if type(node) is TreeMap:
             for key, value in node.items_():
                 yield from walk(value, keys + (str(key),))
@@ -823,6 +847,338 @@ def plan_summary(plans: Sequence[FilePlan]) -> str:
 # --- files and temp files ------------------------------------------------------
 
 
+# --- the updatekeys run -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """One ``updatekeys`` run: what to update and how (the command's flags)."""
+
+    #: Files or directories; empty: every git-tracked file a creation rule matches.
+    paths: Sequence[str] = ()
+    #: Update without asking (otherwise the plan is shown and confirmed on a terminal).
+    yes: bool = False
+    #: Show the plan only; the result is 1 when changes are pending.
+    dry_run: bool = False
+    rotate: str = ROTATE_AUTO
+    #: Where to write the removed-recipient exposure report as JSON.
+    report: str | None = None
+    jobs: int = 0
+    #: The .sops.yaml to use (default: config.locate_config's search).
+    config: str | None = None
+    indent: int | None = None
+    #: ``--decryption-order`` as given (parsed when the keys are needed).
+    decryption_order: str | None = None
+    verbose: bool = False
+    break_hardlinks: bool = False
+
+
+def update_keys(request: UpdateRequest, out: TextIO | None = None) -> int:
+    """Bring the files in line with ``.sops.yaml`` (``sopsflow updatekeys``):
+    plan, show, confirm, update, report. Returns the exit code."""
+    from .config import load_config, locate_config
+
+    if request.jobs < 0:
+        raise SopsError(errors.CONFLICTING_PARAMETERS, "--jobs must be 0 (auto) or more")
+    config_file = locate_config(request.config)
+    if config_file is None:
+        raise SopsError(errors.GENERIC, "config file not found: updatekeys needs a .sops.yaml with creation rules")
+    listing = start_git_listing(request.paths)  # git runs while the configuration loads
+    config = load_config(config_file)
+    if not getattr(config, "rules", None):
+        raise SopsError(errors.GENERIC, f"The config file {config_file} does not contain any creation rule")
+    cache = RuleCache()
+    targets = collect_targets(request.paths, config, cache, listing)
+    store_for = _store_factory(request.indent, config)
+    out = out or sys.stdout
+    verbose = request.verbose
+    labels = functools.cache(lambda: _labels(config_file))  # read only to explain a failure
+    if request.yes and not request.dry_run:
+        return _update_now(request, targets, config, store_for, cache, labels, out)
+    progress = Progress("planning") if _interactive_stderr() else None
+    # A dry run keeps nothing for later and plans in worker processes; otherwise
+    # the plans keep what they read for the update (CPU work: threads would only contend).
+    plans = plan_files(targets, config=config, store_for=store_for, rotate=request.rotate,
+                               jobs=request.jobs if request.dry_run else 1, progress=progress, cache=cache,
+                               keep_content=not request.dry_run)
+    if progress:
+        progress.close()
+    out.write(format_plan(plans, verbose=verbose))
+    out.write(plan_summary(plans))
+    pending = [p for p in plans if p.status == STATUS_UPDATE]
+    plan_errors = [p for p in plans if p.status == STATUS_ERROR]
+    if request.dry_run:
+        _finish_report(request, plans, None, out)
+        return 1 if pending or plan_errors else 0
+    if not pending:
+        return _nothing_to_do(request, plans, out)
+    if not _confirm(len(pending)):
+        out.write("No file was changed.\n")
+        return 0
+    _remove_strays(plans)
+    results = _updating(lambda progress: apply_files(
+        pending, decryption_order=_decryption_order(request), labels=labels, jobs=request.jobs,
+        progress=progress, break_hardlinks=request.break_hardlinks))
+    return _report_results(request, plans, results, out)
+
+
+def _decryption_order(request: UpdateRequest) -> list[str] | None:
+    from .operations import decryption_order
+
+    return decryption_order(request.decryption_order)
+
+
+#: Every file is written only once all are built, and each write is atomic.
+_INTERRUPTED = "\nInterrupted: the files not yet updated are unchanged; run updatekeys again.\n"
+
+
+def _updating(work: Callable[[Progress | None], _R]) -> _R:
+    """Run ``work`` with a progress bar on a terminal; on Ctrl-C say what state the files are in."""
+    progress = Progress("updating") if _interactive_stderr() else None
+    try:
+        result = work(progress)
+    except KeyboardInterrupt:
+        sys.stderr.write(_INTERRUPTED)
+        raise
+    if progress:
+        progress.close()
+    return result
+
+
+def _update_now(request: UpdateRequest, targets: Sequence[Target], config: Config, store_for: StoreFactory,
+                cache: RuleCache, labels: Labels, out: TextIO) -> int:
+    """``-y``: plan and build every file in one pass (nothing to confirm), then
+    show the plan and write the files."""
+    plans, results = _updating(lambda progress: update_files(
+        targets, config=config, store_for=store_for, rotate=request.rotate,
+        decryption_order=_decryption_order(request), labels=labels, jobs=request.jobs, progress=progress,
+        cache=cache, break_hardlinks=request.break_hardlinks))
+    out.write(format_plan(plans, verbose=request.verbose))
+    out.write(plan_summary(plans))
+    if not results:
+        return _nothing_to_do(request, plans, out)
+    _remove_strays(plans)
+    return _report_results(request, plans, results, out)
+
+
+def _nothing_to_do(request: UpdateRequest, plans: Sequence[FilePlan], out: TextIO) -> int:
+    _remove_strays(plans)
+    out.write("Nothing to update.\n")
+    _finish_report(request, plans, None, out)
+    return _exit_code([(p.code, p.reason) for p in plans if p.status == STATUS_ERROR])
+
+
+def _report_results(request: UpdateRequest, plans: Sequence[FilePlan], results: Sequence[FileResult], out: TextIO) -> int:
+    _print_results(results, out, verbose=request.verbose)
+    _finish_report(request, plans, results, out)
+    failures = [(r.code, r.reason) for r in results if not r.ok]
+    failures += [(p.code, p.reason) for p in plans if p.status == STATUS_ERROR]
+    return _exit_code(failures)
+
+
+def _remove_strays(plans: Sequence[FilePlan]) -> None:
+    """Temp files a hard kill left next to the SOPS files we own (see updater)."""
+    owned = [p.path for p in plans if p.status in (STATUS_UPDATE, STATUS_CURRENT)]
+    remove_stray_temp_files(owned)
+
+
+# --- collecting files ----------------------------------------------------------
+
+
+def collect_targets(paths: Sequence[str], config: Config, cache: RuleCache | None = None,
+                    listing: TrackedListing | None = None) -> list[Target]:
+    """``(absolute path, display name, explicit, rule)``, sorted, without duplicates.
+    Named files are explicit (problems are errors; rule None: matched later);
+    files found in directories or in git are only taken when a creation rule
+    matches them."""
+    cache = cache or RuleCache()
+    found: dict[Path, tuple[Path, str, bool]] = {}
+    if not paths:
+        for path, display in _git_tracked_files(listing):
+            found.setdefault(path, (path, display, False))
+    for raw in paths:
+        path = Path(os.path.abspath(raw))
+        if path.is_dir() and not path.is_symlink():
+            for file in _walk(path):
+                found.setdefault(file, (file, _display(file), False))
+        elif path.exists() or path.is_symlink():
+            # A link and its target named together are one file.
+            found[Path(os.path.realpath(path))] = (path, _display(path), True)
+        else:
+            raise SopsError(errors.NO_FILE_SPECIFIED, f"Error: cannot operate on non-existent file {raw}")
+    targets = []
+    for path, display, explicit in found.values():
+        rule = None
+        if not explicit:
+            if path.name in _CONFIG_NAMES or is_temp_file(path.name) or path.is_symlink():
+                continue
+            rule = cache.match(config, str(path))
+            if rule is None:
+                continue
+        targets.append((path, display, explicit, rule))
+    return sorted(targets, key=lambda t: t[1])
+
+
+def _git_tracked_files(listing: TrackedListing | None = None) -> list[tuple[Path, str]]:
+    from .gitrepo import TrackedListing
+
+    try:
+        listing = listing or TrackedListing(Path.cwd())
+        names = listing.paths()
+    except SopsError as exc:
+        raise SopsError(exc.code, f"{exc.message}: name the files or directories to update") from None
+    out = []
+    for name in names:
+        path = listing.root / name
+        try:
+            regular = stat.S_ISREG(os.lstat(path).st_mode)  # one call: a regular file, not a link
+        except OSError:
+            continue  # tracked but deleted in the work tree
+        if regular:
+            out.append((Path(os.path.abspath(path)), _display(path)))
+    return out
+
+
+def start_git_listing(paths: Sequence[str]) -> TrackedListing | None:
+    """Start listing the tracked files when no paths were given (None
+    otherwise, or outside a repository: collect_targets then says why)."""
+    if paths:
+        return None
+    from .gitrepo import TrackedListing
+
+    try:
+        return TrackedListing(Path.cwd())
+    except SopsError:
+        return None
+
+
+def _walk(directory: Path) -> list[Path]:
+    files = []
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+        for name in names:
+            files.append(Path(root) / name)
+    return files
+
+
+def _display(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _store_factory(indent: int | None, config: Config) -> StoreFactory:
+    from .config import store_for_file
+    from .stores import format_for_path
+
+    stores: dict[str, Store] = {}
+
+    def store_for(path: str) -> Store:
+        # One store per format: the store depends on the name's extension only.
+        kind = format_for_path(path)
+        if kind not in stores:
+            stores[kind] = store_for_file(path, None, indent=indent, config=config)
+        return stores[kind]
+
+    return store_for
+
+
+def _labels(config_file: Path) -> dict[str, str]:
+    from .recipients_edit import recipient_labels
+
+    try:
+        return recipient_labels(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+# --- interaction ---------------------------------------------------------------
+
+
+def _interactive_stderr() -> bool:
+    return sys.stderr.isatty()
+
+
+def _confirm(count: int) -> bool:  # only asked without -y
+    if not sys.stdin.isatty():
+        raise SopsError(
+            errors.GENERIC,
+            f"refusing to update {count} file(s) without confirmation: stdin is not a terminal "
+            "(review the plan, then pass -y)",
+        )
+    sys.stderr.write(f"Update {count} file(s)? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+class Progress:
+    """A one-line progress bar on stderr (only used when stderr is a terminal)."""
+
+    WIDTH = 30
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = self.WIDTH * done // max(total, 1)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+# --- results -------------------------------------------------------------------
+
+
+def _print_results(results: Sequence[FileResult], out: TextIO, verbose: bool = False) -> None:
+    ok = [r for r in results if r.ok]
+    failed = [r for r in results if not r.ok]
+    rotated = sum(1 for r in ok if r.rotated)
+    out.write(f"Updated {len(ok)} file(s) ({rotated} with a new data key)")
+    out.write(f"; {len(failed)} failed:\n" if failed else ".\n")
+    for r in failed:
+        out.write(f"  {r.plan.display}: {r.reason}\n")
+        if verbose and r.detail:
+            out.write("".join(f"      {line}\n" for line in r.detail.strip("\n").splitlines()))
+
+
+def _finish_report(request: UpdateRequest, plans: Sequence[FilePlan], results: Sequence[FileResult] | None, out: TextIO) -> None:
+    report = exposure_report(plans, results)
+    if report["files"]:
+        out.write(
+            "\nSecrets readable by removed recipients - change them at their source, "
+            "git history keeps the old ciphertext:\n"
+        )
+        for entry in report["files"]:
+            rotated = "data key rotated" if entry["data_key_rotated"] else f"data key NOT rotated ({entry['status']})"
+            out.write(f"  {entry['path']}  (removed: {', '.join(entry['removed_recipients'])}; {rotated})\n")
+            for key in entry["keys"]:
+                out.write(f"      {key}\n")
+    if request.report:
+        from .fileio import atomic_write
+
+        atomic_write(request.report, (json.dumps(report, indent=2) + "\n").encode(), mode=0o644)
+
+
+def _exit_code(failures: Sequence[tuple[int, str]]) -> int:
+    """0 when nothing failed; the shared sops exit code when every failure has
+    the same one (e.g. 128 when no key was available), else 1."""
+    if not failures:
+        return 0
+    codes = {code or errors.GENERIC for code, _ in failures}
+    return codes.pop() if len(codes) == 1 else errors.GENERIC
+
+
 def is_temp_file(name: str) -> bool:
     from .fileio import is_temp_file as temp
 
@@ -891,8 +1247,8 @@ def run_parallel(
     return out
 
 
-def _unique(items: Any) -> list[Any]:
-    seen: dict[Any, None] = {}
+def _unique(items: Iterable[_T]) -> list[_T]:
+    seen: dict[_T, None] = {}
     for item in items:
         seen.setdefault(item, None)
     return list(seen)

@@ -40,6 +40,8 @@ from .policy import POLICY_FILE, USAGE_ERROR, VerifyPolicy, load_policy, parse_p
 if TYPE_CHECKING:
     from .audit import FileAudit, Finding
     from .config import Config
+    from .gitrepo import GitFile, Repo
+    from .settings import AuditSettings
 
 CONFIG_NAME = ".sops.yaml"
 #: audit statuses of files that carry SOPS metadata
@@ -170,7 +172,7 @@ def _git_call(what: str, call: Any, *args: Any) -> Any:
         raise SopsError(USAGE_ERROR, f"cannot read {what}: {exc}") from None
 
 
-def _collect(repo: Any, options: VerifyOptions) -> tuple[list[Any], str, str | None]:
+def _collect(repo: Repo, options: VerifyOptions) -> tuple[list[GitFile], str, str | None]:
     if options.source == "index":
         return list(_git_call("the index", repo.index_files)), "index", None
     if options.source == "worktree":
@@ -179,7 +181,7 @@ def _collect(repo: Any, options: VerifyOptions) -> tuple[list[Any], str, str | N
     return files, options.rev, _commit_id(repo, options.rev)
 
 
-def _commit_id(repo: Any, rev: str) -> str | None:
+def _commit_id(repo: Repo, rev: str) -> str | None:
     git = getattr(repo, "repo", None) or getattr(repo, "_repo", None)
     if git is None:
         return None
@@ -191,7 +193,7 @@ def _commit_id(repo: Any, rev: str) -> str | None:
         return None
 
 
-def _scope(repo: Any, options: VerifyOptions) -> set[str] | None:
+def _scope(repo: Repo, options: VerifyOptions) -> set[str] | None:
     """Paths to audit: None for all, else the ones changed since ``options.since``
     (up to the verified revision; for the index and work tree, up to HEAD plus
     what is staged)."""
@@ -214,7 +216,7 @@ def _scope(repo: Any, options: VerifyOptions) -> set[str] | None:
 class _Run:
     """State shared by the checks of one verify run."""
 
-    def __init__(self, root: Path, files: list[Any], scope: set[str] | None, options: VerifyOptions) -> None:
+    def __init__(self, root: Path, files: list[GitFile], scope: set[str] | None, options: VerifyOptions) -> None:
         self.root = root
         self.files = sorted(files, key=lambda f: f.path)
         self.by_path = {f.path: f for f in self.files}
@@ -274,7 +276,7 @@ class _Run:
         data = self.tree_file(POLICY_FILE)
         return parse_policy(data, POLICY_FILE) if data is not None else VerifyPolicy()
 
-    def load_settings(self) -> Any:
+    def load_settings(self) -> AuditSettings:
         from .settings import AuditSettings, parse_settings
 
         data = self.tree_file(POLICY_FILE)
@@ -352,7 +354,7 @@ class _Run:
 
     # the per-file pass: audit, then --mac and the rotation policy
 
-    def check_files(self, settings: Any) -> None:
+    def check_files(self, settings: AuditSettings) -> None:
         if self.options.mac:
             self.checks.append("mac")
         if self.policy.rotation:
@@ -709,7 +711,7 @@ def _jobs(requested: int | None, count: int) -> int:
 _SHARED: tuple[list[_Blob], list[Config | None], _Context] | None = None
 
 
-def _map_files(files: list[Any], configs: list[Config | None], context: _Context, jobs: int) -> list[_Outcome]:
+def _map_files(files: list[GitFile], configs: list[Config | None], context: _Context, jobs: int) -> list[_Outcome]:
     if jobs <= 1:
         unwrapped: dict[tuple[Any, ...], bytes | SopsError] = {}
         return [_check_file(f, c, context, unwrapped) for f, c in zip(files, configs, strict=True)]
@@ -908,7 +910,7 @@ def _has_enc(node: Any) -> bool:
     return _is_enc(node)
 
 
-def _looks_sops(f: Any) -> bool:
+def _looks_sops(f: GitFile) -> bool:
     """Cheap test for files outside the --since scope (not audited)."""
     if f.is_symlink:
         return False

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
-from ..keys.base import MasterKey
 from ..metadata import SELECTION_OPTIONS
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..creation import CreationOptions, CreationSettings
+    from ..stores import Store
 
 SELECTION_FLAGS = SELECTION_OPTIONS
 
@@ -90,67 +93,31 @@ def add_selection_flags(p: argparse.ArgumentParser) -> None:
 
 
 def decryption_order(args: argparse.Namespace) -> list[str] | None:
-    raw = getattr(args, "decryption_order", None) or os.environ.get("SOPS_DECRYPTION_ORDER")
-    if not raw:
-        return None
-    order = [p.strip() for p in raw.split(",") if p.strip()]
-    if len(set(order)) != len(order):
-        raise SopsError(errors.DUPLICATE_DECRYPTION_KEY_TYPE, "Duplicate key type in decryption order")
-    return order
+    from ..operations import decryption_order as parse
+
+    return parse(getattr(args, "decryption_order", None))
 
 
 # --- stores ------------------------------------------------------------------
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
-    explicit = getattr(args, "config", None) or os.environ.get("SOPS_CONFIG")
-    if explicit:
-        path = Path(explicit)
-        if not path.exists():
-            # sops' wording and exit code, whichever command (or none) follows the flag.
-            raise SopsError(errors.GENERIC, f"could not read config file: open {explicit}: no such file or directory")
-        return path
-    from ..config import find_config
+    from ..config import locate_config
 
-    try:
-        start = Path.cwd()
-    except FileNotFoundError:
-        return None  # a deleted working directory holds no config file; sops goes on without one
-    return find_config(start)
+    return locate_config(getattr(args, "config", None))
 
 
-def load_config_for(args: argparse.Namespace, *, strict: bool = True) -> Any:
-    """The .sops.yaml in effect. ``strict=False`` is for commands that only need
-    its ``stores`` section (decrypt, rotate, set, unset, edit of an existing
-    file): like sops, they are not stopped by a broken creation rule."""
-    path = config_path(args)
-    if path is None:
-        return None
-    from ..config import load_config
+def load_config_for(args: argparse.Namespace, *, strict: bool = True) -> Config | None:
+    """The .sops.yaml in effect (see config.config_in_effect for ``strict``)."""
+    from ..config import config_in_effect
 
-    return load_config(path, strict=strict)
+    return config_in_effect(getattr(args, "config", None), strict=strict)
 
 
-def store_indent(args: argparse.Namespace, store_name: str, config: Any) -> int | None:
-    indent = getattr(args, "indent", None)
-    if indent:  # --indent 0 means the default, as in sops
-        return int(indent)
-    if config is not None:
-        key = "json_binary" if store_name == "binary" else store_name
-        value = config.store_indent(key)
-        if value is not None:
-            return int(value)
-    return None
+def pick_store(name_path: str, type_override: str | None, args: argparse.Namespace, config: Config | None) -> Store:
+    from ..config import store_for_file
 
-
-def pick_store(name_path: str, type_override: str | None, args: argparse.Namespace, config: Any) -> Any:
-    from ..stores import store_by_name, store_for_path
-
-    probe = store_for_path(name_path, type_override)
-    indent = store_indent(args, probe.name, config)
-    if indent is None:
-        return probe
-    return store_by_name(probe.name, indent=indent)
+    return store_for_file(name_path, type_override, indent=getattr(args, "indent", None), config=config)
 
 
 def input_name(args: argparse.Namespace) -> tuple[str, bool]:
@@ -182,127 +149,27 @@ def read_source(args: argparse.Namespace) -> bytes:
 # --- keys and rules ------------------------------------------------------------
 
 
-@dataclass
-class CreationSettings:
-    key_groups: list[list[MasterKey]]
-    selection: dict[str, str] = field(default_factory=dict)
-    mac_only_encrypted: bool = False
-    shamir_threshold: int = 0
+def creation_options(args: argparse.Namespace) -> CreationOptions:
+    """The key, selection, MAC and threshold flags of a new file."""
+    import dataclasses
+
+    from ..creation import CreationOptions, KeyOptions
+
+    # Each KeyOptions field is the dest of the key flag of the same name.
+    keys = KeyOptions(**{f.name: str(getattr(args, f.name, None) or "") for f in dataclasses.fields(KeyOptions)})
+    return CreationOptions(
+        keys=keys,
+        selection={name: getattr(args, name, None) for name in SELECTION_FLAGS},
+        mac_only_encrypted=getattr(args, "mac_only_encrypted", None),
+        shamir_threshold=getattr(args, "shamir_secret_sharing_threshold", None),
+    )
 
 
-def _flag_or_env(args: argparse.Namespace, attr: str, env: str) -> str:
-    value = getattr(args, attr, None)
-    if value:
-        return str(value)
-    return os.environ.get(env, "")
+def creation_settings(args: argparse.Namespace, name_path: str, config: Config | None) -> CreationSettings:
+    """Keys and options for a new file from the flags and the matching rule."""
+    from ..creation import creation_settings as settings_for
 
-
-def keys_from_flags(args: argparse.Namespace) -> list[MasterKey]:
-    """Keys named on the command line or in SOPS_* variables, in the order sops
-    builds its single group: kms, gcp_kms, hckms, azure_kv, pgp, hc_vault, age."""
-    keys: list[MasterKey] = []
-    kms = _flag_or_env(args, "kms", "SOPS_KMS_ARN")
-    if kms:
-        from ..keys.kms import parse_encryption_context, parse_kms_arns
-
-        ctx_text = getattr(args, "encryption_context", None) or ""
-        context = parse_encryption_context(ctx_text) if ctx_text else None
-        keys.extend(parse_kms_arns(kms, context, getattr(args, "aws_profile", None) or ""))
-    gcp = _flag_or_env(args, "gcp_kms", "SOPS_GCP_KMS_IDS")
-    if gcp:
-        from ..keys.opaque import OpaqueKey
-
-        keys.extend(OpaqueKey("gcp_kms", {"resource_id": r.strip()}) for r in gcp.split(",") if r.strip())
-    hckms = _flag_or_env(args, "hckms", "SOPS_HUAWEICLOUD_KMS_IDS")
-    if hckms:
-        keys.extend(hckms_keys(hckms.split(",")))
-    azure = _flag_or_env(args, "azure_kv", "SOPS_AZURE_KEYVAULT_URLS")
-    if azure:
-        from ..keys.opaque import OpaqueKey
-
-        for url in (u.strip() for u in azure.split(",") if u.strip()):
-            keys.append(OpaqueKey("azure_kv", _azure_entry(url)))
-    pgp = _flag_or_env(args, "pgp", "SOPS_PGP_FP")
-    if pgp:
-        from ..keys.pgp import PgpKey
-
-        keys.extend(PgpKey(fp.strip().replace(" ", "")) for fp in pgp.split(",") if fp.strip())
-    vault = _flag_or_env(args, "hc_vault_transit", "SOPS_VAULT_URIS")
-    if vault:
-        from ..keys.hcvault import VaultKey
-
-        keys.extend(VaultKey.from_uri(u.strip()) for u in vault.split(",") if u.strip())
-    age = _flag_or_env(args, "age", "SOPS_AGE_RECIPIENTS")
-    if age:
-        from ..keys.age import parse_age_recipients
-
-        keys.extend(parse_age_recipients(age))
-    return keys
-
-
-def hckms_keys(ids: list[str]) -> list[MasterKey]:
-    """HuaweiCloud KMS keys (``region:key-uuid``), parsed by their key module.
-    sopsflow has no HuaweiCloud client: existing entries are kept, wrapping a
-    data key for a new one fails as sops fails without HuaweiCloud credentials."""
-    from ..keys.hckms import HckmsKeyError, keys_from_string
-
-    try:
-        return list(keys_from_string(",".join(ids)))
-    except HckmsKeyError as exc:
-        raise SopsError(errors.GENERIC, str(exc)) from None
-
-
-def _azure_entry(url: str) -> dict[str, str]:
-    from ..keys.opaque import parse_azure_url
-
-    try:
-        return parse_azure_url(url)
-    except ValueError as exc:
-        raise SopsError(errors.GENERIC, str(exc)) from None
-
-
-def creation_settings(args: argparse.Namespace, name_path: str, config: Any) -> CreationSettings:
-    """Keys and options for a new file: flags and SOPS_* variables replace the
-    rule's keys; selection options and threshold come from the flags, then
-    the matching rule."""
-    rule = None
-    if config is not None and config.has_creation_rules:
-        rule = config.match(os.path.abspath(name_path))
-    flag_keys = keys_from_flags(args)
-    if flag_keys:
-        groups = [flag_keys]
-    elif rule is not None:
-        ctx_text = getattr(args, "encryption_context", None) or ""
-        if ctx_text:
-            from ..keys.kms import parse_encryption_context
-
-            groups = rule.key_groups(kms_context=parse_encryption_context(ctx_text))
-        else:
-            groups = rule.key_groups()
-    else:
-        if config is not None and config.has_creation_rules:
-            raise SopsError(errors.GENERIC, "error loading config: no matching creation rules found")
-        raise SopsError(
-            errors.GENERIC,
-            "config file not found, or has no creation rules, and no keys provided through command line options",
-        )
-    selection = dict(rule.selection) if rule is not None else {}
-    for name in SELECTION_FLAGS:
-        value = getattr(args, name, None)
-        if value:
-            selection[name] = value
-    if len(selection) > 1:
-        raise SopsError(
-            errors.CONFLICTING_PARAMETERS,
-            "Error: cannot use more than one of " + ", ".join(sorted(selection)),
-        )
-    mac_only = getattr(args, "mac_only_encrypted", None)
-    if mac_only is None:
-        mac_only = bool(rule.mac_only_encrypted) if rule is not None else False
-    threshold = getattr(args, "shamir_secret_sharing_threshold", None)
-    if threshold is None:
-        threshold = rule.shamir_threshold if rule is not None else 0
-    return CreationSettings(groups, selection, bool(mac_only), int(threshold or 0))
+    return settings_for(name_path, config, creation_options(args))
 
 
 # --- output --------------------------------------------------------------------
@@ -348,51 +215,10 @@ def read_existing(path: str, *, for_rewrite: bool = False) -> bytes:
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"Error reading file: open {path}: {reason}") from None
 
 
-def load_config_lenient(args: argparse.Namespace) -> Any:
+def load_config_lenient(args: argparse.Namespace) -> Config | None:
     """The config for store settings only: commands that do not read creation
     rules must not fail on a broken .sops.yaml."""
     try:
         return load_config_for(args)
     except SopsError:
         return None
-
-
-# --- keys named by value (rotate --add-*/--rm-*, groups add) ----------------------
-
-#: The order sops 3.11 builds key lists from rotate's and groups' flags.
-KEY_KINDS = ("kms", "pgp", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
-
-
-def make_keys(
-    kind: str, values: list[str], *, context: dict[str, str] | None = None, aws_profile: str = ""
-) -> list[MasterKey]:
-    """Master keys of one type from flag values; every value may itself be a
-    comma-separated list. ``kind`` is a metadata list name (KEY_KINDS)."""
-    items = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    if not items:
-        return []
-    if kind == "kms":
-        from ..keys.kms import parse_kms_arns
-
-        return list(parse_kms_arns(",".join(items), context, aws_profile))
-    if kind == "pgp":
-        from ..keys.pgp import PgpKey
-
-        return [PgpKey(fp.replace(" ", "")) for fp in items]
-    if kind in ("gcp_kms", "azure_kv"):
-        from ..keys.opaque import OpaqueKey
-
-        if kind == "gcp_kms":
-            return [OpaqueKey("gcp_kms", {"resource_id": r}) for r in items]
-        return [OpaqueKey("azure_kv", _azure_entry(u)) for u in items]
-    if kind == "hckms":
-        return hckms_keys(items)
-    if kind == "hc_vault":
-        from ..keys.hcvault import VaultKey
-
-        return [VaultKey.from_uri(u) for u in items]
-    if kind == "age":
-        from ..keys.age import parse_age_recipients
-
-        return list(parse_age_recipients(",".join(items)))
-    raise ValueError(f"unknown key type {kind}")

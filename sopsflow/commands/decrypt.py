@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from .. import errors
-from ..errors import SopsError
-from ..tree import TreeMap, TreePathCrash, parse_tree_path
+from ..tree import get_path, parse_extract_path
 from . import common
 
 
@@ -22,32 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_break_hardlinks_flag(p)
     common.add_global_flags(p, suppress=True)
     p.set_defaults(func=run)
-
-
-def parse_extract_path(text: str) -> list[Any]:
-    """The ``--extract`` path, by the parser ``set`` and ``unset`` use."""
-    try:
-        return list(parse_tree_path(text))
-    except TreePathCrash as exc:
-        # sops panics here (exit 2)
-        raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"error parsing --extract path: {exc}") from None
-    except ValueError as exc:
-        raise SopsError(errors.INVALID_TREE_PATH_FORMAT, f"error parsing --extract path: {exc}") from None
-
-
-def extract(branch: TreeMap, path: list[Any]) -> Any:
-    current: Any = branch
-    for component in path:
-        if isinstance(component, str):
-            if type(current) is not TreeMap or not current.has(component):
-                raise SopsError(errors.GENERIC, f"Error walking tree: component ['{component}'] not found")
-            current = current.get(component)
-        else:
-            items = current if type(current) is list else None
-            if items is None or not (0 <= component < len(items)):
-                raise SopsError(errors.GENERIC, f"Error walking tree: component [{component}] accesses out of bounds")
-            current = items[component]
-    return current
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         check_version=True,
     )
     if extract_path is not None:
-        value = extract(doc.branches[0], extract_path)
+        value = get_path(doc.branches[0], extract_path)
         result = out_store.dump_value(value)
     else:
         result = out_store.dump_plain(doc.branches)

@@ -32,12 +32,17 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import errors
 from ..errors import SopsError
 from . import common
 from .install_hooks import InstallStep
+
+if TYPE_CHECKING:
+    from ..metadata import Metadata
+    from ..stores import Store
+    from ..tree import RawMetadata
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +70,7 @@ def _note(text: str) -> None:
 # --- textconv -------------------------------------------------------------------------------
 
 
-def _store(name_path: str, type_override: str | None, args: argparse.Namespace) -> Any:
+def _store(name_path: str, type_override: str | None, args: argparse.Namespace) -> Store:
     return common.pick_store(name_path, type_override, args, common.load_config_lenient(args))
 
 
@@ -101,7 +106,7 @@ def textconv(data: bytes, name: str, args: argparse.Namespace) -> bytes:
         return data
 
 
-def metadata_lines(meta: Any, raw: Any) -> bytes:
+def metadata_lines(meta: Metadata, raw: RawMetadata) -> bytes:
     """The ``# sops:`` lines textconv appends: who can read the file and a
     digest of the whole metadata block (never a secret: the wrapped keys and
     the MAC are ciphertext, and only their digest is shown)."""
@@ -155,7 +160,7 @@ def run_merge_driver(args: argparse.Namespace) -> int:
         return 1
 
 
-def _kind(store: Any, data: bytes) -> str:
+def _kind(store: Store, data: bytes) -> str:
     if not data.strip():
         return "empty"
     try:
@@ -165,7 +170,7 @@ def _kind(store: Any, data: bytes) -> str:
     return "plain" if raw is None else "sops"
 
 
-def _sops_merge(args: argparse.Namespace, store: Any, base: bytes | None, ours: bytes, theirs: bytes) -> int:
+def _sops_merge(args: argparse.Namespace, store: Store, base: bytes | None, ours: bytes, theirs: bytes) -> int:
     from ..drivers import merge_context
     from ..fileio import atomic_write
     from ..merge import merge_documents

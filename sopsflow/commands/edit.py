@@ -36,13 +36,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
 from ..logs import logger
 from ..tree import Branches, Comment, TreeMap
 from . import common
+
+if TYPE_CHECKING:
+    from ..cipher import Cipher
+    from ..metadata import Metadata
+    from ..stores import Store
 
 _EXAMPLE_TEXT = "Welcome to SOPS! Edit this file as you please!"
 _PRESS_ENTER = "Press Enter to return to the editor, or Ctrl+C to exit."
@@ -103,7 +108,7 @@ def example_branches(store_name: str) -> Branches:
 # --- version bookkeeping ------------------------------------------------------------------
 
 
-def update_version(meta: Any) -> None:
+def update_version(meta: Metadata) -> None:
     from ..metadata import SOPS_VERSION
     from ..operations import version_is_newer
 
@@ -208,9 +213,9 @@ class EditState:
     """What is being edited: the tree, its metadata and the data key."""
 
     branches: Branches
-    metadata: Any
+    metadata: Metadata
     data_key: bytes
-    cipher: Any
+    cipher: Cipher
     #: recipients the edited metadata removed (the data key was then rotated)
     removed: list[str] = field(default_factory=list)
 
@@ -227,14 +232,14 @@ def _wait_or_fail(message: str, code: int) -> None:
         raise SopsError(code, message)
 
 
-def _same_key_layout(a: Any, b: Any) -> bool:
-    def layout(meta: Any) -> list[list[tuple[str, str]]]:
+def _same_key_layout(a: Metadata, b: Metadata) -> bool:
+    def layout(meta: Metadata) -> list[list[tuple[str, str]]]:
         return [[(k.type_name, k.identity()) for k in g] for g in meta.key_groups]
 
     return layout(a) == layout(b) and a.shamir_threshold == b.shamir_threshold
 
 
-def _merge_metadata(state: EditState, edited: Any) -> None:
+def _merge_metadata(state: EditState, edited: Metadata) -> None:
     """--show-master-keys: take the edited metadata block. Unchanged keys keep
     their entries; if the keys or threshold changed, the same data key is
     wrapped again for the new layout - unless a recipient was removed: a key
@@ -262,7 +267,7 @@ def _merge_metadata(state: EditState, edited: Any) -> None:
     state.metadata = edited
 
 
-def _load_edit(text: bytes, in_store: Any, show_master_keys: bool) -> tuple[Branches, Any]:
+def _load_edit(text: bytes, in_store: Store, show_master_keys: bool) -> tuple[Branches, Metadata | None]:
     """Parse the edited file; returns (branches, edited metadata or None)."""
     from ..metadata import Metadata
     from ..operations import has_sops_metadata
@@ -281,7 +286,7 @@ def _load_edit(text: bytes, in_store: Any, show_master_keys: bool) -> tuple[Bran
     return branches, Metadata.from_dict(raw)
 
 
-def edit_until_ok(path: str, original_hash: bytes, in_store: Any, state: EditState, show_master_keys: bool) -> None:
+def edit_until_ok(path: str, original_hash: bytes, in_store: Store, state: EditState, show_master_keys: bool) -> None:
     while True:
         run_editor(path)
         try:
@@ -313,8 +318,8 @@ def edit_until_ok(path: str, original_hash: bytes, in_store: Any, state: EditSta
 def edit_state(
     state: EditState,
     file_name: str,
-    in_store: Any,
-    out_store: Any,
+    in_store: Store,
+    out_store: Store,
     show_master_keys: bool,
     conflict_notes: bool = False,
 ) -> bytes:
@@ -338,7 +343,7 @@ def edit_state(
     return encrypt_document(out_store, state.branches, state.metadata, state.data_key, state.cipher)
 
 
-def _existing_state(args: argparse.Namespace, file_name: str, in_store: Any) -> EditState:
+def _existing_state(args: argparse.Namespace, file_name: str, in_store: Store) -> EditState:
     from ..operations import decrypt_document
 
     doc = decrypt_document(
@@ -351,19 +356,12 @@ def _existing_state(args: argparse.Namespace, file_name: str, in_store: Any) -> 
     return EditState(doc.branches, doc.metadata, doc.data_key, doc.cipher)
 
 
-def _new_state(args: argparse.Namespace, file_name: str, in_store: Any) -> EditState:
+def _new_state(args: argparse.Namespace, file_name: str, in_store: Store) -> EditState:
     from ..cipher import Cipher
-    from ..operations import new_file_metadata
 
     config = common.load_config_for(args)
     settings = common.creation_settings(args, file_name, config)
-    meta, data_key = new_file_metadata(
-        in_store,
-        settings.key_groups,
-        selection=settings.selection,
-        mac_only_encrypted=settings.mac_only_encrypted,
-        shamir_threshold=settings.shamir_threshold,
-    )
+    meta, data_key = settings.new_metadata(in_store)
     # Go's zero time, which is what sops shows under --show-master-keys.
     meta.lastmodified = "0001-01-01T00:00:00Z"
     # sops loads its example text back through the store before editing.

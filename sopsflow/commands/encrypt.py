@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..operations import encrypt_new, has_sops_metadata
+    from ..creation import load_unencrypted
 
     common.check_output_flags(args)
     name, is_stdin = common.input_name(args)
@@ -36,17 +36,6 @@ def run(args: argparse.Namespace) -> int:
     out_store = common.pick_store(name, args.output_type or args.input_type, args, config)
     # Keys and rules first, as sops: with neither, that is the error, even for an encrypted file.
     settings = common.creation_settings(args, name, config)
-    data = common.read_source(args)
-    branches = in_store.load_plain(data)
-    if has_sops_metadata(in_store, branches):
-        raise SopsError(errors.FILE_ALREADY_ENCRYPTED, f"File {name} already encrypted")
-    result = encrypt_new(
-        out_store,
-        branches,
-        settings.key_groups,
-        selection=settings.selection,
-        mac_only_encrypted=settings.mac_only_encrypted,
-        shamir_threshold=settings.shamir_threshold,
-    )
+    result = settings.encrypt(out_store, load_unencrypted(in_store, common.read_source(args), name))
     common.write_output(args, result, None if is_stdin or not args.in_place else args.file)
     return 0

@@ -20,13 +20,17 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
 from ..logs import logger
 from ..tree import Comment, TreeMap, val_to_string
 from . import common
+
+if TYPE_CHECKING:
+    from ..operations import Decrypted
+    from ..stores import Store
 
 FALLBACK_FILENAME = "tmp-file"
 
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 # --- decryption ---------------------------------------------------------------------
 
 
-def _decrypt(args: argparse.Namespace, output_type: str | None) -> tuple[Any, Any]:
+def _decrypt(args: argparse.Namespace, output_type: str | None) -> tuple[Decrypted, Store]:
     from ..operations import decrypt_document
 
     config = common.load_config_lenient(args)

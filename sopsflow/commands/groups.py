@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from ..creation import make_keys
 from ..errors import SopsError
 from ..keys.base import MasterKey
 from . import common
+
+if TYPE_CHECKING:
+    from ..metadata import Metadata
 
 _UINT32_MAX = (1 << 32) - 1
 
@@ -89,7 +93,7 @@ def new_group(args: argparse.Namespace) -> list[MasterKey]:
         ("azure_kv", args.azure_kv),
         ("age", args.age),
     ):
-        group.extend(common.make_keys(kind, values, context=context, aws_profile=args.aws_profile or ""))
+        group.extend(make_keys(kind, values, context=context, aws_profile=args.aws_profile or ""))
     return group
 
 
@@ -178,7 +182,7 @@ def _change(args: argparse.Namespace, edit: Any) -> int:
     return 0
 
 
-def _check_groups(meta: Any, command: str) -> None:
+def _check_groups(meta: Metadata, command: str) -> None:
     count = len(meta.key_groups)
     if count == 0:
         raise SopsError(errors.GENERIC, "cannot delete the last key group: the file would have no keys")

@@ -80,7 +80,7 @@ def _validate(config_file: Path, text: str) -> None:
 
 
 def _run_updatekeys(args: argparse.Namespace, config_file: Path) -> int:
-    from . import updatekeys
+    from ..updater import UpdateRequest, update_keys
 
     paths: list[str] = []
     try:
@@ -89,9 +89,7 @@ def _run_updatekeys(args: argparse.Namespace, config_file: Path) -> int:
         open_repo(Path.cwd())
     except Exception:
         paths = [str(config_file.parent)]  # not a git repository: the config's directory tree
-    ns = argparse.Namespace(
-        paths=paths, yes=args.yes, dry_run=False, rotate="auto", report=None, jobs=0,
-        config=str(config_file), indent=getattr(args, "indent", None),
-        decryption_order=getattr(args, "decryption_order", None), verbose=getattr(args, "verbose", False),
-    )
-    return updatekeys.run(ns)
+    return update_keys(UpdateRequest(
+        paths=paths, yes=args.yes, config=str(config_file), indent=getattr(args, "indent", None),
+        decryption_order=getattr(args, "decryption_order", None), verbose=bool(getattr(args, "verbose", False)),
+    ))

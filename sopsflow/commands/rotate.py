@@ -15,6 +15,7 @@ import json
 import os
 
 from .. import errors
+from ..creation import make_keys
 from ..errors import SopsError
 from ..keys.base import MasterKey
 from . import common
@@ -70,7 +71,7 @@ def _keys(args: argparse.Namespace, prefix: str) -> list[MasterKey]:
     keys: list[MasterKey] = []
     for _stem, kind, _what in _KEY_FLAGS:
         if kind in values:
-            keys.extend(common.make_keys(kind, [values[kind]], context=context, aws_profile=args.aws_profile or ""))
+            keys.extend(make_keys(kind, [values[kind]], context=context, aws_profile=args.aws_profile or ""))
     return keys
 
 

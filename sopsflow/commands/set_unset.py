@@ -22,7 +22,16 @@ from typing import Any
 from .. import errors
 from ..errors import SopsError
 from ..logs import logger
-from ..tree import Comment, Time, TreeMap, TreePathCrash, UInt64, parse_tree_path
+from ..tree import (
+    KeyNotFound,
+    TreeMap,
+    TreePathCrash,
+    TreeValue,
+    TreeWalkCrash,
+    parse_tree_path,
+    set_path,
+    unset_path,
+)
 from . import common
 
 
@@ -56,35 +65,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     common.add_global_flags(p, suppress=True)
 
 
-# --- tree paths ----------------------------------------------------------------------
-
-
-class _Crash(Exception):
-    """Input on which sops 3.11 panics (exit 2); reported cleanly with that code."""
-
-
-def _go_s(component: Any) -> str:
-    """Go's %s of a path component (an int prints as %!s(int=N))."""
-    if type(component) is int:
-        return f"%!s(int={component})"
-    return str(component)
-
-
-def _go_type(value: Any) -> str:
-    """Go's %T of a tree value, for sops' "Unsupported type" message."""
-    names = {
-        str: "string",
-        int: "int",
-        float: "float64",
-        bool: "bool",
-        type(None): "<nil>",
-        Time: "time.Time",
-        Comment: "sops.Comment",
-        UInt64: "uint64",
-    }
-    return names.get(type(value), type(value).__name__)
-
-
 # --- JSON values -------------------------------------------------------------------------
 
 
@@ -108,7 +88,7 @@ def _fix_string(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def json_value(text: str) -> Any:
+def json_value(text: str) -> TreeValue:
     """A set VALUE as sops 3.11 turns it into a tree value (exit 7 when invalid):
     scalars as Go's encoding/json gives them (every number a float), an object
     through the JSON store (so key order and duplicates are kept). A top-level
@@ -153,116 +133,10 @@ def _read_value(args: argparse.Namespace) -> str:
     return raw.decode("utf-8", "replace")
 
 
-# --- the tree operations (sops.TreeBranch.Set / Unset) -------------------------------------
-
-
-def _same_key(key: Any, component: Any) -> bool:
-    # Go compares interface values: the dynamic types must match too.
-    return type(key) is type(component) and key == component
-
-
-def tree_equal(a: Any, b: Any) -> bool:
-    """sops' equals(): same structure, same types, same values."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is TreeMap:
-        if len(a) != len(b):
-            return False
-        for x, y in zip(a, b, strict=True):
-            if type(x) is Comment or type(y) is Comment:
-                if x != y:
-                    return False
-                continue
-            if not tree_equal(x[0], y[0]) or not tree_equal(x[1], y[1]):
-                return False
-        return True
-    if type(a) is list:
-        return len(a) == len(b) and all(tree_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def _value_from_path(path: list[Any], leaf: Any) -> Any:
-    inner = leaf if len(path) == 1 else _value_from_path(path[1:], leaf)
-    if type(path[0]) is int:
-        return [inner]
-    return TreeMap([(path[0], inner)])
-
-
-def _check_index(component: Any) -> int:
-    if type(component) is not int:
-        raise _Crash(f"cannot use key {component!r} on a list")
-    if component < 0:
-        raise _Crash(f"negative list index {component}")
-    return int(component)
-
-
-def set_path(node: Any, path: list[Any], value: Any) -> tuple[Any, bool]:
-    """Set ``value`` at ``path`` below ``node``; returns (new node, changed)."""
-    if type(node) is TreeMap:
-        for i, entry in enumerate(node):
-            if type(entry) is Comment or not _same_key(entry[0], path[0]):
-                continue
-            if len(path) == 1:
-                changed = not tree_equal(entry[1], value)
-                node[i] = (entry[0], value)
-            else:
-                new, changed = set_path(entry[1], path[1:], value)
-                node[i] = (entry[0], new)
-            return node, changed
-        created = _value_from_path(path, value)
-        if type(created) is TreeMap:
-            node.append(created[0])
-        return node, True
-    if type(node) is list:
-        position = _check_index(path[0])
-        if position >= len(node):
-            node.append(value if len(path) == 1 else _value_from_path(path[1:], value))
-            return node, True
-        if len(path) == 1:
-            changed = not tree_equal(node[position], value)
-            node[position] = value
-        else:
-            node[position], changed = set_path(node[position], path[1:], value)
-        return node, changed
-    created = _value_from_path(path, value)
-    return created, not tree_equal(node, created)
-
-
-class KeyNotFound(SopsError):
-    """sops.SopsKeyNotFound: what ``unset --idempotent`` tolerates."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(errors.GENERIC, message)
-
-
-def unset_path(node: Any, path: list[Any]) -> Any:
-    """Remove the entry at ``path`` below ``node``; returns the new node."""
-    if type(node) is TreeMap:
-        for i, entry in enumerate(node):
-            if type(entry) is Comment or not _same_key(entry[0], path[0]):
-                continue
-            if len(path) == 1:
-                del node[i]
-            else:
-                node[i] = (entry[0], unset_path(entry[1], path[1:]))
-            return node
-        raise KeyNotFound(f"Key not found: {_go_s(path[0])}")
-    if type(node) is list:
-        position = _check_index(path[0])
-        if position >= len(node):
-            raise KeyNotFound(f"Index {position} out of bounds")
-        if len(path) == 1:
-            del node[position]
-        else:
-            node[position] = unset_path(node[position], path[1:])
-        return node
-    raise SopsError(errors.GENERIC, f"Unsupported type: {_go_type(node)} for item '{_go_s(path[0])}'")
-
-
 # --- the commands ---------------------------------------------------------------------------
 
 
-def _parse_path(text: str, verb: str) -> list[Any]:
+def _parse_path(text: str, verb: str) -> list[str | int]:
     message = f"Invalid {verb} index format"
     try:
         path = parse_tree_path(text)
@@ -320,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         if args.idempotent:
             return 0
         raise
-    except _Crash as exc:
+    except TreeWalkCrash as exc:
         raise SopsError(errors.COULD_NOT_READ_INPUT_FILE, f"Error walking tree: {exc}") from None
     result = encrypt_document(out_store, doc.branches, doc.metadata, doc.data_key, doc.cipher)
     if args.set_kind == "set" and not changed and args.idempotent:
@@ -330,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply(branches: list[TreeMap], kind: str, path: list[Any], value: Any) -> bool:
+def _apply(branches: list[TreeMap], kind: str, path: list[str | int], value: TreeValue) -> bool:
     if kind == "set":
         branches[0], changed = set_path(branches[0], path, value)
         return changed

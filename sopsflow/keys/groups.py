@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from .. import errors
 from ..errors import SopsError
@@ -22,6 +22,14 @@ from .base import KeyFailure, MasterKey
 DEFAULT_DECRYPTION_ORDER = ("age", "pgp")
 SOPS_DECRYPTION_ORDER = "SOPS_DECRYPTION_ORDER"
 FAILED_MESSAGE = "Failed to get the data key required to decrypt the SOPS file."
+
+
+class KeyedFile(Protocol):
+    """What recovering a data key reads of a file's metadata (metadata.Metadata
+    has it; keys/ does not import the metadata module)."""
+
+    key_groups: list[list[MasterKey]]
+    shamir_threshold: int
 
 
 def parse_decryption_order(text: str) -> list[str]:
@@ -92,7 +100,7 @@ def decrypt_group(group: Sequence[MasterKey], order: Sequence[str]) -> GroupResu
     return result
 
 
-def get_data_key(metadata: Any, decryption_order: Sequence[str] | str | None = None) -> bytes:
+def get_data_key(metadata: KeyedFile, decryption_order: Sequence[str] | str | None = None) -> bytes:
     """The file's data key. ``metadata`` needs ``key_groups`` and ``shamir_threshold``.
 
     Raises SopsError(128) with the failure report in ``detail``. The report

@@ -7,9 +7,9 @@ in another's dependencies (ruamel for YAML).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-from ..tree import Branches
+from ..tree import Branches, RawMetadata, TreeValue
 
 STORE_NAMES = ("yaml", "json", "dotenv", "ini", "binary")
 
@@ -19,15 +19,15 @@ class Store(Protocol):
 
     def load_plain(self, data: bytes) -> Branches: ...
 
-    def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]: ...
+    def load_encrypted(self, data: bytes) -> tuple[Branches, RawMetadata | None]: ...
 
     def dump_plain(self, branches: Branches) -> bytes: ...
 
-    def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes: ...
+    def dump_encrypted(self, branches: Branches, metadata: RawMetadata) -> bytes: ...
 
-    def dump_value(self, value: Any) -> bytes: ...
+    def dump_value(self, value: TreeValue) -> bytes: ...
 
-    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+    def metadata_tail(self, metadata: RawMetadata) -> bytes:
         """The bytes ``dump_encrypted`` writes after the data of a one-document
         file: for every branch ``b``, ``dump_encrypted([b], m)`` is the same
         head followed by ``metadata_tail(m)``."""

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sopsflow.commands.set_unset import json_value, parse_tree_path, set_path, unset_path
+from sopsflow.commands.set_unset import json_value
 from sopsflow.errors import SopsError
-from sopsflow.tree import TreeMap
+from sopsflow.tree import TreeMap, parse_tree_path, set_path, unset_path
 
 from ..conftest import run_sops, run_sopsflow
 from ..vectors import AGE_RECIPIENT

@@ -144,3 +144,25 @@ def test_overflowing_float_is_a_string_in_config_and_document(tmp_path: Path) ->
     assert sops.rc == flow.rc == 0, (sops.why(), flow.why())
     types = [re.findall(rb"type:([a-z]+)\]", run.out)[:3] for run in (sops, flow)]
     assert types[0] == types[1] == [b"str", b"str", b"float"]
+
+
+def test_a_repeated_decryption_key_type_is_refused_alike(tmp_path: Path) -> None:
+    """``--decryption-order`` and ``SOPS_DECRYPTION_ORDER``: a type named twice
+    is exit 112 with sops' message; blank items are skipped."""
+    d = tmp_path / "enc"
+    d.mkdir()
+    (d / "p.yaml").write_text("x: 1\n")
+    (made,) = run_each([(sops_argv(["encrypt", "--age", A, "p.yaml"]), d)], env=age_env())
+    assert made.rc == 0, made.why()
+    files = {"s.yaml": made.out.decode()}
+    for i, (args, env) in enumerate((
+        (["decrypt", "--decryption-order", "age,pgp,age", "s.yaml"], {}),
+        (["decrypt", "s.yaml"], {"SOPS_DECRYPTION_ORDER": "age,age"}),
+    )):
+        sops, flow = _both(tmp_path, f"twice{i}", args, files=files, **env)
+        assert sops.rc == flow.rc == 112, (sops.why(), flow.why())
+        assert sops.err.strip().splitlines()[-1] == flow.err.strip().splitlines()[-1] == (
+            b"Duplicate decryption key type: age"), (sops.why(), flow.why())
+    sops, flow = _both(tmp_path, "blank", ["decrypt", "--decryption-order", " age, ,pgp", "s.yaml"], files=files)
+    assert sops.rc == flow.rc == 0, (sops.why(), flow.why())
+    assert sops.out == flow.out == b"x: 1\n"
