@@ -92,6 +92,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sopsflow verify",
         "sopsflow verify --rev origin/main --format sarif=verify.sarif",
     ),
+    "history": (
+        "sopsflow history --report history.json",
+        "sopsflow history --since origin/main --format sarif=history.sarif",
+    ),
     "install-hooks": (
         "sopsflow install-hooks",
         "sopsflow install-hooks --chain      # keep an existing pre-commit hook",
