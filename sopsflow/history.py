@@ -204,13 +204,13 @@ def _ref_tips(git: _Git, refs: list[str] | None) -> list[tuple[str, str]]:
         if head:
             tips.append(("HEAD", head.decode()))
         return tips
-    tips = []
+    named = []
     for ref in refs:
-        oid = git.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False).strip()
-        if not oid:
+        found = git.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False).strip()
+        if not found:
             raise SopsError(USAGE_ERROR, f"unknown revision {ref!r}")
-        tips.append((ref, oid.decode()))
-    return tips
+        named.append((ref, found.decode()))
+    return named
 
 
 def _split_ref_line(line: str) -> tuple[str, str, str, str, str]:

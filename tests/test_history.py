@@ -115,7 +115,7 @@ def test_every_leak_is_found_once_with_its_commits_and_refs(leaky: Path, tmp_pat
 
     old = found["secrets/old.yaml"][0]
     assert old["introduced_in"] == [log["leak"]]
-    assert old["removed_in"] == [log[f'Revert "leak"']] and old["in_head"] is False
+    assert old["removed_in"] == [log['Revert "leak"']] and old["in_head"] is False
 
     side = found["app/config.py"][0]
     assert side["kinds"] == ["leaked-secret"] and side["refs"] == ["side"] and side["in_head"] is False
