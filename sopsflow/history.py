@@ -39,8 +39,10 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -60,8 +62,10 @@ SETTINGS_NAME = ".sopsflow.yaml"
 EXPOSURE_KINDS = ("plaintext-secret", "partly-plaintext", "leaked-secret")
 ROTATE_LINE = "rotate these at their source: history keeps every value listed, even after removal"
 #: Bytes of blob content held at once; with ``BATCH_ITEMS`` this bounds memory.
-BATCH_BYTES = 4 << 20
-BATCH_ITEMS = 2000
+BATCH_BYTES = 2 << 20
+BATCH_ITEMS = 1000
+#: Commits one ``git diff-tree`` process diffs (its memory grows with them).
+DIFF_COMMITS = 1000
 #: Rows of the text report; the rest go to ``--report``.
 TEXT_ROWS = 25
 TEXT_WIDTH = 100
@@ -239,13 +243,18 @@ def _config_dir(path: str) -> str | None:
 # --- the walk ---------------------------------------------------------------------------
 
 
-@dataclass
 class _Pair:
-    """One (path, blob) some commit holds."""
+    """One (path, blob) some commit holds (one per blob version: kept small)."""
 
-    mode: bytes
-    introduced: list[int] = field(default_factory=list)
-    removed: list[int] = field(default_factory=list)
+    __slots__ = ("mode", "introduced", "removed", "contexts")
+
+    def __init__(self, mode: bytes, removed: tuple[int, ...] = ()) -> None:
+        self.mode = mode
+        # tuples: the empty one is shared, and most pairs have one commit in each
+        self.introduced: tuple[int, ...] = ()
+        self.removed = removed
+        #: the (config, settings) keys it is judged under, each once
+        self.contexts: tuple[tuple[str, str], ...] = ()
 
 
 #: config file path -> blob, as of one commit (shared between commits until it changes)
@@ -258,13 +267,20 @@ class _Walk:
         self.options = options
         self.commits: list[str] = []
         self.index: dict[str, int] = {}
-        self.parents: list[tuple[int, ...]] = []
+        #: per commit, its parent's index or a tuple of them (-1: outside the walk)
+        self.parents: list[int | tuple[int, ...]] = []
         self.pairs: dict[tuple[str, str], _Pair] = {}
-        #: (path, blob, config blob, settings blob) judged once each
-        self.jobs: set[tuple[str, str, str, str]] = set()
+        #: every distinct (config key, settings blob) -> a shared 1-tuple of it
+        self.contexts: dict[tuple[str, str], tuple[tuple[str, str]]] = {}
         self.states: list[_ConfigState] = []
+        #: one str per distinct path, shared by every version of the file
+        self.paths: dict[bytes, str] = {}
 
-    def list_commits(self, tips: list[tuple[str, str]]) -> list[list[str]]:
+    def run(self, tips: list[tuple[str, str]]) -> None:
+        """Every commit from rev-list (parents first), diffed as it comes,
+        ``DIFF_COMMITS`` at a time: neither the commit list nor git's memory
+        (diff-tree keeps every tree it parsed until it exits) grows with the
+        history beyond what the walk keeps."""
         lines = [oid for _, oid in tips]
         if self.options.since is not None:
             since = self.git.run("rev-parse", "--verify", "-q", f"{self.options.since}^{{commit}}", check=False).strip()
@@ -272,17 +288,27 @@ class _Walk:
                 raise SopsError(USAGE_ERROR, f"unknown revision {self.options.since!r}")
             lines.append("^" + since.decode())
         if not tips:
-            return []
-        out = self.git.run("rev-list", "--stdin", "--topo-order", "--reverse", "--parents",
-                           stdin=("\n".join(lines) + "\n").encode())
-        rows = [line.split() for line in out.decode().splitlines() if line]
-        for row in rows:
-            self.index[row[0]] = len(self.commits)
-            self.commits.append(row[0])
-        return rows
+            return
+        with _spool(("\n".join(lines) + "\n").encode()) as stdin:
+            proc = self.git.stream("rev-list", "--stdin", "--topo-order", "--reverse", "--parents", stdin=stdin)
+            assert proc.stdout is not None
+            rows: list[list[str]] = []
+            for line in proc.stdout:
+                row = line.decode().split()
+                if not row:
+                    continue
+                self.index[row[0]] = len(self.commits)
+                self.commits.append(row[0])
+                rows.append(row)
+                if len(rows) == DIFF_COMMITS:
+                    self._diff_some(rows)
+                    rows = []
+            if rows:
+                self._diff_some(rows)
+            if proc.wait() != 0:
+                raise SopsError(errors.GENERIC, "git rev-list failed")
 
-    def diff(self, rows: list[list[str]]) -> None:
-        """One diff-tree pass over every (commit, parent) pair, in rev-list order."""
+    def _diff_some(self, rows: list[list[str]]) -> None:
         feed = []
         for row in rows:
             feed.extend([row[0]] if len(row) == 1 else [f"{row[0]} {p}" for p in row[1:]])
@@ -292,7 +318,7 @@ class _Walk:
             assert proc.stdout is not None
             per_commit: list[list[tuple[bytes, str, str, str]]] = []
             row_at = 0
-            for header, entries in _diff_records(proc.stdout):
+            for header, entries in _diff_records(proc.stdout, self.paths):
                 row = rows[row_at]
                 if header != row[0]:
                     proc.kill()
@@ -305,10 +331,13 @@ class _Walk:
             proc.wait()
         if row_at != len(rows):
             raise SopsError(errors.GENERIC, "git diff-tree stopped early")
+        if self.options.progress:
+            self.options.progress("walking", len(self.commits), 0)
 
     def _commit(self, row: list[str], diffs: list[list[tuple[bytes, str, str, str]]]) -> None:
         me = self.index[row[0]]
-        self.parents.append(tuple(self.index.get(p, -1) for p in row[1:]))
+        parents = tuple(self.index.get(p, -1) for p in row[1:])
+        self.parents.append(parents[0] if len(parents) == 1 else parents)  # an int is smaller
         first = diffs[0]
         # introduced: the new side of a change against every parent
         counts: dict[tuple[str, str], int] = {}
@@ -320,15 +349,15 @@ class _Walk:
                     if key not in self.pairs:
                         self.pairs[key] = _Pair(mode)
                 if old and (path, old) in self.pairs:
-                    removed = self.pairs[(path, old)].removed
-                    if not removed or removed[-1] != me:
-                        removed.append(me)
+                    pair = self.pairs[(path, old)]
+                    if not pair.removed or pair.removed[-1] != me:
+                        pair.removed += (me,)
                 elif old:
                     # held before the walked range: known only by its removal
-                    self.pairs[(path, old)] = _Pair(mode, removed=[me])
+                    self.pairs[(path, old)] = _Pair(mode, removed=(me,))
         for key, n in counts.items():
             if n == len(diffs):
-                self.pairs[key].introduced.append(me)
+                self.pairs[key].introduced += (me,)
         state = self._state(row, first)
         self.states.append(state)
         changed_configs = {p for _, p, _, _ in (e for d in diffs for e in d) if _config_dir(p) is not None}
@@ -365,7 +394,18 @@ class _Walk:
         return state
 
     def _add_job(self, path: str, blob: str, state: _ConfigState) -> None:
-        self.jobs.add((path, blob, _nearest(state, path), state.get(SETTINGS_NAME, "")))
+        context = (_nearest(state, path), state.get(SETTINGS_NAME, ""))
+        # One tuple per distinct context, and one 1-tuple of it shared by
+        # every pair judged only under it (nearly all of them).
+        single = self.contexts.get(context)
+        if single is None:
+            single = self.contexts[context] = (context,)
+        pair = self.pairs[(path, blob)]
+        if not pair.contexts:
+            pair.contexts = single
+        elif single[0] not in pair.contexts:
+            pair.contexts += single
+
 
     def _rejudge(self, commit: str, state: _ConfigState, changed: set[str]) -> None:
         """A config changed: the files it governs are judged under it again."""
@@ -402,7 +442,7 @@ def _ls_tree(git: _Git, commit: str) -> Iterator[tuple[bytes, str, str]]:
         yield mode, os.fsdecode(path), blob.decode()
 
 
-def _diff_records(stream: IO[bytes]) -> Iterator[tuple[str, list[tuple[bytes, str, str, str]]]]:
+def _diff_records(stream: IO[bytes], paths: dict[bytes, str]) -> Iterator[tuple[str, list[tuple[bytes, str, str, str]]]]:
     """(commit, [(new mode, path, old blob or '', new blob or '')]) per
     diff-tree header, from ``-z`` raw output."""
     header: str | None = None
@@ -410,10 +450,14 @@ def _diff_records(stream: IO[bytes]) -> Iterator[tuple[str, list[tuple[bytes, st
     tokens = _tokens(stream)
     for token in tokens:
         if token.startswith(b":"):
-            path = next(tokens)
+            raw = next(tokens)
+            path = paths.get(raw)
+            if path is None:
+                path = paths[raw] = os.fsdecode(raw)
             _, new_mode, old, new, _ = token[1:].split(b" ")
-            entries.append((new_mode, os.fsdecode(path),
-                            "" if _ZERO.match(old) else old.decode(), "" if _ZERO.match(new) else new.decode()))
+            # interned: the id a commit adds is the id a later one drops
+            entries.append((new_mode, path, "" if _ZERO.match(old) else sys.intern(old.decode()),
+                            "" if _ZERO.match(new) else sys.intern(new.decode())))
         elif token.strip():
             if header is not None:
                 yield header, entries
@@ -481,7 +525,7 @@ class _Judge:
         return [Where(f.kind, f.severity, f.message, f.line) for f in audit.findings if f.kind in EXPOSURE_KINDS]
 
 
-def _read_blobs(git: _Git, blobs: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+def _read_blobs(git: _Git, blobs: Sequence[str]) -> Generator[tuple[str, bytes], None, None]:
     """(id, content) of each blob, in order, from one ``git cat-file --batch``."""
     if not blobs:
         return
@@ -523,42 +567,45 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     git = _Git(root)
     tips = _ref_tips(git, options.refs)
     walk = _Walk(git, options)
-    rows = walk.list_commits(tips)
+    walk.run(tips)
     report = options.progress
-    if report:
-        report("walking", 0, len(rows))
-    walk.diff(rows)
     result = HistoryResult(root=root, refs=[name for name, _ in tips], since=options.since, started=stamp,
-                           commits=len(rows))
+                           commits=len(walk.commits))
     # Config and settings blobs first (few and small): the judgements need them parsed.
-    config_blobs = sorted({k.rpartition("\0")[2] for _, _, k, _ in walk.jobs if k}
-                          | {s for _, _, _, s in walk.jobs if s})
+    contexts = list(walk.contexts)
+    walk.states = []  # needed only while walking
+    config_blobs = sorted({k.rpartition("\0")[2] for k, _ in contexts if k} | {s for _, s in contexts if s})
     contents = dict(_read_blobs(git, config_blobs))
     judge = _Judge(root, contents)
-    for _, _, config_key, settings_blob in walk.jobs:  # parsed here once, inherited by the workers
+    for config_key, settings_blob in contexts:  # parsed here once, inherited by the workers
         judge.config(config_key)
         judge.setting(settings_blob)
-    by_blob: dict[str, list[tuple[str, str, str, str]]] = {}
-    for job in walk.jobs:
-        by_blob.setdefault(job[1], []).append(job)
-    order = sorted(by_blob)
+    masks = _ref_masks(walk, tips)
+    walk.index = {}  # needed only while walking
+    # The pairs to judge, grouped by blob (references to the walk's keys: no copies).
+    keys = sorted((key for key, pair in walk.pairs.items() if pair.contexts), key=itemgetter(1))
+    order = [blob for blob, _ in groupby(keys, itemgetter(1))]
     result.blobs = len(order)
     found: dict[tuple[str, str], list[Where]] = {}
 
-    def work(item: tuple[str, bytes]) -> list[tuple[tuple[str, str], list[Where]]]:
-        blob, data = item
+    def work(item: tuple[str, bytes, list[str]]) -> list[tuple[tuple[str, str], list[Where]]]:
+        blob, data, paths = item
         out = []
-        for job in by_blob[blob]:
-            try:
-                wheres = judge.judge(job, walk.pairs[(job[0], blob)].mode, data)
-            except Exception as exc:  # one unreadable blob must not hide the rest
-                wheres = [Where("plaintext-secret", "warning",
-                                f"could not be judged ({type(exc).__name__}); check it by hand", None)]
+        for path in paths:
+            pair = walk.pairs[(path, blob)]
+            wheres: list[Where] = []
+            for config_key, settings_blob in pair.contexts:
+                try:
+                    more = judge.judge((path, blob, config_key, settings_blob), pair.mode, data)
+                except Exception as exc:  # one unreadable blob must not hide the rest
+                    more = [Where("plaintext-secret", "warning",
+                                  f"could not be judged ({type(exc).__name__}); check it by hand", None)]
+                wheres.extend(w for w in more if w not in wheres)
             if wheres:
-                out.append(((job[0], blob), wheres))
+                out.append(((path, blob), wheres))
         return out
 
-    batch: list[tuple[str, bytes]] = []
+    batch: list[tuple[str, bytes, list[str]]] = []
     held = done = 0
 
     def flush() -> None:
@@ -571,28 +618,32 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
         result.judged = done
         batch, held = [], 0
         if report:
-            report("judging", done, len(order))
+            report("judging", done, result.blobs)
 
-    from itertools import chain
-
-    cached = [(b, contents[b]) for b in order if b in contents]
-    for blob, data in chain(cached, _read_blobs(git, [b for b in order if b not in contents])):
-        batch.append((blob, data))
+    stream = _read_blobs(git, [b for b in order if b not in contents])
+    del order
+    for blob, group in groupby(keys, itemgetter(1)):
+        data = contents.get(blob)
+        if data is None:
+            read, data = next(stream, (None, b""))
+            if read != blob:
+                raise SopsError(errors.GENERIC, f"git cat-file: no blob {blob}")
+        batch.append((blob, data, [path for path, _ in group]))
         held += len(data)
         if held >= BATCH_BYTES or len(batch) >= BATCH_ITEMS:
             flush()
     if batch:
         flush()
-    result.exposures = _exposures(git, walk, tips, found)
+    stream.close()
+    result.exposures = _exposures(git, walk, tips, masks, found)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _exposures(git: _Git, walk: _Walk, tips: list[tuple[str, str]],
+def _exposures(git: _Git, walk: _Walk, tips: list[tuple[str, str]], masks: list[int],
                found: dict[tuple[str, str], list[Where]]) -> list[Exposure]:
     if not found:
         return []
-    masks = _ref_masks(walk, tips)
     head: set[tuple[str, str]] = set()
     if git.run("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip():
         head = {(path, blob) for _, path, blob in _ls_tree(git, "HEAD")}
@@ -623,7 +674,8 @@ def _ref_masks(walk: _Walk, tips: list[tuple[str, str]]) -> list[int]:
             masks[i] |= 1 << bit
     for i in range(len(walk.commits) - 1, -1, -1):
         if masks[i]:
-            for p in walk.parents[i]:
+            parents = walk.parents[i]
+            for p in (parents,) if isinstance(parents, int) else parents:
                 if p >= 0:
                     masks[p] |= masks[i]
     return masks
@@ -732,7 +784,8 @@ def progress_printer(stream: IO[str] | None = None) -> Callable[[str, int, int],
         return None
 
     def show(what: str, done: int, total: int) -> None:
-        stream.write(f"\rsopsflow history: {what} {done}/{total}\033[K")
+        count = f"{done}/{total} blobs" if total else f"{done} commits"
+        stream.write(f"\rsopsflow history: {what} {count}\033[K")
         if what == "judging" and done >= total:
             stream.write("\n")
         stream.flush()
