@@ -727,6 +727,7 @@ def _summary(result: HistoryResult) -> str:
 
 
 def _fit(text: str, width: int) -> str:
+    """``text`` within ``width`` columns, cut at the start (a path's end says most)."""
     return text if len(text) <= width else "..." + text[-(width - 3):]
 
 
@@ -744,8 +745,8 @@ def render_text(result: HistoryResult, report_path: str | None = None) -> str:
         lines.append("  " + _fit(e.path, TEXT_WIDTH - 2 - len(tail)) + tail)
     rest = len(result.exposures) - TEXT_ROWS
     if rest > 0:
-        where = report_path or "--report FILE"
-        lines.append(f"  ... and {rest} more: {where} lists each with its commits, refs and key paths")
+        where = f"in {report_path}" if report_path else "(--report FILE lists them all, with commits and key paths)"
+        lines.append(_fit(f"  ... and {rest} more {where}", TEXT_WIDTH))
     if result.exposures:
         lines.append(ROTATE_LINE)
     return "\n".join(lines) + "\n"
