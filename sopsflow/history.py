@@ -723,7 +723,7 @@ def _summary(result: HistoryResult) -> str:
     head = sum(1 for e in result.exposures if e.in_head)
     scope = f"since {result.since}" if result.since else "all refs"
     return (f"sopsflow history ({scope}): {result.commits} commits, {result.blobs} blobs, "
-            f"{n} exposure{'s' * (n != 1)} in {paths} path{'s' * (paths != 1)}, {head} still in HEAD")
+            f"{n} exposure{'s' * (n != 1)} in {paths} path{'s' * (paths != 1)}, {head} in HEAD")
 
 
 def _fit(text: str, width: int) -> str:
@@ -734,15 +734,19 @@ def _fit(text: str, width: int) -> str:
 def render_text(result: HistoryResult, report_path: str | None = None) -> str:
     """At most ``TEXT_ROWS`` exposures, one line each within ``TEXT_WIDTH``
     columns; every detail is in ``--report``."""
-    lines = [_fit(_summary(result), TEXT_WIDTH)]
+    summary = _summary(result)
+    lines = [summary if len(summary) <= TEXT_WIDTH else summary[:TEXT_WIDTH - 3] + "..."]
     for e in result.exposures[:TEXT_ROWS]:
         intro = ",".join(c[:8] for c in e.introduced_in[:2]) or "before range"
         more = f"+{len(e.introduced_in) - 2}" if len(e.introduced_in) > 2 else ""
         state = "in HEAD" if e.in_head else (f"removed {e.removed_in[0][:8]}" if e.removed_in else "off HEAD")
         refs = ",".join(e.refs[:2]) + (f",+{len(e.refs) - 2}" if len(e.refs) > 2 else "")
+        if len(refs) > 24:
+            refs = refs[:21] + "..."
         kind = "/".join(k.split("-")[0] for k in e.kinds)
         tail = f"  {kind}  {intro}{more}  {state}  [{refs or '-'}]"
-        lines.append("  " + _fit(e.path, TEXT_WIDTH - 2 - len(tail)) + tail)
+        line = "  " + _fit(e.path, max(24, TEXT_WIDTH - 2 - len(tail))) + tail
+        lines.append(line if len(line) <= TEXT_WIDTH else line[:TEXT_WIDTH - 3] + "...")
     rest = len(result.exposures) - TEXT_ROWS
     if rest > 0:
         where = f"in {report_path}" if report_path else "(--report FILE lists them all, with commits and key paths)"

@@ -196,3 +196,38 @@ def test_usage_errors_exit_2(leaky: Path, tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
     code, _, err = history(tmp_path / "plain")
     assert code == 2 and err.count("\n") == 1
+
+
+def test_text_report_stays_within_40_lines_of_100_columns(tmp_path: Path) -> None:
+    from sopsflow.history import ROTATE_LINE, Exposure, HistoryResult, Where, render_text
+
+    exposures = [
+        Exposure(path=f"secrets/{'deeply/' * 12}nested/file{n}.yaml", blob=f"{n:040x}",
+                 findings=[Where("plaintext-secret", "error", "not encrypted", 1)],
+                 introduced_in=[f"{n:040x}", f"{n + 1:040x}", f"{n + 2:040x}"], removed_in=[f"{n + 3:040x}"],
+                 refs=[f"release/{'x' * 30}-{n}", "main", "v1"], in_head=n % 2 == 0)
+        for n in range(200)
+    ]
+    result = HistoryResult(root=tmp_path, refs=["main"], since=None, commits=10_000, blobs=12_000,
+                           exposures=exposures)
+    long_report = str(tmp_path / ("very-long-directory-name-" * 6) / "history.json")
+    for report in (None, long_report):
+        lines = render_text(result, report).splitlines()
+        assert len(lines) <= 40 and max(map(len, lines)) <= 100
+        assert lines[-1] == ROTATE_LINE and "175 more" in lines[-2]
+
+
+def test_progress_only_on_a_terminal() -> None:
+    import io
+    import os
+
+    from sopsflow.history import progress_printer
+
+    assert progress_printer(io.StringIO()) is None  # a pipe or a file: silent
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as terminal:
+        show = progress_printer(terminal)
+        assert show is not None
+        show("judging", 3, 10)
+    assert b"judging 3/10 blobs" in os.read(master, 1024)
+    os.close(master)
