@@ -749,8 +749,10 @@ def render_text(result: HistoryResult, report_path: str | None = None) -> str:
         lines.append(line if len(line) <= TEXT_WIDTH else line[:TEXT_WIDTH - 3] + "...")
     rest = len(result.exposures) - TEXT_ROWS
     if rest > 0:
-        where = f"in {report_path}" if report_path else "(--report FILE lists them all, with commits and key paths)"
-        lines.append(_fit(f"  ... and {rest} more {where}", TEXT_WIDTH))
+        head = f"  ... and {rest} more "
+        where = ("in " + _fit(report_path, TEXT_WIDTH - len(head) - 3) if report_path
+                 else "(--report FILE lists them all, with commits and key paths)")
+        lines.append(head + where)
     if result.exposures:
         lines.append(ROTATE_LINE)
     return "\n".join(lines) + "\n"
