@@ -231,3 +231,24 @@ def test_progress_only_on_a_terminal() -> None:
         show("judging", 3, 10)
     assert b"judging 3/10 blobs" in os.read(master, 1024)
     os.close(master)
+
+
+def test_a_merge_does_not_introduce_what_a_parent_had(tmp_path: Path) -> None:
+    """Introduced-in names the branch commit, not the merge that brought it in."""
+    repo = make_repo(tmp_path / "merge", {".sops.yaml": RULES, "README.md": "x\n"})
+    git(repo, "checkout", "-q", "-b", "topic")
+    write(repo, {"secrets/topic.yaml": f"password: {DB_PASSWORD}\n"})
+    leak = commit_all(repo, "topic leak")
+    git(repo, "checkout", "-q", "main")
+    write(repo, {"README.md": "y\n"})
+    commit_all(repo, "main moves")
+    git(repo, "merge", "-q", "--no-ff", "--no-edit", "topic")
+    merge = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "rm", "-q", "secrets/topic.yaml")
+    gone = commit_all(repo, "remove it")
+    code, _, report = report_of(repo, tmp_path)
+    assert code == 1
+    [exposure] = report["exposures"]  # type: ignore[misc]
+    assert exposure["introduced_in"] == [leak] and merge not in exposure["introduced_in"]
+    assert exposure["removed_in"] == [gone] and exposure["in_head"] is False
+    assert set(exposure["refs"]) == {"main", "topic", "HEAD"}
