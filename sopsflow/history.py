@@ -760,7 +760,8 @@ def render_text(result: HistoryResult, report_path: str | None = None) -> str:
 
 def as_verify_result(result: HistoryResult) -> VerifyResult:
     """The result in verify's shape, one finding per exposure, for the CI
-    formats of :mod:`sopsflow.report`."""
+    formats of :mod:`sopsflow.report` (which give every exposure in a commit
+    the fix "rotate it at its source"; the file's own fix no longer helps)."""
     from .audit import Finding, fingerprint
     from .verify import AuditedFile, VerifyResult
 
@@ -777,7 +778,7 @@ def as_verify_result(result: HistoryResult) -> VerifyResult:
                    + (f"; refs {', '.join(e.refs[:5])}" if e.refs else "")
                    + (f"; at {where}" if where else ""))
         findings.append(Finding(first.kind, e.path, message, e.severity, first.line if e.in_head else None,
-                                "rotate it at its source", fingerprint(first.kind, e.path, e.blob)))
+                                None, fingerprint(first.kind, e.path, e.blob)))
     out.findings = findings
     out.files = [AuditedFile(e.path, "exposed") for e in result.exposures]
     out.notes = [ROTATE_LINE] if result.exposures else []
