@@ -275,6 +275,8 @@ class _Walk:
         self.states: list[_ConfigState] = []
         #: one str per distinct path, shared by every version of the file
         self.paths: dict[bytes, str] = {}
+        #: config states of the parents outside the walk, each listed once
+        self.outside: dict[str, _ConfigState] = {}
 
     def run(self, tips: list[tuple[str, str]]) -> None:
         """Every commit from rev-list (parents first), diffed as it comes,
@@ -387,10 +389,10 @@ class _Walk:
 
     def _state_of(self, commit: str) -> _ConfigState:
         """The config files of a commit outside the walk (a --since boundary)."""
-        state: _ConfigState = {}
-        for mode, path, blob in _ls_tree(self.git, commit):
-            if _config_dir(path) is not None and mode != _GITLINK:
-                state[path] = blob
+        state = self.outside.get(commit)
+        if state is None:
+            state = self.outside[commit] = {path: blob for mode, path, blob in _ls_tree(self.git, commit)
+                                            if _config_dir(path) is not None and mode != _GITLINK}
         return state
 
     def _add_job(self, path: str, blob: str, state: _ConfigState) -> None:
@@ -405,7 +407,6 @@ class _Walk:
             pair.contexts = single
         elif single[0] not in pair.contexts:
             pair.contexts += single
-
 
     def _rejudge(self, commit: str, state: _ConfigState, changed: set[str]) -> None:
         """A config changed: the files it governs are judged under it again."""
@@ -538,7 +539,7 @@ def _read_blobs(git: _Git, blobs: Sequence[str]) -> Generator[tuple[str, bytes],
                 header = out.readline().split()
                 if len(header) < 3 or header[1] != b"blob":
                     if len(header) == 2 and header[1] == b"missing":
-                        continue  # a promisor (partial clone) object: nothing to judge here
+                        continue  # the caller names it: it knows which blob it expected
                     raise SopsError(errors.GENERIC, f"git cat-file: unexpected answer for {expected}")
                 size = int(header[2])
                 data = out.read(size)
@@ -622,19 +623,22 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
 
     stream = _read_blobs(git, [b for b in order if b not in contents])
     del order
-    for blob, group in groupby(keys, itemgetter(1)):
-        data = contents.get(blob)
-        if data is None:
-            read, data = next(stream, (None, b""))
-            if read != blob:
-                raise SopsError(errors.GENERIC, f"git cat-file: no blob {blob}")
-        batch.append((blob, data, [path for path, _ in group]))
-        held += len(data)
-        if held >= BATCH_BYTES or len(batch) >= BATCH_ITEMS:
+    try:
+        for blob, group in groupby(keys, itemgetter(1)):
+            data = contents.get(blob)
+            if data is None:
+                read, data = next(stream, (None, b""))
+                if read != blob:
+                    raise SopsError(USAGE_ERROR, f"blob {blob} is not in this clone (a partial clone?): "
+                                    "fetch the whole history first")
+            batch.append((blob, data, [path for path, _ in group]))
+            held += len(data)
+            if held >= BATCH_BYTES or len(batch) >= BATCH_ITEMS:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
-    stream.close()
+    finally:
+        stream.close()  # stops git cat-file at once, also on Ctrl-C
     result.exposures = _exposures(git, walk, tips, masks, found)
     result.seconds = time.monotonic() - started
     return result
