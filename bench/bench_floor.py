@@ -30,6 +30,8 @@ from pathlib import Path
 from bench_updatekeys import build
 from benchlib import sops_binary
 
+from sopsflow import forkpool
+
 IMPORTS = ("import json, subprocess, yaml, pyrage, re2; "
            "from yaml._yaml import CParser; "
            "from cryptography.hazmat.primitives.ciphers.aead import AESGCM")
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     bare = best_wall([python, "-c", "pass"], args.repeat)
     imports = best_wall([python, "-c", IMPORTS], args.repeat)
     crypto = crypto_per_file()
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = forkpool.cpu_count()
     with tempfile.TemporaryDirectory(prefix="sopsflow-floor-") as tmp:
         work = Path(tmp)
         template, files, env, new_config = build(work, args.files)

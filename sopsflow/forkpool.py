@@ -9,9 +9,16 @@ and send back only their pickled results; this process takes a share itself.
 Workers never write the user's files: the parent does, after collecting every
 result, so a failing, interrupted or killed worker cannot leave a file half
 done. A worker that dies or answers garbage has its items computed again in
-the parent. Fork is used on Linux only (macOS system libraries are not
-fork-safe) and only while this process runs a single thread; otherwise, and
-for small inputs, the items run in this process.
+the parent.
+
+This module owns the two rules every worker pool of sopsflow follows
+(updatekeys, verify, history):
+
+* how many jobs: :func:`job_count` - one per CPU this process may run on, or
+  what ``--jobs``/``SOPSFLOW_JOBS`` asks for, never more than the items can
+  keep busy (``per_job`` items each), and 1 for small inputs;
+* whether to fork at all: :func:`usable` - on Linux only, and only while this
+  process runs a single thread; otherwise the items run in this process.
 """
 
 from __future__ import annotations
@@ -26,32 +33,59 @@ _R = TypeVar("_R")
 
 #: Fewer items than this per worker are not worth a process.
 MIN_ITEMS_PER_WORKER = 8
+#: Environment override of the automatic job count (a positive integer).
+JOBS_ENV = "SOPSFLOW_JOBS"
 
 
 def usable() -> bool:
-    """Fork only on Linux, and only from a single-threaded process: a fork
-    copies just the calling thread, so a lock another thread holds (logging,
-    a library's) would stay locked forever in the child."""
+    """The fork-safety rule. Fork only on Linux: macOS system libraries
+    (Security, CoreFoundation, the ObjC runtime) abort or deadlock in a forked
+    child, and Windows has no fork. And only from a single-threaded process: a
+    fork copies just the calling thread, so a lock another thread holds
+    (logging, a library's) would stay locked forever in the child. Where this
+    is False every pool runs its items serially here."""
     if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
         return False
     threading = sys.modules.get("threading")
     return threading is None or threading.active_count() <= 1
 
 
-def worker_count(items: int, jobs: int = 0) -> int:
-    """How many workers ``items`` items get (``jobs`` 0: one per CPU)."""
+def cpu_count() -> int:
+    """CPUs this process may run on: its affinity mask (a container's or
+    taskset's limit), not the machine's total."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def requested_jobs(requested: int | None = None) -> int | None:
+    """An explicit job count: the flag's if positive, else ``SOPSFLOW_JOBS``'s
+    if a positive integer, else None (automatic)."""
+    if requested is not None and requested > 0:
+        return requested
+    env = os.environ.get(JOBS_ENV, "").strip()
+    return int(env) if env.isdigit() and int(env) > 0 else None
+
+
+def job_count(requested: int | None, n_items: int, *, per_job: int = MIN_ITEMS_PER_WORKER) -> int:
+    """The job-count rule of every pool: ``requested`` (a ``--jobs`` flag; None
+    or 0 for automatic, then ``SOPSFLOW_JOBS``, then one per usable CPU),
+    capped so that each job gets at least ``per_job`` of the ``n_items`` items
+    (a process costs more than a few cheap items), hence never more jobs than
+    items and 1 for small inputs; 1 wherever :func:`usable` says not to fork."""
     if not usable():
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    wanted = jobs or cpus
-    return max(1, min(wanted, items // MIN_ITEMS_PER_WORKER))
+    wanted = requested_jobs(requested) or cpu_count()
+    return max(1, min(wanted, n_items // max(1, per_job)))
 
 
-def forked_map(func: Callable[[_T], _R], items: Sequence[_T], *, jobs: int = 0,
-               progress: Callable[[int, int], None] | None = None) -> list[_R]:
+def forked_map(func: Callable[[_T], _R], items: Sequence[_T], *, jobs: int | None = 0,
+               progress: Callable[[int, int], None] | None = None,
+               per_job: int = MIN_ITEMS_PER_WORKER) -> list[_R]:
     """``[func(x) for x in items]``; ``func`` must catch its own errors and return
-    picklable results. ``progress(done, total)`` is called as items finish."""
-    workers = worker_count(len(items), jobs)
+    picklable results. ``progress(done, total)`` is called as items finish.
+    ``jobs`` and ``per_job`` go to :func:`job_count`."""
+    workers = job_count(jobs, len(items), per_job=per_job)
     if workers <= 1:
         return in_order(func, items, progress)
     return _run(func, items, workers, progress)

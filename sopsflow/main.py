@@ -30,6 +30,7 @@ COMMANDS = {
     "rules": "rules",
     "check": "check",
     "verify": "verify",
+    "history": "history",
     "install-hooks": "install_hooks",
     "recipients": "recipients",
     "flux": "flux",

@@ -1205,7 +1205,9 @@ def file_digest(data: bytes) -> str:
 def default_jobs() -> int:
     # Threads, used only when PGP/KMS/Vault keys are involved: their calls wait
     # on gpg and sockets, which overlap well (age work goes to forkpool).
-    return min(32, (os.cpu_count() or 1) * 4)
+    from .forkpool import cpu_count
+
+    return min(32, cpu_count() * 4)
 
 
 def run_parallel(

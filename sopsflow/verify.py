@@ -690,22 +690,10 @@ def _check_mac(audit: FileAudit, data: bytes, unwrapped: dict[tuple[Any, ...], b
 
 
 def _jobs(requested: int | None, count: int) -> int:
-    import os
-    import sys
+    from .forkpool import job_count
 
-    if requested is None:
-        env = os.environ.get("SOPSFLOW_JOBS", "")
-        requested = int(env) if env.isdigit() and int(env) > 0 else None
-    if requested is None:
-        if count < PARALLEL_MIN_FILES:
-            return 1
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        jobs = min(cpus, count // 100)
-    else:
-        jobs = min(requested, count)
-    # Workers are forked (they inherit the parsed configs); elsewhere, and
-    # where fork is unsafe (macOS), stay in one process.
-    return jobs if jobs > 1 and sys.platform.startswith("linux") else 1
+    # A worker pays off from about a hundred files (each is cheap to audit).
+    return job_count(requested, count, per_job=100)
 
 
 _SHARED: tuple[list[_Blob], list[Config | None], _Context] | None = None
@@ -715,7 +703,7 @@ def _map_files(files: list[GitFile], configs: list[Config | None], context: _Con
     if jobs <= 1:
         unwrapped: dict[tuple[Any, ...], bytes | SopsError] = {}
         return [_check_file(f, c, context, unwrapped) for f, c in zip(files, configs, strict=True)]
-    import multiprocessing
+    from .forkpool import forked_map
 
     global _SHARED
     # Check files here until the first SOPS file: that imports, in this
@@ -735,8 +723,7 @@ def _map_files(files: list[GitFile], configs: list[Config | None], context: _Con
     chunks = [(i, min(i + size, len(blobs))) for i in range(0, len(blobs), size)]
     _SHARED = (blobs, configs, context)
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            results = pool.map(_work, chunks)
+        results = forked_map(_work, chunks, jobs=jobs, per_job=1)
     finally:
         _SHARED = None
     outcomes = head

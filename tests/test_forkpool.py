@@ -25,7 +25,7 @@ def _pool_is_usable() -> None:
 
 def test_usable_on_linux() -> None:
     assert forkpool.usable()
-    assert forkpool.worker_count(100, jobs=2) == 2
+    assert forkpool.job_count(2, 100) == 2
 
 
 def test_results_in_input_order_and_computed_in_several_processes() -> None:
@@ -40,9 +40,9 @@ def test_small_inputs_stay_in_this_process() -> None:
     here = os.getpid()
     out = forkpool.forked_map(lambda n: os.getpid(), list(range(forkpool.MIN_ITEMS_PER_WORKER)), jobs=4)
     assert set(out) == {here}
-    assert forkpool.worker_count(100, jobs=1) == 1
-    assert forkpool.worker_count(100, jobs=4) == 4
-    assert forkpool.worker_count(2 * forkpool.MIN_ITEMS_PER_WORKER, jobs=8) == 2
+    assert forkpool.job_count(1, 100) == 1
+    assert forkpool.job_count(4, 100) == 4
+    assert forkpool.job_count(8, 2 * forkpool.MIN_ITEMS_PER_WORKER) == 2
 
 
 def test_a_dying_worker_has_its_items_done_here() -> None:
@@ -114,3 +114,41 @@ def test_when_fork_fails_this_process_does_every_share(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(forkpool.os, "fork", no_fork)
     assert forkpool.forked_map(lambda n: n * 3, list(range(40)), jobs=4) == [n * 3 for n in range(40)]
+
+
+# --- the one job-count rule ------------------------------------------------------------
+
+
+def test_job_count_defaults_to_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(forkpool.JOBS_ENV, raising=False)
+    monkeypatch.setattr(forkpool.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    monkeypatch.setattr(forkpool.os, "cpu_count", lambda: 64)
+    assert forkpool.cpu_count() == 3
+    assert forkpool.job_count(None, 1000) == 3
+    assert forkpool.job_count(0, 1000) == 3  # 0 means automatic, as --jobs 0 does
+
+
+def test_job_count_flag_beats_environment_and_environment_beats_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forkpool.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setenv(forkpool.JOBS_ENV, "5")
+    assert forkpool.job_count(None, 1000) == 5
+    assert forkpool.job_count(7, 1000) == 7
+    for junk in ("0", "-3", "many", ""):
+        monkeypatch.setenv(forkpool.JOBS_ENV, junk)
+        assert forkpool.job_count(None, 1000) == 2  # ignored: automatic
+
+
+def test_job_count_never_exceeds_what_the_items_keep_busy() -> None:
+    assert forkpool.job_count(16, 3, per_job=1) == 3  # never more jobs than items
+    assert forkpool.job_count(16, 0, per_job=1) == 1
+    assert forkpool.job_count(16, 250, per_job=100) == 2
+    assert forkpool.job_count(16, 99, per_job=100) == 1  # small inputs: this process
+    assert forkpool.job_count(None, forkpool.MIN_ITEMS_PER_WORKER - 1) == 1
+
+
+def test_job_count_is_one_where_fork_is_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forkpool.sys, "platform", "darwin")
+    assert not forkpool.usable()
+    assert forkpool.job_count(8, 10_000) == 1
+    here = os.getpid()
+    assert set(forkpool.forked_map(lambda n: os.getpid(), list(range(100)), jobs=4)) == {here}

@@ -93,6 +93,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sopsflow verify --rev origin/main --format sarif=verify.sarif",
         "sopsflow verify --show-suppressed    # list what inline markers and allow lists suppressed",
     ),
+    "history": (
+        "sopsflow history --report history.json",
+        "sopsflow history --since origin/main --format sarif=history.sarif",
+    ),
     "install-hooks": (
         "sopsflow install-hooks",
         "sopsflow install-hooks --chain      # keep an existing pre-commit hook",

@@ -1,0 +1,89 @@
+"""`sopsflow history`: which secrets ever reached a commit in plaintext.
+
+Exit codes (as verify): 0 no exposure at error severity, 1 exposures,
+2 usage errors (bad flags, unknown revision, not a repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import SopsError
+
+USAGE_ERROR = 2
+
+_EPILOG = """\
+formats: text (default), json, sarif, junit, github, gitlab; repeat --format
+for several, each as FORMAT or FORMAT=FILE (at most one goes to stdout).
+--report FILE writes every exposure with its commits, refs and key paths.
+
+exit codes: 0 clean, 1 exposures at error severity, 2 usage errors.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "history",
+        help="find secrets that ever reached a commit in plaintext (every branch and tag, or --since REV)",
+        description="Judge every file of every commit reachable from REFS (default: all branches, "
+        "remote-tracking branches, tags and HEAD) with the commit hook's audit and each commit's own "
+        ".sops.yaml, reading git objects only, and report each exposure once.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("refs", nargs="*", metavar="REF", help="refs or revisions whose history to scan")
+    p.add_argument("--since", metavar="REV",
+                   help="only commits not reachable from REV (a pull-request check: --since origin/main)")
+    p.add_argument("--format", dest="formats", action="append", metavar="FORMAT[=FILE]",
+                   help="text, json, sarif, junit, github or gitlab; repeatable")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the (single) format to FILE")
+    p.add_argument("--report", metavar="FILE", help="write the full JSON report to FILE")
+    p.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="worker processes (default: one per CPU; env SOPSFLOW_JOBS)")
+    p.add_argument("-C", "--repo", dest="repo", default=".", metavar="DIR",
+                   help="the repository to scan (default: the current directory)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..history import HistoryOptions, as_verify_result, progress_printer, render_text, scan, to_json
+    from ..report import parse_targets, render
+
+    targets = parse_targets(getattr(args, "formats", None), getattr(args, "output", None))
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and jobs < 1:
+        raise SopsError(USAGE_ERROR, "--jobs must be at least 1")
+    refs = list(getattr(args, "refs", None) or []) or None
+    if refs is None and getattr(args, "since", None):
+        refs = ["HEAD"]  # a pull-request check: what HEAD adds to the base
+    options = HistoryOptions(refs=refs, since=getattr(args, "since", None), jobs=jobs,
+                             progress=progress_printer())
+    result = scan(getattr(args, "repo", ".") or ".", options)
+    report_path = getattr(args, "report", None)
+    if report_path:
+        _write(report_path, json.dumps(to_json(result), indent=2, ensure_ascii=False) + "\n")
+    verify_shaped = None
+    for fmt, path in targets:
+        if fmt == "text":
+            text = render_text(result, report_path)
+        else:
+            verify_shaped = verify_shaped or as_verify_result(result)
+            text = render(fmt, verify_shaped)
+        if path is None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+            sys.stdout.buffer.flush()
+        else:
+            _write(path, text)
+    return result.exit_code
+
+
+def _write(path: str, text: str) -> None:
+    # Reports name paths, commits and key paths, never values: ordinary permissions.
+    try:
+        Path(path).write_bytes(text.encode("utf-8", "surrogateescape"))
+    except OSError as exc:
+        raise SopsError(USAGE_ERROR, f"cannot write {path}: {exc.strerror or exc}") from None
