@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .tree import Branches, Comment, TreeMap
+
+if TYPE_CHECKING:
+    import subprocess
 
 MARKER = "sopsflow-conflict:"
 #: Stores whose format has comments to carry the notes.
@@ -22,7 +24,9 @@ _COMMENT_STORES = ("yaml", "dotenv")
 
 
 def _git(cwd: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=60, check=False)
+    from .gitrepo import run_git
+
+    return run_git(args, cwd, timeout=60)
 
 
 def _stage_blob(directory: str, name: str, stage: int) -> bytes | None:

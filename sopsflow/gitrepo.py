@@ -14,7 +14,7 @@ Two details matter for a commit hook:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,8 @@ from . import errors
 from .errors import SopsError
 
 if TYPE_CHECKING:
+    import subprocess
+
     import pygit2
 
 MODE_FILE = 0o100644
@@ -169,6 +171,15 @@ class Repo:
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
             raise SopsError(errors.GENERIC, f"unknown revision {rev}") from None
 
+    def commit_id(self, rev: str) -> str | None:
+        """The full id of the commit ``rev`` names (None when it names none)."""
+        import pygit2
+
+        try:
+            return str(self._repo.revparse_single(rev).peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            return None
+
     def files_at(self, rev: str = "HEAD") -> list[GitFile]:
         """Every blob (and symlink) of a commit's tree."""
         return list(self._walk(self._tree(rev), ""))
@@ -256,6 +267,29 @@ def relative_to_root(repo: Repo, name: str, cwd: str | Path | None = None) -> st
     raise SopsError(errors.GENERIC, f"{name}: outside the repository {repo.root}")
 
 
+def run_git(args: Sequence[str], cwd: str | Path | None = None, *, input: bytes | None = None,
+            timeout: float | None = None, capture: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git ARGS`` in ``cwd``: the one place the library starts git (the
+    rest reads the object database through pygit2). Its exit status is the
+    caller's to judge; a git that cannot be started is a SopsError."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, input=input, timeout=timeout, check=False,
+                              stdout=subprocess.PIPE if capture else None,
+                              stderr=subprocess.PIPE if capture else None)
+    except OSError as exc:
+        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror or exc}") from None
+
+
+def git_blob(cwd: str | Path, rev: str, rel: str) -> bytes | None:
+    """The blob at ``rel`` in ``rev`` (None when absent) without opening the
+    repository with pygit2: cheaper for a process that reads one or two files
+    (a merge driver)."""
+    done = run_git(["cat-file", "blob", f"{rev}:{rel}"], cwd)
+    return done.stdout if done.returncode == 0 else None
+
+
 class TrackedListing:
     """``git ls-files`` of a work tree, started at once and read when needed, so
     that git runs while the caller does other work (updatekeys loads its
@@ -304,12 +338,7 @@ def _work_tree_root(start: Path) -> Path:
                 break  # inside the git directory itself: let git say what it thinks
             if os.path.lexists(candidate / ".git"):
                 return candidate
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, check=False)
-    except OSError as exc:
-        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror}") from None
+    done = run_git(["rev-parse", "--show-toplevel"], start)
     if done.returncode != 0:
         raise SopsError(errors.GENERIC, f"{start}: {_git_message(done.stderr)}")
     return Path(os.fsdecode(done.stdout.rstrip(b"\n")))
