@@ -639,9 +639,9 @@ def _git_blob(repo_root: Path, rev: str, rel: str) -> bytes | None:
 def _nearest_config(repo_root: Path, rev: str, rel_path: str) -> tuple[str, bytes] | None:
     """The ``.sops.yaml`` nearest above ``rel_path`` in ``rev``'s tree (the one
     ``check`` and ``verify`` judge the file by): (repo-relative path, bytes)."""
-    parts = rel_path.split("/")[:-1]
-    for depth in range(len(parts), -1, -1):
-        rel = "/".join([*parts[:depth], ".sops.yaml"])
+    from .snapshot import config_candidates
+
+    for rel in config_candidates(rel_path):
         data = _git_blob(repo_root, rev, rel)
         if data is not None:
             return rel, data
