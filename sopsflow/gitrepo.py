@@ -84,6 +84,8 @@ class Repo:
         self._repo = repo
         self.root = Path(repo.workdir.rstrip("/") or "/")
         self._index: pygit2.Index | None = None
+        #: set by staged_changes, which finds the deletions anyway
+        self._deleted: list[str] | None = None
 
     # -- index ------------------------------------------------------------------
 
@@ -107,14 +109,27 @@ class Repo:
         changed, and renamed ones at their new path. Deletions are left out."""
         tree = self._head_tree()
         if tree is None:
+            self._deleted = []
             return self.index_files()
         out = []
+        deleted = []
         for delta in self.index.diff_to_tree(tree).deltas:
             new = delta.new_file
-            if delta.status_char() == "D" or new.mode in (0, MODE_GITLINK):
+            if delta.status_char() == "D":
+                deleted.append(delta.old_file.path)
+                continue
+            if new.mode in (0, MODE_GITLINK):
                 continue
             out.append(GitFile(new.path, new.mode, _blob_loader(self._repo, new.id)))
+        self._deleted = deleted
         return out
+
+    def staged_deletions(self) -> list[str]:
+        """Paths in HEAD that the index no longer has."""
+        if self._deleted is None:
+            self.staged_changes()
+        assert self._deleted is not None
+        return list(self._deleted)
 
     def index_file(self, rel: str) -> GitFile | None:
         """The staged entry at ``rel`` (None when not in the index)."""

@@ -149,3 +149,18 @@ def test_a_new_rule_over_a_committed_plaintext_file_is_judged(repo: Path) -> Non
     done = run_check(repo)
     assert done.returncode == 1
     assert "vault/token.yaml:1: error: not encrypted" in done.stdout
+
+
+def test_removing_a_nested_config_rejudges_the_files_it_governed(tmp_path: Path) -> None:
+    both = f"{AGE_RECIPIENT},{OTHER_RECIPIENT}"
+    root = init_repo(tmp_path / "repo", {
+        "secrets/n/.sops.yaml": f"creation_rules:\n  - age: {both}\n",
+        "secrets/n/a.yaml": sops_encrypt("a.yaml", PLAIN, recipients=both),
+    }, rules=config())
+    assert run_check(root, "--all-files").returncode == 0
+    git(root, "rm", "-q", "secrets/n/.sops.yaml")
+    done = run_check(root)
+    # the root rule now governs it, and it does not name the second recipient
+    assert done.returncode == 1, done.stdout
+    assert f"secrets/n/a.yaml: error: recipients that creation_rules[0] (path_regex '^secrets/') does not name: " \
+           f"{OTHER_RECIPIENT}" in done.stdout

@@ -126,6 +126,9 @@ class _Source:
         from ..snapshot import Snapshot, changed_configs, is_sops_config, rule_changes
 
         configs = [f.path for f in picked if is_sops_config(f.path)]
+        if not self.rev:
+            # a removed nested config hands its files to the one above
+            configs += [p for p in self.repo.staged_deletions() if is_sops_config(p)]
         base = self.base_rev() if configs else None
         if base is None:
             return []
