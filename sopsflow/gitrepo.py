@@ -231,6 +231,11 @@ class Repo:
             paths.add(delta.new_file.path)
         return paths
 
+    def deleted_between(self, old_rev: str, new_rev: str) -> list[str]:
+        """Paths of ``old_rev``'s tree that ``new_rev``'s does not have."""
+        new = self._tree(new_rev)
+        return [d.old_file.path for d in self._tree(old_rev).diff_to_tree(new).deltas if d.status_char() == "D"]
+
     def changed_between(self, old_rev: str, new_rev: str) -> list[GitFile]:
         """Files added or modified from ``old_rev`` to ``new_rev``, at ``new_rev``
         (what a push of ``new_rev`` adds to a remote that has ``old_rev``)."""

@@ -115,6 +115,8 @@ class Snapshot:
         self._files: list[GitFile] | None = None
         self._by_path: dict[str, GitFile] | None = None
         self._configs: dict[str, ConfigRef] = {}
+        #: id(rule) -> (rule, its RuleKey): a rule's key is computed once, not per file
+        self._rule_keys: dict[int, tuple[CreationRule, RuleKey]] = {}
 
     @classmethod
     def at(cls, repo: Repo, rev: str) -> Snapshot:
@@ -235,7 +237,12 @@ class Snapshot:
             rule = config.match(str(self.root / rel))
         except SopsError as exc:
             return ("broken", ref.path, exc.message)
-        return rule_key(rule, ref.path)
+        if rule is None:
+            return None
+        cached = self._rule_keys.get(id(rule))
+        if cached is None or cached[0] is not rule:
+            cached = self._rule_keys[id(rule)] = (rule, rule_key(rule, ref.path))
+        return cached[1]
 
 
 def changed_configs(old: Snapshot, new: Snapshot, candidates: Iterable[str] | None = None) -> list[str]:

@@ -80,6 +80,18 @@ def test_strict_hook_refuses_stale_files_when_only_the_config_is_staged(repo: Pa
     assert OTHER_RECIPIENT.encode() in git(repo, "show", "HEAD:secrets/deep/b.yaml").stdout
 
 
+def test_pre_push_judges_the_pushed_commit_against_the_one_before(repo: Path) -> None:
+    write(repo, ".sops.yaml", WIDER)
+    stage(repo, ".sops.yaml")
+    commit(repo, "add a recipient, forget updatekeys")
+    done = run_check(repo, "--strict", "--rev", "HEAD")
+    assert done.returncode == 1
+    assert [line.split(":", 1)[0] for line in stale_lines(done.stdout)] == ["secrets/a.yaml", "secrets/deep/b.yaml"]
+    # the pre-commit framework names the pushed range in its environment
+    env = git_env(PRE_COMMIT_FROM_REF="HEAD", PRE_COMMIT_TO_REF="HEAD")
+    assert run_check(repo, "--strict", env=env).returncode == 0  # an empty range changes nothing
+
+
 def test_without_strict_the_stale_files_are_warnings(repo: Path) -> None:
     write(repo, ".sops.yaml", WIDER)
     stage(repo, ".sops.yaml")

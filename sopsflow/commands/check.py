@@ -120,19 +120,21 @@ class _Source:
             return None
 
     def rule_changes(self, picked: list[GitFile]) -> list[GitFile]:
-        """Files not picked whose creation rule a picked `.sops.yaml` changes:
+        """Files not picked whose creation rule a picked (or removed) `.sops.yaml` changes:
         a recipient added to a rule makes every file under it stale, though
         none of them is staged."""
         from ..snapshot import Snapshot, changed_configs, is_sops_config, rule_changes
 
         configs = [f.path for f in picked if is_sops_config(f.path)]
-        if not self.rev:
-            # a removed nested config hands its files to the one above
-            configs += [p for p in self.repo.staged_deletions() if is_sops_config(p)]
-        base = self.base_rev() if configs else None
+        base = self.base_rev()
         if base is None:
             return []
         try:
+            # a removed nested config hands its files to the one above
+            deleted = self.repo.deleted_between(base, self.rev) if self.rev else self.repo.staged_deletions()
+            configs += [p for p in deleted if is_sops_config(p)]
+            if not configs:
+                return []
             old = Snapshot.at(self.repo, base)
             changed = changed_configs(old, self.snapshot, configs)
             found = rule_changes(old, self.snapshot, changed)
