@@ -126,14 +126,16 @@ class _Source:
         from ..snapshot import Snapshot, changed_configs, is_sops_config, rule_changes
 
         configs = [f.path for f in picked if is_sops_config(f.path)]
-        base = self.base_rev()
-        if base is None:
-            return []
         try:
             # a removed nested config hands its files to the one above
-            deleted = self.repo.deleted_between(base, self.rev) if self.rev else self.repo.staged_deletions()
+            # (known from staged_changes when it ran: no second diff)
+            if self.rev:
+                deleted = self.repo.deleted_between(self.base_rev() or "", self.rev)
+            else:
+                deleted = self.repo.staged_deletions()
             configs += [p for p in deleted if is_sops_config(p)]
-            if not configs:
+            base = self.base_rev() if configs else None
+            if base is None:
                 return []
             old = Snapshot.at(self.repo, base)
             changed = changed_configs(old, self.snapshot, configs)
