@@ -195,13 +195,17 @@ class Repo:
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
             return None
 
-    def files_at(self, rev: str = "HEAD") -> list[GitFile]:
-        """Every blob (and symlink) of a commit's tree."""
-        return list(self._walk(self._tree(rev), ""))
+    def tree(self, rev: str) -> pygit2.Tree:
+        """The tree of ``rev``, resolved once for callers that read many paths of it."""
+        return self._tree(rev)
 
-    def file_at(self, rev: str, rel: str) -> GitFile | None:
+    def files_at(self, rev: str | pygit2.Tree = "HEAD") -> list[GitFile]:
+        """Every blob (and symlink) of a commit's tree."""
+        return list(self._walk(self._tree(rev) if isinstance(rev, str) else rev, ""))
+
+    def file_at(self, rev: str | pygit2.Tree, rel: str) -> GitFile | None:
         """The blob at ``rel`` in ``rev`` (None when the path is absent or a tree)."""
-        tree = self._tree(rev)
+        tree = self._tree(rev) if isinstance(rev, str) else rev
         try:
             entry = tree[rel]
         except KeyError:

@@ -32,6 +32,8 @@ from . import errors
 from .errors import SopsError
 
 if TYPE_CHECKING:
+    import pygit2
+
     from .config import Config, CreationRule
     from .gitrepo import GitFile, Repo
 
@@ -112,6 +114,7 @@ class Snapshot:
         self.kind: SnapshotKind = kind
         self.rev = rev
         self.root: Path = repo.root
+        self._tree: pygit2.Tree | None = None
         self._files: list[GitFile] | None = None
         self._by_path: dict[str, GitFile] | None = None
         self._configs: dict[str, ConfigRef] = {}
@@ -140,7 +143,7 @@ class Snapshot:
         """Every tracked file (symlinks included, submodules left out)."""
         if self._files is None:
             if self.rev is not None:
-                self._files = self.repo.files_at(self.rev)
+                self._files = self.repo.files_at(self._rev_tree(self.rev))
             elif self.kind == "index":
                 self._files = self.repo.index_files()
             else:
@@ -151,10 +154,16 @@ class Snapshot:
         """The tracked file at ``rel`` (None when there is none)."""
         if self._by_path is None and self._files is None and self.kind != "worktree":
             # one lookup needs no listing (the hook reads a few configs only)
-            return self.repo.file_at(self.rev, rel) if self.rev is not None else self.repo.index_file(rel)
+            return self.repo.file_at(self._rev_tree(self.rev), rel) if self.rev is not None \
+                else self.repo.index_file(rel)
         if self._by_path is None:
             self._by_path = {f.path: f for f in self.files()}
         return self._by_path.get(rel)
+
+    def _rev_tree(self, rev: str) -> pygit2.Tree:
+        if self._tree is None:
+            self._tree = self.repo.tree(rev)
+        return self._tree
 
     def read(self, rel: str) -> bytes | None:
         """The content at ``rel``: tracked, or for the index and the work tree
@@ -264,7 +273,7 @@ def rule_changes(old: Snapshot, new: Snapshot, configs: Iterable[str]) -> list[G
     """The tracked files of ``new`` under the directories of ``configs``
     (changed `.sops.yaml` paths) whose creation rule differs between ``old``
     and ``new``: the files a `.sops.yaml` change may have made stale."""
-    directories = sorted({posixpath.dirname(c) for c in configs})
+    directories = sorted({posixpath.dirname(c) for c in configs if not _same_rules(old, new, c)})
     if not directories:
         return []
     out = []
@@ -276,3 +285,20 @@ def rule_changes(old: Snapshot, new: Snapshot, configs: Iterable[str]) -> list[G
         if old.resolved_rule(f.path) != new.resolved_rule(f.path):
             out.append(f)
     return out
+
+
+def _same_rules(old: Snapshot, new: Snapshot, config_rel: str) -> bool:
+    """Whether ``config_rel`` is present and loads in both snapshots with the
+    same rules in the same order (a comment or a reformat): then no file's
+    rule can differ because of it, and none is resolved."""
+    directory = posixpath.dirname(config_rel)
+    before, after = old._config_in(directory), new._config_in(directory)
+    if before.path != config_rel or after.path != config_rel or before.config is None or after.config is None:
+        return False
+    if before.config.has_creation_rules != after.config.has_creation_rules:
+        return False
+
+    def shape(config: Config) -> list[tuple[str, RuleKey]]:
+        return [(rule.path_regex, rule_key(rule, config_rel)) for rule in config.rules]
+
+    return shape(before.config) == shape(after.config)

@@ -128,6 +128,13 @@ def test_rule_changes_names_only_files_whose_rule_changed(tmp_path: Path) -> Non
     commit(root, "options")
     repo = open_repo(root)
     assert changed_configs(Snapshot.at(repo, "HEAD"), Snapshot.index(repo)) == []
+    # a comment, or the same rules written another way, changes no file's rule
+    write(root, ".sops.yaml", "# reviewed\n" + rules("^s/", "^t/", extra="    encrypted_regex: '^password$'\n"))
+    stage(root, ".sops.yaml")
+    repo = open_repo(root)
+    head, index = Snapshot.at(repo, "HEAD"), Snapshot.index(repo)
+    assert changed_configs(head, index) == [".sops.yaml"]
+    assert rule_changes(head, index, [".sops.yaml"]) == []
 
 
 def test_check_and_verify_fail_closed_alike(tmp_path: Path) -> None:
