@@ -178,7 +178,7 @@ def is_config_file(rel_path: str) -> bool:
 def config_error_finding(config_rel_path: str, exc: SopsError, checked_path: str | None = None) -> Finding:
     """The ``invalid-config`` finding for a `.sops.yaml` (or `.sopsflow.yaml`)
     that does not load: the hook fails closed on it."""
-    message = f"{exc.message}; every file it governs is refused until it loads"
+    message = f"{exc.message}; every file under it is refused until it loads"
     fix = f"sopsflow rules {_q(checked_path)}" if checked_path else f"fix {config_rel_path}"
     line = re.search(r"\bline (\d+)", exc.message)
     return Finding(INVALID_CONFIG, config_rel_path, message, ERROR, int(line.group(1)) if line else None, fix,

@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from .gitrepo import Repo
     from .snapshot import ConfigRef, Snapshot
 
-CONFIG_NAME = ".sops.yaml"
 #: audit statuses of files that carry SOPS metadata
 SOPS_STATUSES = frozenset({"encrypted", "partial"})
 FLUX_API_MARK = b".toolkit.fluxcd.io/"
@@ -181,6 +180,7 @@ def _scope(repo: Repo, snapshot: Snapshot, options: VerifyOptions) -> set[str] |
             changed = set(_git_call(what, repo.changed_since, since))
         else:
             changed = {f.path for f in _git_call(what, repo.changed_between, since, options.rev)}
+            changed.update(_git_call(what, repo.deleted_between, since, options.rev))
     else:
         changed = set(_git_call(what, repo.changed_since, since))
         changed.update(f.path for f in _git_call("the index", repo.staged_changes))
