@@ -52,6 +52,7 @@ stores, which are cheap.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ from .tree import Comment, TreeMap
 
 if TYPE_CHECKING:
     from .config import Config, CreationRule
+    from .snapshot import ConfigRef
     from .stores import Store
 
 ERROR = "error"
@@ -185,9 +187,10 @@ def is_config_file(rel_path: str) -> bool:
 def config_error_finding(config_rel_path: str, exc: SopsError, checked_path: str | None = None) -> Finding:
     """The ``invalid-config`` finding for a `.sops.yaml` (or `.sopsflow.yaml`)
     that does not load: the hook fails closed on it."""
-    message = f"{exc.message}; refusing to judge files against a broken config"
+    message = f"{exc.message}; every file under it is refused until it loads"
     fix = f"sopsflow rules {_q(checked_path)}" if checked_path else f"fix {config_rel_path}"
-    return Finding(INVALID_CONFIG, config_rel_path, message, ERROR, None, fix,
+    line = re.search(r"\bline (\d+)", exc.message)
+    return Finding(INVALID_CONFIG, config_rel_path, message, ERROR, int(line.group(1)) if line else None, fix,
                    fingerprint(INVALID_CONFIG, config_rel_path, ""))
 
 
@@ -1263,3 +1266,26 @@ def audit_file(rel_path: str, data: bytes, *, config: Config | None, settings: A
     rules are matched on ``repo_root / rel_path`` (default: the config's
     directory, right for a `.sops.yaml` at the repository root)."""
     return _Auditor(rel_path, data, config, settings, is_symlink, repo_root).run()
+
+
+def audit_governed(rel_path: str, data: bytes, governing: ConfigRef, *, settings: AuditSettings,
+                   is_symlink: bool = False, repo_root: Path | None = None) -> FileAudit:
+    """:func:`audit_file` under the config a :class:`~sopsflow.snapshot.Snapshot`
+    resolved for the file: the one judgement of ``check`` and ``verify``.
+
+    A fail-closed config refuses the file (``invalid-config``, named by the
+    config's path); the rules of it that still load judge the file as well, so
+    a plaintext file under one of them is named too."""
+    config = governing.rules
+    audit = audit_file(rel_path, data, config=config, settings=settings, is_symlink=is_symlink,
+                       repo_root=repo_root)
+    if governing.error is None or governing.path is None:
+        return audit
+    if audit.status == "broken" and any(f.kind == INVALID_CONFIG and f.path != rel_path for f in audit.findings):
+        # the file reached a rule of the broken config that does not load:
+        # judged as outside the rules as well (the detectors still run)
+        audit = audit_file(rel_path, data, config=None, settings=settings, is_symlink=is_symlink,
+                           repo_root=repo_root)
+    audit.status = "broken"
+    audit.findings.insert(0, config_error_finding(governing.path, governing.error, rel_path))
+    return audit

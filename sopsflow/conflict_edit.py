@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import TYPE_CHECKING
 
 from .tree import Branches, Comment, TreeMap, TreeValue, get_path, parse_extract_path
 
 if TYPE_CHECKING:
+    import subprocess
+
     from .stores import Store
 
 MARKER = "sopsflow-conflict:"
@@ -25,7 +26,9 @@ _COMMENT_STORES = ("yaml", "dotenv")
 
 
 def _git(cwd: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=60, check=False)
+    from .gitrepo import run_git
+
+    return run_git(args, cwd, timeout=60)
 
 
 def _stage_blob(directory: str, name: str, stage: int) -> bytes | None:

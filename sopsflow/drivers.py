@@ -57,7 +57,6 @@ import itertools
 import os
 import re
 import shlex
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -543,10 +542,9 @@ def git_settings(command: str) -> list[tuple[str, str]]:
 
 
 def _git(args: list[str], cwd: Path) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-    except OSError as exc:
-        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror or exc}") from None
+    from .gitrepo import run_git
+
+    done = run_git(args, cwd)
     if done.returncode != 0:
         message = (done.stderr.decode(errors="replace").strip().splitlines() or ["git failed"])[-1]
         raise SopsError(errors.GENERIC, f"git {args[0]}: {message}")
@@ -636,20 +634,17 @@ class MergeContext:
 
 
 def _git_blob(repo_root: Path, rev: str, rel: str) -> bytes | None:
-    try:
-        done = subprocess.run(["git", "cat-file", "blob", f"{rev}:{rel}"], cwd=repo_root, capture_output=True,
-                              check=False)
-    except OSError as exc:
-        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror or exc}") from None
-    return done.stdout if done.returncode == 0 else None
+    from .gitrepo import git_blob
+
+    return git_blob(repo_root, rev, rel)
 
 
 def _nearest_config(repo_root: Path, rev: str, rel_path: str) -> tuple[str, bytes] | None:
     """The ``.sops.yaml`` nearest above ``rel_path`` in ``rev``'s tree (the one
     ``check`` and ``verify`` judge the file by): (repo-relative path, bytes)."""
-    parts = rel_path.split("/")[:-1]
-    for depth in range(len(parts), -1, -1):
-        rel = "/".join([*parts[:depth], ".sops.yaml"])
+    from .snapshot import config_candidates
+
+    for rel in config_candidates(rel_path):
         data = _git_blob(repo_root, rev, rel)
         if data is not None:
             return rel, data

@@ -14,7 +14,7 @@ Two details matter for a commit hook:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,8 @@ from . import errors
 from .errors import SopsError
 
 if TYPE_CHECKING:
+    import subprocess
+
     import pygit2
 
 MODE_FILE = 0o100644
@@ -82,6 +84,8 @@ class Repo:
         self._repo = repo
         self.root = Path(repo.workdir.rstrip("/") or "/")
         self._index: pygit2.Index | None = None
+        #: set by staged_changes, which finds the deletions anyway
+        self._deleted: list[str] | None = None
 
     # -- index ------------------------------------------------------------------
 
@@ -105,14 +109,27 @@ class Repo:
         changed, and renamed ones at their new path. Deletions are left out."""
         tree = self._head_tree()
         if tree is None:
+            self._deleted = []
             return self.index_files()
         out = []
+        deleted = []
         for delta in self.index.diff_to_tree(tree).deltas:
             new = delta.new_file
-            if delta.status_char() == "D" or new.mode in (0, MODE_GITLINK):
+            if delta.status_char() == "D":
+                deleted.append(delta.old_file.path)
+                continue
+            if new.mode in (0, MODE_GITLINK):
                 continue
             out.append(GitFile(new.path, new.mode, _blob_loader(self._repo, new.id)))
+        self._deleted = deleted
         return out
+
+    def staged_deletions(self) -> list[str]:
+        """Paths in HEAD that the index no longer has."""
+        if self._deleted is None:
+            self.staged_changes()
+        assert self._deleted is not None
+        return list(self._deleted)
 
     def index_file(self, rel: str) -> GitFile | None:
         """The staged entry at ``rel`` (None when not in the index)."""
@@ -169,13 +186,26 @@ class Repo:
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
             raise SopsError(errors.GENERIC, f"unknown revision {rev}") from None
 
-    def files_at(self, rev: str = "HEAD") -> list[GitFile]:
-        """Every blob (and symlink) of a commit's tree."""
-        return list(self._walk(self._tree(rev), ""))
+    def commit_id(self, rev: str) -> str | None:
+        """The full id of the commit ``rev`` names (None when it names none)."""
+        import pygit2
 
-    def file_at(self, rev: str, rel: str) -> GitFile | None:
+        try:
+            return str(self._repo.revparse_single(rev).peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            return None
+
+    def tree(self, rev: str) -> pygit2.Tree:
+        """The tree of ``rev``, resolved once for callers that read many paths of it."""
+        return self._tree(rev)
+
+    def files_at(self, rev: str | pygit2.Tree = "HEAD") -> list[GitFile]:
+        """Every blob (and symlink) of a commit's tree."""
+        return list(self._walk(self._tree(rev) if isinstance(rev, str) else rev, ""))
+
+    def file_at(self, rev: str | pygit2.Tree, rel: str) -> GitFile | None:
         """The blob at ``rel`` in ``rev`` (None when the path is absent or a tree)."""
-        tree = self._tree(rev)
+        tree = self._tree(rev) if isinstance(rev, str) else rev
         try:
             entry = tree[rel]
         except KeyError:
@@ -204,6 +234,11 @@ class Repo:
             paths.add(delta.old_file.path)
             paths.add(delta.new_file.path)
         return paths
+
+    def deleted_between(self, old_rev: str, new_rev: str) -> list[str]:
+        """Paths of ``old_rev``'s tree that ``new_rev``'s does not have."""
+        new = self._tree(new_rev)
+        return [d.old_file.path for d in self._tree(old_rev).diff_to_tree(new).deltas if d.status_char() == "D"]
 
     def changed_between(self, old_rev: str, new_rev: str) -> list[GitFile]:
         """Files added or modified from ``old_rev`` to ``new_rev``, at ``new_rev``
@@ -256,6 +291,29 @@ def relative_to_root(repo: Repo, name: str, cwd: str | Path | None = None) -> st
     raise SopsError(errors.GENERIC, f"{name}: outside the repository {repo.root}")
 
 
+def run_git(args: Sequence[str], cwd: str | Path | None = None, *, input: bytes | None = None,
+            timeout: float | None = None, capture: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git ARGS`` in ``cwd``: the one place the library starts git (the
+    rest reads the object database through pygit2). Its exit status is the
+    caller's to judge; a git that cannot be started is a SopsError."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, input=input, timeout=timeout, check=False,
+                              stdout=subprocess.PIPE if capture else None,
+                              stderr=subprocess.PIPE if capture else None)
+    except OSError as exc:
+        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror or exc}") from None
+
+
+def git_blob(cwd: str | Path, rev: str, rel: str) -> bytes | None:
+    """The blob at ``rel`` in ``rev`` (None when absent) without opening the
+    repository with pygit2: cheaper for a process that reads one or two files
+    (a merge driver)."""
+    done = run_git(["cat-file", "blob", f"{rev}:{rel}"], cwd)
+    return done.stdout if done.returncode == 0 else None
+
+
 class TrackedListing:
     """``git ls-files`` of a work tree, started at once and read when needed, so
     that git runs while the caller does other work (updatekeys loads its
@@ -304,12 +362,7 @@ def _work_tree_root(start: Path) -> Path:
                 break  # inside the git directory itself: let git say what it thinks
             if os.path.lexists(candidate / ".git"):
                 return candidate
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, check=False)
-    except OSError as exc:
-        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror}") from None
+    done = run_git(["rev-parse", "--show-toplevel"], start)
     if done.returncode != 0:
         raise SopsError(errors.GENERIC, f"{start}: {_git_message(done.stderr)}")
     return Path(os.fsdecode(done.stdout.rstrip(b"\n")))

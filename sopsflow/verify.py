@@ -8,13 +8,18 @@ repository-wide checks only a whole tree allows are added here:
 * ``unmatched-sops-file``: a SOPS file no creation rule matches (unless audit
   already said so);
 * ``unused-creation-rule``: a rule whose ``path_regex`` matches no tracked file;
-* ``invalid-config``: a `.sops.yaml` sops would refuse;
+* ``invalid-config``: a `.sops.yaml` sops would refuse (fail closed, as in
+  the hook: every file under it is refused; :mod:`sopsflow.snapshot`);
 * ``mac-failure`` / ``mac-unverified`` (``--mac``): the MAC of every SOPS file,
   each data key unwrapped once;
 * ``rotation-age``: data keys older than the ``.sopsflow.yaml`` policy allows;
 * Flux lint (``flux-*``, ``large-encrypted-file``), on when Flux manifests exist.
 
 The policy (severities, allow-list) is applied last, to every finding alike.
+
+With ``--since REV`` the files changed in the range are judged, and so is every
+tracked file whose creation rule a `.sops.yaml` change in the range alters:
+adding a recipient to a rule makes the files under it stale without touching them.
 
 Speed: blobs are read with pygit2 (no checkout, no subprocess per file) and
 the per-file pass (audit, MAC, rotation) runs in forked worker processes
@@ -26,7 +31,6 @@ from __future__ import annotations
 
 import datetime
 import posixpath
-import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,8 +46,8 @@ if TYPE_CHECKING:
     from .config import Config
     from .gitrepo import GitFile, Repo
     from .settings import AuditSettings
+    from .snapshot import ConfigRef, Snapshot
 
-CONFIG_NAME = ".sops.yaml"
 #: audit statuses of files that carry SOPS metadata
 SOPS_STATUSES = frozenset({"encrypted", "partial"})
 FLUX_API_MARK = b".toolkit.fluxcd.io/"
@@ -124,9 +128,9 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     except SopsError as exc:
         raise SopsError(USAGE_ERROR, exc.message) from None
     root = Path(repo.root)
-    files, target, commit = _collect(repo, options)
-    scope = _scope(repo, options)
-    run = _Run(root, files, scope, options)
+    snapshot, target, commit = _collect(repo, options)
+    scope = _scope(repo, snapshot, options)
+    run = _Run(snapshot, scope, options)
     if policy is None:
         policy = run.load_policy()
     run.policy = policy
@@ -152,11 +156,12 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
 def _exposures(repo: Any, commit: str, findings: list[Finding], run: _Run, settings: Any) -> dict[str, str]:
     """Which exposed secrets of the verified commit were pushed (the fix then
     says to rotate them) and which are in local commits only."""
-    from .audit import audit_file
+    from .audit import audit_governed
     from .exposure import EXPOSURE_KINDS, classify
 
     def judge(path: str, data: bytes) -> set[str]:
-        audit = audit_file(path, data, config=run.data_config_for(path), settings=settings, repo_root=run.root)
+        audit = audit_governed(path, data, run.snapshot.data_config_for(path), settings=settings,
+                               repo_root=run.root)
         return {f.fingerprint for f in audit.findings if f.kind in EXPOSURE_KINDS}
 
     return classify(repo, commit, findings, judge)
@@ -172,41 +177,44 @@ def _git_call(what: str, call: Any, *args: Any) -> Any:
         raise SopsError(USAGE_ERROR, f"cannot read {what}: {exc}") from None
 
 
-def _collect(repo: Repo, options: VerifyOptions) -> tuple[list[GitFile], str, str | None]:
+def _collect(repo: Repo, options: VerifyOptions) -> tuple[Snapshot, str, str | None]:
+    from .snapshot import Snapshot
+
     if options.source == "index":
-        return list(_git_call("the index", repo.index_files)), "index", None
-    if options.source == "worktree":
-        return list(_git_call("the work tree", repo.worktree_files)), "worktree", None
-    files = list(_git_call(f"revision {options.rev!r}", repo.files_at, options.rev))
-    return files, options.rev, _commit_id(repo, options.rev)
+        snapshot, what = Snapshot.index(repo), "the index"
+    elif options.source == "worktree":
+        snapshot, what = Snapshot.worktree(repo), "the work tree"
+    else:
+        snapshot, what = Snapshot.at(repo, options.rev), f"revision {options.rev!r}"
+    _git_call(what, snapshot.files)  # listed here, so that a bad revision is a usage error
+    if snapshot.rev is None:
+        return snapshot, snapshot.kind, None
+    return snapshot, snapshot.rev, repo.commit_id(snapshot.rev)
 
 
-def _commit_id(repo: Repo, rev: str) -> str | None:
-    git = getattr(repo, "repo", None) or getattr(repo, "_repo", None)
-    if git is None:
-        return None
-    import pygit2
-
-    try:
-        return str(git.revparse_single(rev).peel(pygit2.Commit).id)
-    except Exception:  # pygit2 raises several types; the id is only informative
-        return None
-
-
-def _scope(repo: Repo, options: VerifyOptions) -> set[str] | None:
+def _scope(repo: Repo, snapshot: Snapshot, options: VerifyOptions) -> set[str] | None:
     """Paths to audit: None for all, else the ones changed since ``options.since``
     (up to the verified revision; for the index and work tree, up to HEAD plus
-    what is staged)."""
+    what is staged), and the files whose creation rule a `.sops.yaml` change
+    in that range alters (they may be stale though unchanged themselves)."""
+    from .snapshot import Snapshot, changed_configs, rule_changes
+
     since = options.since
     if since is None:
         return None
     what = f"revision {since!r}"
     if options.source == "rev":
         if options.rev == "HEAD":
-            return set(_git_call(what, repo.changed_since, since))
-        return {f.path for f in _git_call(what, repo.changed_between, since, options.rev)}
-    changed = set(_git_call(what, repo.changed_since, since))
-    changed.update(f.path for f in _git_call("the index", repo.staged_changes))
+            changed = set(_git_call(what, repo.changed_since, since))
+        else:
+            changed = {f.path for f in _git_call(what, repo.changed_between, since, options.rev)}
+            changed.update(_git_call(what, repo.deleted_between, since, options.rev))
+    else:
+        changed = set(_git_call(what, repo.changed_since, since))
+        changed.update(f.path for f in _git_call("the index", repo.staged_changes))
+    old = Snapshot.at(repo, since)
+    configs = _git_call(what, changed_configs, old, snapshot, changed)
+    changed.update(f.path for f in _git_call(what, rule_changes, old, snapshot, configs))
     return changed
 
 
@@ -216,16 +224,14 @@ def _scope(repo: Repo, options: VerifyOptions) -> set[str] | None:
 class _Run:
     """State shared by the checks of one verify run."""
 
-    def __init__(self, root: Path, files: list[GitFile], scope: set[str] | None, options: VerifyOptions) -> None:
-        self.root = root
-        self.files = sorted(files, key=lambda f: f.path)
+    def __init__(self, snapshot: Snapshot, scope: set[str] | None, options: VerifyOptions) -> None:
+        self.snapshot = snapshot
+        self.root = Path(snapshot.root)
+        self.files = sorted(snapshot.files(), key=lambda f: f.path)
         self.by_path = {f.path: f for f in self.files}
         self.scope = scope
         self.policy = VerifyPolicy()
         self.options = options
-        #: `.sops.yaml` path (repo-relative) -> its config (None: absent or unusable)
-        self.configs: dict[str, Config | None] = {}
-        self._nearest: dict[str, str | None] = {}
         self.outcomes: list[_Outcome] = []
         self.findings: list[Finding] = []
         #: finding -> paths (or directory prefixes ending in "/") whose change
@@ -287,61 +293,15 @@ class _Run:
         except SopsError as exc:
             raise SopsError(USAGE_ERROR, exc.message) from None
 
-    # .sops.yaml: the nearest one above each file, as the hook uses
+    # .sops.yaml: the nearest one above each file, resolved by the snapshot as for the hook
 
     def config_path_for(self, rel: str) -> str | None:
-        directory = posixpath.dirname(rel)
-        while True:
-            if directory in self._nearest:
-                return self._nearest[directory]
-            candidate = f"{directory}/{CONFIG_NAME}" if directory else CONFIG_NAME
-            if candidate in self.by_path or (self.options.source != "rev" and (self.root / candidate).is_file()):
-                found: str | None = candidate
-            elif directory:
-                found = self.config_path_for(directory)
-            else:
-                found = None
-            self._nearest[directory] = found
-            return found
+        return self.snapshot.config_for(rel).path
 
     def config_for(self, rel: str) -> Config | None:
-        config_rel = self.config_path_for(rel)
-        if config_rel is None:
-            return None
-        if config_rel not in self.configs:
-            self.configs[config_rel] = self.load_config(config_rel)
-        return self.configs[config_rel]
-
-    def data_config_for(self, rel: str) -> Config | None:
-        """The config that judges ``rel`` as data: a nested `.sops.yaml` that
-        defines no creation rules is judged by the config above it."""
-        config = self.config_for(rel)
-        if posixpath.basename(rel) == CONFIG_NAME and "/" in rel and config is not None \
-                and not config.has_creation_rules:
-            return self.config_for(posixpath.join(posixpath.dirname(posixpath.dirname(rel)), CONFIG_NAME))
-        return config
-
-    def load_config(self, config_rel: str) -> Config | None:
-        from .config import parse_config
-
-        data = self.tree_file(config_rel)
-        if data is None:
-            return None
-        config_path = str(self.root / config_rel)
-        directory = posixpath.dirname(config_rel)
-        governed = [directory + "/"] if directory else [""]
-        try:
-            return parse_config(data, config_path, strict=True)
-        except SopsError as exc:
-            message = exc.message.replace(config_path, config_rel)
-            self.add("invalid-config", config_rel, message, "error", _line_in(message), related=governed,
-                     fix=f"fix {config_rel}; sops refuses to encrypt with it")
-        # Audit the files by the rules that still work: sops itself only
-        # trips over a broken rule when it reaches it.
-        try:
-            return parse_config(data, config_path, strict=False)
-        except SopsError:
-            return None
+        """The rules that judge files under ``rel``'s directory (what still
+        loads of a broken config)."""
+        return self.snapshot.config_for(rel).rules
 
     def match(self, path: str) -> Any:
         config = self.config_for(path)
@@ -360,9 +320,9 @@ class _Run:
         if self.policy.rotation:
             self.checks.append("rotation")
         todo = [f for f in self.files if self.in_scope(f.path)]
-        # Configs are loaded here, before any worker starts, so that their
-        # problems are reported once and the workers inherit them parsed.
-        configs = [self.data_config_for(f.path) for f in todo]
+        # Configs are loaded here, before any worker starts, so that the
+        # workers inherit them parsed.
+        configs = [self.snapshot.data_config_for(f.path) for f in todo]
         context = _Context(self.root, settings, self.policy, self.options)
         self.outcomes = _map_files(todo, configs, context, _jobs(self.options.jobs, len(todo)))
         from .audit import INLINE_REASON
@@ -372,12 +332,9 @@ class _Run:
             self.suppressed.extend(outcome.suppressed)
             unverified += outcome.mac_unverified
             for finding in outcome.findings:
-                if finding.kind == "invalid-config" and any(
-                    g.kind == "invalid-config" and g.path == finding.path for g in self.findings
-                ):
-                    continue
                 self.findings.append(finding)
-                self.related[id(finding)] = {finding.path}
+                # a finding named by another path (a broken config) concerns this file too
+                self.related[id(finding)] = {finding.path, outcome.path}
         inline = sum(1 for _f, why in self.suppressed if why.startswith(INLINE_REASON))
         allowed = len(self.suppressed) - inline
         if allowed:
@@ -608,17 +565,11 @@ def _finding(kind: str, path: str, message: str, severity: str, line: int | None
     return Finding(kind, path, message, severity, line, fix, fingerprint(kind, path, anchor))
 
 
-def _check_file(f: Any, config: Config | None, context: _Context,
+def _check_file(f: Any, governing: ConfigRef, context: _Context,
                 unwrapped: dict[tuple[Any, ...], bytes | SopsError]) -> _Outcome:
-    from .audit import audit_file
+    from .audit import audit_governed
 
-    audit = audit_file(f.path, f.data, config=config, settings=context.settings, is_symlink=f.is_symlink,
-                       repo_root=context.root)
-    if config is not None and any(g.kind == "invalid-config" for g in audit.findings):
-        # The file reached a rule that does not load; the config is already
-        # reported, so judge the file as if it had no rules (the detectors
-        # still run) rather than not at all.
-        audit = audit_file(f.path, f.data, config=None, settings=context.settings, is_symlink=f.is_symlink,
+    audit = audit_governed(f.path, f.data, governing, settings=context.settings, is_symlink=f.is_symlink,
                            repo_root=context.root)
     outcome = _Outcome(audit.path, audit.status, audit.store_name, list(audit.findings), list(audit.allowed))
     meta = audit.metadata
@@ -696,10 +647,10 @@ def _jobs(requested: int | None, count: int) -> int:
     return job_count(requested, count, per_job=100)
 
 
-_SHARED: tuple[list[_Blob], list[Config | None], _Context] | None = None
+_SHARED: tuple[list[_Blob], list[ConfigRef], _Context] | None = None
 
 
-def _map_files(files: list[GitFile], configs: list[Config | None], context: _Context, jobs: int) -> list[_Outcome]:
+def _map_files(files: list[GitFile], configs: list[ConfigRef], context: _Context, jobs: int) -> list[_Outcome]:
     if jobs <= 1:
         unwrapped: dict[tuple[Any, ...], bytes | SopsError] = {}
         return [_check_file(f, c, context, unwrapped) for f, c in zip(files, configs, strict=True)]
@@ -772,11 +723,6 @@ def parse_rfc3339(text: str) -> datetime.datetime | None:
 
 def _days(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
-
-
-def _line_in(message: str) -> int | None:
-    m = re.search(r"\bline (\d+)", message)
-    return int(m.group(1)) if m else None
 
 
 def _load_nodes(data: bytes) -> list[Any]:

@@ -12,7 +12,14 @@ commit being pushed (``PRE_COMMIT_TO_REF``); ``--rev`` does the same by hand.
 The rules come from the nearest ``.sops.yaml`` above each file inside the
 repository, as staged (a `.sops.yaml` not in the index is read from disk);
 sopsflow's own settings from ``.sopsflow.yaml`` at the root, likewise. A
-config that does not load fails closed.
+config that does not load fails closed: every file it governs is refused
+(:mod:`sopsflow.snapshot` resolves the configs, as for ``verify``).
+
+When a `.sops.yaml` is among the judged changes, every tracked file whose
+creation rule that change alters (recipients, key groups, threshold,
+selection options) is judged too, staged or not: a recipient added to a rule
+without ``sopsflow updatekeys`` leaves each file under it stale
+(``stale-recipients``, refused with ``--strict``).
 
 Options come before ``--``; an unknown one is an error (exit 2), never
 ignored, and abbreviations are not accepted. After ``--`` every word is a
@@ -45,7 +52,6 @@ if TYPE_CHECKING:
     from ..gitrepo import GitFile, Repo
     from ..settings import AuditSettings
 
-CONFIG_NAME = ".sops.yaml"
 REFUSED = 1
 
 
@@ -78,27 +84,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 class _Source:
-    """Files as staged (the default) or as committed in a revision."""
+    """Files as staged (the default) or as committed in a revision, and the
+    state they change (HEAD, or the commit before the pushed one)."""
 
     def __init__(self, repo: Repo, rev: str | None) -> None:
+        from ..snapshot import Snapshot
+
         self.repo = repo
         self.rev = rev
-        self.label = f"commit {rev}" if rev else "index"
+        self.snapshot = Snapshot.at(repo, rev) if rev else Snapshot.index(repo)
+        self.label = self.snapshot.label
 
     def get(self, rel: str) -> GitFile | None:
-        if self.rev:
-            return self.repo.file_at(self.rev, rel)
-        return self.repo.index_file(rel)
+        return self.snapshot.get(rel)
 
     def all(self) -> list[GitFile]:
-        return self.repo.files_at(self.rev) if self.rev else self.repo.index_files()
+        return self.snapshot.files()
+
+    def base_rev(self) -> str | None:
+        """The revision the judged files change: HEAD for the index (None
+        before the first commit), the pushed range's start for a revision."""
+        if not self.rev:
+            return None if self.repo.commit_id("HEAD") is None else "HEAD"
+        return os.environ.get("PRE_COMMIT_FROM_REF") or f"{self.rev}~1"
 
     def changed(self) -> list[GitFile]:
         if not self.rev:
             return self.repo.staged_changes()
-        base = os.environ.get("PRE_COMMIT_FROM_REF") or f"{self.rev}~1"
         try:
-            return self.repo.changed_between(base, self.rev)
+            return self.repo.changed_between(self.base_rev() or "", self.rev)
         except SopsError:
             return self.all()  # a root commit: everything is new
 
@@ -108,61 +122,36 @@ class _Source:
 
     def settings_blob(self, rel: str) -> bytes | None:
         """A config file as it will be committed; from disk when git does not track it."""
-        found = self.get(rel)
-        if found is not None:
-            return found.data
-        if self.rev:
-            return None
-        path = self.repo.root / rel
         try:
-            return path.read_bytes() if path.is_file() else None
+            return self.snapshot.read(rel)
         except OSError:
             return None
 
+    def rule_changes(self, picked: list[GitFile]) -> list[GitFile]:
+        """Files not picked whose creation rule a picked (or removed) `.sops.yaml` changes:
+        a recipient added to a rule makes every file under it stale, though
+        none of them is staged."""
+        from ..snapshot import Snapshot, changed_configs, is_sops_config, rule_changes
 
-class _Configs:
-    """The nearest `.sops.yaml` for each directory, parsed once."""
-
-    def __init__(self, source: _Source) -> None:
-        self.source = source
-        self._by_dir: dict[str, tuple[Config | None, str, SopsError | None]] = {}
-
-    def for_file(self, rel: str) -> tuple[Config | None, str, SopsError | None]:
-        directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
-        return self._lookup(directory)
-
-    def for_data(self, rel: str) -> tuple[Config | None, str, SopsError | None]:
-        """The config that judges ``rel`` as data. A nested `.sops.yaml` that
-        defines no creation rules governs nothing, itself included: what it
-        holds besides configuration is judged by the config above it."""
-        found = self.for_file(rel)
-        config = found[0]
-        if "/" in rel and rel.rsplit("/", 1)[1] == CONFIG_NAME and config is not None and not config.has_creation_rules:
-            return self._lookup(rel.rsplit("/", 2)[0] if rel.count("/") >= 2 else "")
-        return found
-
-    def _lookup(self, directory: str) -> tuple[Config | None, str, SopsError | None]:
-        cached = self._by_dir.get(directory)
-        if cached is not None:
-            return cached
-        rel = f"{directory}/{CONFIG_NAME}" if directory else CONFIG_NAME
-        data = self.source.settings_blob(rel)
-        if data is not None:
-            result = self._parse(rel, data)
-        elif directory:
-            result = self._lookup(directory.rsplit("/", 1)[0] if "/" in directory else "")
-        else:
-            result = (None, "", None)
-        self._by_dir[directory] = result
-        return result
-
-    def _parse(self, rel: str, data: bytes) -> tuple[Config | None, str, SopsError | None]:
-        from ..config import parse_config
-
+        configs = [f.path for f in picked if is_sops_config(f.path)]
         try:
-            return parse_config(data, str(self.source.repo.root / rel), strict=True), rel, None
-        except SopsError as exc:
-            return None, rel, exc
+            # a removed nested config hands its files to the one above
+            # (known from staged_changes when it ran: no second diff)
+            if self.rev:
+                deleted = self.repo.deleted_between(self.base_rev() or "", self.rev)
+            else:
+                deleted = self.repo.staged_deletions()
+            configs += [p for p in deleted if is_sops_config(p)]
+            base = self.base_rev() if configs else None
+            if base is None:
+                return []
+            old = Snapshot.at(self.repo, base)
+            changed = changed_configs(old, self.snapshot, configs)
+            found = rule_changes(old, self.snapshot, changed)
+        except SopsError:
+            return []  # no base commit (a root commit): every file is new and picked anyway
+        seen = {f.path for f in picked}
+        return [f for f in found if f.path not in seen]
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -210,22 +199,15 @@ def _load_settings(source: _Source, strict_flag: bool) -> tuple[AuditSettings, F
 
 
 def audit_files(repo: Repo, files: list[GitFile], source: _Source, settings: AuditSettings) -> list[FileAudit]:
-    from ..audit import FileAudit, audit_file, config_error_finding
+    from ..audit import audit_governed
 
-    configs = _Configs(source)
     audits = []
     for f in sorted(files, key=lambda g: g.path):
-        config, config_rel, problem = configs.for_data(f.path)
-        if problem is not None:
-            # fail closed: nothing is judged against a config sops would refuse
-            broken = FileAudit(f.path, status="broken")
-            broken.findings.append(config_error_finding(config_rel, problem, f.path))
-            audits.append(broken)
-            continue
-        audit = audit_file(f.path, f.data, config=config, settings=settings,
-                           is_symlink=f.is_symlink, repo_root=repo.root)
+        governing = source.snapshot.data_config_for(f.path)
+        audit = audit_governed(f.path, f.data, governing, settings=settings, is_symlink=f.is_symlink,
+                               repo_root=repo.root)
         if source.rev is None and audit.status == "plaintext" and not f.is_symlink:
-            _hint_unstaged_encryption(repo, audit, config, settings)
+            _hint_unstaged_encryption(repo, audit, governing.config, settings)
         audits.append(audit)
     return audits
 
@@ -321,13 +303,11 @@ def _hint_history(repo: Repo, source: _Source, settings: AuditSettings, findings
 
     if not any(f.kind in EXPOSURE_KINDS for f in findings):
         return findings
-    from ..audit import audit_file
-
-    configs = _Configs(source)
+    from ..audit import audit_governed
 
     def judge(path: str, data: bytes) -> set[str]:
-        config = configs.for_data(path)[0]
-        audit = audit_file(path, data, config=config, settings=settings, repo_root=repo.root)
+        audit = audit_governed(path, data, source.snapshot.data_config_for(path), settings=settings,
+                               repo_root=repo.root)
         return {f.fingerprint for f in audit.findings if f.kind in EXPOSURE_KINDS}
 
     if source.rev:
@@ -346,7 +326,8 @@ def run(args: argparse.Namespace) -> int:
     source = _Source(repo, rev)
     settings, settings_problem = _load_settings(source, args.strict)
     files, skipped = _pick_files(args, source)
-    audits = audit_files(repo, files, source, settings)
+    rechecked = [] if args.all_files else source.rule_changes(files)
+    audits = audit_files(repo, files + rechecked, source, settings)
     findings = _unique_findings(audits, settings_problem)
     findings += _secret_generators(source, files, audits, settings)
     findings = _hint_history(repo, source, settings, findings)
@@ -359,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
                 out.write(format_suppressed(f, why) + "\n")
     refused = any(f.severity == "error" for f in findings)
     if findings or not args.quiet or any(a.allowed for a in audits):
-        out.write(summary(audits, findings, source.label, settings, skipped) + "\n")
+        out.write(summary(audits, findings, source.label, settings, skipped, len(rechecked)) + "\n")
     out.flush()
     return REFUSED if refused else 0
 
@@ -401,7 +382,7 @@ def _one_line(text: str) -> str:
 
 
 def summary(audits: list[FileAudit], findings: list[Finding], label: str, settings: AuditSettings,
-            skipped: list[str]) -> str:
+            skipped: list[str], rechecked: int = 0) -> str:
     errors_by_kind = Counter(f.kind for f in findings if f.severity == "error")
     warnings = sum(1 for f in findings if f.severity == "warning")
     refused_files = {f.path for f in findings if f.severity == "error"}
@@ -423,6 +404,8 @@ def summary(audits: list[FileAudit], findings: list[Finding], label: str, settin
         shown = "; ".join(f"{f.path} {f.kind} by {why}" for f, why in allowed[:5])
         more = f"; {len(allowed) - 5} more" if len(allowed) > 5 else ""
         parts.append(f"allow-listed in {settings.source or '.sopsflow.yaml'}: {len(allowed)} ({shown}{more})")
+    if rechecked:
+        parts.append(f"{rechecked} of them not staged but re-checked: .sops.yaml changes their creation rule")
     if settings.strict:
         parts.append("strict")
     if skipped:

@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import errors
 from ..errors import SopsError
 from . import common
 from .install_hooks import InstallStep
@@ -222,7 +220,12 @@ def _sops_merge(args: argparse.Namespace, store: Store, base: bytes | None, ours
 
 def _repo_root() -> Path:
     """The work tree's top directory (git runs drivers there)."""
-    done = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, check=False)
+    from ..gitrepo import run_git
+
+    try:
+        done = run_git(["rev-parse", "--show-toplevel"])
+    except SopsError:
+        return Path.cwd()
     if done.returncode != 0:
         return Path.cwd()
     return Path(done.stdout.decode("utf-8", "surrogateescape").rstrip("\n"))
@@ -250,14 +253,10 @@ def _text_merge(args: argparse.Namespace) -> int:
         if b"\0" in Path(name).read_bytes():
             _note(f"{args.path}: binary file, not merged (conflict)")
             return 1
-    try:
-        done = subprocess.run(
-            ["git", "merge-file", f"--marker-size={args.marker_size}", "-L", "ours", "-L", "base", "-L", "theirs",
-             args.ours, args.base, args.theirs],
-            check=False,
-        )
-    except OSError as exc:
-        raise SopsError(errors.GENERIC, f"cannot run git merge-file: {exc.strerror or exc}") from None
+    from ..gitrepo import run_git
+
+    done = run_git(["merge-file", f"--marker-size={args.marker_size}", "-L", "ours", "-L", "base", "-L", "theirs",
+                    args.ours, args.base, args.theirs], capture=False)
     return 0 if done.returncode == 0 else 1
 
 

@@ -32,7 +32,6 @@ import argparse
 import importlib
 import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -172,14 +171,13 @@ def hook_script(python: str | None = None) -> str:
 
 
 def _git(args: list[str], cwd: Path) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror or exc}") from None
+    from ..gitrepo import run_git
+
+    done = run_git(args, cwd)
     if done.returncode != 0:
-        message = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        message = (done.stderr.decode(errors="replace").strip().splitlines() or ["git failed"])[-1]
         raise SopsError(errors.GENERIC, f"git {' '.join(args)}: {message}")
-    return done.stdout.rstrip("\n")
+    return done.stdout.decode("utf-8", "surrogateescape").rstrip("\n")
 
 
 def hooks_dir(cwd: Path) -> tuple[Path, Path]:
