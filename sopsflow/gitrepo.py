@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import errors
 from .errors import SopsError
@@ -302,6 +302,18 @@ def run_git(args: Sequence[str], cwd: str | Path | None = None, *, input: bytes 
         return subprocess.run(["git", *args], cwd=cwd, input=input, timeout=timeout, check=False,
                               stdout=subprocess.PIPE if capture else None,
                               stderr=subprocess.PIPE if capture else None)
+    except OSError as exc:
+        raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror or exc}") from None
+
+
+def stream_git(args: Sequence[str], cwd: str | Path, stdin: IO[bytes]) -> subprocess.Popen[bytes]:
+    """A ``git ARGS`` process reading ``stdin`` (a file, so that nothing can
+    deadlock) whose standard output the caller reads as it comes."""
+    import subprocess
+
+    try:
+        return subprocess.Popen(["git", *args], cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
     except OSError as exc:
         raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror or exc}") from None
 

@@ -167,10 +167,9 @@ class _Git:
         self.root = root
 
     def run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> bytes:
-        try:
-            done = subprocess.run(["git", *args], cwd=self.root, input=stdin, capture_output=True, check=False)
-        except OSError as exc:
-            raise SopsError(errors.GENERIC, f"cannot run git: {exc.strerror}") from None
+        from .gitrepo import run_git
+
+        done = run_git(args, self.root, input=stdin)
         if check and done.returncode != 0:
             lines = [line.strip() for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
             reason = lines[0].removeprefix("fatal: ").removeprefix("error: ") if lines else "failed"
@@ -180,8 +179,9 @@ class _Git:
     def stream(self, *args: str, stdin: IO[bytes]) -> subprocess.Popen[bytes]:
         """A git process reading ``stdin`` (a file: no deadlock) whose output
         the caller reads as it comes."""
-        return subprocess.Popen(["git", *args], cwd=self.root, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL)
+        from .gitrepo import stream_git
+
+        return stream_git(args, self.root, stdin)
 
 
 def _spool(data: bytes) -> IO[bytes]:
