@@ -32,6 +32,7 @@ COMMANDS = {
     "verify": "verify",
     "install-hooks": "install_hooks",
     "recipients": "recipients",
+    "rotate-recipient": "rotate_recipient",
     "flux": "flux",
     "textconv": "drivers",
     "merge-driver": "drivers",

@@ -108,6 +108,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sopsflow recipients remove age1...",
         "sopsflow recipients remove --rule 1 age1... --update",
     ),
+    "rotate-recipient": (
+        "sopsflow rotate-recipient OLD_AGE1... NEW_AGE1...      # phase 1: add NEW, re-wrap every file",
+        "sopsflow rotate-recipient --id ID --key-file old.agekey --key-file new.agekey | kubectl apply -f -",
+        "sopsflow rotate-recipient --id ID --confirm-cluster staging",
+        "sopsflow rotate-recipient --status",
+    ),
     "flux": (
         "sopsflow flux age-secret --key-file keys.txt | kubectl apply -f -",
         "sopsflow flux age-secret --key-file - --namespace apps < keys.txt",
