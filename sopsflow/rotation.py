@@ -123,6 +123,15 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _mark_done(plan: Plan, phase: str, **fields: Any) -> None:
+    """Record ``phase`` as complete; a phase run again keeps its first
+    timestamp, so an idempotent re-run leaves the plan file unchanged."""
+    record = plan.phases.setdefault(phase, {})
+    done = record.pop("done", None) or _now()
+    record.update(fields)
+    record["done"] = done
+
+
 # --- plans on disk ---------------------------------------------------------------------------
 
 
@@ -311,8 +320,9 @@ def _phase_add(root: Path, plan: Plan, order: list[str] | None) -> PhaseResult:
     else:
         result.lines.append(f"{CONFIG_NAME}: every rule listing {plan.old} already lists {plan.new}")
     updated = _update_files(root, plan, rotate=False, order=order, result=result)
-    plan.phases["add"] = {"done": _now(), "rules": edited or plan.phases.get("add", {}).get("rules", []),
-                          "files": sorted(set(plan.phases.get("add", {}).get("files", [])) | set(updated))}
+    previous = plan.phases.get("add", {})
+    _mark_done(plan, "add", rules=previous.get("rules", []) + edited,
+               files=sorted(set(previous.get("files", [])) | set(updated)))
     result.lines.append("The cluster keeps its current Secret: every file still opens with OLD.")
     return result
 
@@ -432,7 +442,7 @@ def _phase_secret(plan: Plan, key_data: bytes | None, *, final: bool, name: str,
     phase = "final" if final else "secret"
     result = PhaseResult(phase, manifest=age_secret_manifest(key_data, name=name, namespace=namespace,
                                                              data_key=data_key))
-    plan.phases[phase] = {"done": _now(), "secret": f"{namespace}/{name}", "recipients": public}
+    _mark_done(plan, phase, secret=f"{namespace}/{name}", recipients=public)
     return result
 
 
@@ -446,7 +456,7 @@ def _phase_confirm(root: Path, plan: Plan, cluster: str | None) -> PhaseResult:
     if _edit_cluster_keys(root, cluster, add=plan.new, after=plan.old):
         result.lines.append(f"{SETTINGS_NAME}: cluster {cluster!r} now lists {plan.new} next to {plan.old}")
     plan.cluster = cluster
-    plan.phases["confirm"] = {"done": _now(), "cluster": cluster}
+    _mark_done(plan, "confirm", cluster=cluster)
     result.lines.append(f"cluster {cluster!r} holds both keys")
     return result
 
@@ -469,9 +479,8 @@ def _phase_remove(root: Path, plan: Plan, order: list[str] | None) -> PhaseResul
         result.lines.append(f"{CONFIG_NAME}: {plan.old} is already in no rule")
     _update_files(root, plan, rotate=True, order=order, result=result)
     _merge_exposure(plan, result.exposure)
-    record = plan.phases["remove"]
-    record["done"] = _now()
-    result.exposure = record["exposure"]
+    _mark_done(plan, "remove")
+    result.exposure = plan.phases["remove"]["exposure"]
     return result
 
 

@@ -109,9 +109,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sopsflow recipients remove --rule 1 age1... --update",
     ),
     "rotate-recipient": (
-        "sopsflow rotate-recipient OLD_AGE1... NEW_AGE1...      # phase 1: add NEW, re-wrap every file",
-        "sopsflow rotate-recipient --id ID --key-file old.agekey --key-file new.agekey | kubectl apply -f -",
-        "sopsflow rotate-recipient --id ID --confirm-cluster staging",
+        "sopsflow rotate-recipient age1old... age1new...   # starts, then one phase per run",
+        "sopsflow rotate-recipient --key-file old.agekey --key-file new.agekey | kubectl apply -f -",
         "sopsflow rotate-recipient --status",
     ),
     "flux": (

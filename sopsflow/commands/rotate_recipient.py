@@ -19,9 +19,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import errors
 from ..errors import SopsError
+
+if TYPE_CHECKING:
+    from ..rotation import Plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -112,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find(root: Path, args: argparse.Namespace) -> object:
+def _find(root: Path, args: argparse.Namespace) -> Plan:
     from .. import rotation
 
     if args.old is not None:
@@ -128,7 +132,7 @@ def _find(root: Path, args: argparse.Namespace) -> object:
                     + ", ".join(p.id for p in open_plans))
 
 
-def _confirmed(args: argparse.Namespace, plan: object) -> bool:
+def _confirmed(args: argparse.Namespace, plan: Plan) -> bool:
     """The flag is the confirmation; a person at a terminal is asked once more
     (never under CI or without a terminal, where nobody could answer)."""
     if args.yes or os.environ.get("CI") or not (sys.stdin.isatty() and sys.stderr.isatty()):
