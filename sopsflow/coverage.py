@@ -297,7 +297,7 @@ def _under(path: str, directory: str) -> bool:
 
 def check(clusters: Sequence[Cluster], files: Iterable[TreeFile],
           kustomizations: Sequence[KustomizationLike], settings_path: str,
-          rule_of: Callable[[str], int | None] | None = None) -> list[Problem]:
+          rule_of: Callable[[str], Any] | None = None) -> list[Problem]:
     """Every way a configured cluster fails to open a file it deploys."""
     if not clusters:
         return []
@@ -319,7 +319,7 @@ def check(clusters: Sequence[Cluster], files: Iterable[TreeFile],
 
 
 def _judge(cluster: Cluster, rel: str, groups: list[list[tuple[str, str]]], threshold: int,
-           ks: KustomizationLike | None, settings_path: str, rule: int | None) -> list[Problem]:
+           ks: KustomizationLike | None, settings_path: str, rule: Any) -> list[Problem]:
     out = []
     related = (settings_path, *((ks.path,) if ks is not None else ()))
     opening = evaluate(groups, threshold, cluster.recipients)
@@ -363,18 +363,46 @@ def _why(opening: Opening, groups: list[list[tuple[str, str]]]) -> str:
             f"{opening.threshold} (Shamir threshold); no key for {closed}")
 
 
-def _fix(keys: list[str], opening: Opening, rel: str, rule: int | None, secret: str | None = None) -> str:
+def _fix(keys: list[str], opening: Opening, rel: str, rule: Any, secret: str | None = None) -> str:
+    """What to do: re-wrap the file when its rule already gives the holder
+    enough keys (the file is stale), else add a key to the rule."""
+    if rule is not None and _rule_opens(rule, keys, opening):
+        return f"sopsflow updatekeys {rel} (its creation rule already names the keys it lacks)"
     key = keys[0] if keys else "the cluster's key"
     missing = opening.threshold - len(opening.open_groups)
     where = "its creation rule" if opening.groups <= 1 else (
         f"{missing} more key group(s) of its creation rule (group "
         + ", ".join(str(i + 1) for i in opening.closed_groups) + ")")
     holder = f"Secret {secret!r}" if secret else "the cluster"
-    rule_flag = f"--rule {rule}" if rule is not None else "--rule N"
+    index = getattr(rule, "index", None)
+    rule_flag = f"--rule {index}" if index is not None else "--rule N"
     group_flag = f" --group {opening.closed_groups[0] + 1}" if opening.groups > 1 and opening.closed_groups else ""
     return (f"add {key} to {where} (`sopsflow recipients add {key} {rule_flag}{group_flag}`), then "
             f"`sopsflow updatekeys {rel}`; "
             f"or give {holder} a key the file is encrypted for")
+
+
+def _rule_opens(rule: Any, keys: list[str], opening: Opening) -> bool:
+    """Whether a file encrypted by ``rule`` would open with ``keys``."""
+    try:
+        specs = rule.key_specs()
+    except SopsError:
+        return False
+    try:
+        held = [classify_key(k) for k in keys]
+    except SopsError:
+        return False
+    groups = [[_spec_key(s) for s in group] for group in specs]
+    return evaluate(groups, getattr(rule, "shamir_threshold", 0) or 0, held).ok
+
+
+def _spec_key(spec: Any) -> tuple[str, str]:
+    identity = spec.identity()
+    if spec.type_name == "pgp":
+        return "pgp", identity.replace(" ", "").upper()
+    if spec.type_name == "kms":
+        return "kms", _kms_arn(identity)
+    return spec.type_name, identity
 
 
 def deployed_files(cluster: Cluster, files: Iterable[TreeFile],
@@ -393,7 +421,7 @@ def kustomizations_of(files: Sequence[TreeFile]) -> list[Any]:
 
 
 def check_tree(settings: bytes | None, files: Sequence[TreeFile], configs: Sequence[tuple[str, Any, bytes]],
-               settings_path: str, rule_of: Callable[[str], int | None] | None = None,
+               settings_path: str, rule_of: Callable[[str], Any] | None = None,
                ) -> tuple[list[Problem], list[str]]:
     """verify's entry: the coverage of the clusters ``settings`` names and the
     keys the rotation plans of the tree retired. Returns (problems, checks run)."""

@@ -119,6 +119,21 @@ def test_passes_when_the_cluster_holds_the_key(fleet: tuple[Path, Keys]) -> None
     assert sops_opens(repo, "apps/one/secret.yaml", keys.file("b", "a"))
 
 
+def test_a_stale_file_whose_rule_names_the_cluster_key_is_fixed_by_updatekeys(fleet: tuple[Path, Keys]) -> None:
+    repo, keys = fleet
+    write(repo, "apps/one/stale.yaml", SECRET)
+    done = run_sops(["encrypt", "-i", "--age", keys.public["b"], "apps/one/stale.yaml"], cwd=repo, env=base_env())
+    assert done.returncode == 0, done.stderr
+    git(repo, "add", "apps/one/stale.yaml")  # verify reads tracked files
+    try:
+        settings(repo, f"clusters:\n  one:\n    recipients: [{keys.public['a']}]\n    paths: [apps/one/]\n")
+        found = cluster_findings(repo)
+        assert [(k, p) for k, p, _m, _f in found] == [("cluster-cannot-decrypt", "apps/one/stale.yaml")]
+        assert found[0][3] is not None and found[0][3].startswith("sopsflow updatekeys apps/one/stale.yaml")
+    finally:
+        git(repo, "rm", "-q", "-f", "apps/one/stale.yaml")
+
+
 def test_two_of_three_with_one_share_is_caught(fleet: tuple[Path, Keys]) -> None:
     repo, keys = fleet
     settings(repo, f"clusters:\n  ca:\n    recipients: [{keys.public['k2']}, {keys.public['a']}]\n"
