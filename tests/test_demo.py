@@ -164,6 +164,7 @@ def test_walkthrough(walk: Walkthrough) -> None:
 
     out = walk.run("step_coverage")
     assert "[cluster-cannot-decrypt]" in out and demo_mod.STRAY_SECRET in out and "cluster 'staging'" in out
+    assert f"fix: sopsflow updatekeys {demo_mod.STRAY_SECRET}" in out
     assert git_out(repo, "log", "-1", "--format=%s").strip() == "billing: sentry token"
     flux_env = only_age(d, repo / demo_mod.FLUX_KEY)
     done = run_sops(["decrypt", demo_mod.STRAY_SECRET], env=flux_env, cwd=repo)
