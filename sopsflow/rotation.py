@@ -23,7 +23,6 @@ is an error.
 from __future__ import annotations
 
 import datetime
-import os
 import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -273,26 +272,21 @@ def _write_config(path: Path, text: str) -> None:
     atomic_write(path, text.encode("utf-8"))
 
 
-def _rule_places(config_path: Path, key: str) -> list[tuple[int, int, bool]]:
-    """(rule index, 1-based group, whether that group also holds... ) for every
-    key group of every rule whose age keys include ``key``; the flag says
-    whether the group also lists the plan's other key (filled by the caller)."""
+def _groups_with(config_path: Path, key: str) -> set[tuple[int, int]]:
+    """(rule index, 1-based key group) of every key group of every creation
+    rule whose age keys include ``key``."""
     from .config import load_config
 
-    places = []
+    places = set()
     for rule in load_config(config_path).rules:
         try:
             specs = rule.key_specs()
         except SopsError:
-            continue
+            continue  # a broken rule: the edit's validation reports it
         for g, group in enumerate(specs):
             if any(s.type_name == "age" and s.identity() == key for s in group):
-                places.append((rule.index, g + 1, True))
+                places.add((rule.index, g + 1))
     return places
-
-
-def _groups_with(config_path: Path, key: str) -> set[tuple[int, int]]:
-    return {(rule, group) for rule, group, _ in _rule_places(config_path, key)}
 
 
 def _phase_add(root: Path, plan: Plan, order: list[str] | None) -> PhaseResult:
@@ -679,7 +673,3 @@ def _rule_lines(data: bytes) -> dict[int, int]:
     from .verify import _rule_lines as lines
 
     return lines(data)
-
-
-def relpath(root: Path, path: Path) -> str:
-    return Path(os.path.relpath(path, root)).as_posix()

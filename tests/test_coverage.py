@@ -225,3 +225,30 @@ def test_evaluate_follows_sops_thresholds() -> None:
     assert evaluate(groups, 2, [("age", "z"), ("age", "x")]).ok
     assert evaluate([[("pgp", "E1A780104E35BB38BDABE4155A1C1E1FAD41735B")]], 0, [("pgp", "5A1C1E1FAD41735B")]).ok
     assert evaluate([[("kms", "arn:aws:kms:r:1:key/k")]], 0, [("kms", "arn:aws:kms:r:1:key/k")]).ok
+
+
+class _Blob:
+    def __init__(self, path: str, data: bytes) -> None:
+        self.path, self.data, self.is_symlink = path, data, False
+
+
+@pytest.mark.parametrize("held, caught", [
+    (["arn:aws:kms:eu-west-1:123456789012:alias/sopsflow-sample-production"], True),
+    (["arn:aws:kms:eu-west-1:123456789012:alias/sopsflow-sample-production",
+      "age10wqacdhgeul3jc6rqax2krvm0vsuynekka9s6nwuful9sj4y43hq7r8qc3"], False),
+    (["age1w428nqy8xgd6d2fqs27hnxedj62jcqzwj0pqenu4aj7a6se4lqgszwlp90",
+      "age10wqacdhgeul3jc6rqax2krvm0vsuynekka9s6nwuful9sj4y43hq7r8qc3"], False),
+])
+def test_sample_root_ca_two_of_three_with_kms(held: list[str], caught: bool) -> None:
+    """sample-repo's root CA: KMS, break-glass and officer in three groups, 2 needed."""
+    from sopsflow.coverage import check
+
+    from .conftest import REPO
+
+    rel = "pki/production-root-ca.yaml"
+    blob = _Blob(rel, (REPO / "sample-repo" / rel).read_bytes())
+    clusters = parse_clusters({"clusters": {"ca": {"recipients": held, "paths": ["pki/"]}}}, ".sopsflow.yaml")
+    found = check(clusters, [blob], [], ".sopsflow.yaml")
+    assert [(p.kind, p.path) for p in found] == ([("cluster-cannot-decrypt", rel)] if caught else [])
+    if caught:
+        assert "opens 1 of 3 key groups, the file needs 2" in found[0].message
