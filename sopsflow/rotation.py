@@ -303,6 +303,10 @@ def _phase_add(root: Path, plan: Plan, order: list[str] | None) -> PhaseResult:
 
     # Files no rule covers are refused before anything changes.
     _targets(root, plan, load_config(config_path), updater.RuleCache())
+    if "add" not in plan.phases:
+        # Saved before the first edit, so that --status shows an interrupted phase.
+        plan.phases["add"] = {}
+        save(root, plan)
     text = config_path.read_text(encoding="utf-8")
     edited = []
     for rule, group in sorted(with_old - with_new):
