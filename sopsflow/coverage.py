@@ -19,7 +19,8 @@ The check is keyless: it reads the key groups in each file's metadata and
 evaluates them as sops does - a group opens when the cluster holds any of its
 keys, the file opens when the open groups reach the Shamir threshold (every
 group when the file records none). A Flux Kustomization deploys the files
-under its ``spec.path``; one whose ``decryption.secretRef`` names a Secret in
+under its ``spec.path`` and those its kustomization files reach elsewhere
+(``resources: [../base]``, generator sources); one whose ``decryption.secretRef`` names a Secret in
 ``secrets`` is checked against that Secret's keys (plus the cluster's cloud
 KMS keys, which the controller reaches through its own identity), because
 that is all kustomize-controller uses for it.
@@ -27,7 +28,8 @@ that is all kustomize-controller uses for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import posixpath
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -268,8 +270,55 @@ def _sops_files(files: Iterable[TreeFile]) -> dict[str, tuple[list[list[tuple[st
     return sops
 
 
-def _deployed(cluster: Cluster, sops_paths: Sequence[str],
-              kustomizations: Sequence[KustomizationLike]) -> tuple[dict[str, KustomizationLike | None], list[str]]:
+_KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+#: kustomization.yaml fields that name files or directories kustomize reads
+_KUSTOMIZE_REFS = ("resources", "components", "bases", "patchesStrategicMerge", "crds")
+
+
+def kustomize_reads(tree: Mapping[str, bytes], directory: str, seen: set[str] | None = None) -> set[str]:
+    """The files a kustomize build of ``directory`` may read: everything under
+    it, plus - through its kustomization file, recursively - the local
+    resources, components and generator sources it names elsewhere in the
+    tree (an overlay's ``../base``). Remote references are left out."""
+    import yaml
+
+    seen = set() if seen is None else seen
+    if directory in seen:
+        return set()
+    seen.add(directory)
+    out = {p for p in tree if _under(p, directory)}
+    for name in _KUSTOMIZATION_FILES:
+        data = tree.get(posixpath.join(directory, name) if directory else name)
+        if data is None:
+            continue
+        try:
+            doc = yaml.safe_load(data)
+        except (yaml.YAMLError, ValueError, RecursionError):
+            break
+        if not isinstance(doc, dict):
+            break
+        refs = [v for key in _KUSTOMIZE_REFS for v in (doc.get(key) or []) if isinstance(v, str)]
+        for key in ("secretGenerator", "configMapGenerator"):
+            for gen in doc.get(key) or []:
+                if isinstance(gen, dict):
+                    refs += [v.split("=", 1)[-1] for f in ("files", "envs") for v in (gen.get(f) or [])
+                             if isinstance(v, str)]
+        for ref in refs:
+            if "://" in ref or ref.startswith(("git@", "github.com/")):
+                continue
+            target = posixpath.normpath(posixpath.join(directory, ref) if directory else ref)
+            if target == ".." or target.startswith("../"):
+                continue  # outside the repository
+            if target in tree:
+                out.add(target)
+            else:
+                out |= kustomize_reads(tree, "" if target == "." else target, seen)
+        break
+    return out
+
+
+def _deployed(cluster: Cluster, sops_paths: Sequence[str], kustomizations: Sequence[KustomizationLike],
+              tree: Mapping[str, bytes] | None = None) -> tuple[dict[str, KustomizationLike | None], list[str]]:
     """File -> the Kustomization that deploys it (None: a ``paths`` glob), and
     the ``kustomizations`` entries that match nothing."""
     from .policy import glob_match
@@ -285,8 +334,10 @@ def _deployed(cluster: Cluster, sops_paths: Sequence[str],
         if not chosen:
             unmatched.append(entry)
         for ks in chosen:
+            reads = kustomize_reads(tree, ks.directory) if tree is not None else None
             for rel in sops_paths:
-                if _under(rel, ks.directory) and found.get(rel) is None:
+                deploys = rel in reads if reads is not None else _under(rel, ks.directory)
+                if deploys and found.get(rel) is None:
                     found[rel] = ks
     return found, unmatched
 
@@ -301,10 +352,12 @@ def check(clusters: Sequence[Cluster], files: Iterable[TreeFile],
     """Every way a configured cluster fails to open a file it deploys."""
     if not clusters:
         return []
+    files = list(files)
     sops = _sops_files(files)
+    tree = {f.path: bytes(f.data) for f in files if not f.is_symlink}
     problems: list[Problem] = []
     for cluster in clusters:
-        deployed, unmatched = _deployed(cluster, sorted(sops), kustomizations)
+        deployed, unmatched = _deployed(cluster, sorted(sops), kustomizations, tree)
         for entry in unmatched:
             problems.append(Problem(
                 "cluster-config", settings_path,
@@ -408,8 +461,10 @@ def _spec_key(spec: Any) -> tuple[str, str]:
 def deployed_files(cluster: Cluster, files: Iterable[TreeFile],
                    kustomizations: Sequence[KustomizationLike]) -> dict[str, tuple[list[list[tuple[str, str]]], int]]:
     """The SOPS files ``cluster`` deploys, with their key groups and threshold."""
+    files = list(files)
     sops = _sops_files(files)
-    deployed, _unmatched = _deployed(cluster, sorted(sops), kustomizations)
+    tree = {f.path: bytes(f.data) for f in files if not f.is_symlink}
+    deployed, _unmatched = _deployed(cluster, sorted(sops), kustomizations, tree)
     return {rel: sops[rel] for rel in deployed}
 
 

@@ -164,6 +164,21 @@ def test_kustomization_deploys_its_path(fleet: tuple[Path, Keys]) -> None:
     assert [(k, p) for k, p, _m, _f in found] == [("cluster-cannot-decrypt", "apps/one/secret.yaml")]
 
 
+def test_kustomization_follows_its_overlay_bases(fleet: tuple[Path, Keys]) -> None:
+    """An overlay's kustomization.yaml pulling in ../shamir makes the cluster
+    deploy that file too, though it lies outside spec.path."""
+    repo, keys = fleet
+    write(repo, "apps/one/kustomization.yaml", "resources:\n  - secret.yaml\n  - ../shamir\n")
+    git(repo, "add", "apps/one/kustomization.yaml")
+    try:
+        settings(repo, f"clusters:\n  one:\n    recipients: [{keys.public['a']}]\n"
+                       "    kustomizations: [clusters/one/apps.yaml]\n")
+        found = cluster_findings(repo)
+        assert [(k, p) for k, p, _m, _f in found] == [("cluster-cannot-decrypt", "apps/shamir/secret.yaml")]
+    finally:
+        git(repo, "rm", "-q", "-f", "apps/one/kustomization.yaml")
+
+
 def test_kustomization_entry_that_names_nothing(fleet: tuple[Path, Keys]) -> None:
     repo, keys = fleet
     settings(repo, f"clusters:\n  one:\n    recipients: [{keys.public['a']}]\n"
