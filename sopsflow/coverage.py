@@ -477,10 +477,11 @@ def kustomizations_of(files: Sequence[TreeFile]) -> list[Any]:
 
 def check_tree(settings: bytes | None, files: Sequence[TreeFile], configs: Sequence[tuple[str, Any, bytes]],
                settings_path: str, rule_of: Callable[[str], Any] | None = None,
-               ) -> tuple[list[Problem], list[str]]:
+               ) -> tuple[list[Problem], list[str], list[str]]:
     """verify's entry: the coverage of the clusters ``settings`` names and the
-    keys the rotation plans of the tree retired. Returns (problems, checks run)."""
-    from .rotation import ROTATIONS_DIR, retired_problems
+    keys the rotation plans of the tree retired. Returns (problems, checks
+    run, notes on rotations still in progress)."""
+    from .rotation import ROTATIONS_DIR, progress_notes, retired_problems
 
     checks = []
     try:
@@ -496,4 +497,4 @@ def check_tree(settings: bytes | None, files: Sequence[TreeFile], configs: Seque
     if plans:
         checks.append("rotations")
         problems.extend(retired_problems(plans, configs, files))
-    return problems, checks
+    return problems, checks, progress_notes(plans) if plans else []

@@ -673,6 +673,21 @@ def retired_problems(plan_files: Sequence[tuple[str, bytes]], configs: Sequence[
     return problems
 
 
+def progress_notes(plan_files: Sequence[tuple[str, bytes]]) -> list[str]:
+    """One line per rotation not finished yet (broken plans are findings)."""
+    notes = []
+    for rel, data in plan_files:
+        try:
+            plan = Plan.from_yaml(data, rel)
+        except SopsError:
+            continue
+        following = plan.next_phase
+        if following is not None:
+            notes.append(f"rotation {plan.id} in progress: phase {PHASES.index(following) + 1} ({following}) is next "
+                         f"(sopsflow rotate-recipient --id {plan.id} --status)")
+    return notes
+
+
 def _rule_lines(data: bytes) -> dict[int, int]:
     from .verify import _rule_lines as lines
 

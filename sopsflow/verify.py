@@ -454,9 +454,10 @@ class _Run:
 
         configs = [(rel, self.config_for(rel), self.tree_file(rel) or b"") for rel in self.by_path
                    if posixpath.basename(rel) == CONFIG_NAME]
-        problems, checks = check_tree(self.tree_file(POLICY_FILE), self.files, configs, POLICY_FILE,
+        problems, checks, notes = check_tree(self.tree_file(POLICY_FILE), self.files, configs, POLICY_FILE,
                                       rule_of=self.match)
         self.checks.extend(checks)
+        self.notes.extend(notes)
         for p in problems:
             self.add(p.kind, p.path, p.message, p.severity, p.line, fix=p.fix, related=p.related, anchor=p.anchor)
 

@@ -197,6 +197,7 @@ def test_phases_keep_their_order_and_resume(fleet: Fleet) -> None:
     result = verify(fleet.repo, _worktree())
     flagged = sorted(f.path for f in result.findings if f.kind == "retired-recipient")
     assert flagged == fleet.staging_files() and result.exit_code == 1
+    assert any(f"rotation {plan_id} in progress: phase 4 (remove)" in note for note in result.notes)
 
     # run again with a working key: it finishes
     out, _err = fleet.sopsflow("--id", plan_id)
