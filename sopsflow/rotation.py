@@ -230,6 +230,9 @@ def run_phase(root: Path, plan: Plan, phase: str, *, key_data: bytes | None = No
     if following is not None and PHASES.index(phase) > PHASES.index(following):
         raise SopsError(errors.GENERIC, f"rotation {plan.id}: phase {phase!r} comes after {following!r}, "
                                         f"which is not done yet")
+    if phase == "secret" and plan.done("remove"):
+        raise SopsError(errors.GENERIC, f"rotation {plan.id}: {plan.old} is retired; the Secret to apply now is "
+                                        "the final one (--phase final, with NEW's identity alone)")
     if phase == "add":
         result = _phase_add(root, plan, decryption_order)
     elif phase == "secret":
