@@ -4,7 +4,8 @@
 A Flux repository with three environments is copied to a temp dir, made a
 git repository, and walked through: verify, decrypt, a plaintext commit
 refused by the hook, a team member added and another removed (with data key
-rotation), verify again, and the Flux decryption Secret. AWS KMS is a
+rotation), verify again, the Flux decryption Secret, the clusters' key
+coverage and the first phase of a Flux key rotation. AWS KMS is a
 moto_server on 127.0.0.1. Every step checks what it shows; the script exits
 non-zero at the first step that does not behave as described, and removes
 everything it made.
@@ -68,6 +69,7 @@ class Demo:
         self.carol_key = self.work / "carol.agekey"
         self.alice = ""
         self.carol = ""
+        self.new_flux_key = self.work / "flux-staging-new.agekey"
 
     # --- output -------------------------------------------------------------------
 
@@ -397,7 +399,7 @@ def _published_values(d: Demo) -> list[str]:
 
 
 def step_publish(d: Demo) -> None:
-    d.heading("9. Publish production's secrets to AWS Secrets Manager, for External Secrets")
+    d.heading("11. Publish production's secrets to AWS Secrets Manager, for External Secrets")
     settings = d.repo / ".sopsflow.yaml"
     settings.write_text(settings.read_text() + PUBLISH_SETTINGS)
     d.say("The destination goes into .sopsflow.yaml (.sops.yaml stays exactly what sops reads):")
@@ -443,6 +445,61 @@ def _staging_sops_files(d: Demo) -> list[str]:
             if "/staging/" in p.relative_to(d.repo).as_posix()]
 
 
+STRAY_SECRET = "apps/staging/sentry-token.yaml"
+STRAY_SECRET_TEXT = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: sentry-token
+  namespace: billing
+type: Opaque
+stringData:
+  token: sntrys_demo_2f9c4b7e1a
+"""
+
+
+def step_coverage(d: Demo) -> None:
+    d.heading("9. Can each cluster decrypt what it deploys? (`clusters:` in .sopsflow.yaml, no key needed)")
+    d.run(["sed", "-n", "/^clusters:/,/^  production:/p", ".sopsflow.yaml"], shown="sed -n '/^clusters:/,/^  production:/p' .sopsflow.yaml")
+    (d.repo / STRAY_SECRET).write_text(STRAY_SECRET_TEXT)
+    d.say("carol encrypts a new staging Secret for her own key only, and stages it:")
+    d.run(["sopsflow", "encrypt", "-i", "--age", d.carol, "--encrypted-regex", "^(data|stringData)$", STRAY_SECRET],
+          shown=f"sopsflow encrypt -i --age $CAROL --encrypted-regex '^(data|stringData)$' {STRAY_SECRET}")
+    d.git("add", STRAY_SECRET)
+    proc = d.run(["sopsflow", "verify", "--index"], expect=1)
+    if "cluster-cannot-decrypt" not in proc.stdout or "'staging'" not in proc.stdout:
+        raise DemoFailure("verify did not say that the staging cluster cannot decrypt the new file")
+    d.ok("caught before Flux fails with \"0 successful groups required, got 0\"")
+    d.say("\nThe fix verify names: re-wrap the file for its creation rule (the Flux key and carol):")
+    d.run(["sopsflow", "updatekeys", "-y", STRAY_SECRET])
+    d.git("add", STRAY_SECRET)
+    d.run(["sopsflow", "verify", "--index"])
+    d.git("commit", "-q", "-m", "billing: sentry token")
+    d.ok("the staging cluster's key opens every file it deploys")
+
+
+def step_rotation(d: Demo) -> None:
+    import pyrage
+
+    d.heading("10. Rotating the staging cluster's Flux key, phase 1 of 5")
+    identity = pyrage.x25519.Identity.generate()
+    lib.write_key_file(d.new_flux_key, f"# the staging cluster's next Flux key\n{identity}\n")
+    old, new = lib.age_recipient(d.repo / FLUX_KEY), str(identity.to_public())
+    d.say(f"old key: {old}\nnew key: {new}")
+    d.run(["sopsflow", "rotate-recipient", old, new], shown="sopsflow rotate-recipient $OLD $NEW")
+    staging = _staging_sops_files(d)
+    for key_file in (d.repo / FLUX_KEY, d.new_flux_key):
+        for rel in staging:
+            proc = d.run(["sops", "decrypt", rel], env=_only_key_env(d, key_file), show=False, echo=False)
+            if not proc.stdout:
+                raise DemoFailure(f"{rel} does not open with {key_file.name}")
+    d.say(f"(sops decrypts each of the {len(staging)} staging files with the old key alone, and with the new one)")
+    d.run(["sopsflow", "rotate-recipient", "--status"])
+    d.git("add", "-A")
+    d.git("commit", "-q", "-m", "staging: rotate the Flux key, phase 1 (add, re-wrap)")
+    d.ok("the cluster keeps working with its current Secret; phase 2 prints the Secret with both keys")
+
+
 STEPS: list[Callable[[Demo], None]] = [
     step_setup,
     step_rules,
@@ -453,6 +510,8 @@ STEPS: list[Callable[[Demo], None]] = [
     step_remove_member,
     step_verify_again,
     step_flux_secret,
+    step_coverage,
+    step_rotation,
     step_publish,
 ]
 

@@ -33,6 +33,7 @@ COMMANDS = {
     "history": "history",
     "install-hooks": "install_hooks",
     "recipients": "recipients",
+    "rotate-recipient": "rotate_recipient",
     "flux": "flux",
     "textconv": "drivers",
     "merge-driver": "drivers",

@@ -114,6 +114,32 @@ RULES: dict[str, tuple[str, str]] = {
         "Encrypted file larger than Flux decrypts",
         "Split the file; Flux's kustomize-controller refuses encrypted files over 5 MiB.",
     ),
+    "cluster-cannot-decrypt": (
+        "A cluster of .sopsflow.yaml cannot decrypt a SOPS file it deploys",
+        "Add a key the cluster holds to the file's creation rule (enough key groups for the Shamir "
+        "threshold) and run sopsflow updatekeys, or give the cluster a key the file is encrypted for.",
+    ),
+    "flux-secret-cannot-decrypt": (
+        "The decryption Secret of a Flux Kustomization cannot decrypt a file it applies",
+        "Encrypt the file for a key of the Secret (sopsflow recipients add, updatekeys) or add the key "
+        "to the Secret (sopsflow flux age-secret).",
+    ),
+    "flux-secret-unknown": (
+        "Flux Kustomization names a decryption Secret whose public half is not given",
+        "List the Secret's public keys under clusters.NAME.secrets in .sopsflow.yaml.",
+    ),
+    "cluster-config": (
+        "clusters entry of .sopsflow.yaml that names nothing in the tree",
+        "Fix the FILE or FILE#NAME of the Flux Kustomization.",
+    ),
+    "retired-recipient": (
+        "Creation rule or SOPS file still lists a key a rotation retired",
+        "Run sopsflow rotate-recipient --id ID --phase remove.",
+    ),
+    "rotation-plan-invalid": (
+        "Rotation plan in .sopsflow/rotations/ that does not load",
+        "Restore the plan from git history.",
+    ),
 }
 
 

@@ -21,6 +21,8 @@ allow:                   # false positives, still shown in the check summary
       keys: [age1...]                 # identities as `sopsflow check` prints them
       reason: break-glass key         # optional, for people
 verify: {...}            # `sopsflow verify`'s policy, read by sopsflow/policy.py
+clusters: {...}          # each cluster's public keys and what it deploys, read by
+                         # sopsflow/coverage.py (`sopsflow verify` checks coverage)
 ```
 
 Every key is optional; a missing file means the defaults. Within the keys
@@ -84,7 +86,7 @@ class AuditSettings:
 
 
 #: The top-level keys of `.sopsflow.yaml` (the hook judges any other key as data).
-SETTINGS_SECTIONS = frozenset({"strict", "allow", "verify", "publish"})
+SETTINGS_SECTIONS = frozenset({"strict", "allow", "verify", "publish", "clusters"})
 
 
 def load_settings(repo_root: Path) -> AuditSettings:

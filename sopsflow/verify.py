@@ -141,6 +141,7 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     run.check_unused_rules()
     flux = options.flux if options.flux is not None else policy.flux
     run.lint_flux(flux)
+    run.check_clusters()
     result = VerifyResult(root=root, target=target, commit=commit, started=stamp)
     result.files = [AuditedFile(o.path, o.status) for o in run.outcomes]
     result.findings = run.finish()
@@ -478,6 +479,20 @@ class _Run:
                                  f"key {key!r} of decryption Secret {ks.secret_name!r} is ignored by Flux: "
                                  "age keys must end in .agekey, PGP keys in .asc",
                                  "error", line, related=[ks.path], anchor=key)
+
+    # `clusters:` of .sopsflow.yaml and the plans in .sopsflow/rotations/
+
+    def check_clusters(self) -> None:
+        from .coverage import check_tree
+
+        configs = [(rel, self.config_for(rel), self.tree_file(rel) or b"") for rel in self.by_path
+                   if posixpath.basename(rel) == CONFIG_NAME]
+        problems, checks, notes = check_tree(self.tree_file(POLICY_FILE), self.files, configs, POLICY_FILE,
+                                      rule_of=self.match)
+        self.checks.extend(checks)
+        self.notes.extend(notes)
+        for p in problems:
+            self.add(p.kind, p.path, p.message, p.severity, p.line, fix=p.fix, related=p.related, anchor=p.anchor)
 
     # policy and order
 

@@ -83,7 +83,8 @@ def walk() -> Any:
 def test_steps_are_the_ones_the_issue_lists() -> None:
     assert [s.__name__ for s in demo_mod.STEPS] == [
         "step_setup", "step_rules", "step_verify", "step_decrypt", "step_hook", "step_add_member",
-        "step_remove_member", "step_verify_again", "step_flux_secret", "step_publish",
+        "step_remove_member", "step_verify_again", "step_flux_secret", "step_coverage", "step_rotation",
+        "step_publish",
     ]
 
 
@@ -161,6 +162,27 @@ def test_walkthrough(walk: Walkthrough) -> None:
     assert "age.agekey:" in out and "refusing to write a private key" in out
     assert not (repo / "clusters" / "staging" / "sops-age.yaml").exists()
     assert git_out(repo, "status", "--porcelain") == ""
+
+    out = walk.run("step_coverage")
+    assert "[cluster-cannot-decrypt]" in out and demo_mod.STRAY_SECRET in out and "cluster 'staging'" in out
+    assert f"fix: sopsflow updatekeys {demo_mod.STRAY_SECRET}" in out
+    assert git_out(repo, "log", "-1", "--format=%s").strip() == "billing: sentry token"
+    flux_env = only_age(d, repo / demo_mod.FLUX_KEY)
+    done = run_sops(["decrypt", demo_mod.STRAY_SECRET], env=flux_env, cwd=repo)
+    assert done.returncode == 0 and done.stdout.decode() == demo_mod.STRAY_SECRET_TEXT
+    assert_verify_green(repo)
+
+    plain = {rel: run_sops(["decrypt", rel], env=flux_env, cwd=repo).stdout for rel in staging_files(repo)}
+    out = walk.run("step_rotation")
+    assert "phase 1 (add)" in out and "2. secret   NEXT" in out
+    assert git_out(repo, "status", "--porcelain") == ""
+    plans = git_out(repo, "ls-files", ".sopsflow/rotations").split()
+    assert len(plans) == 1 and yaml.safe_load((repo / plans[0]).read_text())["cluster"] == "staging"
+    for key_file in (repo / demo_mod.FLUX_KEY, d.new_flux_key):
+        for rel, text in plain.items():
+            done = run_sops(["decrypt", rel], env=only_age(d, key_file), cwd=repo)
+            assert done.returncode == 0 and done.stdout == text, (rel, key_file)
+    assert_verify_green(repo)
 
 
 def _expected_values(rel: str) -> dict[str, str]:

@@ -113,6 +113,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sopsflow recipients remove age1...",
         "sopsflow recipients remove --rule 1 age1... --update",
     ),
+    "rotate-recipient": (
+        "sopsflow rotate-recipient age1old... age1new...   # starts, then one phase per run",
+        "sopsflow rotate-recipient --key-file old.agekey --key-file new.agekey | kubectl apply -f -",
+        "sopsflow rotate-recipient --status",
+    ),
     "flux": (
         "sopsflow flux age-secret --key-file keys.txt | kubectl apply -f -",
         "sopsflow flux age-secret --key-file - --namespace apps < keys.txt",
