@@ -94,9 +94,12 @@ class KustomizationLike(Protocol):
 
 
 class TreeFile(Protocol):
-    path: str
-    data: bytes
-    is_symlink: bool
+    @property
+    def path(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def is_symlink(self) -> bool: ...
 
 
 # --- settings ------------------------------------------------------------------------------

@@ -483,10 +483,11 @@ class _Run:
     # `clusters:` of .sopsflow.yaml and the plans in .sopsflow/rotations/
 
     def check_clusters(self) -> None:
+        from .config import CONFIG_FILE_NAME
         from .coverage import check_tree
 
         configs = [(rel, self.config_for(rel), self.tree_file(rel) or b"") for rel in self.by_path
-                   if posixpath.basename(rel) == CONFIG_NAME]
+                   if posixpath.basename(rel) == CONFIG_FILE_NAME]
         problems, checks, notes = check_tree(self.tree_file(POLICY_FILE), self.files, configs, POLICY_FILE,
                                       rule_of=self.match)
         self.checks.extend(checks)
