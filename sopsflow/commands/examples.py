@@ -129,6 +129,22 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sopsflow publish -y secrets/app.yaml             # apply",
         "sopsflow publish -y --recursive --omit-extensions secrets/",
     ),
+    "ksops": (
+        "sopsflow ksops install          # the launcher kustomize runs for viaduct.ai/v1 ksops",
+        "kubectl kustomize --enable-alpha-plugins overlays/staging",
+        "sopsflow ksops secret-generator.yaml   # what kustomize runs: the decrypted manifests",
+    ),
+    "argocd": (
+        "sopsflow argocd generate apps/staging   # what the Argo CD plugin prints",
+        "sopsflow argocd discover .",
+    ),
+    "argocd generate": (
+        "sopsflow argocd generate                # in the Application's directory",
+        "SOPS_AGE_KEY_FILE=/keys/age.agekey sopsflow argocd generate apps/staging",
+    ),
+    "argocd discover": (
+        "sopsflow argocd discover .",
+    ),
 }
 
 
