@@ -190,7 +190,16 @@ def generate(app_dir: Path, note: Callable[[str], None] | None = None) -> str:
                 from .ksops import Context
 
                 context = Context(root, prefix="argocd")
-            text = context.decrypt(item.rel, "decrypting").plaintext.decode("utf-8", "surrogateescape")
+            from .ksops import manifest_text
+
+            text = manifest_text(context.decrypt(item.rel, "decrypting"))
+        elif item.store.name == "json" and "\t" in item.text:
+            import json
+
+            try:
+                text = json.dumps(json.loads(item.text), indent=2, ensure_ascii=False) + "\n"
+            except ValueError:
+                raise _fail(f"{item.rel}: not valid JSON", errors.COULD_NOT_READ_INPUT_FILE) from None
         else:
             text = item.text
         if item.store.name == "json":

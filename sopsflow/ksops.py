@@ -282,6 +282,7 @@ def generate(gen: Generator, ctx: Context) -> Output:
     label = f"generator {gen.name!r}" if gen.name else "generator"
     for rel in gen.files:
         where = f"{label}: files"
+        ctx.resolve(rel, where)  # a path out of the root is refused before anything else is said about it
         if _format_of(rel) not in ("yaml", "json"):
             raise _fail(f"{where}: {rel} is not a YAML or JSON manifest (use secretFrom for other files)")
         done = ctx.decrypt(rel, where)
@@ -415,9 +416,21 @@ def dump_yaml(obj: Any) -> str:
     return buffer.getvalue()
 
 
+def manifest_text(done: Decrypted) -> str:
+    """A decrypted manifest as text for a YAML stream: as `sops decrypt` prints
+    it, except that JSON is indented with spaces (sops indents it with tabs,
+    which YAML parsers other than go-yaml refuse)."""
+    text = done.plaintext.decode("utf-8", "surrogateescape")
+    if done.store_name != "json":
+        return text
+    import json
+
+    return json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"
+
+
 def exec_output(out: Output) -> str:
     """The exec plugin's stdout: one multi-document YAML stream."""
-    docs = [d.plaintext.decode("utf-8", "surrogateescape") for d in out.manifests]
+    docs = [manifest_text(d) for d in out.manifests]
     docs += [dump_yaml(s) for s in out.secrets]
     return "---\n".join(d if d.endswith("\n") else d + "\n" for d in docs)
 
