@@ -130,9 +130,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sopsflow publish -y --recursive --omit-extensions secrets/",
     ),
     "ksops": (
-        "sopsflow ksops install          # the launcher kustomize runs for viaduct.ai/v1 ksops",
-        "kubectl kustomize --enable-alpha-plugins overlays/staging",
+        "sopsflow ksops install                 # the launcher kustomize runs for viaduct.ai/v1 ksops",
         "sopsflow ksops secret-generator.yaml   # what kustomize runs: the decrypted manifests",
+        "sopsflow ksops < resource-list.yaml    # as a KRM function",
     ),
     "argocd": (
         "sopsflow argocd generate apps/staging   # what the Argo CD plugin prints",
@@ -140,10 +140,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "argocd generate": (
         "sopsflow argocd generate                # in the Application's directory",
-        "SOPS_AGE_KEY_FILE=/keys/age.agekey sopsflow argocd generate apps/staging",
+        "sopsflow argocd generate apps/staging > /dev/null && echo decrypts",
     ),
     "argocd discover": (
         "sopsflow argocd discover .",
+        "sopsflow argocd discover apps/staging   # empty: not a sopsflow application",
     ),
 }
 
