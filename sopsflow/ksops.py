@@ -348,8 +348,8 @@ def _secret(spec: SecretFrom, ctx: Context, where: str) -> dict[str, Any]:
 def _env_pairs(ctx: Context, rel: str, where: str) -> list[tuple[str, str]]:
     """``KEY=value`` lines as sops reads a dotenv file: the value is everything
     after the first ``=``, ``\\n`` stands for a newline, no quotes are removed
-    and no ``$VAR`` is expanded (KSOPS' dotenv parser does both; expanding
-    would copy the build machine's environment into the Secret)."""
+    and no ``$NAME`` is expanded (KSOPS' dotenv parser does both, and turns an
+    unknown ``$NAME`` into nothing: a ``$`` in a password would change it)."""
     from .tree import val_to_string
 
     name = _format_of(rel)
