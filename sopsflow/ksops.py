@@ -47,10 +47,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import SopsError
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .stores import Store
+    from .tree import Branches
 
 GENERATOR_GROUP = "viaduct.ai"
 GENERATOR_KIND = "ksops"
@@ -189,7 +194,7 @@ class Decrypted:
     path: str  # as written in the generator
     store_name: str
     plaintext: bytes  # what `sops decrypt` prints
-    branches: list[Any]
+    branches: Branches
 
 
 class Context:
@@ -200,7 +205,7 @@ class Context:
         self.root = Path(os.path.abspath(root))
         self.base = Path(os.path.abspath(base)) if base is not None else self.root
         self._real_root = os.path.realpath(self.root)
-        self._config: Any = None
+        self._config: Config | None = None
         self._config_loaded = False
         #: every file read, by real path (KRM mode drops items that were these files)
         self.consumed: set[str] = set()
@@ -212,19 +217,15 @@ class Context:
             raise SopsError(errors.GENERIC, f"{self.prefix}: {where}: {rel} is outside the root {self.root}")
         return candidate
 
-    def _store(self, rel: str) -> Any:
+    def _store(self, rel: str) -> Store:
         """The store sops would pick for ``rel``, with the indent of the .sops.yaml in effect."""
         from .stores import format_for_path, store_by_name
 
         name = format_for_path(rel)
         config = self.config()
-        indent = None
-        if config is not None:
-            value = config.store_indent("json_binary" if name == "binary" else name)
-            indent = int(value) if value is not None else None
-        return store_by_name(name, indent)
+        return store_by_name(name, config.store_indent(name) if config is not None else None)
 
-    def config(self) -> Any:
+    def config(self) -> Config | None:
         """The .sops.yaml `sops decrypt` would read here (only its `stores` matter)."""
         if not self._config_loaded:
             self._config_loaded = True
@@ -242,8 +243,8 @@ class Context:
 
         path = self.resolve(rel, where)
         store = self._store(rel)
-        data = read_input(str(path))
         try:
+            data = read_input(str(path))
             doc = decrypt_document(store, data, check_version=True)
         except SopsError as exc:
             raise SopsError(exc.code, f"{self.prefix}: {where}: {rel}: {exc.message}", exc.detail) from None
