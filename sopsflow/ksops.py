@@ -389,24 +389,56 @@ def _yaml() -> Any:
 
 
 def _literal_strings(node: Any) -> Any:
-    """Multi-line strings as ``|`` blocks, so a generated Secret stays readable."""
-    from ruamel.yaml.scalarstring import LiteralScalarString
-
+    """Strings styled for every YAML reader: multi-line ones as ``|`` blocks (a
+    generated Secret stays readable), those with control or line-breaking
+    characters double-quoted with escapes, and any that a YAML 1.1 reader would
+    take for something else (``on``, ``y``, ``0755``, ``12:30``...) double-quoted.
+    Kubernetes tools read YAML 1.1 (sigs.k8s.io/yaml); the emitter here is 1.2."""
     if isinstance(node, dict):
-        return {k: _literal_strings(v) for k, v in node.items()}
+        return {_quoted_if_ambiguous(k): _literal_strings(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_literal_strings(v) for v in node]
-    if isinstance(node, str) and "\n" in node and _literal_ok(node):
-        return LiteralScalarString(node)
+    if isinstance(node, str):
+        from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
+
+        if "\n" in node and _literal_ok(node):
+            return LiteralScalarString(node)
+        if not all(c == "\t" or _printable(c) for c in node):
+            return DoubleQuotedScalarString(node)  # escapes: no reader can mistake them
+        return _quoted_if_ambiguous(node)
     return node
 
 
+#: go-yaml v2's booleans beyond those of PyYAML's YAML 1.1 resolver
+_GO_YAML_V2_BOOLS = frozenset(("y", "Y", "n", "N"))
+
+
+def _quoted_if_ambiguous(value: Any) -> Any:
+    if not isinstance(value, str) or type(value) is not str:
+        return value  # not a string, or a string whose style the input chose
+    import yaml
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, value, (True, False))
+    if tag != "tag:yaml.org,2002:str" or value in _GO_YAML_V2_BOOLS:
+        return DoubleQuotedScalarString(value)
+    return value
+
+
 def _literal_ok(text: str) -> bool:
-    # A block scalar cannot hold trailing spaces on a line, tabs at its start,
-    # a carriage return or other control characters without changing them.
-    if any((c < " " and c not in "\n\t") or c in "\x7f\x85\u2028\u2029\ufeff" for c in text):
+    """Whether a ``|`` block holds ``text`` unchanged: YAML-printable characters
+    only, no line break other than ``\\n``, no line ending in blanks, no leading
+    blank or empty first line (those need an indentation indicator)."""
+    if not all(c == "\n" or c == "\t" or _printable(c) for c in text):
         return False
     return not any(line != line.rstrip(" \t") for line in text.split("\n")) and not text.startswith((" ", "\t", "\n"))
+
+
+def _printable(c: str) -> bool:
+    o = ord(c)
+    if o in (0x2028, 0x2029, 0xFEFF):  # line and paragraph separators break lines in YAML 1.1
+        return False
+    return 0x20 <= o <= 0x7E or 0xA0 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
 
 
 def dump_yaml(obj: Any) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .conftest import REPO, base_env, run_sops, run_sopsflow
 from .vectors import AGE_KEY_FILE
@@ -331,3 +333,26 @@ def test_kpt_fn_eval_runs_the_krm_function(fixtures: Path, tmp_path: Path) -> No
     check_against_sops(by_name(objects), overlay, env)
     # kpt left the package on disk as it was
     assert (overlay / "generator.yaml").read_bytes() == (FIXTURES / "overlay" / "generator.yaml").read_bytes()
+
+
+# --- the YAML the generator writes ---------------------------------------------------------------
+
+_KEYS = st.from_regex(r"[-._a-zA-Z0-9]{1,12}", fullmatch=True)
+_VALUES = st.text(st.characters(blacklist_categories=("Cs", "Co", "Cn"), blacklist_characters="\ufeff"),
+                  max_size=40) | st.sampled_from(["on", "y", "N", "0755", "12:30", "~", "null", "2024-01-01", "a\n",
+                                                  "  lead\n", "trail \nx", "\ttab\n", "x\r\ny", "\n", "-", "? x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6))
+def test_generated_secrets_read_back_the_same_in_yaml_1_1_and_1_2(string_data: dict[str, str]) -> None:
+    """A YAML 1.1 reader (PyYAML; Kubernetes' sigs.k8s.io/yaml is 1.1 too) and a
+    1.2 one (ruamel) read every generated value back as the same string."""
+    from ruamel.yaml import YAML
+
+    from sopsflow.ksops import dump_yaml
+
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "stringData": string_data}
+    text = dump_yaml(secret)
+    assert yaml.safe_load(text) == secret
+    assert YAML(typ="safe").load(text) == secret
