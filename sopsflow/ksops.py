@@ -44,7 +44,7 @@ import base64
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,8 +200,11 @@ class Decrypted:
 class Context:
     """Where a generator's paths resolve (``base``) and where they must stay (``root``)."""
 
-    def __init__(self, root: Path, base: Path | None = None, prefix: str = "ksops") -> None:
+    def __init__(self, root: Path, base: Path | None = None, prefix: str = "ksops",
+                 warn: Callable[[str], None] | None = None) -> None:
         self.prefix = prefix
+        #: where warnings go (stderr by default): a file and a key name, never a value
+        self.warn = warn or (lambda text: sys.stderr.write(text + "\n"))
         self.root = Path(os.path.abspath(root))
         self.base = Path(os.path.abspath(base)) if base is not None else self.root
         self._real_root = os.path.realpath(self.root)
@@ -315,6 +318,8 @@ def _secret(spec: SecretFrom, ctx: Context, where: str) -> dict[str, Any]:
     def claim(key: str, source: str) -> None:
         _check_key(key, where)
         if key in seen:
+            if seen[key] == source:
+                raise _fail(f"{where}: key {key!r} appears twice in {source}")
             raise _fail(f"{where}: key {key!r} comes from both {seen[key]} and {source}")
         seen[key] = source
 
@@ -370,7 +375,7 @@ def _env_pairs(ctx: Context, rel: str, where: str) -> list[tuple[str, str]]:
     for key, value in branch.items_():
         text = val_to_string(value)
         if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-            sys.stderr.write(f"ksops: warning: {where}: {rel}: the value of {key} is kept with its quotes\n")
+            ctx.warn(f"{ctx.prefix}: warning: {where}: {rel}: the value of {key} is kept with its quotes")
         pairs.append((str(key), text))
     return pairs
 
