@@ -3,6 +3,8 @@
 
     python scripts/make_sample_repo.py            # keep the keys in sample-repo/keys/
     python scripts/make_sample_repo.py --new-keys # also make new test keys (changes .sops.yaml)
+    python scripts/make_sample_repo.py --only apps/staging/argocd/billing-api.env
+        # encrypt just the named sources (a new one), leaving every other file as it is
     python scripts/make_sample_repo.py rewrap-kms DIR
         # wrap the production data keys of the copy DIR for the KMS key of the
         # moto_server named by AWS_ENDPOINT_URL_KMS, unwrapping them with the
@@ -124,10 +126,10 @@ def _k8s_secret(comment: str, name: str, namespace: str, body: str, secret_type:
     )
 
 
-def _db_secret(env: str, host: str, password: str) -> str:
+def _db_secret(env: str, host: str, password: str, where: str = "") -> str:
     return _k8s_secret(
         f"# Credentials of the billing database ({env}). Change with:\n"
-        f"#   sopsflow edit apps/{env}/db-credentials.yaml\n",
+        f"#   sopsflow edit {where or f'apps/{env}'}/db-credentials.yaml\n",
         "billing-db",
         "billing",
         "stringData:\n"
@@ -148,10 +150,11 @@ def _cloudflare_secret(env: str, token: str) -> str:
     )
 
 
-def _billing_env(env: str, stripe: str, webhook: str, sentry: str, jwt: str) -> str:
+def _billing_env(env: str, stripe: str, webhook: str, sentry: str, jwt: str,
+                 via: str = "the secretGenerator in kustomization.yaml") -> str:
     return (
         f"# billing-api runtime settings ({env}); becomes Secret billing/billing-api-env\n"
-        "# through the secretGenerator in kustomization.yaml.\n"
+        f"# through {via}.\n"
         f"STRIPE_SECRET_KEY={stripe}\n"
         f"STRIPE_WEBHOOK_SECRET={webhook}\n"
         f"SENTRY_DSN=https://{sentry}@o123456.ingest.sentry.io/4504\n"
@@ -255,6 +258,15 @@ SECRETS: dict[str, str] = {
     "apps/staging/billing-api.env": _billing_env(
         "staging", "sk_test_sampleStaging9rTyU2vWx3yZa4bC", "whsec_sampleStaging3Tb7pX1c",
         "5d41402abc4b2a76b9719d911017c592", "staging-jwt-0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f"),
+    # staging for Argo CD: the same Secrets, decrypted at build time by the
+    # KSOPS-compatible generator (apps/staging/argocd/secret-generator.yaml)
+    "apps/staging/argocd/db-credentials.yaml": _db_secret(
+        "staging", "billing.cluster-s7fd02k1abc.eu-west-1.rds.amazonaws.com", "st4g-Qm2x-Lp9v-Hc6n",
+        where="apps/staging/argocd"),
+    "apps/staging/argocd/billing-api.env": _billing_env(
+        "staging", "sk_test_sampleStaging9rTyU2vWx3yZa4bC", "whsec_sampleStaging3Tb7pX1c",
+        "5d41402abc4b2a76b9719d911017c592", "staging-jwt-0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f",
+        via="the ksops generator in secret-generator.yaml (sopsflow ksops)"),
     "infrastructure/staging/cloudflare-api-token.yaml": _cloudflare_secret(
         "staging", "cf-staging-Jk3m5N7pQ9rS1tU3vW5x"),
     "infrastructure/staging/grafana.ini": GRAFANA_INI,
@@ -336,16 +348,16 @@ def render_sops_yaml(keys_dir: Path, dev_fpr: str) -> str:
 # --- build --------------------------------------------------------------------------------
 
 
-def build(sample: Path, new_keys: bool) -> None:
+def build(sample: Path, new_keys: bool, only: list[str] | None = None) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="sopsflow-sample-build-"))
     try:
-        _build(sample, scratch, new_keys)
+        _build(sample, scratch, new_keys, only)
     finally:
         lib.stop_gpg_agent(scratch / "gnupg")
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _build(sample: Path, scratch: Path, new_keys: bool) -> None:
+def _build(sample: Path, scratch: Path, new_keys: bool, only: list[str] | None = None) -> None:
     keys_dir = sample / lib.KEYS_SUBDIR
     ensure_keys(keys_dir, scratch, new_keys)
     dev_fpr = lib.import_pgp_key(scratch / "gnupg", keys_dir / lib.DEV_PGP)
@@ -357,6 +369,11 @@ def _build(sample: Path, scratch: Path, new_keys: bool) -> None:
     origin_key, origin_cert = _origin_key()
     plaintexts = {path: text.encode() for path, text in SECRETS.items()}
     plaintexts[ORIGIN_KEY] = origin_key
+    if only:
+        unknown = sorted(set(only) - set(plaintexts))
+        if unknown:
+            raise SystemExit(f"--only: no such secret source: {', '.join(unknown)}")
+        plaintexts = {path: plain for path, plain in plaintexts.items() if path in only}
     with lib.MotoServer(scratch) as moto:
         lib.ensure_kms_key(moto.url)
         env = lib.clean_env(scratch, GNUPGHOME=str(scratch / "gnupg"), SOPS_AGE_KEY_FILE=str(key_file), **moto.env())
@@ -368,7 +385,8 @@ def _build(sample: Path, scratch: Path, new_keys: bool) -> None:
         target = sample / path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / path, target)
-    (sample / ORIGIN_CERT).write_bytes(origin_cert)
+    if ORIGIN_KEY in plaintexts:  # the certificate belongs to the key made in this run
+        (sample / ORIGIN_CERT).write_bytes(origin_cert)
     print(f"wrote {len(plaintexts)} encrypted files and .sops.yaml into {sample}")
 
 
@@ -412,8 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--new-keys", action="store_true", help="replace the test keys too (rewrites .sops.yaml)")
     parser.add_argument("--dest", type=Path, default=lib.SAMPLE_DIR, help="sample repository (default: sample-repo/)")
+    parser.add_argument("--only", action="append", metavar="PATH",
+                        help="encrypt only this source (repeatable; e.g. a newly added one), keep the others")
     args = parser.parse_args(argv)
-    build(args.dest, args.new_keys)
+    if args.only and args.new_keys:
+        parser.error("--only keeps the other files, which --new-keys would leave unreadable")
+    build(args.dest, args.new_keys, args.only)
     return 0
 
 

@@ -39,6 +39,8 @@ COMMANDS = {
     "merge-driver": "drivers",
     "install-sops-link": "sops_link",
     "publish": "publish",
+    "ksops": "ksops",
+    "argocd": "argocd",
 }
 
 

@@ -128,7 +128,8 @@ def test_walkthrough(walk: Walkthrough) -> None:
     assert done.returncode == 0 and done.stdout.decode() == demo_mod.NEW_SECRET_TEXT
 
     plain_before = {rel: run_sops(["decrypt", rel], env=alice_env, cwd=repo).stdout for rel in staging_files(repo)}
-    assert len(plain_before) == 5 and all(plain_before.values())
+    # the sample's six staging files (two in the Argo CD overlay) and the one just committed
+    assert len(plain_before) == 7 and all(plain_before.values())
     out = walk.run("step_add_member")
     assert d.carol and d.carol in (repo / ".sops.yaml").read_text()
     carol_env = only_age(d, d.carol_key)
@@ -154,7 +155,7 @@ def test_walkthrough(walk: Walkthrough) -> None:
     out = walk.run("step_verify_again")
     assert_verify_green(repo)
     assert "alice's key decrypts none of them" in out
-    assert out.count("refused (exit 128)") == len(list(lib.sops_files(repo))) == 12
+    assert out.count("refused (exit 128)") == len(list(lib.sops_files(repo))) == 14
     for rel in (p.relative_to(repo).as_posix() for p in lib.sops_files(repo)):
         assert run_sops(["decrypt", rel], env=alice_env, cwd=repo).returncode == 128, rel
 

@@ -203,7 +203,7 @@ def test_sops_decrypts_every_file_and_sopsflow_prints_the_same_bytes(keyring: di
     CA) and the dev PGP key open everything; the plaintext is the generator's."""
     env = key_env(keyring, "all-age", pgp=True)
     files = sample_sops_files()
-    assert len(files) == 11
+    assert len(files) == 13
     for rel in files:
         theirs = run_sops(["decrypt", rel], env=env, cwd=SAMPLE)
         assert theirs.returncode == 0, (rel, theirs.stderr)

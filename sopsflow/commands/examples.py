@@ -139,6 +139,23 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sopsflow publish -y secrets/app.yaml             # apply",
         "sopsflow publish -y --recursive --emit-external-secrets deploy/eso/ secrets/",
     ),
+    "ksops": (
+        "sopsflow ksops install                 # the launcher kustomize runs for viaduct.ai/v1 ksops",
+        "sopsflow ksops secret-generator.yaml   # what kustomize runs: the decrypted manifests",
+        "sopsflow ksops < resource-list.yaml    # as a KRM function",
+    ),
+    "argocd": (
+        "sopsflow argocd generate apps/staging   # what the Argo CD plugin prints",
+        "sopsflow argocd discover .",
+    ),
+    "argocd generate": (
+        "sopsflow argocd generate                # in the Application's directory",
+        "sopsflow argocd generate apps/staging > /dev/null && echo decrypts",
+    ),
+    "argocd discover": (
+        "sopsflow argocd discover .",
+        "sopsflow argocd discover apps/staging   # empty: not a sopsflow application",
+    ),
 }
 
 
