@@ -2,7 +2,7 @@
 
 Discovery (sops' `config/config.go`, FindConfigFile): from a directory upward, at most 100 levels, for a file
 named exactly ``.sops.yaml``; a ``.sops.yml`` seen on the way is ignored with a
-warning. Matching (§7.3): the file path is made absolute (Go ``filepath.Abs``:
+warning. Matching (sops' `config/config.go`): the file path is made absolute (Go ``filepath.Abs``:
 lexical, no symlink resolution), the ``<config dir>/`` prefix is removed, and
 each rule's ``path_regex`` (Go RE2 syntax) is *searched* in the rest; a rule
 without a ``path_regex`` matches every file; the first match wins.

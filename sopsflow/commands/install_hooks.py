@@ -130,7 +130,7 @@ class InstallStep(NamedTuple):
 
 #: Modules defining ``INSTALL_STEP``; missing ones are skipped.
 EXTENSION_MODULES: tuple[str, ...] = (
-    "sopsflow.commands.drivers",  # --drivers: git diff/merge drivers (issue 8)
+    "sopsflow.commands.drivers",  # --drivers: git diff/merge drivers
 )
 
 
