@@ -98,7 +98,7 @@ def fleet(tmp_path: Path) -> Fleet:
 
 def test_full_rotation_of_the_staging_flux_key(fleet: Fleet) -> None:
     staging = fleet.staging_files()
-    assert len(staging) == 4 and all(rel in make_sample_repo.SECRETS for rel in staging)
+    assert len(staging) == 6 and all(rel in make_sample_repo.SECRETS for rel in staging)
     before = fleet.old_file  # the cluster's Secret today: the old identity alone
     fleet.assert_cluster_decrypts(before)
 
