@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
 from .errors import SopsError
 from .keys.base import MasterKey
 from .lazyre import compile_lazy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+else:  # the same classes without importing dataclasses (start-up time)
+    from .records import dataclass, field
 
 #: The version string written into files. Files we write are meant to be
 #: indistinguishable from sops 3.11's, so we record the format version we

@@ -4,7 +4,6 @@ repository tools: load + decrypt, encrypt + dump, re-wrap keys, rotate."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from . import errors
@@ -15,6 +14,12 @@ from .keys.base import MasterKey
 from .lazyre import compile_lazy
 from .metadata import Metadata, now_lastmodified
 from .tree import Branches, TreeMap
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the same classes without importing dataclasses (start-up time)
+    from .records import dataclass
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,12 @@ from .. import errors
 from ..errors import SopsError
 from ..keys.base import MasterKey
 from ..metadata import SELECTION_OPTIONS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+else:  # the same classes without importing dataclasses (start-up time)
+    from ..records import dataclass, field
 
 SELECTION_FLAGS = SELECTION_OPTIONS
 

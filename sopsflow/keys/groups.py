@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
 from ..errors import SopsError
 from .base import KeyFailure, MasterKey
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+else:  # the same classes without importing dataclasses (start-up time)
+    from ..records import dataclass, field
 
 DEFAULT_DECRYPTION_ORDER = ("age", "pgp")
 SOPS_DECRYPTION_ORDER = "SOPS_DECRYPTION_ORDER"
