@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import binascii
 import os
-from typing import Any
 
 from . import errors
 from .errors import SopsError
 from .lazyre import compile_lazy
 from .tree import Comment, Time, UInt64, go_float_f
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 PREFIX = "ENC[AES256_GCM,data:"
 IV_SIZE = 32

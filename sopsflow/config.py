@@ -31,13 +31,18 @@ import os
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import errors
 from .errors import SopsError
 from .lazyre import compile_lazy
 from .logs import logger
 from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple, NoReturn
+else:
+    from .records import NamedTuple
 
 if TYPE_CHECKING:
     from dataclasses import dataclass, field

@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import Any
 
 from . import errors
 from .cipher import PREFIX, Cipher, from_bytes, to_bytes
 from .errors import SopsError
 from .metadata import Metadata, lastmodified_aad
 from .tree import Branches, Comment, TreeMap
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Fed into the MAC first when mac_only_encrypted is set: sha256("sops").
 MAC_ONLY_ENCRYPTED_PREFIX = hashlib.sha256(b"sops").digest()

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
 
 from . import errors
 from .errors import SopsError
 from .keys.base import MasterKey
 from .lazyre import compile_lazy
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from dataclasses import dataclass, field
+    from typing import Any
 else:  # the same classes without importing dataclasses (start-up time)
     from .records import dataclass, field
 

@@ -4,7 +4,6 @@ repository tools: load + decrypt, encrypt + dump, re-wrap keys, rotate."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from . import errors
 from .cipher import Cipher
@@ -15,9 +14,10 @@ from .lazyre import compile_lazy
 from .metadata import Metadata, now_lastmodified
 from .tree import Branches, TreeMap
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from dataclasses import dataclass
+    from typing import Any
 else:  # the same classes without importing dataclasses (start-up time)
     from .records import dataclass
 

@@ -163,3 +163,30 @@ def _make(cls: type) -> type:
     cls.__match_args__ = names  # type: ignore[attr-defined,misc]
     cls.__dataclass_fields__ = _DataclassFields()  # type: ignore[attr-defined]
     return cls
+
+
+class _NamedTupleMeta(type):
+    """``class X(NamedTuple)`` without :mod:`typing`: fields from the
+    annotations, defaults from the class body, the other attributes (methods,
+    docstring) copied onto a :func:`collections.namedtuple` class."""
+
+    def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, object]) -> type:
+        if not bases:
+            return super().__new__(mcls, name, bases, namespace)
+        import collections
+
+        annotations = namespace.get("__annotations__", {})
+        assert isinstance(annotations, dict)
+        names = list(annotations)
+        defaults = [namespace[n] for n in names if n in namespace]
+        make = collections.namedtuple  # called with a computed name: the checker wants a literal
+        built: type = make(name, names, defaults=defaults or None, module=str(namespace.get("__module__")))
+        for key, value in namespace.items():
+            if key not in names and key not in ("__module__", "__annotations__", "__qualname__"):
+                setattr(built, key, value)
+        built.__qualname__ = str(namespace.get("__qualname__", name))
+        return built
+
+
+class NamedTuple(metaclass=_NamedTupleMeta):
+    """Base of the ``NamedTuple`` classes on the start-up path (see module doc)."""

@@ -31,18 +31,28 @@ in between is left as it is and reported.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
 
 from . import errors
 from .errors import SopsError
 from .fileio import Snapshot
 from .metadata import Metadata
 from .tree import Branches, Comment, TreeMap
+
+TYPE_CHECKING = False  # neither typing nor dataclasses is imported at run time (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from dataclasses import dataclass, field
+    from typing import Any, NamedTuple, TypeVar
+
+    StoreFactory = Callable[[str], Any]
+    #: Recipient -> who holds it (from .sops.yaml comments), or a function giving that on demand.
+    Labels = Mapping[str, str] | Callable[[], Mapping[str, str]]
+    _T = TypeVar("_T")
+    _R = TypeVar("_R")
+else:
+    from .records import NamedTuple, dataclass, field
 
 ROTATE_AUTO = "auto"  # rotate when a recipient is removed
 ROTATE_ALWAYS = "always"  # --rotate
@@ -62,11 +72,6 @@ ADVICE = (
     "at its source (database password, API token, ...)."
 )
 
-StoreFactory = Callable[[str], Any]
-#: Recipient -> who holds it (from .sops.yaml comments), or a function giving that on demand.
-Labels = Mapping[str, str] | Callable[[], Mapping[str, str]]
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclass
@@ -575,7 +580,9 @@ def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: L
             raise SopsError(errors.GENERIC, "file changed after the plan was made; run updatekeys again")
     meta, branches, store = plan.metadata, plan.branches, plan.store
     data_key = unwrap_data_key(meta, decryption_order, labels)
-    new_meta = dataclasses.replace(meta, key_groups=fresh_key_groups(plan), shamir_threshold=plan.threshold_after)
+    new_meta = copy.copy(meta)  # dataclasses.replace without importing dataclasses
+    new_meta.key_groups = fresh_key_groups(plan)
+    new_meta.shamir_threshold = plan.threshold_after
     if not plan.rotate:
         # sops updatekeys: the same data key, only the metadata block changes.
         check_data_key(branches, meta, data_key)

@@ -16,11 +16,14 @@ import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
 from .. import errors
 from ..errors import SopsError
 from . import common
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 #: Names never treated as secret files when collecting.
 _CONFIG_NAMES = frozenset({".sops.yaml"})

@@ -8,7 +8,12 @@ metadata entry it is stored as. Key modules know nothing about file formats.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Protocol
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # structural types matter to the type checker only
 
 
 class MasterKey(Protocol):

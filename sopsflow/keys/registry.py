@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any
 
 from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 from .base import MasterKey
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Key types a creation rule can name (``config.KeySpec``). Entries of any
 #: other type (hckms, types newer sops versions add) are kept verbatim: they

@@ -9,11 +9,13 @@ written by the JSON store.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import ERROR_DUMPING_TREE, SopsError
 from ..tree import Branches, TreeMap
 from .json_store import JsonStore
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 NOT_BINARY_HINT = (
     "This is likely not an encrypted binary file? If not, use --output-type to select the correct output type."

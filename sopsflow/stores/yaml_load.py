@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
 
 from ..tree import Comment, TreeMap
 from .yaml_resolve import (
@@ -34,6 +33,10 @@ from .yaml_resolve import (
     resolve_tagged,
     short_tag,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 ALIAS_LOW = 400_000
 ALIAS_HIGH = 4_000_000
