@@ -118,19 +118,23 @@ def first_open_strace(argv: list[str], target: Path, cwd: Path, env: dict[str, s
     return None
 
 
-def first_open_stamp(argv: list[str], cwd: Path, env: dict[str, str]) -> float | None:
-    """Seconds from just before exec to the read path's SOPSFLOW_TRACE_OPEN stamp."""
+def first_open_stamp(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float] | None:
+    """(seconds from just before exec to the read path's SOPSFLOW_TRACE_OPEN
+    stamp, CPU seconds the process had used by then)."""
     with tempfile.NamedTemporaryFile(suffix=".stamp") as out:
         traced = dict(env, SOPSFLOW_TRACE_OPEN=out.name)
         start = time.time()
         subprocess.run([sys.executable, *argv], cwd=cwd, env=traced, capture_output=True, check=False)
         text = Path(out.name).read_text().strip()
-        return float(text.splitlines()[0]) - start if text else None
+        if not text:
+            return None
+        wall, cpu = text.splitlines()[0].split()
+        return float(wall) - start, float(cpu)
 
 
 #: ``python -c pass`` with the same stamp as the read path writes, as its first statement.
 STAMP_FLOOR = ("import os, time; f = open(os.environ['SOPSFLOW_TRACE_OPEN'], 'w'); "
-               "f.write(f'{time.time():.6f}\\n'); f.close()")
+               "f.write(f'{time.time():.6f} {time.process_time():.6f}\\n'); f.close()")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,15 +184,22 @@ def main(argv: list[str] | None = None) -> int:
             methods.insert(0, "strace")
         options = strace_filter() if "strace" in methods else []
         for method in methods:
-            pass_runs, open_runs = [], []
+            pass_runs: list[float] = []
+            open_runs: list[float] = []
+            pass_cpu: list[float] = []
+            open_cpu: list[float] = []
             for _ in range(args.repeat):
                 if method == "strace":
                     floor = first_open_strace(["-c", "import sys; open(sys.argv[1]).close()", str(secret)],
                                               secret, work, env, options)
                     opened = first_open_strace(decrypt, secret, work, env, options)
                 else:
-                    floor = first_open_stamp(["-c", STAMP_FLOOR], work, env)
-                    opened = first_open_stamp(decrypt, work, env)
+                    floor_stamp = first_open_stamp(["-c", STAMP_FLOOR], work, env)
+                    open_stamp = first_open_stamp(decrypt, work, env)
+                    floor, opened = (floor_stamp or (None, 0.0))[0], (open_stamp or (None, 0.0))[0]
+                    if floor_stamp and open_stamp:
+                        pass_cpu.append(floor_stamp[1])
+                        open_cpu.append(open_stamp[1])
                 if floor is None or opened is None:
                     print(f"\nfirst open ({method}): not observed")
                     return 1
@@ -203,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"budget: python -c pass + {BUDGET_MS:.0f} ms = {budget:.1f} ms -> {verdict}"
                   + ("  (every openat stops the traced process: the more files a run opens, the more"
                      " this figure overstates)" if method == "strace" else ""))
+            if open_cpu:
+                floor_cpu, used_cpu = statistics.median(pass_cpu) * 1000, statistics.median(open_cpu) * 1000
+                budget = floor_cpu + BUDGET_MS
+                verdict = "met" if used_cpu <= budget else f"MISSED by {used_cpu - budget:.1f} ms"
+                print(f"process CPU at the first open: {used_cpu:.1f} ms; python -c pass {floor_cpu:.1f} ms; "
+                      f"budget {budget:.1f} ms -> {verdict}  (other load barely moves this one)")
     return 0
 
 

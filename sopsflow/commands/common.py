@@ -179,7 +179,8 @@ def read_source(args: argparse.Namespace) -> bytes:
         import time
 
         with open(trace, "w", encoding="ascii") as stamp:
-            stamp.write(f"{time.time():.6f}\n")
+            # wall clock, and the CPU this process used so far (barely moved by other load)
+            stamp.write(f"{time.time():.6f} {time.process_time():.6f}\n")
     # In place: the write checks that nobody changed the file in the meantime.
     return read_input(file, for_rewrite=bool(getattr(args, "in_place", False)))
 
