@@ -9,8 +9,6 @@ files written under ``encrypted_comment_regex`` with comments in lists decrypt
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 
 from . import errors
@@ -24,7 +22,35 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: Fed into the MAC first when mac_only_encrypted is set: sha256("sops").
-MAC_ONLY_ENCRYPTED_PREFIX = hashlib.sha256(b"sops").digest()
+MAC_ONLY_ENCRYPTED_PREFIX = bytes.fromhex("8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69")
+
+# hashlib and hmac load Python's own OpenSSL (~3 ms); the data key's AES-GCM
+# has loaded cryptography's before any MAC is computed, so the MAC uses that
+# one. The comparison is hmac.compare_digest's constant-time fallback, which
+# needs no OpenSSL.
+try:
+    from _operator import _compare_digest as compare_digest
+except ImportError:  # not CPython
+    from hmac import compare_digest  # type: ignore[no-redef]
+
+
+class _Sha512:
+    """hashlib.sha512's update/hexdigest over cryptography's SHA-512."""
+
+    __slots__ = ("update", "_finalize", "_hex")
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.hashes import SHA512, Hash
+
+        ctx = Hash(SHA512())
+        self.update = ctx.update
+        self._finalize = ctx.finalize
+        self._hex = ""
+
+    def hexdigest(self) -> str:
+        if not self._hex:  # hashlib's may be asked again; cryptography's context finalizes once
+            self._hex = self._finalize().hex()
+        return self._hex
 
 
 _UNENC_SUFFIX, _ENC_SUFFIX, _UNENC_RE, _ENC_RE = 1, 2, 4, 8
@@ -128,7 +154,7 @@ class _Walker:
         self.cipher = cipher
         self.mac_only = mac_only_encrypted
         self.decrypting = decrypting
-        self.hash = hashlib.sha512()
+        self.hash = _Sha512()
         if mac_only_encrypted:
             self.hash.update(MAC_ONLY_ENCRYPTED_PREFIX)
 
@@ -291,7 +317,7 @@ def verify_mac(cipher: Cipher, meta: Metadata, computed: str) -> None:
     except SopsError:
         raise SopsError(errors.MAC_MISMATCH, "Cannot decrypt MAC: the MAC or lastmodified was altered") from None
     # the stored MAC decrypts to any bytes a key holder chose: compare them as bytes
-    if not isinstance(stored, str) or not hmac.compare_digest(stored.encode("utf-8", "surrogateescape"),
+    if not isinstance(stored, str) or not compare_digest(stored.encode("utf-8", "surrogateescape"),
                                                                computed.encode()):
         raise SopsError(
             errors.MAC_MISMATCH,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from decimal import Decimal
 
 from .lazyre import compile_lazy
 
@@ -137,6 +136,8 @@ def go_float_f(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     text = repr(value)
     if "e" in text or "E" in text:
+        from decimal import Decimal  # rare (|v| >= 1e16 or < 1e-4), and decimal takes ~1 ms to import
+
         text = format(Decimal(text), "f")
     if text.endswith(".0"):
         text = text[:-2]

@@ -175,3 +175,22 @@ def test_records_act_as_dataclasses() -> None:
 
     pair = Pair(1)
     assert pair == (1, "r") and pair.both() == "1r" and pair._replace(left=2) == Pair(2, "r")
+
+
+def test_civil_time_check_agrees_with_datetime() -> None:
+    import datetime
+    import itertools
+
+    from sopsflow.metadata import is_civil_time
+
+    def accepted(*fields: int) -> bool:
+        try:
+            datetime.datetime(*fields)
+        except ValueError:
+            return False
+        return True
+
+    for year, month, day in itertools.product((0, 1, 1900, 2000, 2023, 2024, 2100, 9999), range(0, 14), range(0, 33)):
+        assert is_civil_time(year, month, day, 12, 0, 0) == accepted(year, month, day, 12, 0, 0), (year, month, day)
+    for hour, minute, second in itertools.product((-1, 0, 23, 24), (-1, 0, 59, 60), (-1, 0, 59, 60)):
+        assert is_civil_time(2024, 2, 29, hour, minute, second) == accepted(2024, 2, 29, hour, minute, second)
