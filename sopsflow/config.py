@@ -745,7 +745,10 @@ def _compose_libyaml(text: str) -> Any:
     Resolution is left to :class:`_Decoder`, so no implicit tags are applied.
     ``_UNPARSED`` when libyaml is missing or rejects the text: the ruamel path
     then runs and gives its error messages."""
+    from .lazyre import import_yaml
+
     try:
+        import_yaml()
         from yaml import YAMLError
         from yaml._yaml import CParser as parser
         from yaml.resolver import BaseResolver

@@ -194,3 +194,21 @@ def test_civil_time_check_agrees_with_datetime() -> None:
         assert is_civil_time(year, month, day, 12, 0, 0) == accepted(year, month, day, 12, 0, 0), (year, month, day)
     for hour, minute, second in itertools.product((-1, 0, 23, 24), (-1, 0, 59, 60), (-1, 0, 59, 60)):
         assert is_civil_time(2024, 2, 29, hour, minute, second) == accepted(2024, 2, 29, hour, minute, second)
+
+
+def test_pyyaml_imported_with_deferred_patterns_still_resolves() -> None:
+    """PyYAML loaded through lazyre.import_yaml (its import-time patterns
+    deferred) reads as the normal import does, and re.compile is restored."""
+    probe = (
+        "import re, sys; compile_before = re.compile\n"
+        "from sopsflow.lazyre import import_yaml; import_yaml(); import yaml\n"
+        "assert re.compile is compile_before\n"
+        "text = 'a: yes\\nb: 1_000\\nc: 2001-12-14t21:59:43.10-05:00\\nd: .NaN\\ne: ~\\nf: 0b101\\ng: \\x07x'\n"
+        "try:\n    yaml.safe_load(text)\nexcept yaml.YAMLError as exc:\n    print('rejected', type(exc).__name__)\n"
+        "doc = yaml.safe_load(text.rsplit('\\n', 1)[0])\n"
+        "print(doc['a'], doc['b'], doc['c'].isoformat(), doc['d'] != doc['d'], doc['e'], doc['f'])\n"
+    )
+    env = base_env(PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["rejected ReaderError", "True 1000 2001-12-14T21:59:43.100000-05:00 True None 5"]

@@ -169,6 +169,9 @@ def load_events(text: str, strict: int = 2, hashes: bool = False) -> list[TreeMa
     a map (plain files), 1 = top-level keys only (the metadata struct decode of
     encrypted files). With ``hashes`` the text holds a ``#``; the result is None
     when one of them is a comment (then only the go-yaml port will do)."""
+    from ..lazyre import import_yaml
+
+    import_yaml()
     import yaml
     from yaml._yaml import CParser
 
