@@ -37,7 +37,7 @@ from ..errors import SopsError
 if TYPE_CHECKING:
     from ..audit import FileAudit, Finding
     from ..config import Config
-    from ..gitrepo import GitFile, Repo
+    from ..gitrepo import GitFile, IndexRepo, Repo
     from ..settings import AuditSettings
 
 CONFIG_NAME = ".sops.yaml"
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 class _Source:
     """Files as staged (the default) or as committed in a revision."""
 
-    def __init__(self, repo: Repo, rev: str | None) -> None:
+    def __init__(self, repo: Repo | IndexRepo, rev: str | None) -> None:
         self.repo = repo
         self.rev = rev
         self.label = f"commit {rev}" if rev else "index"
@@ -201,7 +201,7 @@ def _load_settings(source: _Source, strict_flag: bool) -> tuple[AuditSettings, F
     return settings, problem
 
 
-def audit_files(repo: Repo, files: list[GitFile], source: _Source, settings: AuditSettings) -> list[FileAudit]:
+def audit_files(repo: Repo | IndexRepo, files: list[GitFile], source: _Source, settings: AuditSettings) -> list[FileAudit]:
     from ..audit import FileAudit, audit_file, config_error_finding
 
     configs = _Configs(source)
@@ -222,7 +222,7 @@ def audit_files(repo: Repo, files: list[GitFile], source: _Source, settings: Aud
     return audits
 
 
-def _hint_unstaged_encryption(repo: Repo, audit: FileAudit, config: Config | None, settings: AuditSettings) -> None:
+def _hint_unstaged_encryption(repo: Repo | IndexRepo, audit: FileAudit, config: Config | None, settings: AuditSettings) -> None:
     """After ``sopsflow encrypt -i FILE`` without ``git add`` the work tree holds
     the encrypted file and the index the plaintext. Repeating the encrypt fix
     would exit 203 (already encrypted): the fix is to stage the file."""
@@ -245,10 +245,11 @@ def _hint_unstaged_encryption(repo: Repo, audit: FileAudit, config: Config | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..gitrepo import open_repo
+    from ..gitrepo import IndexRepo, open_repo
 
-    repo = open_repo(Path.cwd())
     rev = args.rev or os.environ.get("PRE_COMMIT_TO_REF") or None
+    # The hook's case (the index) needs no pygit2: git itself lists and reads it.
+    repo = open_repo(Path.cwd()) if rev else IndexRepo(Path.cwd())
     source = _Source(repo, rev)
     settings, settings_problem = _load_settings(source, args.strict)
     files, skipped = _pick_files(args, source)
