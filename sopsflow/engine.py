@@ -149,8 +149,10 @@ def _aad(path: tuple[str, ...]) -> str:
 class _Walker:
     """One pass over the branches, producing new branches and the MAC digest."""
 
-    def __init__(self, policy: Policy, cipher: Cipher, mac_only_encrypted: bool, decrypting: bool) -> None:
+    def __init__(self, policy: Policy, cipher: Cipher, mac_only_encrypted: bool, decrypting: bool,
+                 raw_strings: bool = False) -> None:
         self.policy = policy
+        self.raw_strings = raw_strings
         self.cipher = cipher
         self.mac_only = mac_only_encrypted
         self.decrypting = decrypting
@@ -256,12 +258,12 @@ class _Walker:
                     value = ""
                 else:
                     plain, type_tag = self.cipher.decrypt_bytes(node, aad)
-                    value = from_bytes(plain, type_tag)
                     if type_tag == "str":
                         # to_bytes(value) would give back exactly ``plain``
                         # (surrogateescape round-trips); skip re-encoding it.
                         self.hash.update(plain)
-                        return value
+                        return plain if self.raw_strings else plain.decode("utf-8", "surrogateescape")
+                    value = from_bytes(plain, type_tag)
             else:
                 # sops 3.11 crashes here (exit 2); we say what is wrong instead.
                 raise SopsError(
@@ -296,10 +298,12 @@ def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata) -> tupl
     return out, walker.digest()
 
 
-def decrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata) -> tuple[Branches, str]:
+def decrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata,
+                     raw_strings: bool = False) -> tuple[Branches, str]:
     """Decrypt every selected value; returns the plaintext branches and the MAC (hex)
-    computed over them."""
-    walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=True)
+    computed over them. ``raw_strings``: string values stay the decrypted bytes
+    (for the binary store's output, which writes them as they are)."""
+    walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=True, raw_strings=raw_strings)
     out = [walker.branch(b, (), []) for b in branches]
     return out, walker.digest()
 

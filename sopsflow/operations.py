@@ -50,9 +50,11 @@ def decrypt_document(
     decryption_order: list[str] | None = None,
     data_key: bytes | None = None,
     check_version: bool = False,
+    raw_strings: bool = False,
 ) -> Decrypted:
     """``check_version``: refuse a ``version`` that is not semver before asking
-    any key, as sops' decrypt/edit/set/unset/rotate/exec-* do (exit 1)."""
+    any key, as sops' decrypt/edit/set/unset/rotate/exec-* do (exit 1).
+    ``raw_strings``: string values stay bytes (see ``engine.decrypt_branches``)."""
     branches, meta = load_metadata(store, data)
     if check_version:
         check_sops_version(meta.version)
@@ -61,7 +63,7 @@ def decrypt_document(
 
         data_key = get_data_key(meta, decryption_order)
     cipher = Cipher(data_key)
-    plain, computed = decrypt_branches(branches, cipher, meta)
+    plain, computed = decrypt_branches(branches, cipher, meta, raw_strings)
     if not ignore_mac:
         verify_mac(cipher, meta, computed)
     return Decrypted(plain, meta, data_key, cipher, branches)

@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         ignore_mac=args.ignore_mac,
         decryption_order=common.decryption_order(args),
         check_version=True,
+        # binary output writes the value's bytes: no str round trip of a large file
+        raw_strings=out_store.name == "binary",
     )
     if extract_path is not None:
         value = extract(doc.branches[0], extract_path)

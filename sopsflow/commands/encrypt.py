@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
     # Keys and rules first, as sops: with neither, that is the error, even for an encrypted file.
     settings = common.creation_settings(args, name, config)
     data = common.read_source(args)
-    branches = in_store.load_plain(data)
+    # The binary store can hand over its bytes as they are (no str round trip of
+    # a large file); every other store's plain tree holds str values.
+    branches = getattr(in_store, "load_plain_raw", in_store.load_plain)(data)
     if has_sops_metadata(in_store, branches):
         raise SopsError(errors.FILE_ALREADY_ENCRYPTED, f"File {name} already encrypted")
     result = encrypt_new(
