@@ -53,10 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import detectors
 from .cipher import parse as parse_enc
@@ -67,6 +64,14 @@ from .metadata import Metadata
 from .settings import SETTINGS_SECTIONS, AuditSettings
 from .stores import format_for_path, store_for_path
 from .tree import Comment, TreeMap
+
+TYPE_CHECKING = False  # neither typing nor dataclasses at run time (hook start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from dataclasses import dataclass, field
+    from typing import Any, NamedTuple
+else:
+    from .records import NamedTuple, dataclass, field
 
 if TYPE_CHECKING:
     from .config import Config, CreationRule

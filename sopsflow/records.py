@@ -14,7 +14,8 @@ modules on those paths write::
 so that type checkers see real dataclasses, and the run gets classes with
 the same constructor (positional or keyword, defaults, default factories),
 ``repr`` (without ``repr=False`` fields) and ``==`` (same class, equal fields;
-instances are unhashable, as with ``eq=True``). Only the options above are
+instances are unhashable, as with ``eq=True``), and ``frozen=True`` (no
+assignment after construction, hashable by value). Only these options are
 supported; anything else is refused at import rather than ignored.
 
 ``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work too:
@@ -74,15 +75,19 @@ def _own_annotations(cls: type) -> list[str]:
     return [n for n in names if not str(annotations[n]).startswith(("ClassVar", "typing.ClassVar"))]
 
 
-def dataclass(cls: type | None = None, **options: object) -> object:
+class FrozenInstanceError(AttributeError):
+    """Assignment to a field of a ``frozen=True`` record."""
+
+
+def dataclass(cls: type | None = None, *, frozen: bool = False, **options: object) -> object:
     if options:
         raise TypeError(f"sopsflow.records.dataclass: unsupported options {sorted(options)}")
     if cls is None:
-        return dataclass
-    return _make(cls)
+        return lambda c: _make(c, frozen)
+    return _make(cls, frozen)
 
 
-def _make(cls: type) -> type:
+def _make(cls: type, frozen: bool = False) -> type:
     spec: list[tuple[str, _Field | None]] = []
     for base in reversed(cls.__mro__[1:]):
         spec.extend(base.__dict__.get("__record_spec__", []))
@@ -160,6 +165,19 @@ def _make(cls: type) -> type:
     if "__eq__" not in cls.__dict__:
         cls.__eq__ = __eq__  # type: ignore[assignment,method-assign]
         cls.__hash__ = None  # type: ignore[assignment]
+    if frozen:
+        def __setattr__(self: object, name: str, value: object) -> None:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+        def __delattr__(self: object, name: str) -> None:
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+        def __hash__(self: object) -> int:
+            return hash(tuple(getattr(self, name) for name in names))
+
+        cls.__setattr__ = __setattr__  # type: ignore[assignment,method-assign]
+        cls.__delattr__ = __delattr__  # type: ignore[assignment,method-assign]
+        cls.__hash__ = __hash__  # type: ignore[assignment,method-assign]
     cls.__match_args__ = names  # type: ignore[attr-defined,misc]
     cls.__dataclass_fields__ = _DataclassFields()  # type: ignore[attr-defined]
     return cls

@@ -166,6 +166,21 @@ def test_records_act_as_dataclasses() -> None:
         else:
             raise AssertionError(f"Point{bad} was accepted")
 
+    @dataclass(frozen=True)
+    class Frozen:
+        name: str
+        keys: tuple[str, ...] = ()
+
+    one = Frozen("a", ("k",))
+    assert one == Frozen("a", ("k",)) and hash(one) == hash(Frozen("a", ("k",))) and len({one, Frozen("b")}) == 2
+    try:
+        one.name = "b"  # type: ignore[misc]
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("a frozen record was assigned to")
+    assert dataclasses.replace(one, name="b") == Frozen("b", ("k",))
+
     class Pair(NamedTuple):
         left: int
         right: str = "r"
