@@ -85,8 +85,6 @@ ROWS = {
     "binary 10 MiB, encrypt": ("binary-encrypt",),
     "binary 10 MiB, decrypt": ("binary-decrypt",),
     "rotate, 10,000 values": ("yaml-rotate",),
-    "JSON 10,000 values, encrypt": ("json-encrypt", "json-flat-encrypt"),
-    "JSON 10,000 values, decrypt": ("json-decrypt", "json-flat-decrypt"),
 }
 INFO_CASES = ("yaml-comments-decrypt", "yaml-comments-encrypt")
 ALL_CASES = tuple(TARGETS) + INFO_CASES
