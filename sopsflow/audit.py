@@ -51,8 +51,6 @@ stores, which are cheap.
 
 from __future__ import annotations
 
-import hashlib
-import shlex
 from pathlib import Path
 
 from . import detectors
@@ -160,11 +158,15 @@ class FileAudit:
 def fingerprint(kind: str, path: str, anchor: str) -> str:
     """16 hex digits naming one finding: its kind, file and a secret-free anchor
     (a key path, a detector id), so it survives edits elsewhere in the file."""
+    import hashlib  # only when there is a finding: most hook runs have none
+
     text = f"{kind}\0{path}\0{anchor}".encode("utf-8", "surrogateescape")
     return hashlib.sha256(text).hexdigest()[:16]
 
 
 def _q(path: str) -> str:
+    import shlex  # only for the text of a fix
+
     return shlex.quote(path)
 
 

@@ -14,14 +14,16 @@ Two details matter for a commit hook:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import SopsError
 
+TYPE_CHECKING = False  # typing is not imported at run time (hook start-up)
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
     import pygit2
 
 MODE_FILE = 0o100644

@@ -30,10 +30,10 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import SopsError
 
+TYPE_CHECKING = False  # typing is not imported at run time (hook start-up)
 if TYPE_CHECKING:
     from ..audit import FileAudit, Finding
     from ..config import Config
