@@ -12,7 +12,7 @@ ANSIBLE_VENV ?= .venv-ansible
 ANSIBLE_VERSION ?= 12.3.0
 ANSIBLE_STAMP := $(ANSIBLE_VENV)/.installed-ansible-$(ANSIBLE_VERSION)
 
-.PHONY: all venv ansible-venv test lint typecheck pytest demo bench dist mutants clean
+.PHONY: all venv ansible-venv test lint typecheck pytest demo bench bench-all dist mutants clean
 
 all: test
 
@@ -51,7 +51,12 @@ test: lint typecheck pytest
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/demo.py
 
+# `make bench`: the performance table (each row's ratio to sops, its target, the load);
+# `make bench-all`: every bench script with its own full output.
 bench: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/targets.py
+
+bench-all: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run_all.py
 
 # The builder is the `build` package from the test extra; the build backend

@@ -3,8 +3,8 @@
 Both tools run as command lines (interpreter / process start-up included) on
 the same generated files, alternately (sopsflow then sops, then sops then
 sopsflow, ...) so that load changes on the machine hit both alike. Each case
-prints the median wall time of both and the sopsflow/sops ratio next to the
-target from issue 2; the CPU-time ratio (user+sys of the child) is printed as
+prints the median wall time of both and the sopsflow/sops ratio next to its
+target (``TARGETS``); the CPU-time ratio (user+sys of the child) is printed as
 well because it is much less sensitive to other load on the machine.
 
 Cases (values = leaf values of the document):
@@ -12,8 +12,10 @@ Cases (values = leaf values of the document):
 * YAML and JSON with 10,000 values, decrypt and encrypt, in two shapes:
   nested (100 mappings of 100 values, with lists) and flat (one mapping of
   10,000 keys; sops' time per value grows with the width of a mapping);
-* a 10 MiB binary file of random bytes, decrypt and encrypt;
-* a small YAML file (100 values), decrypt and encrypt (start-up bound);
+* binary files of random bytes, 10 MiB and 1 MiB, decrypt and encrypt;
+* 100 values (YAML and JSON; start-up bound), 1,000 values (YAML and JSON,
+  10 mappings of 100) and a 1,000-line dotenv file, decrypt and encrypt;
+* rotate (a new data key, printed) of the nested 10,000-value YAML file;
 * informational (no target): the 10,000-value YAML file with comments.
 
 Decrypt cases decrypt one file written by sops; the outputs of both tools are
@@ -43,22 +45,46 @@ import benchlib
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: sopsflow/sops wall-time targets (issue 2). The 10,000-value targets apply
-#: to both shapes: nested (100 mappings of 100 values) and flat (one mapping of
-#: 10,000 keys); sops' cost per value grows with the width of a mapping.
+#: sopsflow/sops wall-time targets. The 10,000-value targets apply to both
+#: shapes: nested (100 mappings of 100 values) and flat (one mapping of 10,000
+#: keys); sops' cost per value grows with the width of a mapping.
 TARGETS = {
-    "yaml-decrypt": 0.5,
-    "yaml-encrypt": 0.6,
+    "yaml-decrypt": 0.4,
+    "yaml-encrypt": 0.5,
     "json-decrypt": 0.5,
     "json-encrypt": 0.4,
-    "yaml-flat-decrypt": 0.5,
-    "yaml-flat-encrypt": 0.6,
+    "yaml-flat-decrypt": 0.4,
+    "yaml-flat-encrypt": 0.5,
     "json-flat-decrypt": 0.5,
     "json-flat-encrypt": 0.4,
-    "binary-decrypt": 0.25,
-    "binary-encrypt": 0.5,
-    "small-decrypt": 1.5,
-    "small-encrypt": 1.5,
+    "binary-decrypt": 0.2,
+    "binary-encrypt": 0.4,
+    "binary1m-decrypt": 0.6,
+    "binary1m-encrypt": 0.8,
+    "small-decrypt": 1.3,
+    "small-encrypt": 1.3,
+    "small-json-decrypt": 1.3,
+    "small-json-encrypt": 1.3,
+    "yaml1k-decrypt": 1.0,
+    "yaml1k-encrypt": 1.0,
+    "json1k-decrypt": 1.0,
+    "json1k-encrypt": 1.0,
+    "dotenv1k-decrypt": 1.3,
+    "dotenv1k-encrypt": 1.3,
+    "yaml-rotate": 0.6,
+}
+#: Which row of the performance table each case belongs to (bench/targets.py).
+ROWS = {
+    "100 values": ("small-decrypt", "small-encrypt", "small-json-decrypt", "small-json-encrypt"),
+    "1,000 values": ("yaml1k-decrypt", "yaml1k-encrypt", "json1k-decrypt", "json1k-encrypt"),
+    "dotenv, 1,000 values": ("dotenv1k-decrypt", "dotenv1k-encrypt"),
+    "YAML 10,000 values, encrypt": ("yaml-encrypt", "yaml-flat-encrypt"),
+    "YAML 10,000 values, decrypt": ("yaml-decrypt", "yaml-flat-decrypt"),
+    "binary 1 MiB, encrypt": ("binary1m-encrypt",),
+    "binary 1 MiB, decrypt": ("binary1m-decrypt",),
+    "binary 10 MiB, encrypt": ("binary-encrypt",),
+    "binary 10 MiB, decrypt": ("binary-decrypt",),
+    "rotate, 10,000 values": ("yaml-rotate",),
 }
 INFO_CASES = ("yaml-comments-decrypt", "yaml-comments-encrypt")
 ALL_CASES = tuple(TARGETS) + INFO_CASES
@@ -145,6 +171,11 @@ def write_inputs(work: Path) -> dict[str, Path]:
         "binary": work / "random-10MiB.bin",
         "small": work / "values-100.yaml",
         "yaml-comments": work / "values-10k-comments.yaml",
+        "small-json": work / "values-100.json",
+        "yaml1k": work / "values-1k.yaml",
+        "json1k": work / "values-1k.json",
+        "dotenv1k": work / "values-1k.env",
+        "binary1m": work / "random-1MiB.bin",
     }
     files["yaml"].write_bytes(to_yaml(big))
     files["json"].write_text(json.dumps(big, indent=4) + "\n")
@@ -153,6 +184,12 @@ def write_inputs(work: Path) -> dict[str, Path]:
     files["binary"].write_bytes(random.Random(2).randbytes(10 * 1024 * 1024))
     files["small"].write_bytes(to_yaml(make_tree(100, seed=3)))
     files["yaml-comments"].write_bytes(to_yaml(big, comments=True))
+    files["small-json"].write_text(json.dumps(make_tree(100, seed=3), indent=4) + "\n")
+    files["yaml1k"].write_bytes(to_yaml(make_tree(1000, seed=5)))
+    files["json1k"].write_text(json.dumps(make_tree(1000, seed=5), indent=4) + "\n")
+    flat1k = make_flat(1000, seed=6)
+    files["dotenv1k"].write_text("".join(f"{k.upper()}={_yaml_scalar(v)}\n" for k, v in flat1k.items()))
+    files["binary1m"].write_bytes(random.Random(3).randbytes(1024 * 1024))
     return files
 
 
@@ -272,6 +309,10 @@ def case_runner(
             path = str(sops_encrypted(kind))
             flow_cmd, sops_cmd = [*flow, "decrypt", path], [sops, "decrypt", path]
             same = run_once(flow_cmd, env, None) == run_once(sops_cmd, env, None)
+        elif action == "rotate":
+            # a new data key for every value, printed (neither tool rewrites the file)
+            path = str(sops_encrypted(kind))
+            flow_cmd, sops_cmd = [*flow, "rotate", path], [sops, "rotate", path]
         else:
             path = str(files[kind])
             flow_cmd = [*flow, "encrypt", "--age", recipient, path]

@@ -1,6 +1,6 @@
 """Benchmark: the least any CPython updatekeys can cost, next to sops' whole run.
 
-Issue 5 asks for ``sopsflow updatekeys`` of 100 files in at most half the
+The target for ``sopsflow updatekeys`` of 100 files is at most half the
 time of one ``sops updatekeys -y F1..F100`` process. This script measures
 what no Python implementation can avoid on this machine, whatever its design:
 

@@ -10,9 +10,11 @@ The public Python API (heavy modules are imported on first use)::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .errors import SopsError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.2.0"
 __all__ = ["SopsError", "decrypt", "decrypt_file", "encrypt", "encrypt_file", "__version__"]

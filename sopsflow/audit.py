@@ -51,13 +51,7 @@ stores, which are cheap.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import shlex
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import detectors
 from .cipher import parse as parse_enc
@@ -68,6 +62,14 @@ from .metadata import Metadata
 from .settings import SETTINGS_SECTIONS, AuditSettings
 from .stores import format_for_path, store_for_path
 from .tree import Comment, TreeMap
+
+TYPE_CHECKING = False  # neither typing nor dataclasses at run time (hook start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from dataclasses import dataclass, field
+    from typing import Any, NamedTuple
+else:
+    from .records import NamedTuple, dataclass, field
 
 if TYPE_CHECKING:
     from .config import Config, CreationRule
@@ -166,11 +168,15 @@ class FileAudit:
 def fingerprint(kind: str, path: str, anchor: str) -> str:
     """16 hex digits naming one finding: its kind, file and a secret-free anchor
     (a key path, a detector id), so it survives edits elsewhere in the file."""
+    import hashlib  # only when there is a finding: most hook runs have none
+
     text = f"{kind}\0{path}\0{anchor}".encode("utf-8", "surrogateescape")
     return hashlib.sha256(text).hexdigest()[:16]
 
 
 def _q(path: str) -> str:
+    import shlex  # only for the text of a fix
+
     return shlex.quote(path)
 
 
@@ -189,6 +195,8 @@ def config_error_finding(config_rel_path: str, exc: SopsError, checked_path: str
     that does not load: the hook fails closed on it."""
     message = f"{exc.message}; every file under it is refused until it loads"
     fix = f"sopsflow rules {_q(checked_path)}" if checked_path else f"fix {config_rel_path}"
+    import re
+
     line = re.search(r"\bline (\d+)", exc.message)
     return Finding(INVALID_CONFIG, config_rel_path, message, ERROR, int(line.group(1)) if line else None, fix,
                    fingerprint(INVALID_CONFIG, config_rel_path, ""))

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import binascii
 import os
-from typing import Any
 
 from . import errors
 from .errors import SopsError
 from .lazyre import compile_lazy
 from .tree import Comment, Time, UInt64, go_float_f
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 PREFIX = "ENC[AES256_GCM,data:"
 IV_SIZE = 32
@@ -30,6 +33,8 @@ def to_bytes(value: Any) -> tuple[bytes, str]:
     if kind is str:
         # surrogateescape carries the arbitrary bytes of the binary store
         return value.encode("utf-8", "surrogateescape"), "str"
+    if kind is bytes:
+        return value, "str"  # the binary store's bytes, not decoded (load_plain_raw)
     if kind is bool:
         return (b"True" if value else b"False"), "bool"
     if kind is int:
@@ -206,8 +211,8 @@ class Cipher:
         iv = self.iv_cache.get((aad, plain, type_tag)) if self.iv_cache else None
         if iv is None:
             iv = os.urandom(IV_SIZE)
-        sealed = self._aead.encrypt(iv, plain, aad.encode("utf-8", "surrogateescape"))
-        ct, tag = sealed[:-TAG_SIZE], sealed[-TAG_SIZE:]
+        sealed = memoryview(self._aead.encrypt(iv, plain, aad.encode("utf-8", "surrogateescape")))
+        ct, tag = sealed[:-TAG_SIZE], sealed[-TAG_SIZE:]  # views: no copy of a large value
         b64 = binascii.b2a_base64  # local name: this runs once per value
         return (
             f"{PREFIX}{b64(ct, newline=False).decode()},iv:{b64(iv, newline=False).decode()},"

@@ -30,9 +30,7 @@ import math
 import os
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import errors
 from .errors import SopsError
@@ -40,9 +38,19 @@ from .lazyre import compile_lazy
 from .logs import logger
 from .metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, NamedTuple, NoReturn
+else:
+    from .records import NamedTuple
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+
     from .keys.base import MasterKey
     from .stores import Store
+else:  # the same classes without importing dataclasses (start-up time)
+    from .records import dataclass, field
 
 
 CONFIG_FILE_NAME = ".sops.yaml"
@@ -474,6 +482,10 @@ class CreationRule:
         return start, end, relative_path[start:end]
 
     def _check_regex(self) -> None:
+        if self._regex is None and not self._regex_error and self.path_regex:
+            # Compiled on first use: decrypt and the other commands that read
+            # only ``stores`` never match a rule, and loading RE2 is not free.
+            self._regex, self._regex_error = compile_go_regex(self.path_regex)
         if self._regex_error:
             raise self._error(f"can not compile regexp: {self._regex_error}")
 
@@ -777,7 +789,10 @@ def _compose_libyaml(text: str) -> Any:
     Resolution is left to :class:`_Decoder`, so no implicit tags are applied.
     ``_UNPARSED`` when libyaml is missing or rejects the text: the ruamel path
     then runs and gives its error messages."""
+    from .lazyre import import_yaml
+
     try:
+        import_yaml()
         from yaml import YAMLError
         from yaml._yaml import CParser as parser
         from yaml.resolver import BaseResolver
@@ -1119,11 +1134,8 @@ class _Decoder:
             problem = ("cannot use more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, "
                        "unencrypted_regex, encrypted_comment_regex, or unencrypted_comment_regex for the same rule "
                        f"(found {', '.join(selection)})")
-        regex, regex_error = (None, "")
-        if path_regex:
-            # sops: "can not compile regexp: error parsing regexp: ..." (exit 1, only when the
-            # matcher reaches this rule)
-            regex, regex_error = compile_go_regex(path_regex)
+        # sops: "can not compile regexp: error parsing regexp: ..." (exit 1, only when the
+        # matcher reaches this rule): path_regex is compiled by _check_regex.
         return CreationRule(
             index=index,
             path_regex=path_regex,
@@ -1138,8 +1150,6 @@ class _Decoder:
             # older key fields), so a plain string is refused at load time.
             _hckms=self.string_list(f.get("hckms"), f"{where}.hckms"),
             _groups=groups,
-            _regex=regex,
-            _regex_error=regex_error,
             _problem=problem,
             _key_error=key_error,
         )

@@ -173,11 +173,16 @@ def creation_settings(name_path: str, config: Config | None, options: CreationOp
     return CreationSettings(groups, selection, bool(mac_only), int(threshold or 0))
 
 
-def load_unencrypted(store: Store, data: bytes, name: str) -> Branches:
-    """Plaintext ``data`` as a tree; a file that is already SOPS-encrypted is refused."""
+def load_unencrypted(store: Store, data: bytes, name: str, *, raw: bool = False) -> Branches:
+    """Plaintext ``data`` as a tree; a file that is already SOPS-encrypted is refused.
+
+    ``raw``: a store that can hand over its bytes as they are (binary) does so,
+    with no ``str`` round trip of a large file; every other store's plain tree
+    holds ``str`` values either way. Only for a tree that goes straight to
+    encryption."""
     from .operations import has_sops_metadata
 
-    branches = store.load_plain(data)
+    branches = getattr(store, "load_plain_raw", store.load_plain)(data) if raw else store.load_plain(data)
     if has_sops_metadata(store, branches):
         raise SopsError(errors.FILE_ALREADY_ENCRYPTED, f"File {name} already encrypted")
     return branches

@@ -39,9 +39,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+
+TYPE_CHECKING = False  # typing is not imported at run time (hook start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, NamedTuple
+else:
+    from .records import NamedTuple
 
 
 class Detection(NamedTuple):

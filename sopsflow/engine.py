@@ -9,8 +9,6 @@ files written under ``encrypted_comment_regex`` with comments in lists decrypt
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 
 from . import errors
@@ -19,8 +17,40 @@ from .errors import SopsError
 from .metadata import Metadata, lastmodified_aad
 from .tree import Branches, Comment, TreeMap, TreeValue
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    pass
+
 #: Fed into the MAC first when mac_only_encrypted is set: sha256("sops").
-MAC_ONLY_ENCRYPTED_PREFIX = hashlib.sha256(b"sops").digest()
+MAC_ONLY_ENCRYPTED_PREFIX = bytes.fromhex("8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69")
+
+# hashlib and hmac load Python's own OpenSSL (~3 ms); the data key's AES-GCM
+# has loaded cryptography's before any MAC is computed, so the MAC uses that
+# one. The comparison is hmac.compare_digest's constant-time fallback, which
+# needs no OpenSSL.
+try:
+    from _operator import _compare_digest as compare_digest
+except ImportError:  # not CPython
+    from hmac import compare_digest  # type: ignore[no-redef]
+
+
+class _Sha512:
+    """hashlib.sha512's update/hexdigest over cryptography's SHA-512."""
+
+    __slots__ = ("update", "_finalize", "_hex")
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.hashes import SHA512, Hash
+
+        ctx = Hash(SHA512())
+        self.update = ctx.update
+        self._finalize = ctx.finalize
+        self._hex = ""
+
+    def hexdigest(self) -> str:
+        if not self._hex:  # hashlib's may be asked again; cryptography's context finalizes once
+            self._hex = self._finalize().hex()
+        return self._hex
 
 
 _UNENC_SUFFIX, _ENC_SUFFIX, _UNENC_RE, _ENC_RE = 1, 2, 4, 8
@@ -119,12 +149,14 @@ def _aad(path: tuple[str, ...]) -> str:
 class _Walker:
     """One pass over the branches, producing new branches and the MAC digest."""
 
-    def __init__(self, policy: Policy, cipher: Cipher, mac_only_encrypted: bool, decrypting: bool) -> None:
+    def __init__(self, policy: Policy, cipher: Cipher, mac_only_encrypted: bool, decrypting: bool,
+                 raw_strings: bool = False) -> None:
         self.policy = policy
+        self.raw_strings = raw_strings
         self.cipher = cipher
         self.mac_only = mac_only_encrypted
         self.decrypting = decrypting
-        self.hash = hashlib.sha512()
+        self.hash = _Sha512()
         if mac_only_encrypted:
             self.hash.update(MAC_ONLY_ENCRYPTED_PREFIX)
 
@@ -226,12 +258,12 @@ class _Walker:
                     value = ""
                 else:
                     plain, type_tag = self.cipher.decrypt_bytes(node, aad)
-                    value = from_bytes(plain, type_tag)
                     if type_tag == "str":
                         # to_bytes(value) would give back exactly ``plain``
                         # (surrogateescape round-trips); skip re-encoding it.
                         self.hash.update(plain)
-                        return value
+                        return plain if self.raw_strings else plain.decode("utf-8", "surrogateescape")
+                    value = from_bytes(plain, type_tag)
             else:
                 # sops 3.11 crashes here (exit 2); we say what is wrong instead.
                 raise SopsError(
@@ -266,10 +298,12 @@ def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata) -> tupl
     return out, walker.digest()
 
 
-def decrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata) -> tuple[Branches, str]:
+def decrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata,
+                     raw_strings: bool = False) -> tuple[Branches, str]:
     """Decrypt every selected value; returns the plaintext branches and the MAC (hex)
-    computed over them."""
-    walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=True)
+    computed over them. ``raw_strings``: string values stay the decrypted bytes
+    (for the binary store's output, which writes them as they are)."""
+    walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=True, raw_strings=raw_strings)
     out = [walker.branch(b, (), []) for b in branches]
     return out, walker.digest()
 
@@ -287,7 +321,7 @@ def verify_mac(cipher: Cipher, meta: Metadata, computed: str) -> None:
     except SopsError:
         raise SopsError(errors.MAC_MISMATCH, "Cannot decrypt MAC: the MAC or lastmodified was altered") from None
     # the stored MAC decrypts to any bytes a key holder chose: compare them as bytes
-    if not isinstance(stored, str) or not hmac.compare_digest(stored.encode("utf-8", "surrogateescape"),
+    if not isinstance(stored, str) or not compare_digest(stored.encode("utf-8", "surrogateescape"),
                                                                computed.encode()):
         raise SopsError(
             errors.MAC_MISMATCH,

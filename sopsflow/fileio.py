@@ -31,10 +31,15 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from . import errors
 from .errors import SopsError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .records import NamedTuple
 
 #: The suffix of every temp file a write creates; ``*.sopsflow-tmp`` belongs in .gitignore.
 TEMP_SUFFIX = ".sopsflow-tmp"

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
 
-_T = TypeVar("_T")
-_R = TypeVar("_R")
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T")
+    _R = TypeVar("_R")
 
 #: Fewer items than this per worker are not worth a process.
 MIN_ITEMS_PER_WORKER = 8

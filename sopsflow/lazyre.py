@@ -30,3 +30,22 @@ class _LazyPattern:
 def compile_lazy(pattern: AnyStr, flags: int = 0) -> re.Pattern[AnyStr]:
     """``re.compile(pattern, flags)``, done when the pattern is first used."""
     return _LazyPattern(pattern, flags)  # type: ignore[return-value]
+
+
+def import_yaml() -> None:
+    """Import PyYAML with the patterns its modules compile at import (the
+    reader's non-printable class alone takes ~4 ms; the resolver's and the
+    constructor's ~1 ms more) compiled on first use instead. sopsflow drives
+    libyaml's parser and resolves scalars itself, so most of them never run.
+    Only ``re.compile`` calls made while PyYAML's modules execute are
+    deferred, and a deferred pattern acts as the compiled one."""
+    import sys
+
+    if "yaml" in sys.modules:
+        return
+    compile_now = re.compile
+    re.compile = compile_lazy  # type: ignore[assignment]
+    try:
+        import yaml  # noqa: F401
+    finally:
+        re.compile = compile_now

@@ -8,7 +8,8 @@ through :func:`logger` when they have something to say.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+
 
 if TYPE_CHECKING:
     import logging

@@ -7,10 +7,13 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from . import errors, logs
 from .errors import SopsError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Command name -> module under sopsflow.commands (each has register(subparsers)).
 # Only the module of the command being run is imported, so `sopsflow check` in

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import datetime
-from dataclasses import dataclass, field
-from typing import Any
+import time
 
 from . import errors
 from .errors import SopsError
 from .keys.base import MasterKey
 from .lazyre import compile_lazy
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+    from typing import Any
+else:  # the same classes without importing dataclasses (start-up time)
+    from .records import dataclass, field
 
 #: The version string written into files. Files we write are meant to be
 #: indistinguishable from sops 3.11's, so we record the format version we
@@ -219,14 +224,23 @@ def lastmodified_aad(stamp: str) -> str:
     if not m:
         raise SopsError(errors.GENERIC, "Error unmarshalling file: could not parse lastmodified")
     year, month, day, hour, minute, second, _frac, zone = m.groups()
-    try:
-        datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
-    except ValueError:
-        raise SopsError(errors.GENERIC, "Error unmarshalling file: could not parse lastmodified") from None
+    if not is_civil_time(int(year), int(month), int(day), int(hour), int(minute), int(second)):
+        raise SopsError(errors.GENERIC, "Error unmarshalling file: could not parse lastmodified")
     if zone in ("Z", "z", "+00:00", "-00:00"):
         zone = "Z"
     return f"{year}-{month}-{day}T{hour}:{minute}:{second}{zone}"
 
 
+def is_civil_time(year: int, month: int, day: int, hour: int, minute: int, second: int) -> bool:
+    """Whether ``datetime.datetime(...)`` would accept these fields (without
+    importing datetime, ~1.5 ms at every start)."""
+    if not (1 <= year <= 9999 and 1 <= month <= 12 and 0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        return False
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 1 <= day <= (29 if leap else 28)
+    return 1 <= day <= (30 if month in (4, 6, 9, 11) else 31)
+
+
 def now_lastmodified() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -4,8 +4,6 @@ repository tools: load + decrypt, encrypt + dump, re-wrap keys, rotate."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .cipher import Cipher
@@ -16,8 +14,14 @@ from .lazyre import compile_lazy
 from .metadata import Metadata, now_lastmodified
 from .tree import Branches, TreeMap, TreeValue
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from dataclasses import dataclass
+    from typing import Any
+
     from .stores import Store
+else:  # the same classes without importing dataclasses (start-up time)
+    from .records import dataclass
 
 
 @dataclass
@@ -48,9 +52,11 @@ def decrypt_document(
     decryption_order: list[str] | None = None,
     data_key: bytes | None = None,
     check_version: bool = False,
+    raw_strings: bool = False,
 ) -> Decrypted:
     """``check_version``: refuse a ``version`` that is not semver before asking
-    any key, as sops' decrypt/edit/set/unset/rotate/exec-* do (exit 1)."""
+    any key, as sops' decrypt/edit/set/unset/rotate/exec-* do (exit 1).
+    ``raw_strings``: string values stay bytes (see ``engine.decrypt_branches``)."""
     branches, meta = load_metadata(store, data)
     if check_version:
         check_sops_version(meta.version)
@@ -59,7 +65,7 @@ def decrypt_document(
 
         data_key = get_data_key(meta, decryption_order)
     cipher = Cipher(data_key)
-    plain, computed = decrypt_branches(branches, cipher, meta)
+    plain, computed = decrypt_branches(branches, cipher, meta, raw_strings)
     if not ignore_mac:
         verify_mac(cipher, meta, computed)
     return Decrypted(plain, meta, data_key, cipher, branches)

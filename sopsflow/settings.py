@@ -33,12 +33,17 @@ settings file rather than guessing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import errors
 from .errors import SopsError
+
+TYPE_CHECKING = False  # neither typing nor dataclasses at run time (hook start-up)
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+    from typing import Any
+else:
+    from .records import dataclass, field
 
 SETTINGS_FILE = ".sopsflow.yaml"
 _ALLOW_KEYS = ("paths", "fingerprints", "recipients")

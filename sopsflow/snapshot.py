@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pygit2
 
     from .config import Config, CreationRule
-    from .gitrepo import GitFile, Repo
+    from .gitrepo import GitFile, IndexRepo, Repo
 
 CONFIG_NAME = ".sops.yaml"
 
@@ -107,7 +107,7 @@ class Snapshot:
     Files are listed once, on first use; content is read when asked for.
     """
 
-    def __init__(self, repo: Repo, kind: SnapshotKind, rev: str | None = None) -> None:
+    def __init__(self, repo: Repo | IndexRepo, kind: SnapshotKind, rev: str | None = None) -> None:
         if (kind == "rev") != (rev is not None):
             raise ValueError("a revision snapshot needs a rev, and only it")
         self.repo = repo
@@ -122,15 +122,15 @@ class Snapshot:
         self._rule_keys: dict[int, tuple[CreationRule, RuleKey]] = {}
 
     @classmethod
-    def at(cls, repo: Repo, rev: str) -> Snapshot:
+    def at(cls, repo: Repo | IndexRepo, rev: str) -> Snapshot:
         return cls(repo, "rev", rev)
 
     @classmethod
-    def index(cls, repo: Repo) -> Snapshot:
+    def index(cls, repo: Repo | IndexRepo) -> Snapshot:
         return cls(repo, "index")
 
     @classmethod
-    def worktree(cls, repo: Repo) -> Snapshot:
+    def worktree(cls, repo: Repo | IndexRepo) -> Snapshot:
         return cls(repo, "worktree")
 
     @property

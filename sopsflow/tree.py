@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from decimal import Decimal
-from typing import Any, TypeAlias
 
 from . import errors
 from .errors import SopsError
 from .lazyre import compile_lazy
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
 
 
 class Comment:
@@ -126,11 +128,15 @@ class TreeMap(list):
 Scalar = str | int | float | bool | None | Time
 Node = TreeMap | list | Scalar
 Branches = list[TreeMap]
-#: A node of any kind where code walks every kind (checked with ``type(...) is``
-#: at run time): spelling out Node there would only add casts.
-TreeValue: TypeAlias = Any
-#: The ``sops`` metadata section as a store reads and writes it (JSON-like).
-RawMetadata: TypeAlias = dict[str, Any]
+if TYPE_CHECKING:
+    #: A node of any kind where code walks every kind (checked with ``type(...) is``
+    #: at run time): spelling out Node there would only add casts.
+    TreeValue: TypeAlias = Any
+    #: The ``sops`` metadata section as a store reads and writes it (JSON-like).
+    RawMetadata: TypeAlias = dict[str, Any]
+else:  # names to import; annotations are never evaluated at run time (no typing import)
+    TreeValue = object
+    RawMetadata = dict
 
 
 def go_float_f(value: float) -> str:
@@ -141,6 +147,8 @@ def go_float_f(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     text = repr(value)
     if "e" in text or "E" in text:
+        from decimal import Decimal  # rare (|v| >= 1e16 or < 1e-4), and decimal takes ~1 ms to import
+
         text = format(Decimal(text), "f")
     if text.endswith(".0"):
         text = text[:-2]

@@ -31,16 +31,11 @@ in between is left as it is and reported.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
-import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 
 from . import errors
 from .errors import SopsError
@@ -48,12 +43,27 @@ from .fileio import Snapshot
 from .metadata import Metadata
 from .tree import Branches, Comment, RawMetadata, TreeMap, TreeValue
 
+TYPE_CHECKING = False  # neither typing nor dataclasses is imported at run time (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from dataclasses import dataclass, field
+    from typing import Any, NamedTuple, TextIO, TypeVar
+
     from .config import Config, CreationRule, KeySpec
     from .gitrepo import TrackedListing
     from .keys.ageplugin import PluginIdentity
     from .keys.base import MasterKey
     from .stores import Store
+
+    StoreFactory = Callable[[str], Store]
+    #: A file to update: (absolute path, display name, named by the user, its rule when already matched).
+    Target = tuple[Path, str, bool, CreationRule | None]
+    #: Recipient -> who holds it (from .sops.yaml comments), or a function giving that on demand.
+    Labels = Mapping[str, str] | Callable[[], Mapping[str, str]]
+    _T = TypeVar("_T")
+    _R = TypeVar("_R")
+else:
+    from .records import NamedTuple, dataclass, field
 
 ROTATE_AUTO = "auto"  # rotate when a recipient is removed
 ROTATE_ALWAYS = "always"  # --rotate
@@ -73,16 +83,9 @@ ADVICE = (
     "at its source (database password, API token, ...)."
 )
 
-StoreFactory = Callable[[str], "Store"]
-#: A file to update: (absolute path, display name, named by the user, its rule when already matched).
-Target = tuple[Path, str, bool, "CreationRule | None"]
-#: Recipient -> who holds it (from .sops.yaml comments), or a function giving that on demand.
-Labels = Mapping[str, str] | Callable[[], Mapping[str, str]]
 #: Names never treated as secret files when collecting.
 _CONFIG_NAMES = frozenset({".sops.yaml"})
 _SKIP_DIRS = frozenset({".git"})
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclass
@@ -201,7 +204,8 @@ class _RuleView:
 
     @classmethod
     def of(cls, rule: CreationRule, specs: list[list[KeySpec]]) -> CreationRule:
-        return cast("CreationRule", cls(rule, specs))  # structurally a CreationRule (see __getattr__)
+        view: CreationRule = cls(rule, specs)  # type: ignore[assignment]  # structurally a CreationRule (see __getattr__)
+        return view
 
     def key_specs(self, kms_context: Mapping[str, str] | None = None) -> list[list[KeySpec]]:
         return self._specs
@@ -599,7 +603,9 @@ def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: L
             raise SopsError(errors.GENERIC, "file changed after the plan was made; run updatekeys again")
     meta, branches, store = plan.metadata, plan.branches, plan.store
     data_key = unwrap_data_key(meta, decryption_order, labels)
-    new_meta = dataclasses.replace(meta, key_groups=fresh_key_groups(plan), shamir_threshold=plan.threshold_after)
+    new_meta = copy.copy(meta)  # dataclasses.replace without importing dataclasses
+    new_meta.key_groups = fresh_key_groups(plan)
+    new_meta.shamir_threshold = plan.threshold_after
     if not plan.rotate:
         # sops updatekeys: the same data key, only the metadata block changes.
         check_data_key(branches, meta, data_key)
@@ -1165,6 +1171,8 @@ def _finish_report(request: UpdateRequest, plans: Sequence[FilePlan], results: S
             for key in entry["keys"]:
                 out.write(f"      {key}\n")
     if request.report:
+        import json
+
         from .fileio import atomic_write
 
         atomic_write(request.report, (json.dumps(report, indent=2) + "\n").encode(), mode=0o644)

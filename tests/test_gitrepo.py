@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sopsflow.errors import SopsError
-from sopsflow.gitrepo import MODE_EXECUTABLE, MODE_FILE, MODE_SYMLINK, open_repo, relative_to_root
+from sopsflow.gitrepo import MODE_EXECUTABLE, MODE_FILE, MODE_SYMLINK, IndexRepo, open_repo, relative_to_root
 from tests.gitfixtures import commit, git, git_env, init_repo, stage, write
 
 
@@ -24,11 +25,17 @@ def repo(tmp_path: Path) -> Path:
                                       "move/from.txt": "moving\n"}, rules=None)
 
 
+#: The index is read with pygit2 (Repo) or, in the hook, with the git command line (IndexRepo):
+#: both must see the same.
+OPENERS = pytest.mark.parametrize("opener", [open_repo, IndexRepo], ids=["pygit2", "git-cli"])
+
+
 def paths(files: list) -> list[str]:  # type: ignore[type-arg]
     return sorted(f.path for f in files)
 
 
-def test_staged_changes_are_index_vs_head(repo: Path) -> None:
+@OPENERS
+def test_staged_changes_are_index_vs_head(repo: Path, opener: Any) -> None:
     write(repo, "new.txt", "new\n")
     write(repo, "mod.txt", "new content\n")
     write(repo, "unstaged.txt", "not added\n")
@@ -37,39 +44,42 @@ def test_staged_changes_are_index_vs_head(repo: Path) -> None:
     (repo / "moved").mkdir()
     git(repo, "mv", "move/from.txt", "moved/to.txt")
     write(repo, "keep.txt", "changed on disk only\n")
-    r = open_repo(repo)
+    r = opener(repo)
     staged = r.staged_changes()
     assert paths(staged) == ["mod.txt", "moved/to.txt", "new.txt"]
     assert {f.path: f.data for f in staged}["mod.txt"] == b"new content\n"
     assert {f.path: f.mode for f in staged}["new.txt"] == MODE_FILE
 
 
-def test_index_not_worktree(repo: Path) -> None:
+@OPENERS
+def test_index_not_worktree(repo: Path, opener: Any) -> None:
     write(repo, "mod.txt", "staged\n")
     stage(repo, "mod.txt")
     write(repo, "mod.txt", "on disk\n")
-    r = open_repo(repo)
+    r = opener(repo)
     f = r.index_file("mod.txt")
     assert f is not None and f.data == b"staged\n"
     assert {g.path: g.data for g in r.worktree_files()}["mod.txt"] == b"on disk\n"
     assert r.index_file("unknown.txt") is None
 
 
-def test_before_the_first_commit_everything_staged_is_new(tmp_path: Path) -> None:
+@OPENERS
+def test_before_the_first_commit_everything_staged_is_new(tmp_path: Path, opener: Any) -> None:
     repo = init_repo(tmp_path / "fresh", {"a.txt": "a", "b/c.txt": "c"}, commit_message=None, rules=None)
     stage(repo, "a.txt", "b/c.txt")
-    r = open_repo(repo)
+    r = opener(repo)
     assert paths(r.staged_changes()) == ["a.txt", "b/c.txt"]
     with pytest.raises(SopsError):
         r.changed_since("HEAD")
 
 
-def test_symlinks_and_modes(repo: Path) -> None:
+@OPENERS
+def test_symlinks_and_modes(repo: Path, opener: Any) -> None:
     os.symlink("keep.txt", repo / "link.txt")
     write(repo, "run.sh", "#!/bin/sh\n")
     (repo / "run.sh").chmod(0o755)
     stage(repo, "link.txt", "run.sh")
-    r = open_repo(repo)
+    r = opener(repo)
     by_path = {f.path: f for f in r.staged_changes()}
     assert by_path["link.txt"].is_symlink and by_path["link.txt"].mode == MODE_SYMLINK
     assert by_path["link.txt"].data == b"keep.txt"
@@ -78,20 +88,21 @@ def test_symlinks_and_modes(repo: Path) -> None:
     assert disk["link.txt"].is_symlink and disk["link.txt"].data == b"keep.txt"
 
 
-def test_git_index_file_is_honoured(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@OPENERS
+def test_git_index_file_is_honoured(repo: Path, monkeypatch: pytest.MonkeyPatch, opener: Any) -> None:
     # what `git commit -a` / `git commit PATH` hand to hooks
     write(repo, "mod.txt", "in the temporary index\n")
     alt = repo / ".git" / "alt-index"
     git(repo, "read-tree", "HEAD", env=git_env(GIT_INDEX_FILE=str(alt)))
     git(repo, "add", "mod.txt", env=git_env(GIT_INDEX_FILE=str(alt)))
-    assert open_repo(repo).staged_changes() == []
+    assert opener(repo).staged_changes() == []
     monkeypatch.setenv("GIT_INDEX_FILE", str(alt))
-    r = open_repo(repo)
+    r = opener(repo)
     staged = r.staged_changes()
     assert paths(staged) == ["mod.txt"] and staged[0].data == b"in the temporary index\n"
     monkeypatch.chdir(repo)
     monkeypatch.setenv("GIT_INDEX_FILE", ".git/alt-index")  # git may pass it relative to the top
-    assert paths(open_repo(repo).staged_changes()) == ["mod.txt"]
+    assert paths(opener(repo).staged_changes()) == ["mod.txt"]
 
 
 def test_commits(repo: Path) -> None:
@@ -111,21 +122,23 @@ def test_commits(repo: Path) -> None:
         r.files_at("no-such-branch")
 
 
-def test_unicode_paths_and_gitlinks(repo: Path) -> None:
+@OPENERS
+def test_unicode_paths_and_gitlinks(repo: Path, opener: Any) -> None:
     write(repo, "dépôt/ünï code.yaml", "a: b\n")
     stage(repo, "dépôt/ünï code.yaml")
     sha = git(repo, "rev-parse", "HEAD").stdout.decode().strip()
     git(repo, "update-index", "--add", "--cacheinfo", f"160000,{sha},vendor/sub")
-    r = open_repo(repo)
+    r = opener(repo)
     assert paths(r.staged_changes()) == ["dépôt/ünï code.yaml"]
     assert "vendor/sub" not in paths(r.index_files())
     assert r.index_file("vendor/sub") is None
     assert r.index_file("dépôt/ünï code.yaml") is not None
 
 
-def test_open_repo_from_a_subdirectory_and_outside(repo: Path, tmp_path: Path) -> None:
+@OPENERS
+def test_open_repo_from_a_subdirectory_and_outside(repo: Path, tmp_path: Path, opener: Any) -> None:
     (repo / "deep" / "er").mkdir(parents=True)
-    r = open_repo(repo / "deep" / "er")
+    r = opener(repo / "deep" / "er")
     assert r.root == repo
     assert relative_to_root(r, "x.yaml", cwd=repo / "deep") == "deep/x.yaml"
     assert relative_to_root(r, "../keep.txt", cwd=repo / "deep") == "keep.txt"
@@ -134,7 +147,7 @@ def test_open_repo_from_a_subdirectory_and_outside(repo: Path, tmp_path: Path) -
     outside = tmp_path / "not-a-repo"
     outside.mkdir()
     with pytest.raises(SopsError, match="not inside a git repository"):
-        open_repo(outside)
+        opener(outside)
 
 
 # --- the git command-line listing updatekeys uses ---------------------------------------------

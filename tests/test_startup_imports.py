@@ -77,3 +77,153 @@ def test_a_lazy_pattern_acts_as_the_compiled_one() -> None:
     assert text.search("x") is None
     assert data.match(b"abc") is not None and data.match(b"a c") is None
     assert text.pattern == r"(\w+)=(\d+)" and text.flags & re.I
+
+
+#: Run in a child: sopsflow.main with a finder in front of sys.meta_path that
+#: notes which module asked for each watched import; printed as the last line.
+_WATCH_PROBE = r"""
+import sys
+WATCHED = {"typing", "dataclasses", "argparse"}
+asked = []
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name in WATCHED and name not in sys.modules:
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_globals.get("__name__", "").startswith(("importlib", "_frozen")):
+                frame = frame.f_back
+            asked.append((name, frame.f_globals.get("__name__", "?") if frame is not None else "?"))
+        return None
+
+sys.meta_path.insert(0, Watch())
+from sopsflow.main import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+print(sorted(asked), sorted(m for m in sys.modules if m.startswith("sopsflow.commands.")), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _watched_imports(argv: list[str], cwd: Path) -> tuple[dict[str, set[str]], set[str], bytes]:
+    """({watched module: the modules that imported it}, sopsflow.commands modules loaded, stdout)."""
+    env = base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE), PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", _WATCH_PROBE, *argv], cwd=cwd, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    asked, commands = ast.literal_eval(done.stderr.decode().strip().splitlines()[-1].replace("] [", "], ["))
+    by: dict[str, set[str]] = {}
+    for name, importer in asked:
+        by.setdefault(name, set()).add(importer)
+    return by, set(commands), done.stdout
+
+
+def test_the_decrypt_and_encrypt_paths_import_neither_typing_nor_dataclasses(tmp_path: Path) -> None:
+    """sopsflow's own modules keep their annotations for the type checker:
+    neither ``typing`` nor ``dataclasses`` is imported by them at run time
+    (a third-party package may still import typing), and only the parser of
+    the command being run is built."""
+    plain = {f"key{i}": f"value-{i}" for i in range(100)}
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    by, commands, encrypted = _watched_imports(["encrypt", "--age", AGE_RECIPIENT, "plain.json"], tmp_path)
+    assert commands == {"sopsflow.commands.common", "sopsflow.commands.encrypt"}
+    (tmp_path / "secret.json").write_bytes(encrypted)
+    for name in ("typing", "dataclasses"):
+        assert not {m for m in by.get(name, ()) if m.startswith("sopsflow")}, (name, by)
+
+    by, commands, out = _watched_imports(["decrypt", "secret.json"], tmp_path)
+    assert json.loads(out) == plain
+    assert commands == {"sopsflow.commands.common", "sopsflow.commands.decrypt"}
+    for name in ("typing", "dataclasses"):
+        assert not {m for m in by.get(name, ()) if m.startswith("sopsflow")}, (name, by)
+    # the watcher works: argparse is imported, and by sopsflow
+    assert {m for m in by["argparse"] if m.startswith("sopsflow")}, by
+
+
+def test_records_act_as_dataclasses() -> None:
+    import dataclasses
+
+    from sopsflow.records import NamedTuple, dataclass, field
+
+    @dataclass
+    class Point:
+        x: int
+        y: int = 0
+        tags: list[str] = field(default_factory=list)
+        secret: str = field(default="", repr=False)
+
+    a, b = Point(1), Point(1, y=0)
+    assert a == b and a is not b and a.tags is not b.tags
+    assert Point(1, 2, ["t"], "s") != a
+    assert repr(Point(1, 2)) == "test_records_act_as_dataclasses.<locals>.Point(x=1, y=2, tags=[])"
+    assert dataclasses.is_dataclass(a) and [f.name for f in dataclasses.fields(a)] == ["x", "y", "tags", "secret"]
+    c = dataclasses.replace(a, y=5)
+    assert (c.x, c.y, type(c)) == (1, 5, Point)
+    assert dataclasses.asdict(c) == {"x": 1, "y": 5, "tags": [], "secret": ""}
+    for bad in ((), (1, 2, [], "", "extra")):
+        try:
+            Point(*bad)
+        except TypeError:
+            pass
+        else:
+            raise AssertionError(f"Point{bad} was accepted")
+
+    @dataclass(frozen=True)
+    class Frozen:
+        name: str
+        keys: tuple[str, ...] = ()
+
+    one = Frozen("a", ("k",))
+    assert one == Frozen("a", ("k",)) and hash(one) == hash(Frozen("a", ("k",))) and len({one, Frozen("b")}) == 2
+    try:
+        one.name = "b"  # type: ignore[misc]
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("a frozen record was assigned to")
+    assert dataclasses.replace(one, name="b") == Frozen("b", ("k",))
+
+    class Pair(NamedTuple):
+        left: int
+        right: str = "r"
+
+        def both(self) -> str:
+            return f"{self.left}{self.right}"
+
+    pair = Pair(1)
+    assert pair == (1, "r") and pair.both() == "1r" and pair._replace(left=2) == Pair(2, "r")
+
+
+def test_civil_time_check_agrees_with_datetime() -> None:
+    import datetime
+    import itertools
+
+    from sopsflow.metadata import is_civil_time
+
+    def accepted(*fields: int) -> bool:
+        try:
+            datetime.datetime(*fields)
+        except ValueError:
+            return False
+        return True
+
+    for year, month, day in itertools.product((0, 1, 1900, 2000, 2023, 2024, 2100, 9999), range(0, 14), range(0, 33)):
+        assert is_civil_time(year, month, day, 12, 0, 0) == accepted(year, month, day, 12, 0, 0), (year, month, day)
+    for hour, minute, second in itertools.product((-1, 0, 23, 24), (-1, 0, 59, 60), (-1, 0, 59, 60)):
+        assert is_civil_time(2024, 2, 29, hour, minute, second) == accepted(2024, 2, 29, hour, minute, second)
+
+
+def test_pyyaml_imported_with_deferred_patterns_still_resolves() -> None:
+    """PyYAML loaded through lazyre.import_yaml (its import-time patterns
+    deferred) reads as the normal import does, and re.compile is restored."""
+    probe = (
+        "import re, sys; compile_before = re.compile\n"
+        "from sopsflow.lazyre import import_yaml; import_yaml(); import yaml\n"
+        "assert re.compile is compile_before\n"
+        "text = 'a: yes\\nb: 1_000\\nc: 2001-12-14t21:59:43.10-05:00\\nd: .NaN\\ne: ~\\nf: 0b101\\ng: \\x07x'\n"
+        "try:\n    yaml.safe_load(text)\nexcept yaml.YAMLError as exc:\n    print('rejected', type(exc).__name__)\n"
+        "doc = yaml.safe_load(text.rsplit('\\n', 1)[0])\n"
+        "print(doc['a'], doc['b'], doc['c'].isoformat(), doc['d'] != doc['d'], doc['e'], doc['f'])\n"
+    )
+    env = base_env(PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["rejected ReaderError", "True 1000 2001-12-14T21:59:43.100000-05:00 True None 5"]

@@ -42,14 +42,14 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import SopsError
 
+TYPE_CHECKING = False  # typing is not imported at run time (hook start-up)
 if TYPE_CHECKING:
     from ..audit import FileAudit, Finding
     from ..config import Config
-    from ..gitrepo import GitFile, Repo
+    from ..gitrepo import GitFile, IndexRepo, Repo
     from ..settings import AuditSettings
 
 REFUSED = 1
@@ -87,7 +87,7 @@ class _Source:
     """Files as staged (the default) or as committed in a revision, and the
     state they change (HEAD, or the commit before the pushed one)."""
 
-    def __init__(self, repo: Repo, rev: str | None) -> None:
+    def __init__(self, repo: Repo | IndexRepo, rev: str | None) -> None:
         from ..snapshot import Snapshot
 
         self.repo = repo
@@ -198,7 +198,7 @@ def _load_settings(source: _Source, strict_flag: bool) -> tuple[AuditSettings, F
     return settings, problem
 
 
-def audit_files(repo: Repo, files: list[GitFile], source: _Source, settings: AuditSettings) -> list[FileAudit]:
+def audit_files(repo: Repo | IndexRepo, files: list[GitFile], source: _Source, settings: AuditSettings) -> list[FileAudit]:
     from ..audit import audit_governed
 
     audits = []
@@ -212,7 +212,7 @@ def audit_files(repo: Repo, files: list[GitFile], source: _Source, settings: Aud
     return audits
 
 
-def _hint_unstaged_encryption(repo: Repo, audit: FileAudit, config: Config | None, settings: AuditSettings) -> None:
+def _hint_unstaged_encryption(repo: Repo | IndexRepo, audit: FileAudit, config: Config | None, settings: AuditSettings) -> None:
     """After ``sopsflow encrypt -i FILE`` without ``git add`` the work tree holds
     the encrypted file and the index the plaintext. Repeating the encrypt fix
     would exit 203 (already encrypted): the fix is to stage the file."""
@@ -294,7 +294,7 @@ def _secret_generators(source: _Source, files: list[GitFile], audits: list[FileA
     return out
 
 
-def _hint_history(repo: Repo, source: _Source, settings: AuditSettings, findings: list[Finding]) -> list[Finding]:
+def _hint_history(repo: Repo | IndexRepo, source: _Source, settings: AuditSettings, findings: list[Finding]) -> list[Finding]:
     """A staged secret that HEAD (or, under pre-push, the pushed commit)
     already holds is in history: fixing the file does not take it back. The
     fix says to rotate it when it was pushed, to rewrite the local commits
@@ -319,10 +319,12 @@ def _hint_history(repo: Repo, source: _Source, settings: AuditSettings, findings
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..gitrepo import open_repo
+    from ..gitrepo import IndexRepo, open_repo
 
-    repo = open_repo(Path.cwd())
     rev = args.rev or os.environ.get("PRE_COMMIT_TO_REF") or None
+    # The hook's case (the staged changes) needs no pygit2: git itself lists and
+    # reads them. Every file of a revision or of the index reads faster in process.
+    repo = open_repo(Path.cwd()) if rev or args.all_files else IndexRepo(Path.cwd())
     source = _Source(repo, rev)
     settings, settings_problem = _load_settings(source, args.strict)
     files, skipped = _pick_files(args, source)

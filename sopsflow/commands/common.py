@@ -6,13 +6,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
 from ..metadata import SELECTION_OPTIONS
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..config import Config
     from ..creation import CreationOptions, CreationSettings
     from ..stores import Store
@@ -141,7 +143,8 @@ def read_source(args: argparse.Namespace) -> bytes:
         import time
 
         with open(trace, "w", encoding="ascii") as stamp:
-            stamp.write(f"{time.time():.6f}\n")
+            # wall clock, and the CPU this process used so far (barely moved by other load)
+            stamp.write(f"{time.time():.6f} {time.process_time():.6f}\n")
     # In place: the write checks that nobody changed the file in the meantime.
     return read_input(file, for_rewrite=bool(getattr(args, "in_place", False)))
 

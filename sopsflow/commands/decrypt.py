@@ -7,6 +7,10 @@ import argparse
 from ..tree import get_path, parse_extract_path
 from . import common
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    pass
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decrypt", help="decrypt a file")
@@ -37,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         ignore_mac=args.ignore_mac,
         decryption_order=common.decryption_order(args),
         check_version=True,
+        # binary output writes the value's bytes: no str round trip of a large file
+        raw_strings=out_store.name == "binary",
     )
     if extract_path is not None:
         value = get_path(doc.branches[0], extract_path)

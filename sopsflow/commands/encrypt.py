@@ -36,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     out_store = common.pick_store(name, args.output_type or args.input_type, args, config)
     # Keys and rules first, as sops: with neither, that is the error, even for an encrypted file.
     settings = common.creation_settings(args, name, config)
-    result = settings.encrypt(out_store, load_unencrypted(in_store, common.read_source(args), name))
+    result = settings.encrypt(out_store, load_unencrypted(in_store, common.read_source(args), name, raw=True))
     common.write_output(args, result, None if is_stdin or not args.in_place else args.file)
     return 0

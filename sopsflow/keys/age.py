@@ -12,12 +12,17 @@ from __future__ import annotations
 import base64
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any
 
 from .. import errors
 from ..errors import SopsError
 from .base import KeyFailure
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+    from typing import Any
+else:  # the same classes without importing dataclasses (start-up time)
+    from ..records import dataclass, field
 
 ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
 ARMOR_END = "-----END AGE ENCRYPTED FILE-----"

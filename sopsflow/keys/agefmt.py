@@ -18,9 +18,14 @@ import binascii
 import hmac
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from ..lazyre import compile_lazy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the same classes without importing dataclasses (start-up time)
+    from ..records import dataclass
 
 VERSION_LINE = b"age-encryption.org/v1"
 _COLUMNS = 64  # base64 characters per body line

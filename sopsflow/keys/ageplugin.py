@@ -16,10 +16,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import IO
 
 from ..lazyre import compile_lazy
 from .agefmt import Stanza, b64decode, b64encode
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import IO
 
 _NAME = compile_lazy(r"[A-Za-z0-9._+-]+\Z")
 _COLUMNS = 64

@@ -7,8 +7,13 @@ metadata entry it is stored as. Key modules know nothing about file formats.
 
 from __future__ import annotations
 
-import datetime
-from typing import Any, Protocol
+import time
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # structural types matter to the type checker only
 
 
 class MasterKey(Protocol):
@@ -37,4 +42,4 @@ class KeyFailure(Exception):
 
 def now_rfc3339() -> str:
     """UTC now with whole seconds, as sops writes created_at and lastmodified."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -12,24 +12,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from .. import errors
 from ..errors import SopsError
 from .base import KeyFailure, MasterKey
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+    from typing import Protocol
+else:  # the same classes without importing dataclasses (start-up time)
+    from ..records import dataclass, field
 
 DEFAULT_DECRYPTION_ORDER = ("age", "pgp")
 SOPS_DECRYPTION_ORDER = "SOPS_DECRYPTION_ORDER"
 FAILED_MESSAGE = "Failed to get the data key required to decrypt the SOPS file."
 
 
-class KeyedFile(Protocol):
-    """What recovering a data key reads of a file's metadata (metadata.Metadata
-    has it; keys/ does not import the metadata module)."""
+if TYPE_CHECKING:  # a protocol for the type checker only: annotations are never evaluated
 
-    key_groups: list[list[MasterKey]]
-    shamir_threshold: int
+    class KeyedFile(Protocol):
+        """What recovering a data key reads of a file's metadata (metadata.Metadata
+        has it; keys/ does not import the metadata module)."""
+
+        key_groups: list[list[MasterKey]]
+        shamir_threshold: int
 
 
 def parse_decryption_order(text: str) -> list[str]:

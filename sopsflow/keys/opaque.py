@@ -7,10 +7,12 @@ KeyFailure that says so, and another key of the file (or group) can step in.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..lazyre import compile_lazy
 from .base import KeyFailure
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 _KNOWN = frozenset({"gcp_kms", "azure_kv", "hckms"})
 

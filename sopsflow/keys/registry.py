@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import datetime
-import re
-from typing import Any
+import sys
 
 from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 from .base import MasterKey
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    import datetime
+    import re
+    from typing import Any
 
 #: Key types a creation rule can name (``config.KeySpec``). Entries of any
 #: other type (hckms, types newer sops versions add) are kept verbatim: they
@@ -69,7 +73,8 @@ def key_from_entry(type_name: str, entry: dict[str, Any]) -> MasterKey:
 def normalize_created_at(value: Any) -> str:
     """``created_at`` as sops writes it back after loading: whole seconds, the
     offset kept, ``Z`` for UTC. SopsError (exit 1) when it is not RFC 3339."""
-    if isinstance(value, datetime.datetime):
+    loaded = sys.modules.get("datetime")  # not imported: value cannot be a datetime
+    if loaded is not None and isinstance(value, loaded.datetime):
         return _format_datetime(value)
     text = _text(value)
     match = _RFC3339.match(text)
@@ -82,15 +87,17 @@ def normalize_created_at(value: Any) -> str:
 
 
 def _valid_date(match: re.Match[str]) -> bool:
+    from ..metadata import is_civil_time
+
     year, month, day, hour, minute, second, zone = match.groups()
-    try:
-        datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
-    except ValueError:
+    if not is_civil_time(int(year), int(month), int(day), int(hour), int(minute), int(second)):
         return False
     return zone == "Z" or (int(zone[1:3]) < 24 and int(zone[4:6]) < 60)
 
 
 def _format_datetime(value: datetime.datetime) -> str:
+    import datetime
+
     # YAML loaders may hand over timestamps already parsed; naive means UTC.
     if value.tzinfo is None or value.utcoffset() == datetime.timedelta(0):
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")

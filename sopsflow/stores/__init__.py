@@ -7,9 +7,13 @@ in another's dependencies (ruamel for YAML).
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from ..tree import Branches, RawMetadata, TreeValue
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # structural types matter to the type checker only
 
 STORE_NAMES = ("yaml", "json", "dotenv", "ini", "binary")
 

@@ -3,17 +3,22 @@
 The plaintext may be any bytes (NUL, 0xFF, invalid UTF-8). They are carried
 as a ``str`` decoded with ``surrogateescape``, so the engine must encode str
 plaintexts with ``("utf-8", "surrogateescape")`` to encrypt the exact bytes.
+The encrypt and decrypt commands skip that round trip: ``load_plain_raw``
+and ``decrypt_document(raw_strings=True)`` keep the value as ``bytes``,
+which the engine treats as a string value and ``dump_plain`` writes as is.
 The encrypted file is a JSON document ``{"data": "ENC[...]", "sops": {...}}``
 written by the JSON store.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import ERROR_DUMPING_TREE, SopsError
 from ..tree import Branches, TreeMap
 from .json_store import JsonStore
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 NOT_BINARY_HINT = (
     "This is likely not an encrypted binary file? If not, use --output-type to select the correct output type."
@@ -34,6 +39,12 @@ class BinaryStore:
     def load_plain(self, data: bytes) -> Branches:
         return [TreeMap([("data", data.decode("utf-8", "surrogateescape"))])]
 
+    def load_plain_raw(self, data: bytes) -> Branches:
+        """As :meth:`load_plain`, with the value left as the file's bytes: the
+        engine encrypts (and hashes) a ``bytes`` value as a string without
+        decoding and encoding it again (for random data ~15 ms per MiB)."""
+        return [TreeMap([("data", data)])]
+
     def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]:
         return self._json.load_encrypted(data)
 
@@ -42,6 +53,8 @@ class BinaryStore:
             raise _emit_error("there must be exactly one tree branch")
         for entry in branches[0]:
             if type(entry) is tuple and entry[0] == "data":
+                if type(entry[1]) is bytes:  # decrypted with raw_strings: the bytes as they are
+                    return entry[1]
                 if not isinstance(entry[1], str):
                     raise _emit_error("'data' key in tree does not have a string value")
                 return entry[1].encode("utf-8", "surrogateescape")
@@ -59,6 +72,8 @@ class BinaryStore:
             return self.dump_plain([value])
         if isinstance(value, str):
             return value.encode("utf-8", "surrogateescape")
+        if type(value) is bytes:
+            return value
         raise SopsError(
             ERROR_DUMPING_TREE, "Binary files are not structured and extracting a single value is not possible"
         )

@@ -8,11 +8,13 @@ two characters ``\\n`` in a value stand for a newline. Metadata lives in
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, SopsError
 from ..tree import Branches, Comment, Time, TreeMap, val_to_string
 from .flatten import flatten, unflatten
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 SOPS_PREFIX = "sops_"
 

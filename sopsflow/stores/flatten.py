@@ -8,11 +8,13 @@ sops 3.11 reads it back (``stores.Unflatten`` + ``DecodeNonStrings``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import GENERIC, SopsError
 from ..lazyre import compile_lazy
 from ..tree import val_to_string
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAP_SEPARATOR = "__map_"
 LIST_SEPARATOR = "__list_"

@@ -12,12 +12,15 @@ above the key). Values are strings.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, SopsError
 from ..lazyre import compile_lazy
 from ..tree import Branches, Comment, Time, TreeMap, go_float_g, val_to_string
 from .flatten import flatten, unflatten
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SECTION = "DEFAULT"
 # Go's unicode.IsSpace (Python's str.isspace also counts \x1c-\x1f).

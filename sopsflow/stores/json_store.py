@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, SopsError
 from ..lazyre import compile_lazy
 from ..tree import Branches, Comment, Time, TreeMap, go_float_f, go_float_g
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 _JSON_SPACE = " \t\n\r"
 _encode_basestring = json.encoder.encode_basestring

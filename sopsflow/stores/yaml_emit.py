@@ -12,11 +12,14 @@ Every "why" that is not obvious is a go-yaml quirk reproduced on purpose.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from ..lazyre import compile_lazy
 from ..tree import Comment, Time, TreeMap, go_float_g
 from .yaml_resolve import STR_TAG, is_base60_float, is_old_bool, plain_tag
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 PLAIN, SINGLE, DOUBLE, LITERAL, SINGLE_BREAKS = 0, 1, 2, 3, 4
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
 
 from ..tree import Comment, TreeMap
 from .yaml_resolve import (
@@ -34,6 +33,10 @@ from .yaml_resolve import (
     resolve_tagged,
     short_tag,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 ALIAS_LOW = 400_000
 ALIAS_HIGH = 4_000_000
@@ -166,6 +169,9 @@ def load_events(text: str, strict: int = 2, hashes: bool = False) -> list[TreeMa
     a map (plain files), 1 = top-level keys only (the metadata struct decode of
     encrypted files). With ``hashes`` the text holds a ``#``; the result is None
     when one of them is a comment (then only the go-yaml port will do)."""
+    from ..lazyre import import_yaml
+
+    import_yaml()
     import yaml
     from yaml._yaml import CParser
 

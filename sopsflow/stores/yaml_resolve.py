@@ -8,10 +8,13 @@ a few 1.1 leftovers) and Go's ``strconv`` / ``time.Parse`` underneath it.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from ..lazyre import compile_lazy
 from ..tree import Time, UInt64
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 STR_TAG = "!!str"
 INT_TAG = "!!int"

@@ -7,13 +7,16 @@ of go-yaml's scanner/parser otherwise). Writing: see :mod:`.yaml_emit`.
 from __future__ import annotations
 
 import gc
-from typing import Any
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, NEED_AT_LEAST_ONE_DOCUMENT, SopsError
 from ..lazyre import compile_lazy
 from ..tree import Branches, Comment, Time, TreeMap, UInt64
 from .yaml_emit import emit_documents, emit_value
 from .yaml_load import YamlError, load_events, load_nodes
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 SOPS_KEY = "sops"
 DEFAULT_INDENT = 4
