@@ -11,20 +11,23 @@ Shamir threshold come from the explicit value first, then the rule.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from . import errors
 from .errors import SopsError
 from .metadata import SELECTION_OPTIONS
 
+TYPE_CHECKING = False  # neither typing nor dataclasses at run time (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from dataclasses import dataclass, field
+
     from .config import Config
     from .keys.base import MasterKey
     from .metadata import Metadata
     from .stores import Store
     from .tree import Branches
+else:  # the same classes without importing dataclasses (start-up time)
+    from .records import dataclass, field
 
 
 @dataclass(frozen=True)

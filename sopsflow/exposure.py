@@ -21,7 +21,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pygit2
+
     from .audit import Finding
+    from .gitrepo import IndexRepo, Repo
 
 #: Kinds that mean a secret value sits in plaintext in what was judged.
 EXPOSURE_KINDS = frozenset({"plaintext-secret", "partly-plaintext", "leaked-secret", "secret-generator-plaintext"})
@@ -33,8 +36,8 @@ LOCAL = "local"
 Judge = Callable[[str, bytes], set[str]]
 
 
-def _pygit2_repo(repo: Any) -> Any:
-    return getattr(repo, "_repo", None) or getattr(repo, "repo", None) or repo
+def _pygit2_repo(repo: Repo | IndexRepo) -> pygit2.Repository:
+    return repo.objects
 
 
 def _commit(git: Any, rev: str) -> Any:

@@ -88,6 +88,12 @@ class Repo:
         #: set by staged_changes, which finds the deletions anyway
         self._deleted: list[str] | None = None
 
+    @property
+    def objects(self) -> pygit2.Repository:
+        """The object database, for readers that walk commits themselves
+        (which commits and refs hold a blob)."""
+        return self._repo
+
     # -- index ------------------------------------------------------------------
 
     @property
@@ -413,6 +419,10 @@ class IndexRepo:
         return out.decode("ascii").strip() if code == 0 else None
 
     # -- the rest through pygit2 ------------------------------------------------------------
+
+    @property
+    def objects(self) -> pygit2.Repository:
+        return self.full().objects
 
     def tree(self, rev: str) -> pygit2.Tree:
         return self.full().tree(rev)

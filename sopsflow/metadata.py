@@ -6,7 +6,7 @@ import time
 
 from . import errors
 from .errors import SopsError
-from .keys.base import MasterKey
+from .keys.base import MasterKey, is_civil_time
 from .lazyre import compile_lazy
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
@@ -229,17 +229,6 @@ def lastmodified_aad(stamp: str) -> str:
     if zone in ("Z", "z", "+00:00", "-00:00"):
         zone = "Z"
     return f"{year}-{month}-{day}T{hour}:{minute}:{second}{zone}"
-
-
-def is_civil_time(year: int, month: int, day: int, hour: int, minute: int, second: int) -> bool:
-    """Whether ``datetime.datetime(...)`` would accept these fields (without
-    importing datetime, ~1.5 ms at every start)."""
-    if not (1 <= year <= 9999 and 1 <= month <= 12 and 0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
-        return False
-    if month == 2:
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        return 1 <= day <= (29 if leap else 28)
-    return 1 <= day <= (30 if month in (4, 6, 9, 11) else 31)
 
 
 def now_lastmodified() -> str:

@@ -21,11 +21,12 @@ PACKAGE = REPO / "sopsflow"
 
 #: What each leaf part may import of sopsflow besides itself (a package: its own modules).
 ALLOWED = {
-    "sopsflow.stores": {"sopsflow.errors", "sopsflow.lazyre", "sopsflow.tree"},
-    "sopsflow.keys": {"sopsflow.errors", "sopsflow.lazyre", "sopsflow.shamir"},
+    "sopsflow.stores": {"sopsflow.errors", "sopsflow.lazyre", "sopsflow.records", "sopsflow.tree"},
+    "sopsflow.keys": {"sopsflow.errors", "sopsflow.lazyre", "sopsflow.records", "sopsflow.shamir"},
     "sopsflow.tree": {"sopsflow.errors", "sopsflow.lazyre"},
     "sopsflow.errors": set(),
     "sopsflow.lazyre": set(),
+    "sopsflow.records": set(),
     "sopsflow.shamir": set(),
 }
 

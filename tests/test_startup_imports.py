@@ -196,7 +196,7 @@ def test_civil_time_check_agrees_with_datetime() -> None:
     import datetime
     import itertools
 
-    from sopsflow.metadata import is_civil_time
+    from sopsflow.keys.base import is_civil_time
 
     def accepted(*fields: int) -> bool:
         try:

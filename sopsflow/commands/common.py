@@ -154,12 +154,11 @@ def read_source(args: argparse.Namespace) -> bytes:
 
 def creation_options(args: argparse.Namespace) -> CreationOptions:
     """The key, selection, MAC and threshold flags of a new file."""
-    import dataclasses
-
     from ..creation import CreationOptions, KeyOptions
 
-    # Each KeyOptions field is the dest of the key flag of the same name.
-    keys = KeyOptions(**{f.name: str(getattr(args, f.name, None) or "") for f in dataclasses.fields(KeyOptions)})
+    # Each KeyOptions field is the dest of the key flag of the same name; the class's
+    # own annotations name them without importing dataclasses (start-up time).
+    keys = KeyOptions(**{name: str(getattr(args, name, None) or "") for name in KeyOptions.__annotations__})
     return CreationOptions(
         keys=keys,
         selection={name: getattr(args, name, None) for name in SELECTION_FLAGS},

@@ -40,6 +40,17 @@ class KeyFailure(Exception):
     """One master key could not unwrap; the message says why, without secrets."""
 
 
+def is_civil_time(year: int, month: int, day: int, hour: int, minute: int, second: int) -> bool:
+    """Whether ``datetime.datetime(...)`` would accept these fields (without
+    importing datetime, ~1.5 ms at every start)."""
+    if not (1 <= year <= 9999 and 1 <= month <= 12 and 0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        return False
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 1 <= day <= (29 if leap else 28)
+    return 1 <= day <= (30 if month in (4, 6, 9, 11) else 31)
+
+
 def now_rfc3339() -> str:
     """UTC now with whole seconds, as sops writes created_at and lastmodified."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -87,7 +87,7 @@ def normalize_created_at(value: Any) -> str:
 
 
 def _valid_date(match: re.Match[str]) -> bool:
-    from ..metadata import is_civil_time
+    from .base import is_civil_time
 
     year, month, day, hour, minute, second, zone = match.groups()
     if not is_civil_time(int(year), int(month), int(day), int(hour), int(minute), int(second)):
