@@ -15,7 +15,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..config import Config
+    from ..config.rules import Config
     from ..creation import CreationOptions, CreationSettings
     from ..stores import Store
 
@@ -104,20 +104,20 @@ def decryption_order(args: argparse.Namespace) -> list[str] | None:
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
-    from ..config import locate_config
+    from ..config.decoder import locate_config
 
     return locate_config(getattr(args, "config", None))
 
 
 def load_config_for(args: argparse.Namespace, *, strict: bool = True) -> Config | None:
     """The .sops.yaml in effect (see config.config_in_effect for ``strict``)."""
-    from ..config import config_in_effect
+    from ..config.decoder import config_in_effect
 
     return config_in_effect(getattr(args, "config", None), strict=strict)
 
 
 def pick_store(name_path: str, type_override: str | None, args: argparse.Namespace, config: Config | None) -> Store:
-    from ..config import store_for_file
+    from ..config.decoder import store_for_file
 
     return store_for_file(name_path, type_override, indent=getattr(args, "indent", None), config=config)
 

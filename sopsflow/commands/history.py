@@ -49,8 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..history import HistoryOptions, as_verify_result, progress_printer, render_text, scan, to_json
-    from ..report import parse_targets, render
+    from ..gitops.history import (
+        HistoryOptions,
+        as_verify_result,
+        progress_printer,
+        render_text,
+        scan,
+        to_json,
+    )
+    from ..gitops.report import parse_targets, render
 
     targets = parse_targets(getattr(args, "formats", None), getattr(args, "output", None))
     jobs = getattr(args, "jobs", None)

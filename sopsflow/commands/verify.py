@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import parse_targets, render
-    from ..verify import VerifyOptions, verify
+    from ..gitops.report import parse_targets, render
+    from ..gitops.verify import VerifyOptions, verify
     from .common import decryption_order
 
     targets = parse_targets(getattr(args, "formats", None), getattr(args, "output", None))
