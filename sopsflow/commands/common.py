@@ -177,6 +177,25 @@ def creation_settings(args: argparse.Namespace, name_path: str, config: Config |
 # --- output --------------------------------------------------------------------
 
 
+def write_report(text: str, path: str | None) -> None:
+    """A CI report to stdout (``path`` None) or to a file. Paths git hands over
+    undecodable arrive as surrogate escapes and are written back as the original
+    bytes. Reports hold no secret values, so a file gets ordinary permissions
+    (CI artifact uploaders run as other users)."""
+    from ..gitops.policy import USAGE_ERROR
+
+    data = text.encode("utf-8", "surrogateescape")
+    if path is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise SopsError(USAGE_ERROR, f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def write_output(args: argparse.Namespace, data: bytes, in_place_target: str | None, *,
                  plaintext: bool = False) -> None:
     """Write to --output, in place, or stdout. In-place and --output writes are

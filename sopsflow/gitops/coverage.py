@@ -35,10 +35,9 @@ from typing import Any, Protocol
 
 from .. import errors
 from ..errors import SopsError
+from .policy import USAGE_ERROR
 
 SETTINGS_KEY = "clusters"
-#: verify's exit code for configuration errors
-USAGE_ERROR = 2
 _CLUSTER_KEYS = ("recipients", "paths", "kustomizations", "secrets")
 #: Key types the controller reaches through its own cloud identity, not a Secret.
 _CLOUD_TYPES = frozenset({"kms", "gcp_kms", "azure_kv", "hckms", "hc_vault"})
