@@ -195,8 +195,8 @@ def hostile_files() -> dict[str, tuple[str, object]]:
 
 
 def scaling(repeat: int) -> dict[str, dict[str, float]]:
-    from sopsflow.audit import audit_file
-    from sopsflow.settings import AuditSettings
+    from sopsflow.gitops.check import audit_file
+    from sopsflow.gitops.settings import AuditSettings
 
     results = {}
     for name, (path, build) in hostile_files().items():

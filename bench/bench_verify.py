@@ -162,7 +162,7 @@ def sops_loop(root: Path, env: dict[str, str], command: str, paths: list[str], s
 
 
 def in_process(root: Path, mac: bool) -> float:
-    from sopsflow.verify import VerifyOptions, verify
+    from sopsflow.gitops.verify import VerifyOptions, verify
 
     start = time.perf_counter()
     verify(root, VerifyOptions(mac=mac))

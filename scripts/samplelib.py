@@ -251,7 +251,8 @@ def rewrap_kms(root: Path) -> list[str]:
     the KMS key reachable now (AWS_* from the environment), using whatever
     other keys the environment provides to unwrap it first. Returns the
     rewritten paths (relative to ``root``)."""
-    from sopsflow.config import find_config, load_config
+    from sopsflow.config.decoder import load_config
+    from sopsflow.config.discovery import find_config
     from sopsflow.keys import kms
     from sopsflow.keys.groups import get_data_key
     from sopsflow.operations import load_metadata, rewrap_keys

@@ -45,7 +45,7 @@ def encrypt(
 ) -> bytes:
     """Encrypt plaintext ``data``. Keys come from ``age``/``pgp``/``kms`` when given,
     otherwise from the creation rule in ``.sops.yaml`` matching ``filename``."""
-    from .config import config_in_effect
+    from .config.decoder import config_in_effect
     from .creation import CreationOptions, KeyOptions, creation_settings, load_unencrypted
     from .stores import store_by_name
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from dataclasses import dataclass, field
 
-    from .config import Config
+    from .config.rules import Config
     from .keys.base import MasterKey
     from .metadata import Metadata
     from .stores import Store

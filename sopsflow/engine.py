@@ -61,7 +61,7 @@ def _regex_search(pattern: str) -> Callable[[str], bool]:
 
     An invalid pattern is an error: sops would match nothing with it and so
     silently leave every value (or none) encrypted."""
-    from .config import compile_go_regex, go_regex_subject
+    from .config.rules import compile_go_regex, go_regex_subject
 
     compiled, _problem = compile_go_regex(pattern)
     if compiled is None:

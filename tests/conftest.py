@@ -32,7 +32,7 @@ _SCRUB = (
     "VAULT_ADDR",
     "VAULT_TOKEN",
     # a CI job's CI=true makes every committed secret count as pushed
-    # (sopsflow.exposure); the tests that want it set it themselves
+    # (sopsflow.gitops.exposure); the tests that want it set it themselves
     "CI",
 )
 

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sopsflow.audit import (
+from sopsflow.config.decoder import parse_config
+from sopsflow.errors import SopsError
+from sopsflow.gitops.check import (
     BROKEN_SOPS,
     LEAKED_SECRET,
     PARTLY_PLAINTEXT,
@@ -25,9 +27,7 @@ from sopsflow.audit import (
     fingerprint,
     recipient_diff,
 )
-from sopsflow.config import parse_config
-from sopsflow.errors import SopsError
-from sopsflow.settings import AuditSettings, parse_settings
+from sopsflow.gitops.settings import AuditSettings, parse_settings
 from tests.gitfixtures import OTHER_RECIPIENT, RULES_YAML, sops_encrypt
 from tests.vectors import AGE_KEY_FILE, AGE_RECIPIENT, GENERATED, UPSTREAM, external
 
@@ -545,7 +545,7 @@ def test_property_sops_output_passes_and_any_reverted_value_is_caught(doc: dict,
 
 
 def test_settings_file_tolerates_other_sections(tmp_path: Path) -> None:
-    from sopsflow.settings import load_settings, parse_settings
+    from sopsflow.gitops.settings import load_settings, parse_settings
 
     assert load_settings(tmp_path) == AuditSettings()
     (tmp_path / ".sopsflow.yaml").write_text(
@@ -574,7 +574,7 @@ def test_settings_file_tolerates_other_sections(tmp_path: Path) -> None:
 )
 def test_settings_errors_fail_closed(text: bytes, message: str) -> None:
     from sopsflow.errors import SopsError
-    from sopsflow.settings import parse_settings
+    from sopsflow.gitops.settings import parse_settings
 
     with pytest.raises(SopsError, match=re.escape(message)):
         parse_settings(text)

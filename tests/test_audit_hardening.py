@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow.audit import (
+from sopsflow.config.decoder import parse_config
+from sopsflow.gitops.check import (
     IGNORED_CONFIG,
     LEAKED_SECRET,
     PARTLY_PLAINTEXT,
@@ -20,8 +21,7 @@ from sopsflow.audit import (
     FileAudit,
     audit_file,
 )
-from sopsflow.config import parse_config
-from sopsflow.settings import AuditSettings
+from sopsflow.gitops.settings import AuditSettings
 from tests.conftest import base_env, run_sops
 from tests.gitfixtures import RULES_YAML, sops_encrypt
 from tests.vectors import AGE_KEY_FILE, AGE_RECIPIENT

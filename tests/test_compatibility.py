@@ -125,7 +125,8 @@ def test_cli_commands_and_flags() -> None:
 
 
 def test_exit_codes() -> None:
-    from sopsflow import errors, policy
+    from sopsflow import errors
+    from sopsflow.gitops import policy
 
     current = {name: value for name, value in vars(errors).items() if name.isupper() and isinstance(value, int)}
     current["VERIFY_USAGE_ERROR"] = policy.USAGE_ERROR
@@ -166,8 +167,8 @@ def _assert_contains(golden: Any, current: Any, where: str) -> None:
 def test_sopsflow_yaml_schema() -> None:
     """tests/golden/sopsflow-yaml.yaml uses every key of the schema; it must keep
     loading, to the same meaning (sopsflow-yaml.parsed.json)."""
-    from sopsflow.policy import parse_policy
-    from sopsflow.settings import parse_settings
+    from sopsflow.gitops.policy import parse_policy
+    from sopsflow.gitops.settings import parse_settings
 
     data = (GOLDEN / "sopsflow-yaml.yaml").read_bytes()
     settings = _plain(parse_settings(data))
@@ -180,7 +181,8 @@ def test_sopsflow_yaml_schema() -> None:
 
 
 def test_sarif_rule_ids() -> None:
-    from sopsflow import audit, report
+    from sopsflow.gitops import check as audit
+    from sopsflow.gitops import report
 
     _lines_golden("sarif-rule-ids.txt", set(report.RULES) | set(audit.KINDS))
 

@@ -20,15 +20,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sopsflow import errors
-from sopsflow.config import (
-    CreationRule,
-    KeySpec,
-    find_config,
-    go_abs,
-    go_clean,
-    load_config,
-    parse_config,
-)
+from sopsflow.config.decoder import load_config, parse_config
+from sopsflow.config.discovery import find_config, go_abs, go_clean
+from sopsflow.config.keyspecs import KeySpec
+from sopsflow.config.rules import CreationRule
 from sopsflow.errors import SopsError
 from sopsflow.keys.age import is_age_x25519_recipient
 
@@ -749,7 +744,7 @@ def _decoded(text: str, path: str) -> str:
 def test_libyaml_and_ruamel_front_ends_decode_alike(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """parse_config reads through libyaml and falls back to ruamel only for text
     libyaml rejects; both must decode whatever they both accept the same way."""
-    import sopsflow.config as config_module
+    import sopsflow.config.decoder as config_module
 
     path = "/repo/.sops.yaml"
     assert config_module._compose_libyaml(text) is not config_module._UNPARSED

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow.verify import VerifyOptions, VerifyResult, verify
+from sopsflow.gitops.verify import VerifyOptions, VerifyResult, verify
 from tests.gitfixtures import OTHER_RECIPIENT, commit, git, git_env, init_repo, run_check, sops_encrypt, stage, write
 from tests.vectors import AGE_RECIPIENT
 

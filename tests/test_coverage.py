@@ -10,9 +10,9 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from sopsflow.coverage import evaluate, parse_clusters
 from sopsflow.errors import SopsError
-from sopsflow.verify import verify
+from sopsflow.gitops.coverage import evaluate, parse_clusters
+from sopsflow.gitops.verify import verify
 
 from .conftest import base_env, run_sops
 from .gitfixtures import commit, git, init_repo, write
@@ -87,7 +87,7 @@ def cluster_findings(repo: Path) -> list[tuple[str, str, str, str | None]]:
 
 
 def _worktree() -> object:
-    from sopsflow.verify import VerifyOptions
+    from sopsflow.gitops.verify import VerifyOptions
 
     return VerifyOptions(source="worktree")
 
@@ -256,7 +256,7 @@ class _Blob:
 ])
 def test_sample_root_ca_two_of_three_with_kms(held: list[str], caught: bool) -> None:
     """sample-repo's root CA: KMS, break-glass and officer in three groups, 2 needed."""
-    from sopsflow.coverage import check
+    from sopsflow.gitops.coverage import check
 
     from .conftest import REPO
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow.config import load_config
+from sopsflow.config.decoder import load_config
 from sopsflow.creation import CreationOptions, KeyOptions, creation_settings, load_unencrypted
 from sopsflow.errors import SopsError
 from sopsflow.keys.base import MasterKey

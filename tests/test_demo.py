@@ -48,7 +48,7 @@ def only_age(demo: Any, key_file: Path) -> dict[str, str]:
 
 
 def assert_verify_green(repo: Path) -> None:
-    from sopsflow.verify import verify
+    from sopsflow.gitops.verify import verify
 
     result = verify(repo)
     assert result.exit_code == 0

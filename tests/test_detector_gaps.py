@@ -16,10 +16,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from sopsflow import detectors
-from sopsflow.audit import LEAKED_SECRET, audit_file
-from sopsflow.config import parse_config
-from sopsflow.settings import AuditSettings
+from sopsflow.config.decoder import parse_config
+from sopsflow.gitops import detectors
+from sopsflow.gitops.check import LEAKED_SECRET, audit_file
+from sopsflow.gitops.settings import AuditSettings
 from tests.gitfixtures import RULES_YAML
 from tests.vectors import AGE_KEY_FILE
 

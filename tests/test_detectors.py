@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sopsflow import detectors
-from sopsflow.detectors import (
+from sopsflow.gitops import detectors
+from sopsflow.gitops.detectors import (
     bech32_valid,
     credential_key,
     find_age_identities,

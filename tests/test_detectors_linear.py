@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from sopsflow import detectors
-from sopsflow.detectors import count_regex_bytes
+from sopsflow.gitops import detectors
+from sopsflow.gitops.detectors import count_regex_bytes
 
 BUDGET = 4
 

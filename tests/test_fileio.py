@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow import errors, fileio, updater
+from sopsflow import errors, fileio
+from sopsflow.gitops import updatekeys as updater
 
 
 def _temps(directory: Path) -> list[str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sopsflow import flux
 from sopsflow.errors import SopsError
+from sopsflow.gitops import flux
 
 from .conftest import REPO, base_env, run_sops, run_sopsflow
 from .gitfixtures import git, init_repo, sops_encrypt
@@ -181,7 +181,7 @@ def test_git_work_tree_detection(tmp_path: Path) -> None:
 
 def test_manifest_keys_pass_the_verify_flux_lint(key_file: tuple[Path, str]) -> None:
     """verify's flux-decryption-key-name check accepts what this helper makes."""
-    from sopsflow.verify import _flux_key_ok
+    from sopsflow.gitops.verify import _flux_key_ok
 
     path, _ = key_file
     doc = yaml.safe_load(flux.age_secret_manifest(path.read_bytes()))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sopsflow.errors import SopsError
-from sopsflow.gitrepo import MODE_EXECUTABLE, MODE_FILE, MODE_SYMLINK, IndexRepo, open_repo, relative_to_root
+from sopsflow.git.repo import MODE_EXECUTABLE, MODE_FILE, MODE_SYMLINK, IndexRepo, open_repo, relative_to_root
 from tests.gitfixtures import commit, git, git_env, init_repo, stage, write
 
 
@@ -154,7 +154,7 @@ def test_open_repo_from_a_subdirectory_and_outside(repo: Path, tmp_path: Path, o
 
 
 def test_tracked_listing_from_a_subdirectory(repo: Path) -> None:
-    from sopsflow.gitrepo import TrackedListing
+    from sopsflow.git.repo import TrackedListing
 
     (repo / "deep").mkdir()
     os.symlink("keep.txt", repo / "link.txt")
@@ -168,7 +168,7 @@ def test_tracked_listing_from_a_subdirectory(repo: Path) -> None:
 
 
 def test_tracked_listing_lists_a_conflicted_path_once(repo: Path) -> None:
-    from sopsflow.gitrepo import TrackedListing
+    from sopsflow.git.repo import TrackedListing
 
     blob = git(repo, "hash-object", "-w", "keep.txt").stdout.decode().strip()
     entries = "".join(f"100644 {blob} {stage}\tconflicted.txt\n" for stage in (1, 2, 3))
@@ -178,7 +178,7 @@ def test_tracked_listing_lists_a_conflicted_path_once(repo: Path) -> None:
 
 def test_tracked_listing_in_a_linked_worktree_and_with_git_dir(repo: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from sopsflow.gitrepo import TrackedListing
+    from sopsflow.git.repo import TrackedListing
 
     linked = tmp_path / "linked"
     git(repo, "worktree", "add", "-q", str(linked))
@@ -191,7 +191,7 @@ def test_tracked_listing_in_a_linked_worktree_and_with_git_dir(repo: Path, tmp_p
 
 
 def test_tracked_listing_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sopsflow.gitrepo import TrackedListing
+    from sopsflow.git.repo import TrackedListing
 
     outside = tmp_path / "not-a-repo"
     outside.mkdir()
@@ -201,7 +201,7 @@ def test_tracked_listing_outside_a_repository(tmp_path: Path, monkeypatch: pytes
 
 
 def test_git_errors_are_told_in_one_line() -> None:
-    from sopsflow.gitrepo import _git_message
+    from sopsflow.git.repo import _git_message
 
     dubious = (b"fatal: detected dubious ownership in repository at '/repo'\n"
                b"To add an exception for this directory, call:\n\n"

@@ -199,7 +199,7 @@ def test_usage_errors_exit_2(leaky: Path, tmp_path: Path) -> None:
 
 
 def test_text_report_stays_within_40_lines_of_100_columns(tmp_path: Path) -> None:
-    from sopsflow.history import ROTATE_LINE, Exposure, HistoryResult, Where, render_text
+    from sopsflow.gitops.history import ROTATE_LINE, Exposure, HistoryResult, Where, render_text
 
     exposures = [
         Exposure(path=f"secrets/{'deeply/' * 12}nested/file{n}.yaml", blob=f"{n:040x}",
@@ -221,7 +221,7 @@ def test_progress_only_on_a_terminal() -> None:
     import io
     import os
 
-    from sopsflow.history import progress_printer
+    from sopsflow.gitops.history import progress_printer
 
     assert progress_printer(io.StringIO()) is None  # a pipe or a file: silent
     master, slave = os.openpty()

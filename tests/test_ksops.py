@@ -350,7 +350,7 @@ def test_generated_secrets_read_back_the_same_in_yaml_1_1_and_1_2(string_data: d
     1.2 one (ruamel) read every generated value back as the same string."""
     from ruamel.yaml import YAML
 
-    from sopsflow.ksops import dump_yaml
+    from sopsflow.gitops.ksops import dump_yaml
 
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "stringData": string_data}
     text = dump_yaml(secret)

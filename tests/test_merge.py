@@ -1,4 +1,4 @@
-"""sopsflow.merge: the three-way tree merge (pure) and whole encrypted
+"""sopsflow.gitops.merge: the three-way tree merge (pure) and whole encrypted
 documents (files made and checked by the real sops binary)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from sopsflow import errors
 from sopsflow.errors import SopsError
-from sopsflow.merge import (
+from sopsflow.gitops.merge import (
     FRESH,
     MISSING,
     OURS,
@@ -356,7 +356,7 @@ def _rotated(base: bytes, name: str, recipient: str) -> bytes:
 
 def _policy(*recipients: str) -> KeyPolicy:
     """ours' rule naming these age recipients in one group."""
-    from sopsflow.config import KeySpec
+    from sopsflow.config.keyspecs import KeySpec
 
     specs = [[KeySpec("age", r) for r in recipients]]
     return KeyPolicy([[("age", r) for r in recipients]], specs, "the test rule")

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sopsflow import updater
 from sopsflow.errors import SopsError
+from sopsflow.gitops import updatekeys as updater
 from sopsflow.keys.age import AgeKey
 from sopsflow.metadata import Metadata
 from sopsflow.operations import encrypt_new
@@ -189,7 +189,7 @@ def team(tmp_path: Path) -> Team:
 
 
 def _config(root: Path, text: str) -> Any:
-    from sopsflow.config import load_config
+    from sopsflow.config.decoder import load_config
 
     (root / ".sops.yaml").write_text(text)
     return load_config(root / ".sops.yaml")

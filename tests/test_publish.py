@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from hvac.exceptions import InvalidPath
 
-from sopsflow.config import parse_config
+from sopsflow.config.decoder import parse_config
 from sopsflow.errors import SopsError
-from sopsflow.publish import destination_for, destination_name, emit_as_map, go_ext, same_json
+from sopsflow.gitops.publish import destination_for, destination_name, emit_as_map, go_ext, same_json
 from sopsflow.tree import Comment, TreeMap
 
 from .conftest import base_env, run_sops, run_sopsflow, sops_encrypted_copy

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sopsflow.publish_eso import gjson_path
+from sopsflow.gitops.publish_eso import gjson_path
 
 from .conftest import run_sops, run_sopsflow, sops_encrypted_copy
 from .keys.fixtures import Bao, Moto, bao_server, moto_server  # noqa: F401 - fixtures
@@ -202,8 +202,8 @@ def test_names_keys_and_refusals() -> None:
     """Pure parts: Secret names from paths, keys Kubernetes refuses, escaped
     properties, and one-line refusals for names it cannot take."""
     from sopsflow.errors import SopsError
-    from sopsflow.publish import CREATE, Entry, VaultKV
-    from sopsflow.publish_eso import build, manifests
+    from sopsflow.gitops.publish import CREATE, Entry, VaultKV
+    from sopsflow.gitops.publish_eso import build, manifests
 
     vault = VaultKV.from_rule("http://vault.example:8200", "apps", "kv", 1)
     env_entry = Entry("cfg/My App.env", vault, name="My App.env", status=CREATE,

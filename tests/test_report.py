@@ -19,10 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sopsflow.audit import Finding
 from sopsflow.errors import SopsError
-from sopsflow.report import FORMATS, fingerprints, parse_targets, render
-from sopsflow.verify import AuditedFile, VerifyResult
+from sopsflow.gitops.check import Finding
+from sopsflow.gitops.report import FORMATS, fingerprints, parse_targets, render
+from sopsflow.gitops.verify import AuditedFile, VerifyResult
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0.json").read_text())
 GITHUB_LINE = re.compile(r"^::(error|warning) file=([^,:]+)(?:,line=(\d+))?,title=([^:]+)::(.*)$")

@@ -17,8 +17,8 @@ import pyrage
 import pytest
 import yaml
 
-from sopsflow.rotation import Plan
-from sopsflow.verify import verify
+from sopsflow.gitops.rotate_recipient import Plan
+from sopsflow.gitops.verify import verify
 
 from .conftest import REPO, base_env, run_sops, run_sopsflow
 from .gitfixtures import commit, git
@@ -229,12 +229,12 @@ def test_the_secret_is_never_written_into_the_work_tree(fleet: Fleet) -> None:
 
 
 def _publics(key_file: Path) -> list[str]:
-    from sopsflow.flux import age_recipients
+    from sopsflow.gitops.flux import age_recipients
 
     return age_recipients(key_file.read_text())
 
 
 def _worktree() -> object:
-    from sopsflow.verify import VerifyOptions
+    from sopsflow.gitops.verify import VerifyOptions
 
     return VerifyOptions(source="worktree")

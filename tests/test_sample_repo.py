@@ -149,7 +149,7 @@ def test_flux_kustomizations_decrypt_with_sops() -> None:
 
 
 def test_creation_rules_per_environment() -> None:
-    from sopsflow.config import load_config
+    from sopsflow.config.decoder import load_config
 
     config = load_config(SAMPLE / ".sops.yaml")
     recipient = {name: lib.age_recipient(KEYS / name) for name in lib.AGE_KEYS}
@@ -174,8 +174,8 @@ def test_creation_rules_per_environment() -> None:
 
 
 def test_sopsflow_settings_have_a_rotation_policy() -> None:
-    from sopsflow.policy import load_policy
-    from sopsflow.settings import load_settings
+    from sopsflow.gitops.policy import load_policy
+    from sopsflow.gitops.settings import load_settings
 
     policy = load_policy(SAMPLE)
     rule = policy.rotation_rule("apps/production/db-credentials.yaml")
@@ -307,7 +307,7 @@ def test_verify_mac_is_clean_with_every_key(kms_copy: Path, moto_server: Moto,  
 
 
 def test_rotation_policy_reports_old_data_keys(git_copy: Path) -> None:
-    from sopsflow.verify import VerifyOptions, parse_rfc3339, verify
+    from sopsflow.gitops.verify import VerifyOptions, parse_rfc3339, verify
 
     stamp = yaml.safe_load((git_copy / "apps/production/db-credentials.yaml").read_text())["sops"]["lastmodified"]
     made = parse_rfc3339(stamp)
@@ -362,9 +362,9 @@ def test_generator_sources_match_the_layout_sops_writes() -> None:
     """make_sample_repo.py keeps its plaintext in sops' output layout (its
     build checks decrypt == source); here: every source is at a rule path
     and would be refused by the hook in plaintext."""
-    from sopsflow.audit import audit_file
-    from sopsflow.config import load_config
-    from sopsflow.settings import AuditSettings
+    from sopsflow.config.decoder import load_config
+    from sopsflow.gitops.check import audit_file
+    from sopsflow.gitops.settings import AuditSettings
 
     config = load_config(SAMPLE / ".sops.yaml")
     for rel, text in make_sample_repo.SECRETS.items():

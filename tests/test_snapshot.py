@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow.gitrepo import open_repo
-from sopsflow.snapshot import NO_CONFIG, Snapshot, changed_configs, config_candidates, rule_changes
-from sopsflow.verify import VerifyOptions, verify
+from sopsflow.git.repo import open_repo
+from sopsflow.git.snapshot import NO_CONFIG, Snapshot, changed_configs, config_candidates, rule_changes
+from sopsflow.gitops.verify import VerifyOptions, verify
 from tests.gitfixtures import OTHER_RECIPIENT, commit, git, init_repo, run_check, stage, write
 from tests.vectors import AGE_RECIPIENT
 

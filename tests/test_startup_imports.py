@@ -23,13 +23,13 @@ LAZY = {
     "sopsflow.keys.agepq",  # post-quantum identities
     "sopsflow.keys.agefmt",  # our own age parser, for those two
     "sopsflow.shamir",  # several key groups
-    "sopsflow.stores.yaml_store",
+    "sopsflow.stores.yaml.store",
     "sopsflow.stores.ini_store",
     "sopsflow.stores.dotenv_store",
     "sopsflow.api",
-    "sopsflow.audit",
-    "sopsflow.updater",
-    "sopsflow.verify",
+    "sopsflow.gitops.check",
+    "sopsflow.gitops.updatekeys",
+    "sopsflow.gitops.verify",
 }
 
 

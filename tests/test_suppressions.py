@@ -13,7 +13,7 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sopsflow.audit import fingerprint
+from sopsflow.gitops.check import fingerprint
 from tests.gitfixtures import AGE_RECIPIENT, init_repo, run_check, stage, write
 
 RULES = f"""\

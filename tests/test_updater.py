@@ -1,4 +1,4 @@
-"""sopsflow.updater in-process: planning, re-wrapping, rotation, failures, reports."""
+"""sopsflow.gitops.updatekeys in-process: planning, re-wrapping, rotation, failures, reports."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from sopsflow import errors, updater
+from sopsflow import errors
 from sopsflow.errors import SopsError
+from sopsflow.gitops import updatekeys as updater
 from sopsflow.keys.base import KeyFailure
 
 from .keys.fixtures import Moto, kms_env, moto_server  # noqa: F401 - fixtures, used by name
@@ -35,7 +36,7 @@ def team(tmp_path: Path) -> Team:
 
 
 def _config(root: Path, text: str):  # type: ignore[no-untyped-def]
-    from sopsflow.config import load_config
+    from sopsflow.config.decoder import load_config
 
     (root / ".sops.yaml").write_text(text)
     return load_config(root / ".sops.yaml")

@@ -1,4 +1,4 @@
-"""`sopsflow.verify` on real git repositories, one test per finding kind.
+"""`sopsflow.gitops.verify` on real git repositories, one test per finding kind.
 
 SOPS files are made by the real sops 3.11 binary (cached per content so the
 suite calls it only a few dozen times); repositories are built with git.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow import verify as verify_mod
 from sopsflow.errors import SopsError
-from sopsflow.policy import parse_policy
-from sopsflow.verify import VerifyOptions, VerifyResult, parse_rfc3339, verify
+from sopsflow.gitops import verify as verify_mod
+from sopsflow.gitops.policy import parse_policy
+from sopsflow.gitops.verify import VerifyOptions, VerifyResult, parse_rfc3339, verify
 
 from .vectors import AGE_KEY_FILE, AGE_RECIPIENT
 from .verifyfixtures import commit_all, git, make_repo, new_age_recipient, sops_encrypt, sops_yaml, write

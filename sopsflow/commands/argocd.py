@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from .. import argocd
+    from ..gitops import argocd
 
     def note(text: str) -> None:
         sys.stderr.write(f"sopsflow argocd: {text}\n")
@@ -49,7 +49,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_discover(args: argparse.Namespace) -> int:
-    from .. import argocd
+    from ..gitops import argocd
 
     for rel in argocd.discover(Path(args.dir)):
         sys.stdout.write(rel + "\n")

@@ -13,7 +13,7 @@ The rules come from the nearest ``.sops.yaml`` above each file inside the
 repository, as staged (a `.sops.yaml` not in the index is read from disk);
 sopsflow's own settings from ``.sopsflow.yaml`` at the root, likewise. A
 config that does not load fails closed: every file it governs is refused
-(:mod:`sopsflow.snapshot` resolves the configs, as for ``verify``).
+(:mod:`sopsflow.git.snapshot` resolves the configs, as for ``verify``).
 
 When a `.sops.yaml` is among the judged changes, every tracked file whose
 creation rule that change alters (recipients, key groups, threshold,
@@ -47,10 +47,10 @@ from ..errors import SopsError
 
 TYPE_CHECKING = False  # typing is not imported at run time (hook start-up)
 if TYPE_CHECKING:
-    from ..audit import FileAudit, Finding
-    from ..config import Config
-    from ..gitrepo import GitFile, IndexRepo, Repo
-    from ..settings import AuditSettings
+    from ..config.rules import Config
+    from ..git.repo import GitFile, IndexRepo, Repo
+    from ..gitops.check import FileAudit, Finding
+    from ..gitops.settings import AuditSettings
 
 REFUSED = 1
 
@@ -88,7 +88,7 @@ class _Source:
     state they change (HEAD, or the commit before the pushed one)."""
 
     def __init__(self, repo: Repo | IndexRepo, rev: str | None) -> None:
-        from ..snapshot import Snapshot
+        from ..git.snapshot import Snapshot
 
         self.repo = repo
         self.rev = rev
@@ -131,7 +131,7 @@ class _Source:
         """Files not picked whose creation rule a picked (or removed) `.sops.yaml` changes:
         a recipient added to a rule makes every file under it stale, though
         none of them is staged."""
-        from ..snapshot import Snapshot, changed_configs, is_sops_config, rule_changes
+        from ..git.snapshot import Snapshot, changed_configs, is_sops_config, rule_changes
 
         configs = [f.path for f in picked if is_sops_config(f.path)]
         try:
@@ -159,7 +159,7 @@ class _Source:
 
 def _pick_files(args: argparse.Namespace, source: _Source) -> tuple[list[GitFile], list[str]]:
     """The files to judge and the FILES arguments that are not staged (skipped)."""
-    from ..gitrepo import relative_to_root
+    from ..git.repo import relative_to_root
 
     if args.all_files:
         return source.all(), []
@@ -182,8 +182,8 @@ def _pick_files(args: argparse.Namespace, source: _Source) -> tuple[list[GitFile
 
 
 def _load_settings(source: _Source, strict_flag: bool) -> tuple[AuditSettings, Finding | None]:
-    from ..audit import config_error_finding
-    from ..settings import SETTINGS_FILE, AuditSettings, parse_settings
+    from ..gitops.check import config_error_finding
+    from ..gitops.settings import SETTINGS_FILE, AuditSettings, parse_settings
 
     data = source.settings_blob(SETTINGS_FILE)
     settings = AuditSettings()
@@ -199,7 +199,7 @@ def _load_settings(source: _Source, strict_flag: bool) -> tuple[AuditSettings, F
 
 
 def audit_files(repo: Repo | IndexRepo, files: list[GitFile], source: _Source, settings: AuditSettings) -> list[FileAudit]:
-    from ..audit import audit_governed
+    from ..gitops.check import audit_governed
 
     audits = []
     for f in sorted(files, key=lambda g: g.path):
@@ -218,7 +218,7 @@ def _hint_unstaged_encryption(repo: Repo | IndexRepo, audit: FileAudit, config: 
     would exit 203 (already encrypted): the fix is to stage the file."""
     import shlex
 
-    from ..audit import PLAINTEXT_SECRET, audit_file
+    from ..gitops.check import PLAINTEXT_SECRET, audit_file
 
     path = repo.root / audit.path
     try:
@@ -239,8 +239,8 @@ def _secret_generators(source: _Source, files: list[GitFile], audits: list[FileA
     """Plaintext that a kustomize secretGenerator turns into a Secret, where
     the staged change is the file or the kustomization naming it. Only the
     kustomizations next to and above the staged files are read."""
-    from ..audit import INLINE_REASON
-    from ..flux import KUSTOMIZATION_FILES, file_state, generator_findings
+    from ..gitops.check import INLINE_REASON
+    from ..gitops.flux import KUSTOMIZATION_FILES, file_state, generator_findings
 
     staged = {f.path for f in files}
     directories: set[str] = set()
@@ -299,11 +299,11 @@ def _hint_history(repo: Repo | IndexRepo, source: _Source, settings: AuditSettin
     already holds is in history: fixing the file does not take it back. The
     fix says to rotate it when it was pushed, to rewrite the local commits
     when it was not."""
-    from ..exposure import EXPOSURE_KINDS, classify, classify_staged, fix_for
+    from ..gitops.exposure import EXPOSURE_KINDS, classify, classify_staged, fix_for
 
     if not any(f.kind in EXPOSURE_KINDS for f in findings):
         return findings
-    from ..audit import audit_governed
+    from ..gitops.check import audit_governed
 
     def judge(path: str, data: bytes) -> set[str]:
         audit = audit_governed(path, data, source.snapshot.data_config_for(path), settings=settings,
@@ -319,7 +319,7 @@ def _hint_history(repo: Repo | IndexRepo, source: _Source, settings: AuditSettin
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..gitrepo import IndexRepo, open_repo
+    from ..git.repo import IndexRepo, open_repo
 
     rev = args.rev or os.environ.get("PRE_COMMIT_TO_REF") or None
     # The hook's case (the staged changes) needs no pygit2: git itself lists and
@@ -396,7 +396,7 @@ def summary(audits: list[FileAudit], findings: list[Finding], label: str, settin
         parts.append("nothing refused")
     if warnings:
         parts.append(f"{warnings} warning{'s' * (warnings != 1)}")
-    from ..audit import INLINE_REASON
+    from ..gitops.check import INLINE_REASON
 
     inline = sum(1 for a in audits for _f, why in a.allowed if why.startswith(INLINE_REASON))
     if inline:

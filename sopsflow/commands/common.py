@@ -15,7 +15,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..config import Config
+    from ..config.rules import Config
     from ..creation import CreationOptions, CreationSettings
     from ..stores import Store
 
@@ -104,20 +104,20 @@ def decryption_order(args: argparse.Namespace) -> list[str] | None:
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
-    from ..config import locate_config
+    from ..config.decoder import locate_config
 
     return locate_config(getattr(args, "config", None))
 
 
 def load_config_for(args: argparse.Namespace, *, strict: bool = True) -> Config | None:
     """The .sops.yaml in effect (see config.config_in_effect for ``strict``)."""
-    from ..config import config_in_effect
+    from ..config.decoder import config_in_effect
 
     return config_in_effect(getattr(args, "config", None), strict=strict)
 
 
 def pick_store(name_path: str, type_override: str | None, args: argparse.Namespace, config: Config | None) -> Store:
-    from ..config import store_for_file
+    from ..config.decoder import store_for_file
 
     return store_for_file(name_path, type_override, indent=getattr(args, "indent", None), config=config)
 
@@ -175,6 +175,25 @@ def creation_settings(args: argparse.Namespace, name_path: str, config: Config |
 
 
 # --- output --------------------------------------------------------------------
+
+
+def write_report(text: str, path: str | None) -> None:
+    """A CI report to stdout (``path`` None) or to a file. Paths git hands over
+    undecodable arrive as surrogate escapes and are written back as the original
+    bytes. Reports hold no secret values, so a file gets ordinary permissions
+    (CI artifact uploaders run as other users)."""
+    from ..gitops.policy import USAGE_ERROR
+
+    data = text.encode("utf-8", "surrogateescape")
+    if path is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise SopsError(USAGE_ERROR, f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_output(args: argparse.Namespace, data: bytes, in_place_target: str | None, *,

@@ -1,6 +1,6 @@
 """``sopsflow textconv FILE`` and ``sopsflow merge-driver %O %A %B %P``: the
 git diff and merge drivers (configured by ``sopsflow install-hooks
---drivers``; see :mod:`sopsflow.drivers`).
+--drivers``; see :mod:`sopsflow.git.drivers`).
 
 textconv prints the decrypted document so ``git diff``/``git log -p`` show
 plaintext changes, followed by the metadata as ``# sops:`` lines: one sorted
@@ -11,9 +11,9 @@ A file that is not SOPS, or that cannot be decrypted here (no key, MAC
 mismatch), is printed unchanged with a note on stderr and exit 0, so ``git
 diff`` keeps working.
 
-merge-driver merges the three versions in memory (:func:`sopsflow.merge.merge_documents`)
+merge-driver merges the three versions in memory (:func:`sopsflow.gitops.merge.merge_documents`)
 and writes the encrypted result to %A. The key set is ours' creation rule's
-(the ``.sops.yaml`` at HEAD, see :func:`sopsflow.drivers.merge_context`),
+(the ``.sops.yaml`` at HEAD, see :func:`sopsflow.git.drivers.merge_context`),
 never taken from theirs: the result's recipients never go beyond that rule
 and ours' own, and theirs' data key is never adopted. When theirs changes the
 rule for the file, the merged values are written for ours' recipients and the
@@ -169,9 +169,9 @@ def _kind(store: Store, data: bytes) -> str:
 
 
 def _sops_merge(args: argparse.Namespace, store: Store, base: bytes | None, ours: bytes, theirs: bytes) -> int:
-    from ..drivers import merge_context
     from ..fileio import atomic_write
-    from ..merge import merge_documents
+    from ..git.drivers import merge_context
+    from ..gitops.merge import merge_documents
 
     try:
         context = merge_context(_repo_root(), args.path)
@@ -220,7 +220,7 @@ def _sops_merge(args: argparse.Namespace, store: Store, base: bytes | None, ours
 
 def _repo_root() -> Path:
     """The work tree's top directory (git runs drivers there)."""
-    from ..gitrepo import run_git
+    from ..git.repo import run_git
 
     try:
         done = run_git(["rev-parse", "--show-toplevel"])
@@ -253,7 +253,7 @@ def _text_merge(args: argparse.Namespace) -> int:
         if b"\0" in Path(name).read_bytes():
             _note(f"{args.path}: binary file, not merged (conflict)")
             return 1
-    from ..gitrepo import run_git
+    from ..git.repo import run_git
 
     done = run_git(["merge-file", f"--marker-size={args.marker_size}", "-L", "ours", "-L", "base", "-L", "theirs",
                     args.ours, args.base, args.theirs], capture=False)
@@ -275,7 +275,7 @@ def _install(args: argparse.Namespace, repo_root: Path, hooks_dir: Path) -> list
     del hooks_dir
     if not getattr(args, "drivers", False):
         return []
-    from ..drivers import find_repo_config, install_drivers
+    from ..git.drivers import find_repo_config, install_drivers
 
     explicit = getattr(args, "config", None)
     config = Path(explicit) if explicit else find_repo_config(Path.cwd())

@@ -337,7 +337,7 @@ def edit_state(
             handle.write(shown)
         edit_until_ok(path, hashlib.sha256(shown).digest(), in_store, state, show_master_keys)
     if conflict_notes:
-        from ..conflict_edit import strip_notes
+        from ..gitops.conflict_edit import strip_notes
 
         strip_notes(state.branches)
     return encrypt_document(out_store, state.branches, state.metadata, state.data_key, state.cipher)
@@ -388,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
         rewrite_target(file_name, getattr(args, "break_hardlinks", False))  # refuse before anyone edits
         state = _existing_state(args, file_name, in_store)
         if not args.show_master_keys:
-            from ..conflict_edit import add_notes, conflict_notes
+            from ..gitops.conflict_edit import add_notes, conflict_notes
 
             # In a conflicted merge, show what theirs holds next to ours.
             notes = conflict_notes(file_name, in_store, state.branches, common.decryption_order(args))

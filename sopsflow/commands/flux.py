@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import flux
     from ..fileio import atomic_write, read_input
+    from ..gitops import flux
 
     key_data = sys.stdin.buffer.read() if args.key_file == "-" else read_input(args.key_file)
     # Refuse the destination before anything is produced.

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 from ..errors import SopsError
-
-USAGE_ERROR = 2
+from ..gitops.policy import USAGE_ERROR
 
 _EPILOG = """\
 formats: text (default), json, sarif, junit, github, gitlab; repeat --format
@@ -49,8 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..history import HistoryOptions, as_verify_result, progress_printer, render_text, scan, to_json
-    from ..report import parse_targets, render
+    from ..gitops.history import (
+        HistoryOptions,
+        as_verify_result,
+        progress_printer,
+        render_text,
+        scan,
+        to_json,
+    )
+    from ..gitops.report import parse_targets, render
+    from .common import write_report
 
     targets = parse_targets(getattr(args, "formats", None), getattr(args, "output", None))
     jobs = getattr(args, "jobs", None)
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     result = scan(getattr(args, "repo", ".") or ".", options)
     report_path = getattr(args, "report", None)
     if report_path:
-        _write(report_path, json.dumps(to_json(result), indent=2, ensure_ascii=False) + "\n")
+        write_report(json.dumps(to_json(result), indent=2, ensure_ascii=False) + "\n", report_path)
     verify_shaped = None
     for fmt, path in targets:
         if fmt == "text":
@@ -72,18 +77,5 @@ def run(args: argparse.Namespace) -> int:
         else:
             verify_shaped = verify_shaped or as_verify_result(result)
             text = render(fmt, verify_shaped)
-        if path is None:
-            sys.stdout.flush()
-            sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
-            sys.stdout.buffer.flush()
-        else:
-            _write(path, text)
+        write_report(text, path)
     return result.exit_code
-
-
-def _write(path: str, text: str) -> None:
-    # Reports name paths, commits and key paths, never values: ordinary permissions.
-    try:
-        Path(path).write_bytes(text.encode("utf-8", "surrogateescape"))
-    except OSError as exc:
-        raise SopsError(USAGE_ERROR, f"cannot write {path}: {exc.strerror or exc}") from None

@@ -171,7 +171,7 @@ def hook_script(python: str | None = None) -> str:
 
 
 def _git(args: list[str], cwd: Path) -> str:
-    from ..gitrepo import run_git
+    from ..git.repo import run_git
 
     done = run_git(args, cwd)
     if done.returncode != 0:

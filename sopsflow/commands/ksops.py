@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import ksops
+    from ..gitops import ksops
 
     target: list[str] = args.target
     if target[:1] == ["install"] and len(target) <= 2:

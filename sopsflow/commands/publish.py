@@ -12,7 +12,7 @@ from ..errors import SopsError
 from . import common
 
 if TYPE_CHECKING:
-    from ..publish import Plan
+    from ..gitops.publish import Plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..publish import apply_plan, make_plan, walk
-    from ..publish_aws import load_rules
+    from ..gitops.publish import apply_plan, make_plan, walk
+    from ..gitops.publish_aws import load_rules
 
     if not args.files:
         raise SopsError(errors.NO_FILE_SPECIFIED, "Error: no file specified")
@@ -87,8 +87,8 @@ def _emit(directory: str, plan: Plan, config_dir: str) -> None:
     """The ESO manifests of every file published (or already up to date)."""
     from pathlib import Path
 
-    from ..config import go_abs
-    from ..publish_eso import manifests, write
+    from ..config.discovery import go_abs
+    from ..gitops.publish_eso import manifests, write
 
     prefix = config_dir.rstrip("/") + "/"
     relative = {}

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..fileio import atomic_write, read_bytes
-    from ..recipients_edit import add_recipient, remove_recipient
+    from ..gitops.recipients import add_recipient, remove_recipient
 
     config_file = common.config_path(args)
     if config_file is None:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _validate(config_file: Path, text: str) -> None:
     """Load the edited text as sopsflow (and sops) will before replacing the file."""
-    from ..config import load_config
+    from ..config.decoder import load_config
 
     fd, tmp = tempfile.mkstemp(prefix=".sops.yaml.", suffix=".check", dir=config_file.parent)
     try:
@@ -80,11 +80,11 @@ def _validate(config_file: Path, text: str) -> None:
 
 
 def _run_updatekeys(args: argparse.Namespace, config_file: Path) -> int:
-    from ..updater import UpdateRequest, update_keys
+    from ..gitops.updatekeys import UpdateRequest, update_keys
 
     paths: list[str] = []
     try:
-        from ..gitrepo import open_repo
+        from ..git.repo import open_repo
 
         open_repo(Path.cwd())
     except Exception:

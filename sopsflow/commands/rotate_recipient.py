@@ -3,7 +3,7 @@
 Not to be confused with ``sopsflow rotate`` (a new data key for one file) or
 ``sopsflow recipients add|remove`` (one edit of ``.sops.yaml``): this walks
 the whole replacement of one recipient, one phase per invocation, keeping the
-plan in ``.sopsflow/rotations/<id>.yaml`` (see sopsflow/rotation.py)::
+plan in ``.sopsflow/rotations/<id>.yaml`` (see sopsflow/gitops/rotate_recipient.py)::
 
     sopsflow rotate-recipient OLD NEW                      # 1 add + re-wrap
     sopsflow rotate-recipient --id ID --key-file old.agekey --key-file new.agekey | kubectl apply -f -
@@ -25,7 +25,7 @@ from .. import errors
 from ..errors import SopsError
 
 if TYPE_CHECKING:
-    from ..rotation import Plan
+    from ..gitops.rotate_recipient import Plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,8 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import rotation
-    from ..gitrepo import open_repo
+    from ..git.repo import open_repo
+    from ..gitops import rotate_recipient as rotation
 
     root = Path(open_repo(args.repo).root)
     if (args.old is None) != (args.new is None):
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _find(root: Path, args: argparse.Namespace) -> Plan:
-    from .. import rotation
+    from ..gitops import rotate_recipient as rotation
 
     if args.old is not None:
         return rotation.start(root, args.old, args.new, cluster=args.cluster, plan_id=args.plan_id)
@@ -155,7 +155,7 @@ def _key_data(files: list[str] | None) -> bytes | None:
 
 
 def _refuse_git_stdout() -> None:
-    from .. import flux
+    from ..gitops import flux
 
     redirected = flux.stdout_file()
     if redirected is not None:

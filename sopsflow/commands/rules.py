@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..rules_explain import explain, format_text
+    from ..config.explain import explain, format_text
 
     info = explain(args.file, config_path=getattr(args, "config", None))
     if args.json:

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..updater import UpdateRequest, update_keys
+    from ..gitops.updatekeys import UpdateRequest, update_keys
 
     return update_keys(UpdateRequest(
         paths=args.paths, yes=args.yes, dry_run=args.dry_run, rotate=args.rotate, report=args.report,

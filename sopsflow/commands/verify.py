@@ -7,12 +7,10 @@ Exit codes: 0 clean (warnings allowed), 1 findings at error severity,
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..errors import SopsError
-
-USAGE_ERROR = 2
+from ..gitops.policy import USAGE_ERROR
 
 _EPILOG = """\
 formats: text (default), json, sarif, junit, github, gitlab; repeat --format
@@ -55,9 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import parse_targets, render
-    from ..verify import VerifyOptions, verify
-    from .common import decryption_order
+    from ..gitops.report import parse_targets, render
+    from ..gitops.verify import VerifyOptions, verify
+    from .common import decryption_order, write_report
 
     targets = parse_targets(getattr(args, "formats", None), getattr(args, "output", None))
     if getattr(args, "index", False):
@@ -85,22 +83,5 @@ def run(args: argparse.Namespace) -> int:
     result = verify(getattr(args, "repo", ".") or ".", options)
     result.show_suppressed = bool(getattr(args, "show_suppressed", False))
     for fmt, path in targets:
-        text = render(fmt, result)
-        if path is None:
-            # Paths git hands over undecodable arrive as surrogate escapes;
-            # write them back as the original bytes.
-            sys.stdout.flush()
-            sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
-            sys.stdout.buffer.flush()
-        else:
-            _write(path, text)
+        write_report(render(fmt, result), path)
     return result.exit_code
-
-
-def _write(path: str, text: str) -> None:
-    # Reports hold no secret values, so they get ordinary permissions
-    # (CI artifact uploaders run as other users).
-    try:
-        Path(path).write_bytes(text.encode("utf-8", "surrogateescape"))
-    except OSError as exc:
-        raise SopsError(USAGE_ERROR, f"cannot write {path}: {exc.strerror or exc}") from None

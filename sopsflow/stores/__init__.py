@@ -62,7 +62,7 @@ def store_by_name(name: str, indent: int | None = None) -> Store:
     """A store by format name; an unknown name gives the binary store (sops'
     FormatFromString). ``indent`` applies to YAML, JSON and binary (None = default)."""
     if name == "yaml":
-        from .yaml_store import YamlStore
+        from .yaml.store import YamlStore
 
         return YamlStore() if indent is None else YamlStore(indent=indent)
     if name == "json":

@@ -17,7 +17,7 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sopsflow.drivers import (
+from sopsflow.git.drivers import (
     BLOCK_BEGIN,
     BLOCK_END,
     Untranslatable,

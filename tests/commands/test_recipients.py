@@ -10,7 +10,13 @@ import pytest
 
 from sopsflow import errors
 from sopsflow.errors import SopsError
-from sopsflow.recipients_edit import add_recipient, detect_type, load_round_trip, recipient_labels, remove_recipient
+from sopsflow.gitops.recipients import (
+    add_recipient,
+    detect_type,
+    load_round_trip,
+    recipient_labels,
+    remove_recipient,
+)
 
 from ..conftest import run_sops, run_sopsflow
 from ..updatefixtures import UpdateRepo, new_age_id, recipients_of, sops_decrypt_all, template_repo
@@ -65,7 +71,7 @@ def _changed_lines(before: str, after: str) -> list[str]:
 
 
 def _rule_identities(text: str, tmp_path: Path, index: int) -> list[list[str]]:
-    from sopsflow.config import load_config
+    from sopsflow.config.decoder import load_config
 
     path = tmp_path / f"check-{abs(hash(text))}.yaml"
     path.write_text(text)

@@ -395,8 +395,8 @@ def test_sopsflow_yaml_hostile_numbers_and_nesting(text: bytes) -> None:
     """.sopsflow.yaml is read by PyYAML, whose int() refuses 4,300+ digits and
     whose pure-Python loader recurses: both are a one-line error naming the file."""
     from sopsflow.errors import SopsError
-    from sopsflow.policy import parse_policy
-    from sopsflow.settings import parse_settings
+    from sopsflow.gitops.policy import parse_policy
+    from sopsflow.gitops.settings import parse_settings
 
     for parse, code in ((parse_settings, 1), (parse_policy, 2)):
         with pytest.raises(SopsError) as failed:

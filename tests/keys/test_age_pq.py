@@ -201,7 +201,7 @@ def test_malformed_pq_recipient_in_a_rule(tmp_path: Path, pq: tuple[HybridIdenti
 
 
 def test_flux_key_secret_accepts_a_pq_identity(pq: tuple[HybridIdentity, Path]) -> None:
-    from sopsflow.flux import age_recipients
+    from sopsflow.gitops.flux import age_recipients
 
     identity, path = pq
     assert age_recipients(path.read_text()) == [str(identity.to_public())]

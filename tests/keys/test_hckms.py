@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sopsflow.config import parse_config
+from sopsflow.config.decoder import parse_config
 from sopsflow.errors import SopsError
 from sopsflow.keys.hckms import HckmsKeyError, parse_key_id
 from sopsflow.metadata import Metadata

@@ -272,7 +272,7 @@ def test_we_decrypt_sops_kms_wraps(kms_env: Moto, tmp_path: Path) -> None:
 
 
 def test_rule_splits_roles_in_every_partition() -> None:
-    from sopsflow.config import parse_config
+    from sopsflow.config.decoder import parse_config
 
     gov = "arn:aws-us-gov:kms:us-gov-east-1:123456789012:key/k"
     role = "arn:aws-us-gov:iam::123456789012:role/r"

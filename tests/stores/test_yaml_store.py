@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sopsflow.errors import SopsError
-from sopsflow.stores.yaml_load import load_events, load_nodes
-from sopsflow.stores.yaml_store import YamlStore
+from sopsflow.stores.yaml.load import load_events, load_nodes
+from sopsflow.stores.yaml.store import YamlStore
 from sopsflow.tree import Comment, Time, TreeMap
 
 from ..conftest import base_env, run_sops
@@ -667,7 +667,7 @@ _ANALYZE_ALPHABET = st.sampled_from(list(" \t\n\r-:#!'\"|>abcAB=+/\x7f\x85\u00e9
 def test_analyze_shortcut_agrees_with_go_yamls_character_loop(text: str) -> None:
     """The regex shortcut for multi-line printable ASCII must decide exactly
     what the character-by-character port of go-yaml's analysis decides."""
-    from sopsflow.stores.yaml_emit import _analyze, analyze_chars
+    from sopsflow.stores.yaml.emit import _analyze, analyze_chars
 
     assert _analyze(text) == analyze_chars(text)
 
@@ -679,7 +679,7 @@ def test_literal_block_line_shortcut_agrees_with_the_character_loop(text: str) -
     the output must be what the character loop (go-yaml's) writes."""
     import re as regex
 
-    from sopsflow.stores import yaml_emit
+    from sopsflow.stores.yaml import emit as yaml_emit
 
     doc = [TreeMap([("k", text), ("list", [text, TreeMap([("n", text)])])])]
     fast = yaml_emit.emit_documents(doc, 4)
