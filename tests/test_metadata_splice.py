@@ -58,6 +58,30 @@ def _encrypted(store_name: str, plain: bytes, selection: dict[str, str]) -> byte
         return None  # an input the store refuses: nothing to update
 
 
+#: A block-scalar key inside a sequence item: sops 3.11 writes it as ``? |4-`` and its own
+#: parser then refuses the file ("did not find expected key").
+UNREADABLE_YAML = '#\n#\n"a:b": "" #\n#\n"0": #\n#\n- "\\n0": null #\n'
+
+
+def test_a_document_sops_writes_but_cannot_read_back(tmp_path: Path) -> None:
+    """The splice property covers files that can be read; this one cannot, by
+    sops as by sopsflow, whichever of the two wrote it."""
+    from .compat import age_env, flow_argv, run_each, sops_argv
+    from .vectors import AGE_RECIPIENT
+
+    (tmp_path / "p.yaml").write_text(UNREADABLE_YAML)
+    args = ["encrypt", "--age", AGE_RECIPIENT, "p.yaml"]
+    sops, flow = run_each([(sops_argv(args), tmp_path), (flow_argv(args), tmp_path)], env=age_env())
+    assert sops.rc == flow.rc == 0, (sops.why(), flow.why())
+    assert sops.out.split(b"\nsops:")[0].count(b"? |4-") == flow.out.split(b"\nsops:")[0].count(b"? |4-") == 1
+    for writer, data in (("sops", sops.out), ("sopsflow", flow.out)):
+        (tmp_path / f"{writer}.yaml").write_bytes(data)
+        reads = run_each([(sops_argv(["decrypt", f"{writer}.yaml"]), tmp_path),
+                          (flow_argv(["decrypt", f"{writer}.yaml"]), tmp_path)], env=age_env())
+        for run in reads:
+            assert run.rc == 1 and b"did not find expected key" in run.err and run.out == b"", run.why()
+
+
 def _changed(meta: Metadata, data_key: bytes, change: str) -> Metadata:
     """The metadata after a recipient change: same data key, new key groups."""
     if change == "add":
@@ -83,7 +107,12 @@ def test_splice_equals_whole_file_rewrite(store_name: str) -> None:
         assume(data is not None)
         assert data is not None
         store = store_by_name(store_name)
-        branches, raw = store.load_encrypted(data)
+        try:
+            branches, raw = store.load_encrypted(data)
+        except SopsError:
+            # sops writes a few documents it cannot read back, and neither can we
+            # (test_a_document_sops_writes_but_cannot_read_back): nothing to update.
+            assume(False)
         assert raw is not None
         meta = Metadata.from_dict(raw)
         data_key = _data_key(meta)
