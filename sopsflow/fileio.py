@@ -555,9 +555,10 @@ def _fsync_all(fds: list[int], threads: int) -> list[tuple[int, OSError]]:
 
 def _in_threads(job: Callable[[int], None], count: int, threads: int) -> None:
     """``job(0) .. job(count - 1)`` in up to ``threads`` threads (here alone
-    for a single job): for system calls that mostly wait on the disk, which
-    release the GIL. The first exception a job raises is raised here once
-    every thread has stopped (the remaining jobs still run)."""
+    for a single job or thread): for system calls that mostly wait on the
+    disk, which release the GIL. Once a job raises, or this thread is
+    interrupted, no further job starts; the ones under way finish, then the
+    first exception is raised here."""
     if count <= 1 or threads <= 1:
         for position in range(count):
             job(position)
@@ -571,19 +572,26 @@ def _in_threads(job: Callable[[int], None], count: int, threads: int) -> None:
     def worker() -> None:
         while True:
             with lock:
-                position = next(work, None)
+                position = None if raised else next(work, None)
             if position is None:
                 return
             try:
                 job(position)
             except BaseException as exc:  # re-raised in the calling thread
-                raised.append(exc)
+                with lock:
+                    raised.append(exc)
 
     pool = [threading.Thread(target=worker, daemon=True) for _ in range(min(threads, count))]
     for thread in pool:
         thread.start()
-    for thread in pool:
-        thread.join()
+    try:
+        for thread in pool:
+            thread.join()
+    except BaseException as exc:  # Ctrl-C while waiting: let the jobs under way finish
+        with lock:
+            raised.insert(0, exc)
+        for thread in pool:
+            thread.join()
     if raised:
         raise raised[0]
 
