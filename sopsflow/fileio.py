@@ -241,9 +241,9 @@ def atomic_write_many(items: list[tuple[Path, bytes]], *, threads: int = 8,
     Same guarantees per file - a reader, or a kill at any moment, sees the old
     file or the new one; ``expect[i]`` is what file i must still be - but the
     work is grouped: every temp file is written first, then all are flushed to
-    disk together (fsync waits overlap in a few threads), then each is checked
-    and renamed over its target under one lock, and each directory is synced
-    once at the end instead of once per file.
+    disk together, then each is checked and renamed over its target under one
+    lock (each phase in a few threads, whose waits on the disk overlap), and
+    each directory is synced once at the end instead of once per file.
     """
     expected: list[Snapshot | None] = list(expect) if expect is not None else [None] * len(items)
     results: list[SopsError | None] = []
@@ -261,21 +261,33 @@ def _write_group(items: list[tuple[Path, bytes]], expected: list[Snapshot | None
     written: list[tuple[int, str]] = []  # (item index, temp path)
     open_fds: list[int] = []
     unfinished: set[str] = set()  # temp files neither renamed nor removed yet
+    created: list[tuple[int, int, str] | None] = [None] * len(items)  # (index, fd, temp path)
+
+    def create(index: int) -> None:
+        given, data = items[index]
+        try:
+            target, st = rewrite_target(given, break_hardlinks)
+            targets[index] = target
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                # Many-file writes are for repository files: never a device or FIFO.
+                raise SopsError(errors.COULD_NOT_WRITE_OUTPUT_FILE, f"{given} is not a regular file: not written")
+            fd, tmp = _write_temp(target, data, None, st)
+        except SopsError as exc:
+            results[index] = exc
+            return
+        created[index] = (index, fd, tmp)
+
     try:
-        for index, (given, data) in enumerate(items):
-            try:
-                target, st = rewrite_target(given, break_hardlinks)
-                targets[index] = target
-                if st is not None and not stat.S_ISREG(st.st_mode):
-                    # Many-file writes are for repository files: never a device or FIFO.
-                    raise SopsError(errors.COULD_NOT_WRITE_OUTPUT_FILE, f"{given} is not a regular file: not written")
-                fd, tmp = _write_temp(target, data, None, st)
-            except SopsError as exc:
-                results[index] = exc
-                continue
-            open_fds.append(fd)
-            unfinished.add(tmp)
-            written.append((index, tmp))
+        try:
+            # Creating a file waits on the file system's journal as a rename
+            # does: the creations overlap in threads too.
+            _in_threads(create, len(items), threads)
+        finally:  # interrupted: every temp file created so far is cleaned up below
+            for entry in created:
+                if entry is not None:
+                    open_fds.append(entry[1])
+                    unfinished.add(entry[2])
+                    written.append((entry[0], entry[2]))
         for position, error in _fsync_all(open_fds, threads):
             index = written[position][0]
             results[index] = _write_error(items[index][0], error)
