@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from . import errors
@@ -241,9 +241,9 @@ def atomic_write_many(items: list[tuple[Path, bytes]], *, threads: int = 8,
     Same guarantees per file - a reader, or a kill at any moment, sees the old
     file or the new one; ``expect[i]`` is what file i must still be - but the
     work is grouped: every temp file is written first, then all are flushed to
-    disk together (fsync waits overlap in a few threads), then each is checked
-    and renamed over its target under one lock, and each directory is synced
-    once at the end instead of once per file.
+    disk together, then each is checked and renamed over its target under one
+    lock (each phase in a few threads, whose waits on the disk overlap), and
+    each directory is synced once at the end instead of once per file.
     """
     expected: list[Snapshot | None] = list(expect) if expect is not None else [None] * len(items)
     results: list[SopsError | None] = []
@@ -261,41 +261,61 @@ def _write_group(items: list[tuple[Path, bytes]], expected: list[Snapshot | None
     written: list[tuple[int, str]] = []  # (item index, temp path)
     open_fds: list[int] = []
     unfinished: set[str] = set()  # temp files neither renamed nor removed yet
+    created: list[tuple[int, int, str] | None] = [None] * len(items)  # (index, fd, temp path)
+
+    def create(index: int) -> None:
+        given, data = items[index]
+        try:
+            target, st = rewrite_target(given, break_hardlinks)
+            targets[index] = target
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                # Many-file writes are for repository files: never a device or FIFO.
+                raise SopsError(errors.COULD_NOT_WRITE_OUTPUT_FILE, f"{given} is not a regular file: not written")
+            fd, tmp = _write_temp(target, data, None, st)
+        except SopsError as exc:
+            results[index] = exc
+            return
+        created[index] = (index, fd, tmp)
+
     try:
-        for index, (given, data) in enumerate(items):
-            try:
-                target, st = rewrite_target(given, break_hardlinks)
-                targets[index] = target
-                if st is not None and not stat.S_ISREG(st.st_mode):
-                    # Many-file writes are for repository files: never a device or FIFO.
-                    raise SopsError(errors.COULD_NOT_WRITE_OUTPUT_FILE, f"{given} is not a regular file: not written")
-                fd, tmp = _write_temp(target, data, None, st)
-            except SopsError as exc:
-                results[index] = exc
-                continue
-            open_fds.append(fd)
-            unfinished.add(tmp)
-            written.append((index, tmp))
+        try:
+            # Creating a file waits on the file system's journal as a rename
+            # does: the creations overlap in threads too.
+            _in_threads(create, len(items), threads)
+        finally:  # interrupted: every temp file created so far is cleaned up below
+            for entry in created:
+                if entry is not None:
+                    open_fds.append(entry[1])
+                    unfinished.add(entry[2])
+                    written.append((entry[0], entry[2]))
         for position, error in _fsync_all(open_fds, threads):
             index = written[position][0]
             results[index] = _write_error(items[index][0], error)
         while open_fds:
             os.close(open_fds.pop())
+
+        def replace(position: int) -> None:
+            index, tmp = written[position]
+            target = targets[index]
+            seen = expected[index]
+            if results[index] is None and seen is not None and changed_since(target, seen):
+                results[index] = FileChangedError(items[index][0])
+            if results[index] is None:
+                try:
+                    os.replace(tmp, target)
+                    directories.add(_parent(target))
+                except OSError as exc:
+                    results[index] = _write_error(target, exc)
+            if results[index] is not None:
+                _discard(tmp)
+            unfinished.discard(tmp)
+
         with WriteLock(targets[index] for index, _ in written):
-            for index, tmp in written:
-                target = targets[index]
-                seen = expected[index]
-                if results[index] is None and seen is not None and changed_since(target, seen):
-                    results[index] = FileChangedError(items[index][0])
-                if results[index] is None:
-                    try:
-                        os.replace(tmp, target)
-                        directories.add(_parent(target))
-                    except OSError as exc:
-                        results[index] = _write_error(target, exc)
-                if results[index] is not None:
-                    _discard(tmp)
-                unfinished.discard(tmp)
+            # Each file is checked and renamed on its own, so the renames may
+            # overlap: a rename over an existing file waits on the file
+            # system's journal (freeing the old inode), and one after the other
+            # those waits add up to several times the whole fsync phase.
+            _in_threads(replace, len(written), threads)
     finally:  # interrupted: the files not renamed yet stay as they were
         for fd in open_fds:
             try:
@@ -533,30 +553,59 @@ def _open_lock(path: str) -> int | None:
 
 def _fsync_all(fds: list[int], threads: int) -> list[tuple[int, OSError]]:
     """fsync every descriptor; (position, error) of those that failed."""
+    failed: list[tuple[int, OSError]] = []
+
+    def sync(position: int) -> None:
+        try:
+            os.fsync(fds[position])
+        except OSError as exc:
+            failed.append((position, exc))
+
+    _in_threads(sync, len(fds), threads)
+    return failed
+
+
+def _in_threads(job: Callable[[int], None], count: int, threads: int) -> None:
+    """``job(0) .. job(count - 1)`` in up to ``threads`` threads (here alone
+    for a single job or thread): for system calls that mostly wait on the
+    disk, which release the GIL. Once a job raises, or this thread is
+    interrupted, no further job starts; the ones under way finish, then the
+    first exception is raised here."""
+    if count <= 1 or threads <= 1:
+        for position in range(count):
+            job(position)
+        return
     import threading
 
-    failed: list[tuple[int, OSError]] = []
-    work = iter(enumerate(fds))
+    work = iter(range(count))
     lock = threading.Lock()
+    raised: list[BaseException] = []
 
     def worker() -> None:
         while True:
             with lock:
-                job = next(work, None)
-            if job is None:
+                position = None if raised else next(work, None)
+            if position is None:
                 return
             try:
-                os.fsync(job[1])
-            except OSError as exc:
+                job(position)
+            except BaseException as exc:  # re-raised in the calling thread
                 with lock:
-                    failed.append((job[0], exc))
+                    raised.append(exc)
 
-    pool = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(threads, len(fds))))]
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(min(threads, count))]
     for thread in pool:
         thread.start()
-    for thread in pool:
-        thread.join()
-    return failed
+    try:
+        for thread in pool:
+            thread.join()
+    except BaseException as exc:  # Ctrl-C while waiting: let the jobs under way finish
+        with lock:
+            raised.insert(0, exc)
+        for thread in pool:
+            thread.join()
+    if raised:
+        raise raised[0]
 
 
 def _parent(target: Path) -> Path:
