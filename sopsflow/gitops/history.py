@@ -39,10 +39,8 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -61,9 +59,6 @@ SETTINGS_NAME = ".sopsflow.yaml"
 #: Finding kinds that mean a value sat in plaintext in a commit.
 EXPOSURE_KINDS = ("plaintext-secret", "partly-plaintext", "leaked-secret")
 ROTATE_LINE = "rotate these at their source: history keeps every value listed, even after removal"
-#: Bytes of blob content held at once; with ``BATCH_ITEMS`` this bounds memory.
-BATCH_BYTES = 2 << 20
-BATCH_ITEMS = 1000
 #: Commits one ``git diff-tree`` process diffs (its memory grows with them).
 DIFF_COMMITS = 1000
 #: Rows of the text report; the rest go to ``--report``.
@@ -262,9 +257,11 @@ _ConfigState = dict[str, str]
 
 
 class _Walk:
-    def __init__(self, git: _Git, options: HistoryOptions) -> None:
+    def __init__(self, git: _Git, options: HistoryOptions, emit: Callable[[_Job], None]) -> None:
         self.git = git
         self.options = options
+        #: receives each (path, blob, context) to judge, once, as the walk finds it
+        self.emit = emit
         self.commits: list[str] = []
         self.index: dict[str, int] = {}
         #: per commit, its parent's index or a tuple of them (-1: outside the walk)
@@ -407,6 +404,9 @@ class _Walk:
             pair.contexts = single
         elif single[0] not in pair.contexts:
             pair.contexts += single
+        else:
+            return
+        self.emit((path, blob, pair.mode, context[0], context[1]))
 
     def _rejudge(self, commit: str, state: _ConfigState, changed: set[str]) -> None:
         """A config changed: the files it governs are judged under it again."""
@@ -485,13 +485,20 @@ def _tokens(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 class _Judge:
-    """The configs and settings of the walked history, parsed once each."""
+    """The configs and settings of the walked history, parsed once each
+    (their blobs read when first needed)."""
 
-    def __init__(self, root: Path, contents: dict[str, bytes]) -> None:
+    def __init__(self, root: Path, read: Callable[[str], bytes | None]) -> None:
         self.root = root
-        self.contents = contents
+        self.read = read
         self.configs: dict[str, Config | None] = {}
         self.settings: dict[str, AuditSettings] = {}
+
+    def _content(self, blob: str) -> bytes:
+        data = self.read(blob)
+        if data is None:
+            raise KeyError(blob)
+        return data
 
     def config(self, key: str) -> Config | None:
         if not key:
@@ -502,7 +509,7 @@ class _Judge:
             directory, _, blob = key.partition("\0")
             rel = f"{directory}/{CONFIG_NAME}" if directory else CONFIG_NAME
             try:
-                self.configs[key] = parse_config(self.contents[blob], str(self.root / rel), strict=False)
+                self.configs[key] = parse_config(self._content(blob), str(self.root / rel), strict=False)
             except SopsError:
                 self.configs[key] = None  # sops refuses it; verify names why
         return self.configs[key]
@@ -512,7 +519,7 @@ class _Judge:
 
         if blob not in self.settings:
             try:
-                self.settings[blob] = parse_settings(self.contents[blob], SETTINGS_NAME) if blob else AuditSettings()
+                self.settings[blob] = parse_settings(self._content(blob), SETTINGS_NAME) if blob else AuditSettings()
             except SopsError:
                 self.settings[blob] = AuditSettings()
         return self.settings[blob]
@@ -526,28 +533,221 @@ class _Judge:
         return [Where(f.kind, f.severity, f.message, f.line) for f in audit.findings if f.kind in EXPOSURE_KINDS]
 
 
-def _read_blobs(git: _Git, blobs: Sequence[str]) -> Generator[tuple[str, bytes], None, None]:
-    """(id, content) of each blob, in order, from one ``git cat-file --batch``."""
-    if not blobs:
-        return
-    with _spool(("\n".join(blobs) + "\n").encode()) as stdin:
-        proc = git.stream("cat-file", "--batch", stdin=stdin)
-        assert proc.stdout is not None
-        out = proc.stdout
+class _BlobReader:
+    """One ``git cat-file --batch`` answering a blob at a time, so that blobs
+    are read as the walk finds them, while it goes on."""
+
+    def __init__(self, git: _Git) -> None:
+        import subprocess
+
+        from ..git.repo import stream_git
+
+        self.proc = stream_git(["cat-file", "--batch"], git.root, subprocess.PIPE)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.ask, self.answers = self.proc.stdin, self.proc.stdout
+
+    def __call__(self, blob: str) -> bytes | None:
+        """The blob's content; None when the clone lacks it (or it is no blob)."""
+        self.ask.write(blob.encode() + b"\n")
+        self.ask.flush()
+        header = self.answers.readline().split()
+        if len(header) == 2 and header[1] == b"missing":
+            return None
+        if len(header) < 3:
+            raise SopsError(errors.GENERIC, f"git cat-file: unexpected answer for {blob}")
+        data = self.answers.read(int(header[2]))
+        self.answers.read(1)
+        return data if header[1] == b"blob" else None
+
+    def close(self) -> None:
+        for stream in (self.ask, self.answers):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.proc.wait()
+
+
+#: One judgement: (path, blob, mode, config key, settings blob).
+_Job = tuple[str, str, bytes, str, str]
+#: What a judge sends back: the exposures it found, the blobs the clone lacks, how many jobs it judged.
+_Answer = tuple[dict[tuple[str, str], list[Where]], list[str], int]
+#: Blob bytes a judge keeps for the next job of the same blob (another path or config).
+_KEEP_BYTES = 1 << 20
+
+
+class _Judging:
+    """Judges the jobs the walk emits, in this process."""
+
+    def __init__(self, root: Path, git: _Git) -> None:
+        self.read = _BlobReader(git)
+        self.judge = _Judge(root, self.read)
+        self.found: dict[tuple[str, str], list[Where]] = {}
+        self.missing: list[str] = []
+        self.done = 0
+        self.kept: dict[str, bytes] = {}
+        self.kept_bytes = 0
+
+    def data(self, blob: str) -> bytes | None:
+        data = self.kept.get(blob)
+        if data is None:
+            data = self.read(blob)
+            if data is None:
+                return None
+            if self.kept_bytes + len(data) > _KEEP_BYTES:
+                self.kept.clear()
+                self.kept_bytes = 0
+            self.kept[blob] = data
+            self.kept_bytes += len(data)
+        return data
+
+    def __call__(self, job: _Job) -> None:
+        path, blob, mode, config_key, settings_blob = job
+        self.done += 1
+        data = self.data(blob)
+        if data is None:
+            self.missing.append(blob)
+            return
         try:
-            for expected in blobs:
-                header = out.readline().split()
-                if len(header) < 3 or header[1] != b"blob":
-                    if len(header) == 2 and header[1] == b"missing":
-                        continue  # the caller names it: it knows which blob it expected
-                    raise SopsError(errors.GENERIC, f"git cat-file: unexpected answer for {expected}")
-                size = int(header[2])
-                data = out.read(size)
-                out.read(1)
-                yield header[0].decode(), data
-        finally:
-            proc.stdout.close()
-            proc.wait()
+            more = self.judge.judge((path, blob, config_key, settings_blob), mode, data)
+        except Exception as exc:  # one unreadable blob must not hide the rest
+            more = [Where("plaintext-secret", "warning",
+                          f"could not be judged ({type(exc).__name__}); check it by hand", None)]
+        if more:
+            known = self.found.setdefault((path, blob), [])
+            known.extend(w for w in more if w not in known)
+
+    def answer(self) -> _Answer:
+        self.read.close()
+        return self.found, self.missing, self.done
+
+
+#: Jobs sent to a worker in one message.
+_SEND_JOBS = 256
+
+
+class _Workers:
+    """Forked judges fed by the walk as it goes: the commit walk, the blob
+    reads (one ``cat-file`` per worker) and the judging overlap, and each
+    blob is read once, by the worker its id is routed to. A worker keeps only
+    the exposures it finds, so memory stays flat however long the history.
+    Jobs go down a pipe (a worker that falls behind slows the walk: nothing
+    piles up); the answers come back once, at the end."""
+
+    def __init__(self, root: Path, git: _Git, count: int) -> None:
+        self.root, self.git = root, git
+        self.pids: list[int] = []
+        self.job_fds: list[int] = []
+        self.answer_fds: list[int] = []
+        self.pending: list[list[_Job]] = [[] for _ in range(count)]
+        for _ in range(count):
+            self._start()
+
+    def _start(self) -> None:
+        import pickle
+
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # a child must not inherit (and never print) buffered output
+        job_r, job_w = os.pipe()
+        ans_r, ans_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            status = 1
+            try:
+                os.close(job_w)
+                os.close(ans_r)
+                for fd in self.job_fds + self.answer_fds:
+                    os.close(fd)
+                judging = _Judging(self.root, self.git)
+                with os.fdopen(job_r, "rb") as jobs:
+                    while True:
+                        size = jobs.read(8)
+                        if len(size) < 8:
+                            break
+                        for job in pickle.loads(jobs.read(int.from_bytes(size, "little"))):
+                            judging(job)
+                with os.fdopen(ans_w, "wb") as out:
+                    out.write(pickle.dumps(judging.answer(), pickle.HIGHEST_PROTOCOL))
+                status = 0
+            except BaseException:  # the parent judges this worker's share again
+                pass
+            finally:
+                os._exit(status)
+        os.close(job_r)
+        os.close(ans_w)
+        self.pids.append(pid)
+        self.job_fds.append(job_w)
+        self.answer_fds.append(ans_r)
+
+    def route(self, blob: str) -> int:
+        return _route(blob, len(self.pids))
+
+    def __call__(self, job: _Job) -> None:
+        n = self.route(job[1])
+        self.pending[n].append(job)
+        if len(self.pending[n]) >= _SEND_JOBS:
+            self._send(n)
+
+    def _send(self, n: int) -> None:
+        import pickle
+
+        if self.job_fds[n] < 0 or not self.pending[n]:
+            self.pending[n] = []
+            return
+        body = pickle.dumps(self.pending[n], pickle.HIGHEST_PROTOCOL)
+        self.pending[n] = []
+        view = memoryview(len(body).to_bytes(8, "little") + body)
+        try:
+            while view:
+                view = view[os.write(self.job_fds[n], view):]
+        except BrokenPipeError:  # it died: its share is judged again at the end
+            os.close(self.job_fds[n])
+            self.job_fds[n] = -1
+
+    def finish(self) -> tuple[list[_Answer], list[int]]:
+        """The answers of the workers, and the numbers of those that gave none."""
+        import pickle
+
+        for n in range(len(self.pids)):
+            self._send(n)
+            if self.job_fds[n] >= 0:
+                os.close(self.job_fds[n])
+                self.job_fds[n] = -1
+        answers, failed = [], []
+        for n, fd in enumerate(self.answer_fds):
+            chunks = []
+            with os.fdopen(fd, "rb") as stream:
+                chunks.append(stream.read())
+            self.answer_fds[n] = -1
+            _, status = os.waitpid(self.pids[n], 0)
+            self.pids[n] = -1
+            try:
+                if status != 0:
+                    raise ValueError("worker failed")
+                answers.append(pickle.loads(b"".join(chunks)))
+            except Exception:
+                failed.append(n)
+        return answers, failed
+
+    def stop(self) -> None:
+        """Ends what is still running (an error or Ctrl-C in the parent)."""
+        import signal
+
+        for fd in self.job_fds + self.answer_fds:
+            if fd >= 0:
+                os.close(fd)
+        for pid in self.pids:
+            if pid > 0:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                    os.waitpid(pid, 0)
+                except OSError:
+                    pass
+
+
+def _route(blob: str, workers: int) -> int:
+    """The worker that judges every job of ``blob`` (so it reads it once)."""
+    return int(blob[:8], 16) % workers
 
 
 def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> HistoryResult:
@@ -556,7 +756,8 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     import datetime
     import time
 
-    from ..forkpool import forked_map
+    from .. import forkpool
+    from . import check  # noqa: F401  (imported once, before the workers fork)
 
     options = options or HistoryOptions()
     started = time.monotonic()
@@ -567,78 +768,45 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     root = Path(os.fsdecode(top))
     git = _Git(root)
     tips = _ref_tips(git, options.refs)
-    walk = _Walk(git, options)
-    walk.run(tips)
-    report = options.progress
+    count = forkpool.requested_jobs(options.jobs) or forkpool.cpu_count()
+    workers = _Workers(root, git, count) if count > 1 and forkpool.usable() else None
+    inline = _Judging(root, git) if workers is None else None
+    answers: list[_Answer] = []
+    try:
+        walk = _Walk(git, options, workers if workers is not None else inline)
+        walk.run(tips)
+        if workers is not None:
+            answers, failed = workers.finish()
+            if failed:  # a worker died: its share is judged here
+                inline = _Judging(root, git)
+                for (path_, blob), pair in walk.pairs.items():
+                    if pair.contexts and _route(blob, count) in failed:
+                        for config_key, settings_blob in pair.contexts:
+                            inline((path_, blob, pair.mode, config_key, settings_blob))
+        if inline is not None:
+            answers.append(inline.answer())
+    finally:
+        if workers is not None:
+            workers.stop()
+        if inline is not None:
+            inline.read.close()
+    found: dict[tuple[str, str], list[Where]] = {}
+    missing: list[str] = []
     result = HistoryResult(root=root, refs=[name for name, _ in tips], since=options.since, started=stamp,
                            commits=len(walk.commits))
-    # Config and settings blobs first (few and small): the judgements need them parsed.
-    contexts = list(walk.contexts)
-    walk.states = []  # needed only while walking
-    config_blobs = sorted({k.rpartition("\0")[2] for k, _ in contexts if k} | {s for _, s in contexts if s})
-    contents = dict(_read_blobs(git, config_blobs))
-    judge = _Judge(root, contents)
-    for config_key, settings_blob in contexts:  # parsed here once, inherited by the workers
-        judge.config(config_key)
-        judge.setting(settings_blob)
+    for exposures, lacking, done in answers:
+        found.update(exposures)  # a blob's jobs all go to one worker: no key comes twice
+        missing.extend(lacking)
+        result.judged += done
+    if missing:
+        raise SopsError(USAGE_ERROR, f"blob {min(missing)} is not in this clone (a partial clone?): "
+                        "fetch the whole history first")
+    result.blobs = len({blob for (_, blob), pair in walk.pairs.items() if pair.contexts})
+    if options.progress:
+        options.progress("judging", result.judged, result.judged)
+    walk.states = []
     masks = _ref_masks(walk, tips)
-    walk.index = {}  # needed only while walking
-    # The pairs to judge, grouped by blob (references to the walk's keys: no copies).
-    keys = sorted((key for key, pair in walk.pairs.items() if pair.contexts), key=itemgetter(1))
-    order = [blob for blob, _ in groupby(keys, itemgetter(1))]
-    result.blobs = len(order)
-    found: dict[tuple[str, str], list[Where]] = {}
-
-    def work(item: tuple[str, bytes, list[str]]) -> list[tuple[tuple[str, str], list[Where]]]:
-        blob, data, paths = item
-        out = []
-        for path in paths:
-            pair = walk.pairs[(path, blob)]
-            wheres: list[Where] = []
-            for config_key, settings_blob in pair.contexts:
-                try:
-                    more = judge.judge((path, blob, config_key, settings_blob), pair.mode, data)
-                except Exception as exc:  # one unreadable blob must not hide the rest
-                    more = [Where("plaintext-secret", "warning",
-                                  f"could not be judged ({type(exc).__name__}); check it by hand", None)]
-                wheres.extend(w for w in more if w not in wheres)
-            if wheres:
-                out.append(((path, blob), wheres))
-        return out
-
-    batch: list[tuple[str, bytes, list[str]]] = []
-    held = done = 0
-
-    def flush() -> None:
-        nonlocal batch, held, done
-        for answers in forked_map(work, batch, jobs=options.jobs):
-            for key, wheres in answers:
-                known = found.setdefault(key, [])
-                known.extend(w for w in wheres if w not in known)
-        done += len(batch)
-        result.judged = done
-        batch, held = [], 0
-        if report:
-            report("judging", done, result.blobs)
-
-    stream = _read_blobs(git, [b for b in order if b not in contents])
-    del order
-    try:
-        for blob, group in groupby(keys, itemgetter(1)):
-            data = contents.get(blob)
-            if data is None:
-                read, data = next(stream, (None, b""))
-                if read != blob:
-                    raise SopsError(USAGE_ERROR, f"blob {blob} is not in this clone (a partial clone?): "
-                                    "fetch the whole history first")
-            batch.append((blob, data, [path for path, _ in group]))
-            held += len(data)
-            if held >= BATCH_BYTES or len(batch) >= BATCH_ITEMS:
-                flush()
-        if batch:
-            flush()
-    finally:
-        stream.close()  # stops git cat-file at once, also on Ctrl-C
+    walk.index = {}
     result.exposures = _exposures(git, walk, tips, masks, found)
     result.seconds = time.monotonic() - started
     return result
