@@ -491,12 +491,14 @@ class _Judge:
     def __init__(self, root: Path, read: Callable[[str], bytes | None]) -> None:
         self.root = root
         self.read = read
+        self.lacking: set[str] = set()
         self.configs: dict[str, Config | None] = {}
         self.settings: dict[str, AuditSettings] = {}
 
     def _content(self, blob: str) -> bytes:
-        data = self.read(blob)
+        data = None if blob in self.lacking else self.read(blob)
         if data is None:
+            self.lacking.add(blob)  # asked once: never again while a batch's answers are pending
             raise KeyError(blob)
         return data
 
@@ -548,16 +550,24 @@ class _BlobReader:
 
     def __call__(self, blob: str) -> bytes | None:
         """The blob's content; None when the clone lacks it (or it is no blob)."""
-        self.ask.write(blob.encode() + b"\n")
+        return next(self.many([blob]))
+
+    def many(self, blobs: list[str]) -> Iterator[bytes | None]:
+        """The contents of ``blobs``, in order, asked for at once (one round
+        trip, not one per blob). The questions fit in the pipe (the caller
+        sends at most a few hundred), so writing them cannot block on git."""
+        self.ask.write(b"".join(blob.encode() + b"\n" for blob in blobs))
         self.ask.flush()
-        header = self.answers.readline().split()
-        if len(header) == 2 and header[1] == b"missing":
-            return None
-        if len(header) < 3:
-            raise SopsError(errors.GENERIC, f"git cat-file: unexpected answer for {blob}")
-        data = self.answers.read(int(header[2]))
-        self.answers.read(1)
-        return data if header[1] == b"blob" else None
+        for blob in blobs:
+            header = self.answers.readline().split()
+            if len(header) == 2 and header[1] == b"missing":
+                yield None
+                continue
+            if len(header) < 3:
+                raise SopsError(errors.GENERIC, f"git cat-file: unexpected answer for {blob}")
+            data = self.answers.read(int(header[2]))
+            self.answers.read(1)
+            yield data if header[1] == b"blob" else None
 
     def close(self) -> None:
         for stream in (self.ask, self.answers):
@@ -572,12 +582,11 @@ class _BlobReader:
 _Job = tuple[str, str, bytes, str, str]
 #: What a judge sends back: the exposures it found, the blobs the clone lacks, how many jobs it judged.
 _Answer = tuple[dict[tuple[str, str], list[Where]], list[str], int]
-#: Blob bytes a judge keeps for the next job of the same blob (another path or config).
-_KEEP_BYTES = 1 << 20
 
 
 class _Judging:
-    """Judges the jobs the walk emits, in this process."""
+    """Judges jobs in this process, ``_SEND_JOBS`` at a time: the blobs of a
+    batch are asked of ``git cat-file`` at once."""
 
     def __init__(self, root: Path, git: _Git) -> None:
         self.read = _BlobReader(git)
@@ -585,39 +594,50 @@ class _Judging:
         self.found: dict[tuple[str, str], list[Where]] = {}
         self.missing: list[str] = []
         self.done = 0
-        self.kept: dict[str, bytes] = {}
-        self.kept_bytes = 0
-
-    def data(self, blob: str) -> bytes | None:
-        data = self.kept.get(blob)
-        if data is None:
-            data = self.read(blob)
-            if data is None:
-                return None
-            if self.kept_bytes + len(data) > _KEEP_BYTES:
-                self.kept.clear()
-                self.kept_bytes = 0
-            self.kept[blob] = data
-            self.kept_bytes += len(data)
-        return data
+        self.pending: list[_Job] = []
 
     def __call__(self, job: _Job) -> None:
-        path, blob, mode, config_key, settings_blob = job
-        self.done += 1
-        data = self.data(blob)
-        if data is None:
-            self.missing.append(blob)
-            return
-        try:
-            more = self.judge.judge((path, blob, config_key, settings_blob), mode, data)
-        except Exception as exc:  # one unreadable blob must not hide the rest
-            more = [Where("plaintext-secret", "warning",
-                          f"could not be judged ({type(exc).__name__}); check it by hand", None)]
-        if more:
-            known = self.found.setdefault((path, blob), [])
-            known.extend(w for w in more if w not in known)
+        self.pending.append(job)
+        if len(self.pending) >= _SEND_JOBS:
+            self.batch(self.pending)
+            self.pending = []
+
+    def batch(self, jobs: list[_Job]) -> None:
+        uses: dict[str, int] = {}
+        for job in jobs:
+            uses[job[1]] = uses.get(job[1], 0) + 1
+        for context in {job[3:] for job in jobs}:  # parsed before the batch's blobs are asked for
+            try:
+                self.judge.config(context[0])
+                self.judge.setting(context[1])
+            except KeyError:
+                pass  # the clone lacks it: each job that needs it says it could not be judged
+        answers = self.read.many(list(uses))
+        held: dict[str, bytes | None] = {}  # only blobs a later job of the batch needs again
+        for path, blob, mode, config_key, settings_blob in jobs:
+            data = held[blob] if blob in held else next(answers)
+            uses[blob] -= 1
+            if uses[blob]:
+                held[blob] = data
+            else:
+                held.pop(blob, None)
+            self.done += 1
+            if data is None:
+                self.missing.append(blob)
+                continue
+            try:
+                more = self.judge.judge((path, blob, config_key, settings_blob), mode, data)
+            except Exception as exc:  # one unreadable blob must not hide the rest
+                more = [Where("plaintext-secret", "warning",
+                              f"could not be judged ({type(exc).__name__}); check it by hand", None)]
+            if more:
+                known = self.found.setdefault((path, blob), [])
+                known.extend(w for w in more if w not in known)
 
     def answer(self) -> _Answer:
+        if self.pending:
+            self.batch(self.pending)
+            self.pending = []
         self.read.close()
         return self.found, self.missing, self.done
 
@@ -664,8 +684,7 @@ class _Workers:
                         size = jobs.read(8)
                         if len(size) < 8:
                             break
-                        for job in pickle.loads(jobs.read(int.from_bytes(size, "little"))):
-                            judging(job)
+                        judging.batch(pickle.loads(jobs.read(int.from_bytes(size, "little"))))
                 with os.fdopen(ans_w, "wb") as out:
                     out.write(pickle.dumps(judging.answer(), pickle.HIGHEST_PROTOCOL))
                 status = 0
