@@ -91,7 +91,7 @@ def straightforward(repo: Path) -> list[tuple[object, ...]]:
     rows = [line.split() for line in git(repo, "rev-list", "--parents", *tips.values()).splitlines()]
     trees = {row[0]: _tree(repo, row[0]) for row in rows}
     found: dict[tuple[str, str], set[tuple[object, ...]]] = {}
-    for commit, tree in trees.items():
+    for tree in trees.values():
         blobs = {path: blob for path, blob in tree}
         config = parse_config(_blob(repo, blobs[".sops.yaml"]), str(repo / ".sops.yaml"), strict=False)
         settings = (parse_settings(_blob(repo, blobs[".sopsflow.yaml"]), ".sopsflow.yaml")

@@ -789,10 +789,15 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     tips = _ref_tips(git, options.refs)
     count = forkpool.requested_jobs(options.jobs) or forkpool.cpu_count()
     workers = _Workers(root, git, count) if count > 1 and forkpool.usable() else None
-    inline = _Judging(root, git) if workers is None else None
+    inline: _Judging | None = None
+    emit: Callable[[_Job], None]
+    if workers is not None:
+        emit = workers
+    else:  # one CPU, or no fork here: judged in this process
+        emit = inline = _Judging(root, git)
     answers: list[_Answer] = []
     try:
-        walk = _Walk(git, options, workers if workers is not None else inline)
+        walk = _Walk(git, options, emit)
         walk.run(tips)
         if workers is not None:
             answers, failed = workers.finish()
