@@ -17,10 +17,14 @@ How, without checking anything out:
    and it does not. Only the few config files are followed commit by commit;
    a commit that changes one is listed with ``git ls-tree -r`` so that the
    files its rules now govern are judged again under them;
-3. each distinct (path, blob, config, settings) is judged once. The blobs are
-   read once each, through one ``git cat-file --batch`` stream, in bounded
-   batches that forked workers (:mod:`sopsflow.forkpool`) judge while memory
-   stays flat however long the history is.
+3. each distinct (path, blob, config, settings) is judged once, as the walk
+   finds it: the walk feeds forked workers (one per CPU, where
+   :func:`sopsflow.forkpool.usable` allows; this process otherwise), each
+   with its own ``git cat-file --batch`` asked for a batch of blobs at a
+   time, so the walk, the blob reads and the judging overlap. Every job of a
+   blob goes to the same worker, which reads it once. A worker keeps only
+   the exposures it finds and the pipe to it is bounded, so memory stays
+   flat however long the history is.
 
 An *exposure* is one (path, blob) that some judgement found holding a
 secret in plaintext (``plaintext-secret``, ``partly-plaintext``,
