@@ -256,6 +256,8 @@ class _Pair:
         self.contexts: tuple[tuple[str, str], ...] = ()
 
 
+#: One change of a diff: (new mode, path, old blob or b"", new blob or b""), blob ids as 20 bytes.
+_Entry = tuple[bytes, str, bytes, bytes]
 #: config file path -> blob, as of one commit (shared between commits until it changes)
 _ConfigState = dict[str, str]
 
@@ -270,7 +272,8 @@ class _Walk:
         self.index: dict[str, int] = {}
         #: per commit, its parent's index or a tuple of them (-1: outside the walk)
         self.parents: list[int | tuple[int, ...]] = []
-        self.pairs: dict[tuple[str, str], _Pair] = {}
+        #: blob ids as 20 bytes, not 40 characters: most of the walk's memory is these keys
+        self.pairs: dict[tuple[str, bytes], _Pair] = {}
         #: every distinct (config key, settings blob) -> a shared 1-tuple of it
         self.contexts: dict[tuple[str, str], tuple[tuple[str, str]]] = {}
         self.states: list[_ConfigState] = []
@@ -319,7 +322,7 @@ class _Walk:
             proc = self.git.stream("diff-tree", "--stdin", "-r", "--root", "--always", "--no-renames", "-z",
                                    stdin=stdin)
             assert proc.stdout is not None
-            per_commit: list[list[tuple[bytes, str, str, str]]] = []
+            per_commit: list[list[_Entry]] = []
             row_at = 0
             for header, entries in _diff_records(proc.stdout, self.paths):
                 row = rows[row_at]
@@ -337,13 +340,13 @@ class _Walk:
         if self.options.progress:
             self.options.progress("walking", len(self.commits), 0)
 
-    def _commit(self, row: list[str], diffs: list[list[tuple[bytes, str, str, str]]]) -> None:
+    def _commit(self, row: list[str], diffs: list[list[_Entry]]) -> None:
         me = self.index[row[0]]
         parents = tuple(self.index.get(p, -1) for p in row[1:])
         self.parents.append(parents[0] if len(parents) == 1 else parents)  # an int is smaller
         first = diffs[0]
         # introduced: the new side of a change against every parent
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, bytes], int] = {}
         for entries in diffs:
             for mode, path, old, new in entries:
                 if new:
@@ -371,7 +374,7 @@ class _Walk:
         if changed_configs and len(row) > 1:  # a root commit's files are all in its diff
             self._rejudge(row[0], state, changed_configs)
 
-    def _state(self, row: list[str], first: list[tuple[bytes, str, str, str]]) -> _ConfigState:
+    def _state(self, row: list[str], first: list[_Entry]) -> _ConfigState:
         if len(row) == 1:
             base: _ConfigState = {}
         else:
@@ -383,7 +386,7 @@ class _Walk:
         state = dict(base)
         for path, new in updates:
             if new:
-                state[path] = new
+                state[path] = new.hex()
             else:
                 state.pop(path, None)
         return state
@@ -396,7 +399,7 @@ class _Walk:
                                             if _config_dir(path) is not None and mode != _GITLINK}
         return state
 
-    def _add_job(self, path: str, blob: str, state: _ConfigState) -> None:
+    def _add_job(self, path: str, blob: bytes, state: _ConfigState) -> None:
         context = (_nearest(state, path), state.get(SETTINGS_NAME, ""))
         # One tuple per distinct context, and one 1-tuple of it shared by
         # every pair judged only under it (nearly all of them).
@@ -410,16 +413,17 @@ class _Walk:
             pair.contexts += single
         else:
             return
-        self.emit((path, blob, pair.mode, context[0], context[1]))
+        self.emit((path, blob.hex(), pair.mode, context[0], context[1]))
 
     def _rejudge(self, commit: str, state: _ConfigState, changed: set[str]) -> None:
         """A config changed: the files it governs are judged under it again."""
         dirs = {posixpath.dirname(p) for p in changed}
         everything = SETTINGS_NAME in changed
-        for mode, path, blob in _ls_tree(self.git, commit):
+        for mode, path, oid in _ls_tree(self.git, commit):
             if mode == _GITLINK:
                 continue
             if everything or any(d == "" or path.startswith(d + "/") for d in dirs):
+                blob = bytes.fromhex(oid)
                 if (path, blob) not in self.pairs:
                     self.pairs[(path, blob)] = _Pair(mode)
                 self._add_job(path, blob, state)
@@ -447,11 +451,14 @@ def _ls_tree(git: _Git, commit: str) -> Iterator[tuple[bytes, str, str]]:
         yield mode, os.fsdecode(path), blob.decode()
 
 
-def _diff_records(stream: IO[bytes], paths: dict[bytes, str]) -> Iterator[tuple[str, list[tuple[bytes, str, str, str]]]]:
-    """(commit, [(new mode, path, old blob or '', new blob or '')]) per
-    diff-tree header, from ``-z`` raw output."""
+def _diff_records(stream: IO[bytes], paths: dict[bytes, str]) -> Iterator[tuple[str, list[_Entry]]]:
+    """(commit, [(new mode, path, old blob or b'', new blob or b'')]) per
+    diff-tree header, from ``-z`` raw output; blob ids as 20 bytes."""
+    from binascii import unhexlify
+
+    modes: dict[bytes, bytes] = {}  # one object per mode, not one per entry
     header: str | None = None
-    entries: list[tuple[bytes, str, str, str]] = []
+    entries: list[_Entry] = []
     tokens = _tokens(stream)
     for token in tokens:
         if token.startswith(b":"):
@@ -461,8 +468,8 @@ def _diff_records(stream: IO[bytes], paths: dict[bytes, str]) -> Iterator[tuple[
                 path = paths[raw] = os.fsdecode(raw)
             _, new_mode, old, new, _ = token[1:].split(b" ")
             # interned: the id a commit adds is the id a later one drops
-            entries.append((new_mode, path, "" if _ZERO.match(old) else sys.intern(old.decode()),
-                            "" if _ZERO.match(new) else sys.intern(new.decode())))
+            entries.append((modes.setdefault(new_mode, new_mode), path,
+                            b"" if _ZERO.match(old) else unhexlify(old), b"" if _ZERO.match(new) else unhexlify(new)))
         elif token.strip():
             if header is not None:
                 yield header, entries
@@ -807,10 +814,10 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
             answers, failed = workers.finish()
             if failed:  # a worker died: its share is judged here
                 inline = _Judging(root, git)
-                for (path_, blob), pair in walk.pairs.items():
-                    if pair.contexts and _route(blob, count) in failed:
+                for (path_, raw), pair in walk.pairs.items():
+                    if pair.contexts and _route(raw.hex(), count) in failed:
                         for config_key, settings_blob in pair.contexts:
-                            inline((path_, blob, pair.mode, config_key, settings_blob))
+                            inline((path_, raw.hex(), pair.mode, config_key, settings_blob))
         if inline is not None:
             answers.append(inline.answer())
     finally:
@@ -850,7 +857,7 @@ def _exposures(git: _Git, walk: _Walk, tips: list[tuple[str, str]], masks: list[
     names = [name for name, _ in tips]
     out = []
     for (path, blob), wheres in found.items():
-        pair = walk.pairs[(path, blob)]
+        pair = walk.pairs[(path, bytes.fromhex(blob))]
         mask = 0
         for i in pair.introduced:
             mask |= masks[i]
