@@ -681,6 +681,7 @@ class _Workers:
             stream.flush()  # a child must not inherit (and never print) buffered output
         job_r, job_w = os.pipe()
         ans_r, ans_w = os.pipe()
+        _widen(job_w)
         pid = os.fork()
         if pid == 0:  # the worker
             status = 1
@@ -773,6 +774,22 @@ class _Workers:
                     os.waitpid(pid, 0)
                 except OSError:
                     pass
+
+
+#: Bytes of jobs a worker may have queued (a pipe's buffer, Linux): enough
+#: that the walk runs on while a worker waits for a CPU, bounded so memory is.
+_PIPE_BYTES = 1 << 20
+
+
+def _widen(fd: int) -> None:
+    """Lets the walk run ahead of a worker by ``_PIPE_BYTES`` of jobs (a
+    kernel buffer: no memory of this process), where the system allows."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except OSError:
+        pass  # the default buffer (64 KiB) still works, with less slack
 
 
 def _route(blob: str, workers: int) -> int:
