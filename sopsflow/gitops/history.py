@@ -132,6 +132,7 @@ class HistoryResult:
     since: str | None
     commits: int = 0
     blobs: int = 0
+    #: judgements made: one per distinct (path, blob, config, settings)
     judged: int = 0
     exposures: list[Exposure] = field(default_factory=list)
     started: str = ""
@@ -855,7 +856,7 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
                         "fetch the whole history first")
     result.blobs = len({blob for (_, blob), pair in walk.pairs.items() if pair.contexts})
     if options.progress:
-        options.progress("judging", result.judged, result.judged)
+        options.progress("judging", result.blobs, result.blobs)
     walk.states = []
     masks = _ref_masks(walk, tips)
     walk.index = {}
