@@ -660,11 +660,14 @@ _SEND_JOBS = 256
 
 class _Workers:
     """Forked judges fed by the walk as it goes: the commit walk, the blob
-    reads (one ``cat-file`` per worker) and the judging overlap, and each
-    blob is read once, by the worker its id is routed to. A worker keeps only
-    the exposures it finds, so memory stays flat however long the history.
-    Jobs go down a pipe (a worker that falls behind slows the walk: nothing
-    piles up); the answers come back once, at the end."""
+    reads (one ``cat-file`` per worker) and the judging overlap. Every job of
+    a blob goes to the worker its id is routed to, which reads it once per
+    batch that needs it (once, unless a later config change has it judged
+    again). A worker keeps only the exposures it finds, so memory stays flat
+    however long the history. Jobs go down a pipe (a worker that falls
+    behind slows the walk once its pipe is full: nothing piles up here); the
+    answers come back once, at the end. A worker that dies has its share
+    judged again in this process."""
 
     def __init__(self, root: Path, git: _Git, count: int) -> None:
         self.root, self.git = root, git
