@@ -128,3 +128,24 @@ def test_the_pipelined_scan_reports_what_the_straightforward_one_does(every_leak
     got = sorted((e.path, e.blob, sorted({(w.kind, w.severity, w.message, w.line) for w in e.findings}),
                   sorted(e.introduced_in), sorted(e.removed_in), e.refs, e.in_head) for e in result.exposures)
     assert got == expected
+
+
+def test_a_worker_that_dies_has_its_share_judged_again(every_leak: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The only stand-in here: the workers are made to die (a real exit of the
+    forked process) on their first batch; this process judges their share."""
+    import os
+
+    from sopsflow.gitops import history
+
+    parent = os.getpid()
+    judge_batch = history._Judging.batch
+
+    def dies_in_a_worker(self: history._Judging, jobs: list[history._Job]) -> None:
+        if os.getpid() != parent:
+            os._exit(3)
+        judge_batch(self, jobs)
+
+    monkeypatch.setattr(history._Judging, "batch", dies_in_a_worker)
+    expected = scan(every_leak, HistoryOptions(jobs=1))
+    result = scan(every_leak, HistoryOptions(jobs=2))
+    assert result.exposures and result.exposures == expected.exposures
