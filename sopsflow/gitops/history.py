@@ -269,8 +269,9 @@ class _Walk:
         self.options = options
         #: receives each (path, blob, context) to judge, once, as the walk finds it
         self.emit = emit
-        self.commits: list[str] = []
-        self.index: dict[str, int] = {}
+        #: commit ids as 20 bytes (half the memory of their hex)
+        self.commits: list[bytes] = []
+        self.index: dict[bytes, int] = {}
         #: per commit, its parent's index or a tuple of them (-1: outside the walk)
         self.parents: list[int | tuple[int, ...]] = []
         #: blob ids as 20 bytes, not 40 characters: most of the walk's memory is these keys
@@ -304,8 +305,9 @@ class _Walk:
                 row = line.decode().split()
                 if not row:
                     continue
-                self.index[row[0]] = len(self.commits)
-                self.commits.append(row[0])
+                oid = bytes.fromhex(row[0])
+                self.index[oid] = len(self.commits)
+                self.commits.append(oid)
                 rows.append(row)
                 if len(rows) == DIFF_COMMITS:
                     self._diff_some(rows)
@@ -342,8 +344,8 @@ class _Walk:
             self.options.progress("walking", len(self.commits), 0)
 
     def _commit(self, row: list[str], diffs: list[list[_Entry]]) -> None:
-        me = self.index[row[0]]
-        parents = tuple(self.index.get(p, -1) for p in row[1:])
+        me = self.index[bytes.fromhex(row[0])]
+        parents = tuple(self.index.get(bytes.fromhex(p), -1) for p in row[1:])
         self.parents.append(parents[0] if len(parents) == 1 else parents)  # an int is smaller
         first = diffs[0]
         # introduced: the new side of a change against every parent
@@ -379,7 +381,7 @@ class _Walk:
         if len(row) == 1:
             base: _ConfigState = {}
         else:
-            parent = self.index.get(row[1])
+            parent = self.index.get(bytes.fromhex(row[1]))
             base = self.states[parent] if parent is not None else self._state_of(row[1])
         updates = [(path, new) for _, path, _, new in first if _config_dir(path) is not None]
         if not updates:
@@ -884,8 +886,8 @@ def _exposures(git: _Git, walk: _Walk, tips: list[tuple[str, str]], masks: list[
             mask |= masks[i]
         out.append(Exposure(
             path=path, blob=blob, findings=wheres,
-            introduced_in=[walk.commits[i] for i in pair.introduced],
-            removed_in=[walk.commits[i] for i in pair.removed],
+            introduced_in=[walk.commits[i].hex() for i in pair.introduced],
+            removed_in=[walk.commits[i].hex() for i in pair.removed],
             refs=sorted({names[b] for b in range(len(names)) if mask >> b & 1}),
             in_head=(path, blob) in head,
         ))
@@ -897,7 +899,7 @@ def _ref_masks(walk: _Walk, tips: list[tuple[str, str]]) -> list[int]:
     """Per commit, a bit per ref whose history contains it (children first)."""
     masks = [0] * len(walk.commits)
     for bit, (_, oid) in enumerate(tips):
-        i = walk.index.get(oid)
+        i = walk.index.get(bytes.fromhex(oid))
         if i is not None:
             masks[i] |= 1 << bit
     for i in range(len(walk.commits) - 1, -1, -1):
