@@ -17,10 +17,14 @@ How, without checking anything out:
    and it does not. Only the few config files are followed commit by commit;
    a commit that changes one is listed with ``git ls-tree -r`` so that the
    files its rules now govern are judged again under them;
-3. each distinct (path, blob, config, settings) is judged once. The blobs are
-   read once each, through one ``git cat-file --batch`` stream, in bounded
-   batches that forked workers (:mod:`sopsflow.forkpool`) judge while memory
-   stays flat however long the history is.
+3. each distinct (path, blob, config, settings) is judged once, as the walk
+   finds it: the walk feeds forked workers (one per CPU, where
+   :func:`sopsflow.forkpool.usable` allows; this process otherwise), each
+   with its own ``git cat-file --batch`` asked for a batch of blobs at a
+   time, so the walk, the blob reads and the judging overlap. Every job of a
+   blob goes to the same worker, which reads it once. A worker keeps only
+   the exposures it finds and the pipe to it is bounded, so memory stays
+   flat however long the history is.
 
 An *exposure* is one (path, blob) that some judgement found holding a
 secret in plaintext (``plaintext-secret``, ``partly-plaintext``,
@@ -39,10 +43,8 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -61,9 +63,6 @@ SETTINGS_NAME = ".sopsflow.yaml"
 #: Finding kinds that mean a value sat in plaintext in a commit.
 EXPOSURE_KINDS = ("plaintext-secret", "partly-plaintext", "leaked-secret")
 ROTATE_LINE = "rotate these at their source: history keeps every value listed, even after removal"
-#: Bytes of blob content held at once; with ``BATCH_ITEMS`` this bounds memory.
-BATCH_BYTES = 2 << 20
-BATCH_ITEMS = 1000
 #: Commits one ``git diff-tree`` process diffs (its memory grows with them).
 DIFF_COMMITS = 1000
 #: Rows of the text report; the rest go to ``--report``.
@@ -133,6 +132,7 @@ class HistoryResult:
     since: str | None
     commits: int = 0
     blobs: int = 0
+    #: judgements made: one per distinct (path, blob, config, settings)
     judged: int = 0
     exposures: list[Exposure] = field(default_factory=list)
     started: str = ""
@@ -257,19 +257,25 @@ class _Pair:
         self.contexts: tuple[tuple[str, str], ...] = ()
 
 
+#: One change of a diff: (new mode, path, old blob or b"", new blob or b""), blob ids as 20 bytes.
+_Entry = tuple[bytes, str, bytes, bytes]
 #: config file path -> blob, as of one commit (shared between commits until it changes)
 _ConfigState = dict[str, str]
 
 
 class _Walk:
-    def __init__(self, git: _Git, options: HistoryOptions) -> None:
+    def __init__(self, git: _Git, options: HistoryOptions, emit: Callable[[_Job], None]) -> None:
         self.git = git
         self.options = options
-        self.commits: list[str] = []
-        self.index: dict[str, int] = {}
+        #: receives each (path, blob, context) to judge, once, as the walk finds it
+        self.emit = emit
+        #: commit ids as 20 bytes (half the memory of their hex)
+        self.commits: list[bytes] = []
+        self.index: dict[bytes, int] = {}
         #: per commit, its parent's index or a tuple of them (-1: outside the walk)
         self.parents: list[int | tuple[int, ...]] = []
-        self.pairs: dict[tuple[str, str], _Pair] = {}
+        #: blob ids as 20 bytes, not 40 characters: most of the walk's memory is these keys
+        self.pairs: dict[tuple[str, bytes], _Pair] = {}
         #: every distinct (config key, settings blob) -> a shared 1-tuple of it
         self.contexts: dict[tuple[str, str], tuple[tuple[str, str]]] = {}
         self.states: list[_ConfigState] = []
@@ -299,8 +305,9 @@ class _Walk:
                 row = line.decode().split()
                 if not row:
                     continue
-                self.index[row[0]] = len(self.commits)
-                self.commits.append(row[0])
+                oid = bytes.fromhex(row[0])
+                self.index[oid] = len(self.commits)
+                self.commits.append(oid)
                 rows.append(row)
                 if len(rows) == DIFF_COMMITS:
                     self._diff_some(rows)
@@ -318,7 +325,7 @@ class _Walk:
             proc = self.git.stream("diff-tree", "--stdin", "-r", "--root", "--always", "--no-renames", "-z",
                                    stdin=stdin)
             assert proc.stdout is not None
-            per_commit: list[list[tuple[bytes, str, str, str]]] = []
+            per_commit: list[list[_Entry]] = []
             row_at = 0
             for header, entries in _diff_records(proc.stdout, self.paths):
                 row = rows[row_at]
@@ -336,13 +343,13 @@ class _Walk:
         if self.options.progress:
             self.options.progress("walking", len(self.commits), 0)
 
-    def _commit(self, row: list[str], diffs: list[list[tuple[bytes, str, str, str]]]) -> None:
-        me = self.index[row[0]]
-        parents = tuple(self.index.get(p, -1) for p in row[1:])
+    def _commit(self, row: list[str], diffs: list[list[_Entry]]) -> None:
+        me = self.index[bytes.fromhex(row[0])]
+        parents = tuple(self.index.get(bytes.fromhex(p), -1) for p in row[1:])
         self.parents.append(parents[0] if len(parents) == 1 else parents)  # an int is smaller
         first = diffs[0]
         # introduced: the new side of a change against every parent
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, bytes], int] = {}
         for entries in diffs:
             for mode, path, old, new in entries:
                 if new:
@@ -370,11 +377,11 @@ class _Walk:
         if changed_configs and len(row) > 1:  # a root commit's files are all in its diff
             self._rejudge(row[0], state, changed_configs)
 
-    def _state(self, row: list[str], first: list[tuple[bytes, str, str, str]]) -> _ConfigState:
+    def _state(self, row: list[str], first: list[_Entry]) -> _ConfigState:
         if len(row) == 1:
             base: _ConfigState = {}
         else:
-            parent = self.index.get(row[1])
+            parent = self.index.get(bytes.fromhex(row[1]))
             base = self.states[parent] if parent is not None else self._state_of(row[1])
         updates = [(path, new) for _, path, _, new in first if _config_dir(path) is not None]
         if not updates:
@@ -382,7 +389,7 @@ class _Walk:
         state = dict(base)
         for path, new in updates:
             if new:
-                state[path] = new
+                state[path] = new.hex()
             else:
                 state.pop(path, None)
         return state
@@ -395,7 +402,7 @@ class _Walk:
                                             if _config_dir(path) is not None and mode != _GITLINK}
         return state
 
-    def _add_job(self, path: str, blob: str, state: _ConfigState) -> None:
+    def _add_job(self, path: str, blob: bytes, state: _ConfigState) -> None:
         context = (_nearest(state, path), state.get(SETTINGS_NAME, ""))
         # One tuple per distinct context, and one 1-tuple of it shared by
         # every pair judged only under it (nearly all of them).
@@ -407,15 +414,19 @@ class _Walk:
             pair.contexts = single
         elif single[0] not in pair.contexts:
             pair.contexts += single
+        else:
+            return
+        self.emit((path, blob.hex(), pair.mode, context[0], context[1]))
 
     def _rejudge(self, commit: str, state: _ConfigState, changed: set[str]) -> None:
         """A config changed: the files it governs are judged under it again."""
         dirs = {posixpath.dirname(p) for p in changed}
         everything = SETTINGS_NAME in changed
-        for mode, path, blob in _ls_tree(self.git, commit):
+        for mode, path, oid in _ls_tree(self.git, commit):
             if mode == _GITLINK:
                 continue
             if everything or any(d == "" or path.startswith(d + "/") for d in dirs):
+                blob = bytes.fromhex(oid)
                 if (path, blob) not in self.pairs:
                     self.pairs[(path, blob)] = _Pair(mode)
                 self._add_job(path, blob, state)
@@ -443,11 +454,14 @@ def _ls_tree(git: _Git, commit: str) -> Iterator[tuple[bytes, str, str]]:
         yield mode, os.fsdecode(path), blob.decode()
 
 
-def _diff_records(stream: IO[bytes], paths: dict[bytes, str]) -> Iterator[tuple[str, list[tuple[bytes, str, str, str]]]]:
-    """(commit, [(new mode, path, old blob or '', new blob or '')]) per
-    diff-tree header, from ``-z`` raw output."""
+def _diff_records(stream: IO[bytes], paths: dict[bytes, str]) -> Iterator[tuple[str, list[_Entry]]]:
+    """(commit, [(new mode, path, old blob or b'', new blob or b'')]) per
+    diff-tree header, from ``-z`` raw output; blob ids as 20 bytes."""
+    from binascii import unhexlify
+
+    modes: dict[bytes, bytes] = {}  # one object per mode, not one per entry
     header: str | None = None
-    entries: list[tuple[bytes, str, str, str]] = []
+    entries: list[_Entry] = []
     tokens = _tokens(stream)
     for token in tokens:
         if token.startswith(b":"):
@@ -457,8 +471,8 @@ def _diff_records(stream: IO[bytes], paths: dict[bytes, str]) -> Iterator[tuple[
                 path = paths[raw] = os.fsdecode(raw)
             _, new_mode, old, new, _ = token[1:].split(b" ")
             # interned: the id a commit adds is the id a later one drops
-            entries.append((new_mode, path, "" if _ZERO.match(old) else sys.intern(old.decode()),
-                            "" if _ZERO.match(new) else sys.intern(new.decode())))
+            entries.append((modes.setdefault(new_mode, new_mode), path,
+                            b"" if _ZERO.match(old) else unhexlify(old), b"" if _ZERO.match(new) else unhexlify(new)))
         elif token.strip():
             if header is not None:
                 yield header, entries
@@ -485,13 +499,22 @@ def _tokens(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 class _Judge:
-    """The configs and settings of the walked history, parsed once each."""
+    """The configs and settings of the walked history, parsed once each
+    (their blobs read when first needed)."""
 
-    def __init__(self, root: Path, contents: dict[str, bytes]) -> None:
+    def __init__(self, root: Path, read: Callable[[str], bytes | None]) -> None:
         self.root = root
-        self.contents = contents
+        self.read = read
+        self.lacking: set[str] = set()
         self.configs: dict[str, Config | None] = {}
         self.settings: dict[str, AuditSettings] = {}
+
+    def _content(self, blob: str) -> bytes:
+        data = None if blob in self.lacking else self.read(blob)
+        if data is None:
+            self.lacking.add(blob)  # asked once: never again while a batch's answers are pending
+            raise KeyError(blob)
+        return data
 
     def config(self, key: str) -> Config | None:
         if not key:
@@ -502,7 +525,7 @@ class _Judge:
             directory, _, blob = key.partition("\0")
             rel = f"{directory}/{CONFIG_NAME}" if directory else CONFIG_NAME
             try:
-                self.configs[key] = parse_config(self.contents[blob], str(self.root / rel), strict=False)
+                self.configs[key] = parse_config(self._content(blob), str(self.root / rel), strict=False)
             except SopsError:
                 self.configs[key] = None  # sops refuses it; verify names why
         return self.configs[key]
@@ -512,7 +535,7 @@ class _Judge:
 
         if blob not in self.settings:
             try:
-                self.settings[blob] = parse_settings(self.contents[blob], SETTINGS_NAME) if blob else AuditSettings()
+                self.settings[blob] = parse_settings(self._content(blob), SETTINGS_NAME) if blob else AuditSettings()
             except SopsError:
                 self.settings[blob] = AuditSettings()
         return self.settings[blob]
@@ -526,28 +549,258 @@ class _Judge:
         return [Where(f.kind, f.severity, f.message, f.line) for f in audit.findings if f.kind in EXPOSURE_KINDS]
 
 
-def _read_blobs(git: _Git, blobs: Sequence[str]) -> Generator[tuple[str, bytes], None, None]:
-    """(id, content) of each blob, in order, from one ``git cat-file --batch``."""
-    if not blobs:
-        return
-    with _spool(("\n".join(blobs) + "\n").encode()) as stdin:
-        proc = git.stream("cat-file", "--batch", stdin=stdin)
-        assert proc.stdout is not None
-        out = proc.stdout
+class _BlobReader:
+    """One ``git cat-file --batch`` answering a blob at a time, so that blobs
+    are read as the walk finds them, while it goes on."""
+
+    def __init__(self, git: _Git) -> None:
+        import subprocess
+
+        from ..git.repo import stream_git
+
+        self.proc = stream_git(["cat-file", "--batch"], git.root, subprocess.PIPE)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.ask, self.answers = self.proc.stdin, self.proc.stdout
+
+    def __call__(self, blob: str) -> bytes | None:
+        """The blob's content; None when the clone lacks it (or it is no blob)."""
+        return next(self.many([blob]))
+
+    def many(self, blobs: list[str]) -> Iterator[bytes | None]:
+        """The contents of ``blobs``, in order, asked for at once (one round
+        trip, not one per blob). The questions fit in the pipe (the caller
+        sends at most a few hundred), so writing them cannot block on git."""
+        self.ask.write(b"".join(blob.encode() + b"\n" for blob in blobs))
+        self.ask.flush()
+        for blob in blobs:
+            header = self.answers.readline().split()
+            if len(header) == 2 and header[1] == b"missing":
+                yield None
+                continue
+            if len(header) < 3:
+                raise SopsError(errors.GENERIC, f"git cat-file: unexpected answer for {blob}")
+            data = self.answers.read(int(header[2]))
+            self.answers.read(1)
+            yield data if header[1] == b"blob" else None
+
+    def close(self) -> None:
+        for stream in (self.ask, self.answers):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.proc.wait()
+
+
+#: One judgement: (path, blob, mode, config key, settings blob).
+_Job = tuple[str, str, bytes, str, str]
+#: What a judge sends back: the exposures it found, the blobs the clone lacks, how many jobs it judged.
+_Answer = tuple[dict[tuple[str, str], list[Where]], list[str], int]
+
+
+class _Judging:
+    """Judges jobs in this process, ``_SEND_JOBS`` at a time: the blobs of a
+    batch are asked of ``git cat-file`` at once."""
+
+    def __init__(self, root: Path, git: _Git) -> None:
+        self.read = _BlobReader(git)
+        self.judge = _Judge(root, self.read)
+        self.found: dict[tuple[str, str], list[Where]] = {}
+        self.missing: list[str] = []
+        self.done = 0
+        self.pending: list[_Job] = []
+
+    def __call__(self, job: _Job) -> None:
+        self.pending.append(job)
+        if len(self.pending) >= _SEND_JOBS:
+            self.batch(self.pending)
+            self.pending = []
+
+    def batch(self, jobs: list[_Job]) -> None:
+        uses: dict[str, int] = {}
+        for job in jobs:
+            uses[job[1]] = uses.get(job[1], 0) + 1
+        for context in {job[3:] for job in jobs}:  # parsed before the batch's blobs are asked for
+            try:
+                self.judge.config(context[0])
+                self.judge.setting(context[1])
+            except KeyError:
+                pass  # the clone lacks it: each job that needs it says it could not be judged
+        answers = self.read.many(list(uses))
+        held: dict[str, bytes | None] = {}  # only blobs a later job of the batch needs again
+        for path, blob, mode, config_key, settings_blob in jobs:
+            data = held[blob] if blob in held else next(answers)
+            uses[blob] -= 1
+            if uses[blob]:
+                held[blob] = data
+            else:
+                held.pop(blob, None)
+            self.done += 1
+            if data is None:
+                self.missing.append(blob)
+                continue
+            try:
+                more = self.judge.judge((path, blob, config_key, settings_blob), mode, data)
+            except Exception as exc:  # one unreadable blob must not hide the rest
+                more = [Where("plaintext-secret", "warning",
+                              f"could not be judged ({type(exc).__name__}); check it by hand", None)]
+            if more:
+                known = self.found.setdefault((path, blob), [])
+                known.extend(w for w in more if w not in known)
+
+    def answer(self) -> _Answer:
+        if self.pending:
+            self.batch(self.pending)
+            self.pending = []
+        self.read.close()
+        return self.found, self.missing, self.done
+
+
+#: Jobs sent to a worker in one message.
+_SEND_JOBS = 256
+
+
+class _Workers:
+    """Forked judges fed by the walk as it goes: the commit walk, the blob
+    reads (one ``cat-file`` per worker) and the judging overlap. Every job of
+    a blob goes to the worker its id is routed to, which reads it once per
+    batch that needs it (once, unless a later config change has it judged
+    again). A worker keeps only the exposures it finds, so memory stays flat
+    however long the history. Jobs go down a pipe (a worker that falls
+    behind slows the walk once its pipe is full: nothing piles up here); the
+    answers come back once, at the end. A worker that dies has its share
+    judged again in this process."""
+
+    def __init__(self, root: Path, git: _Git, count: int) -> None:
+        self.root, self.git = root, git
+        self.pids: list[int] = []
+        self.job_fds: list[int] = []
+        self.answer_fds: list[int] = []
+        self.pending: list[list[_Job]] = [[] for _ in range(count)]
+        for _ in range(count):
+            self._start()
+
+    def _start(self) -> None:
+        import pickle
+
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # a child must not inherit (and never print) buffered output
+        job_r, job_w = os.pipe()
+        ans_r, ans_w = os.pipe()
+        _widen(job_w)
+        pid = os.fork()
+        if pid == 0:  # the worker
+            status = 1
+            try:
+                os.close(job_w)
+                os.close(ans_r)
+                for fd in self.job_fds + self.answer_fds:
+                    os.close(fd)
+                judging = _Judging(self.root, self.git)
+                with os.fdopen(job_r, "rb") as jobs:
+                    while True:
+                        size = jobs.read(8)
+                        if len(size) < 8:
+                            break
+                        judging.batch(pickle.loads(jobs.read(int.from_bytes(size, "little"))))
+                with os.fdopen(ans_w, "wb") as out:
+                    out.write(pickle.dumps(judging.answer(), pickle.HIGHEST_PROTOCOL))
+                status = 0
+            except BaseException:  # the parent judges this worker's share again
+                pass
+            finally:
+                os._exit(status)
+        os.close(job_r)
+        os.close(ans_w)
+        self.pids.append(pid)
+        self.job_fds.append(job_w)
+        self.answer_fds.append(ans_r)
+
+    def route(self, blob: str) -> int:
+        return _route(blob, len(self.pids))
+
+    def __call__(self, job: _Job) -> None:
+        n = self.route(job[1])
+        self.pending[n].append(job)
+        if len(self.pending[n]) >= _SEND_JOBS:
+            self._send(n)
+
+    def _send(self, n: int) -> None:
+        import pickle
+
+        if self.job_fds[n] < 0 or not self.pending[n]:
+            self.pending[n] = []
+            return
+        body = pickle.dumps(self.pending[n], pickle.HIGHEST_PROTOCOL)
+        self.pending[n] = []
+        view = memoryview(len(body).to_bytes(8, "little") + body)
         try:
-            for expected in blobs:
-                header = out.readline().split()
-                if len(header) < 3 or header[1] != b"blob":
-                    if len(header) == 2 and header[1] == b"missing":
-                        continue  # the caller names it: it knows which blob it expected
-                    raise SopsError(errors.GENERIC, f"git cat-file: unexpected answer for {expected}")
-                size = int(header[2])
-                data = out.read(size)
-                out.read(1)
-                yield header[0].decode(), data
-        finally:
-            proc.stdout.close()
-            proc.wait()
+            while view:
+                view = view[os.write(self.job_fds[n], view):]
+        except BrokenPipeError:  # it died: its share is judged again at the end
+            os.close(self.job_fds[n])
+            self.job_fds[n] = -1
+
+    def finish(self) -> tuple[list[_Answer], list[int]]:
+        """The answers of the workers, and the numbers of those that gave none."""
+        import pickle
+
+        for n in range(len(self.pids)):
+            self._send(n)
+            if self.job_fds[n] >= 0:
+                os.close(self.job_fds[n])
+                self.job_fds[n] = -1
+        answers, failed = [], []
+        for n, fd in enumerate(self.answer_fds):
+            chunks = []
+            with os.fdopen(fd, "rb") as stream:
+                chunks.append(stream.read())
+            self.answer_fds[n] = -1
+            _, status = os.waitpid(self.pids[n], 0)
+            self.pids[n] = -1
+            try:
+                if status != 0:
+                    raise ValueError("worker failed")
+                answers.append(pickle.loads(b"".join(chunks)))
+            except Exception:
+                failed.append(n)
+        return answers, failed
+
+    def stop(self) -> None:
+        """Ends what is still running (an error or Ctrl-C in the parent)."""
+        import signal
+
+        for fd in self.job_fds + self.answer_fds:
+            if fd >= 0:
+                os.close(fd)
+        for pid in self.pids:
+            if pid > 0:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                    os.waitpid(pid, 0)
+                except OSError:
+                    pass
+
+
+#: Bytes of jobs a worker may have queued (a pipe's buffer, Linux): enough
+#: that the walk runs on while a worker waits for a CPU, bounded so memory is.
+_PIPE_BYTES = 1 << 20
+
+
+def _widen(fd: int) -> None:
+    """Lets the walk run ahead of a worker by ``_PIPE_BYTES`` of jobs (a
+    kernel buffer: no memory of this process), where the system allows."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except OSError:
+        pass  # the default buffer (64 KiB) still works, with less slack
+
+
+def _route(blob: str, workers: int) -> int:
+    """The worker that judges every job of ``blob`` (so it reads it once)."""
+    return int(blob[:8], 16) % workers
 
 
 def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> HistoryResult:
@@ -556,7 +809,8 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     import datetime
     import time
 
-    from ..forkpool import forked_map
+    from .. import forkpool
+    from . import check  # noqa: F401  (imported once, before the workers fork)
 
     options = options or HistoryOptions()
     started = time.monotonic()
@@ -567,78 +821,50 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     root = Path(os.fsdecode(top))
     git = _Git(root)
     tips = _ref_tips(git, options.refs)
-    walk = _Walk(git, options)
-    walk.run(tips)
-    report = options.progress
+    count = forkpool.requested_jobs(options.jobs) or forkpool.cpu_count()
+    workers = _Workers(root, git, count) if count > 1 and forkpool.usable() else None
+    inline: _Judging | None = None
+    emit: Callable[[_Job], None]
+    if workers is not None:
+        emit = workers
+    else:  # one CPU, or no fork here: judged in this process
+        emit = inline = _Judging(root, git)
+    answers: list[_Answer] = []
+    try:
+        walk = _Walk(git, options, emit)
+        walk.run(tips)
+        if workers is not None:
+            answers, failed = workers.finish()
+            if failed:  # a worker died: its share is judged here
+                inline = _Judging(root, git)
+                for (path_, raw), pair in walk.pairs.items():
+                    if pair.contexts and _route(raw.hex(), count) in failed:
+                        for config_key, settings_blob in pair.contexts:
+                            inline((path_, raw.hex(), pair.mode, config_key, settings_blob))
+        if inline is not None:
+            answers.append(inline.answer())
+    finally:
+        if workers is not None:
+            workers.stop()
+        if inline is not None:
+            inline.read.close()
+    found: dict[tuple[str, str], list[Where]] = {}
+    missing: list[str] = []
     result = HistoryResult(root=root, refs=[name for name, _ in tips], since=options.since, started=stamp,
                            commits=len(walk.commits))
-    # Config and settings blobs first (few and small): the judgements need them parsed.
-    contexts = list(walk.contexts)
-    walk.states = []  # needed only while walking
-    config_blobs = sorted({k.rpartition("\0")[2] for k, _ in contexts if k} | {s for _, s in contexts if s})
-    contents = dict(_read_blobs(git, config_blobs))
-    judge = _Judge(root, contents)
-    for config_key, settings_blob in contexts:  # parsed here once, inherited by the workers
-        judge.config(config_key)
-        judge.setting(settings_blob)
+    for exposures, lacking, done in answers:
+        found.update(exposures)  # a blob's jobs all go to one worker: no key comes twice
+        missing.extend(lacking)
+        result.judged += done
+    if missing:
+        raise SopsError(USAGE_ERROR, f"blob {min(missing)} is not in this clone (a partial clone?): "
+                        "fetch the whole history first")
+    result.blobs = len({blob for (_, blob), pair in walk.pairs.items() if pair.contexts})
+    if options.progress:
+        options.progress("judging", result.blobs, result.blobs)
+    walk.states = []
     masks = _ref_masks(walk, tips)
-    walk.index = {}  # needed only while walking
-    # The pairs to judge, grouped by blob (references to the walk's keys: no copies).
-    keys = sorted((key for key, pair in walk.pairs.items() if pair.contexts), key=itemgetter(1))
-    order = [blob for blob, _ in groupby(keys, itemgetter(1))]
-    result.blobs = len(order)
-    found: dict[tuple[str, str], list[Where]] = {}
-
-    def work(item: tuple[str, bytes, list[str]]) -> list[tuple[tuple[str, str], list[Where]]]:
-        blob, data, paths = item
-        out = []
-        for path in paths:
-            pair = walk.pairs[(path, blob)]
-            wheres: list[Where] = []
-            for config_key, settings_blob in pair.contexts:
-                try:
-                    more = judge.judge((path, blob, config_key, settings_blob), pair.mode, data)
-                except Exception as exc:  # one unreadable blob must not hide the rest
-                    more = [Where("plaintext-secret", "warning",
-                                  f"could not be judged ({type(exc).__name__}); check it by hand", None)]
-                wheres.extend(w for w in more if w not in wheres)
-            if wheres:
-                out.append(((path, blob), wheres))
-        return out
-
-    batch: list[tuple[str, bytes, list[str]]] = []
-    held = done = 0
-
-    def flush() -> None:
-        nonlocal batch, held, done
-        for answers in forked_map(work, batch, jobs=options.jobs):
-            for key, wheres in answers:
-                known = found.setdefault(key, [])
-                known.extend(w for w in wheres if w not in known)
-        done += len(batch)
-        result.judged = done
-        batch, held = [], 0
-        if report:
-            report("judging", done, result.blobs)
-
-    stream = _read_blobs(git, [b for b in order if b not in contents])
-    del order
-    try:
-        for blob, group in groupby(keys, itemgetter(1)):
-            data = contents.get(blob)
-            if data is None:
-                read, data = next(stream, (None, b""))
-                if read != blob:
-                    raise SopsError(USAGE_ERROR, f"blob {blob} is not in this clone (a partial clone?): "
-                                    "fetch the whole history first")
-            batch.append((blob, data, [path for path, _ in group]))
-            held += len(data)
-            if held >= BATCH_BYTES or len(batch) >= BATCH_ITEMS:
-                flush()
-        if batch:
-            flush()
-    finally:
-        stream.close()  # stops git cat-file at once, also on Ctrl-C
+    walk.index = {}
     result.exposures = _exposures(git, walk, tips, masks, found)
     result.seconds = time.monotonic() - started
     return result
@@ -654,14 +880,14 @@ def _exposures(git: _Git, walk: _Walk, tips: list[tuple[str, str]], masks: list[
     names = [name for name, _ in tips]
     out = []
     for (path, blob), wheres in found.items():
-        pair = walk.pairs[(path, blob)]
+        pair = walk.pairs[(path, bytes.fromhex(blob))]
         mask = 0
         for i in pair.introduced:
             mask |= masks[i]
         out.append(Exposure(
             path=path, blob=blob, findings=wheres,
-            introduced_in=[walk.commits[i] for i in pair.introduced],
-            removed_in=[walk.commits[i] for i in pair.removed],
+            introduced_in=[walk.commits[i].hex() for i in pair.introduced],
+            removed_in=[walk.commits[i].hex() for i in pair.removed],
             refs=sorted({names[b] for b in range(len(names)) if mask >> b & 1}),
             in_head=(path, blob) in head,
         ))
@@ -673,7 +899,7 @@ def _ref_masks(walk: _Walk, tips: list[tuple[str, str]]) -> list[int]:
     """Per commit, a bit per ref whose history contains it (children first)."""
     masks = [0] * len(walk.commits)
     for bit, (_, oid) in enumerate(tips):
-        i = walk.index.get(oid)
+        i = walk.index.get(bytes.fromhex(oid))
         if i is not None:
             masks[i] |= 1 << bit
     for i in range(len(walk.commits) - 1, -1, -1):
