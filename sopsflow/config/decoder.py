@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 from ..logs import logger
 from ..metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
-from .discovery import find_config, go_abs
+from .discovery import go_abs, locate_config
 from .keyspecs import GroupSpec
 from .rules import Config, CreationRule, DestinationRule
 
@@ -114,24 +113,6 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = True) -> Config:
     config = parse_config(data, abs_path, strict=strict)
     _CACHE[(abs_path, strict)] = (stamp, config)
     return config
-
-
-def locate_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The `.sops.yaml` in effect: ``explicit`` (``--config``), else
-    ``$SOPS_CONFIG``, else the nearest one from the working directory upward.
-    A named file that does not exist is sops' error; None when none is found."""
-    named = explicit or os.environ.get("SOPS_CONFIG")
-    if named:
-        path = Path(named)
-        if not path.exists():
-            # sops' wording and exit code, whichever command (or none) follows the flag.
-            raise SopsError(errors.GENERIC, f"could not read config file: open {os.fspath(named)}: no such file or directory")
-        return path
-    try:
-        start = Path.cwd()
-    except FileNotFoundError:
-        return None  # a deleted working directory holds no config file; sops goes on without one
-    return find_config(start)
 
 
 def config_in_effect(explicit: str | os.PathLike[str] | None = None, *, strict: bool = True) -> Config | None:
