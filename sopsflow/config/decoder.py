@@ -559,7 +559,7 @@ class _Decoder:
             group.azure.append({k: self.string(a.get(k), f"{here}.{k}") or "" for k in ("vaultUrl", "key", "version")})
         return group
 
-    def kms_entry(self, node: _Node, where: str) -> dict[str, Any]:
+    def kms_entry(self, node: _Node, where: str) -> dict[str, str | dict[str, str] | None]:
         f = self.mapping(node, where, ("arn", "role", "context", "aws_profile"))
         context: dict[str, str] = {}
         for key, value in self.mapping(f.get("context"), f"{where}.context", None).items():
