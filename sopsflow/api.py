@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from .errors import SopsError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from .tree import TreeValue
 
-def decrypt(data: bytes, format: str, *, ignore_mac: bool = False) -> dict[str, Any]:
+
+def decrypt(data: bytes, format: str, *, ignore_mac: bool = False) -> dict[str, TreeValue]:
     """Decrypt SOPS ``data`` in ``format`` (yaml, json, dotenv, ini, binary).
 
     Returns the first document as plain dicts/lists; timestamps come back as
@@ -23,7 +26,7 @@ def decrypt(data: bytes, format: str, *, ignore_mac: bool = False) -> dict[str, 
     return result if isinstance(result, dict) else {}
 
 
-def decrypt_file(path: str | os.PathLike[str], *, format: str | None = None, ignore_mac: bool = False) -> dict[str, Any]:
+def decrypt_file(path: str | os.PathLike[str], *, format: str | None = None, ignore_mac: bool = False) -> dict[str, TreeValue]:
     """Decrypt the SOPS file at ``path``; the format follows the file name unless given."""
     from .fileio import read_input
     from .stores import store_for_path

@@ -13,7 +13,7 @@ from .tree import Comment, Time, UInt64, go_float_f
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from .tree import TreeValue
 
 PREFIX = "ENC[AES256_GCM,data:"
 IV_SIZE = 32
@@ -27,7 +27,7 @@ def is_encrypted_text(value: object) -> bool:
     return type(value) is str and value.startswith(PREFIX)
 
 
-def to_bytes(value: Any) -> tuple[bytes, str]:
+def to_bytes(value: TreeValue) -> tuple[bytes, str]:
     """The plaintext bytes sops encrypts (and hashes into the MAC) and the type tag."""
     kind = type(value)
     if kind is str:
@@ -52,7 +52,7 @@ def to_bytes(value: Any) -> tuple[bytes, str]:
     )
 
 
-def from_bytes(plain: bytes, type_tag: str) -> Any:
+def from_bytes(plain: bytes, type_tag: str) -> TreeValue:
     """Inverse of :func:`to_bytes` for a decrypted value.
 
     The type tag is not authenticated (only the value and its path are), so a
@@ -203,7 +203,7 @@ class Cipher:
         self._invalid_tag = InvalidTag  # kept here: decrypt_bytes runs once per value
         self.iv_cache: dict[tuple[str, bytes, str], bytes] = {}
 
-    def encrypt(self, value: Any, aad: str) -> str:
+    def encrypt(self, value: TreeValue, aad: str) -> str:
         plain, type_tag = to_bytes(value)
         return self.encrypt_bytes(plain, type_tag, aad)
 
@@ -234,7 +234,7 @@ class Cipher:
         self.iv_cache[(aad, plain, type_tag)] = iv
         return plain, type_tag
 
-    def decrypt(self, text: str, aad: str) -> Any:
+    def decrypt(self, text: str, aad: str) -> TreeValue:
         plain, type_tag = self.decrypt_bytes(text, aad)
         return from_bytes(plain, type_tag)
 

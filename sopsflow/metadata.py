@@ -12,7 +12,8 @@ from .lazyre import compile_lazy
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from dataclasses import dataclass, field
-    from typing import Any
+
+    from .tree import RawMetadata, TreeValue
 else:  # the same classes without importing dataclasses (start-up time)
     from .records import dataclass, field
 
@@ -106,11 +107,11 @@ class Metadata:
             raise SopsError(errors.GENERIC, "Error unmarshalling file: lastmodified is missing")
         return meta
 
-    def to_dict(self, json_style: bool = False) -> dict[str, Any]:
+    def to_dict(self, json_style: bool = False) -> RawMetadata:
         """The metadata mapping in sops 3.11's field order. ``json_style`` writes
         empty always-present group members as null (JSON and the flattened
         formats), YAML writes them as ``[]``."""
-        out: dict[str, Any] = {}
+        out: RawMetadata = {}
         if self.shamir_threshold:
             out["shamir_threshold"] = self.shamir_threshold
         groups = [g for g in self.key_groups]
@@ -139,9 +140,9 @@ class Metadata:
         return [k for g in self.key_groups for k in g]
 
 
-def _group_dict(group: list[MasterKey], json_style: bool) -> dict[str, Any]:
+def _group_dict(group: list[MasterKey], json_style: bool) -> RawMetadata:
     typed = _by_type(group)
-    out: dict[str, Any] = {}
+    out: RawMetadata = {}
     for name in _GROUP_WRITE_ORDER:
         entries = [k.to_dict() for k in typed.get(name, [])]
         if entries:
@@ -160,7 +161,7 @@ def _by_type(group: list[MasterKey]) -> dict[str, list[MasterKey]]:
     return typed
 
 
-def _load_group(raw: dict[str, Any]) -> list[MasterKey]:
+def _load_group(raw: RawMetadata) -> list[MasterKey]:
     from .keys.registry import key_from_entry
 
     group: list[MasterKey] = []
@@ -179,7 +180,7 @@ def _load_group(raw: dict[str, Any]) -> list[MasterKey]:
     return group
 
 
-def _load_groups(raw: dict[str, Any]) -> list[list[MasterKey]]:
+def _load_groups(raw: RawMetadata) -> list[list[MasterKey]]:
     flat = _load_group(raw)
     if flat:
         return [flat]
@@ -208,7 +209,7 @@ def _truthy(value: object) -> bool:
     return bool(value)
 
 
-def _int(value: Any) -> int:
+def _int(value: TreeValue) -> int:
     if value in (None, ""):
         return 0
     try:

@@ -17,7 +17,7 @@ from .tree import Branches, TreeMap, TreeValue
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from dataclasses import dataclass
-    from typing import Any
+    from typing import TypeAlias
 
     from .stores import Store
 else:  # the same classes without importing dataclasses (start-up time)
@@ -256,7 +256,12 @@ def decryption_order(raw: str | None) -> list[str] | None:
     return check_decryption_order([p.strip() for p in raw.split(",") if p.strip()])
 
 
-def semver_key(text: str) -> tuple[Any, ...]:
+if TYPE_CHECKING:
+    #: A release sorts as (1,), a pre-release as (0, its identifiers' keys).
+    _PreReleaseKey: TypeAlias = "tuple[int] | tuple[int, tuple[tuple[int, int, str], ...]]"
+
+
+def semver_key(text: str) -> tuple[int, int, int, _PreReleaseKey]:
     """Sort key of a semantic version as blang/semver (sops' parser) reads it;
     ValueError with its message when the text is not one. A leading "v" is allowed."""
     text = text[1:] if text.startswith("v") else text
@@ -269,7 +274,7 @@ def semver_key(text: str) -> tuple[Any, ...]:
         raise ValueError(f"Invalid semantic version {text!r}")
     major, minor, patch, pre = m.groups()
     # A release sorts after its pre-releases; numeric identifiers before alphanumeric ones.
-    pre_key: tuple[Any, ...] = (1,)
+    pre_key: _PreReleaseKey = (1,)
     if pre:
         pre_key = (0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
     return (int(major), int(minor), int(patch), pre_key)

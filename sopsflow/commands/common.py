@@ -104,7 +104,7 @@ def decryption_order(args: argparse.Namespace) -> list[str] | None:
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
-    from ..config.decoder import locate_config
+    from ..config.discovery import locate_config
 
     return locate_config(getattr(args, "config", None))
 

@@ -20,7 +20,6 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
@@ -28,6 +27,7 @@ from ..logs import logger
 from ..tree import Comment, TreeMap, val_to_string
 from . import common
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from ..operations import Decrypted
     from ..stores import Store
@@ -244,7 +244,7 @@ def _release_fifo_writer(path: str, writer: threading.Thread) -> None:
     writer.join(timeout=1.0)
 
 
-def _place_plaintext(directory: str, data: bytes, fifo: bool, filename: str | None) -> tuple[str, Any]:
+def _place_plaintext(directory: str, data: bytes, fifo: bool, filename: str | None) -> tuple[str, threading.Thread | None]:
     if fifo:
         path = os.path.join(directory, filename or FALLBACK_FILENAME)
         os.mkfifo(path, 0o600)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..creation import make_keys
@@ -29,7 +28,10 @@ from ..errors import SopsError
 from ..keys.base import MasterKey
 from . import common
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..metadata import Metadata
 
 _UINT32_MAX = (1 << 32) - 1
@@ -68,7 +70,7 @@ def _add_file_flags(p: argparse.ArgumentParser) -> None:
     common.add_global_flags(p, suppress=True)
 
 
-def _usage(parser: argparse.ArgumentParser) -> Any:
+def _usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     def show(_args: argparse.Namespace) -> int:
         parser.print_help(sys.stderr)
         return errors.NO_FILE_SPECIFIED
@@ -136,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     return _change(args, delete)
 
 
-def _change(args: argparse.Namespace, edit: Any) -> int:
+def _change(args: argparse.Namespace, edit: Callable[[list[list[MasterKey]]], None]) -> int:
     from ..fileio import atomic_write
     from ..keys.groups import get_data_key
     from ..operations import decrypt_document, load_metadata, removed_recipients, rewrap_keys, rotate_data_key

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import sys
-from typing import Any
 
 from .. import errors
 from ..errors import SopsError
@@ -33,6 +32,10 @@ from ..tree import (
     unset_path,
 )
 from . import common
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +71,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 # --- JSON values -------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"invalid JSON constant {name}")
 
 

@@ -28,23 +28,51 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 from ..logs import logger
 from ..metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
-from .discovery import find_config, go_abs
+from .discovery import go_abs, locate_config
 from .keyspecs import GroupSpec
 from .rules import Config, CreationRule, DestinationRule
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import Any, NoReturn, Protocol, TypeAlias
 
-if TYPE_CHECKING:
     from ..stores import Store
+    from ..tree import TreeValue
+
+    class _Mark(Protocol):
+        @property
+        def line(self) -> int: ...
+        @property
+        def index(self) -> int: ...
+
+    #: What a node holds depends on its kind (see :meth:`_Decoder.kind`): the
+    #: source text of a scalar, the item nodes of a sequence, the (key, value)
+    #: node pairs of a mapping. The decoder branches on the kind, not the type,
+    #: so a union here would only add casts.
+    _NodeValue: TypeAlias = Any
+
+    class _Node(Protocol):
+        """A composed YAML node, from PyYAML (libyaml) or from ruamel: both
+        libraries' node classes have these attributes."""
+
+        @property
+        def value(self) -> _NodeValue: ...
+        @property
+        def tag(self) -> object: ...
+        @property
+        def start_mark(self) -> _Mark: ...
+
+    class _NodeSource(Protocol):
+        """PyYAML's composer interface."""
+
+        def check_node(self) -> bool: ...
+        def get_node(self) -> _Node | None: ...
 
 
 SELECTION_OPTIONS = _SELECTION_OPTIONS  # re-exported: the one list lives in metadata.py
@@ -87,24 +115,6 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = True) -> Config:
     return config
 
 
-def locate_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The `.sops.yaml` in effect: ``explicit`` (``--config``), else
-    ``$SOPS_CONFIG``, else the nearest one from the working directory upward.
-    A named file that does not exist is sops' error; None when none is found."""
-    named = explicit or os.environ.get("SOPS_CONFIG")
-    if named:
-        path = Path(named)
-        if not path.exists():
-            # sops' wording and exit code, whichever command (or none) follows the flag.
-            raise SopsError(errors.GENERIC, f"could not read config file: open {os.fspath(named)}: no such file or directory")
-        return path
-    try:
-        start = Path.cwd()
-    except FileNotFoundError:
-        return None  # a deleted working directory holds no config file; sops goes on without one
-    return find_config(start)
-
-
 def config_in_effect(explicit: str | os.PathLike[str] | None = None, *, strict: bool = True) -> Config | None:
     """The loaded :func:`locate_config` file, or None. ``strict=False`` is for
     commands that only need its ``stores`` section (decrypt, rotate, set,
@@ -139,7 +149,7 @@ def parse_config(data: bytes, path: str, *, strict: bool = True) -> Config:
         raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {path}: not valid UTF-8") from None
     try:
         root = _compose_libyaml(text)
-        if root is not _UNPARSED:
+        if not isinstance(root, _Unparsed):
             return _Decoder(path, text).config(root, strict)
         return _Decoder(path).config(_compose(text, path), strict)
     except RecursionError:
@@ -148,10 +158,14 @@ def parse_config(data: bytes, path: str, *, strict: bool = True) -> Config:
         raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {path}: nesting is too deep") from None
 
 
-_UNPARSED: Any = object()
+class _Unparsed:
+    """libyaml is missing or rejects the text: the ruamel path runs instead."""
 
 
-def _compose_libyaml(text: str) -> Any:
+_UNPARSED = _Unparsed()
+
+
+def _compose_libyaml(text: str) -> _Node | _Unparsed | None:
     """The first document's node tree through libyaml (PyYAML's C parser): a
     fraction of ruamel's time, which every command reading the config pays.
     Resolution is left to :class:`_Decoder`, so no implicit tags are applied.
@@ -184,21 +198,22 @@ def _compose_libyaml(text: str) -> Any:
         composer.dispose()
 
 
-def _first_node(composer: Any) -> Any:
+def _first_node(composer: _NodeSource) -> _Node | None:
     """go-yaml reads the first document only; later ones are not even parsed."""
     if composer.check_node():
         return composer.get_node()
     return None
 
 
-def _compose(text: str, path: str) -> Any:
+def _compose(text: str, path: str) -> _Node | None:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     yaml = YAML(typ="safe", pure=True)
     try:
         for doc in yaml.compose_all(text):
-            return doc  # go-yaml reads the first document only
+            first: _Node = doc  # ruamel's compose_all is untyped
+            return first  # go-yaml reads the first document only
     except YAMLError as exc:
         # sops: "error loading config: Could not unmarshal config file: yaml: line N: ..." (exit 1,
         # also for decrypt)
@@ -218,7 +233,7 @@ _BOOL_11 = {**{w: True for w in ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON"
 _TAG_PREFIX = "tag:yaml.org,2002:"
 
 
-def _resolve_plain(text: str) -> tuple[str, Any]:
+def _resolve_plain(text: str) -> tuple[str, TreeValue]:
     """go-yaml's resolution of an untagged plain scalar: the YAML store's rule,
     so a value means the same in a config and in a document (``1e999`` and
     ``.5e999`` overflow float64 and stay strings in both). A timestamp keeps
@@ -253,16 +268,16 @@ class _Decoder:
 
     # errors
 
-    def fail(self, node: Any, where: str, problem: str) -> NoReturn:
+    def fail(self, node: _Node | None, where: str, problem: str) -> NoReturn:
         line = f"line {node.start_mark.line + 1}: " if node is not None else ""
         raise SopsError(errors.ERROR_READING_CONFIG, f"invalid config file {self.path}: {line}{where}: {problem}")
 
-    def type_fail(self, node: Any, where: str, expected: str) -> NoReturn:
+    def type_fail(self, node: _Node, where: str, expected: str) -> NoReturn:
         # sops: "... yaml: unmarshal errors: line N: cannot unmarshal !!str `x` into int" (exit 1,
         # and every command fails, decrypt included)
         self.fail(node, where, f"expected {expected}, got {self.describe(node)}")
 
-    def describe(self, node: Any) -> str:
+    def describe(self, node: _Node) -> str:
         kind = type(node).__name__
         if kind == "MappingNode":
             return "a mapping"
@@ -274,10 +289,10 @@ class _Decoder:
 
     # scalars
 
-    def resolve(self, node: Any) -> tuple[str, Any]:
+    def resolve(self, node: _Node) -> tuple[str, TreeValue]:
         """(short tag, value) of a scalar node as go-yaml v3 resolves it."""
         text = node.value
-        if node.style in ("'", '"', "|", ">"):
+        if getattr(node, "style", None) in ("'", '"', "|", ">"):  # scalars have a style, in both libraries
             return "!!str", text
         tag = str(getattr(node.tag, "value", node.tag))
         if not self._explicit(node, tag):
@@ -294,7 +309,7 @@ class _Decoder:
             return "!!float", float(value)
         self.fail(node, "value", f"cannot decode {rtag} `{text}` as a {short}")
 
-    def _explicit(self, node: Any, tag: str) -> bool:
+    def _explicit(self, node: _Node, tag: str) -> bool:
         """Whether the scalar carries a tag of its own (``!!int 5``)."""
         if self.source is not None:
             return _EXPLICIT_TAG.match(self.source, node.start_mark.index) is not None
@@ -310,15 +325,15 @@ class _Decoder:
         return str(self._implicit(text))
 
     @staticmethod
-    def kind(node: Any) -> str:
+    def kind(node: _Node) -> str:
         return type(node).__name__.replace("Node", "").lower()  # scalar / sequence / mapping
 
-    def is_null(self, node: Any) -> bool:
+    def is_null(self, node: _Node | None) -> bool:
         return node is None or (self.kind(node) == "scalar" and self.resolve(node)[0] == "!!null")
 
-    def string(self, node: Any, where: str) -> str | None:
+    def string(self, node: _Node | None, where: str) -> str | None:
         """A string field: the scalar's source text; None when null."""
-        if self.is_null(node):
+        if node is None or self.is_null(node):  # the first test narrows the type
             return None
         if self.kind(node) != "scalar":
             self.type_fail(node, where, "a string")
@@ -333,8 +348,8 @@ class _Decoder:
                 self.fail(node, where, "!!binary value contains invalid base64 data")
         return str(node.value)
 
-    def integer(self, node: Any, where: str) -> int | None:
-        if self.is_null(node):
+    def integer(self, node: _Node | None, where: str) -> int | None:
+        if node is None or self.is_null(node):  # the first test narrows the type
             return None
         if self.kind(node) == "scalar":
             tag, value = self.resolve(node)
@@ -345,8 +360,8 @@ class _Decoder:
                 return int(value)
         self.type_fail(node, where, "an integer")
 
-    def boolean(self, node: Any, where: str) -> bool | None:
-        if self.is_null(node):
+    def boolean(self, node: _Node | None, where: str) -> bool | None:
+        if node is None or self.is_null(node):  # the first test narrows the type
             return None
         if self.kind(node) == "scalar":
             tag, value = self.resolve(node)
@@ -356,9 +371,9 @@ class _Decoder:
                 return _BOOL_11[value]
         self.type_fail(node, where, "a boolean")
 
-    def string_list(self, node: Any, where: str) -> list[str]:
+    def string_list(self, node: _Node | None, where: str) -> list[str]:
         """A ``[]string`` field: null items are dropped, scalars are refused."""
-        if self.is_null(node):
+        if node is None or self.is_null(node):  # the first test narrows the type
             return []
         if self.kind(node) != "sequence":
             # sops: "cannot unmarshal !!str `age1...` into []string" (exit 1)
@@ -370,10 +385,10 @@ class _Decoder:
                 out.append(text)
         return out
 
-    def key_field(self, node: Any, where: str) -> list[str]:
+    def key_field(self, node: _Node | None, where: str) -> list[str]:
         """sops' parseKeyField over an ``interface{}`` field: a comma-separated
         string (items trimmed, empties dropped) or a list of strings (as is)."""
-        if self.is_null(node):
+        if node is None or self.is_null(node):  # the first test narrows the type
             return []
         kind = self.kind(node)
         if kind == "scalar":
@@ -397,10 +412,10 @@ class _Decoder:
 
     # mappings
 
-    def mapping(self, node: Any, where: str, known: tuple[str, ...] | None) -> dict[str, Any]:
+    def mapping(self, node: _Node | None, where: str, known: tuple[str, ...] | None) -> dict[str, _Node]:
         """Fields of a struct-like mapping (merge keys applied, duplicates refused).
         ``known=None`` accepts any key (a Go map)."""
-        if self.is_null(node):
+        if node is None or self.is_null(node):  # the first test narrows the type
             return {}
         if self.kind(node) != "mapping":
             # sops: "cannot unmarshal !!str `foo` into config.creationRule" (exit 1)
@@ -431,9 +446,9 @@ class _Decoder:
                     fields.setdefault(name, value)
         return fields
 
-    def struct_list(self, node: Any, where: str) -> list[tuple[int, Any]]:
+    def struct_list(self, node: _Node | None, where: str) -> list[tuple[int, _Node]]:
         """Items of a list of structs, with their index; null items dropped."""
-        if self.is_null(node):
+        if node is None or self.is_null(node):  # the first test narrows the type
             return []
         if self.kind(node) != "sequence":
             self.type_fail(node, where, "a list")
@@ -441,7 +456,7 @@ class _Decoder:
 
     # the schema
 
-    def config(self, root: Any, strict: bool) -> Config:
+    def config(self, root: _Node | None, strict: bool) -> Config:
         top = self.mapping(root, "top level", ("creation_rules", "destination_rules", "stores"))
         indents = self.stores(top.get("stores"))
         rules_node = top.get("creation_rules")
@@ -457,7 +472,7 @@ class _Decoder:
                 rule.key_specs()
         return Config(self.path, rules, has_rules, indents, destinations)
 
-    def stores(self, node: Any) -> dict[str, int]:
+    def stores(self, node: _Node | None) -> dict[str, int]:
         stores = self.mapping(node, "stores", ("dotenv", "ini", "json_binary", "json", "yaml"))
         indents: dict[str, int] = {}
         for name, value in stores.items():
@@ -475,7 +490,7 @@ class _Decoder:
     )
     _FLAT_KEYS = ("age", "pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri")
 
-    def rule(self, node: Any, index: int, where: str) -> CreationRule:
+    def rule(self, node: _Node | None, index: int, where: str) -> CreationRule:
         f = self.mapping(node, where, self._RULE_KEYS)
         path_regex = self.string(f.get("path_regex"), f"{where}.path_regex") or ""
         flat: dict[str, list[str]] = {}
@@ -522,7 +537,7 @@ class _Decoder:
             _key_error=key_error,
         )
 
-    def group(self, node: Any, where: str) -> GroupSpec:
+    def group(self, node: _Node | None, where: str) -> GroupSpec:
         f = self.mapping(node, where, ("merge", "kms", "gcp_kms", "hckms", "azure_keyvault", "hc_vault", "age", "pgp"))
         group = GroupSpec(
             merge=[self.group(m, f"{where}.merge[{i}]") for i, m in self.struct_list(f.get("merge"), f"{where}.merge")],
@@ -544,7 +559,7 @@ class _Decoder:
             group.azure.append({k: self.string(a.get(k), f"{here}.{k}") or "" for k in ("vaultUrl", "key", "version")})
         return group
 
-    def kms_entry(self, node: Any, where: str) -> dict[str, Any]:
+    def kms_entry(self, node: _Node, where: str) -> dict[str, str | dict[str, str] | None]:
         f = self.mapping(node, where, ("arn", "role", "context", "aws_profile"))
         context: dict[str, str] = {}
         for key, value in self.mapping(f.get("context"), f"{where}.context", None).items():
@@ -560,7 +575,7 @@ class _Decoder:
             "aws_profile": self.string(f.get("aws_profile"), f"{where}.aws_profile") or "",
         }
 
-    def destination_rule(self, node: Any, where: str) -> DestinationRule:
+    def destination_rule(self, node: _Node | None, where: str) -> DestinationRule:
         # Type-checked even when not publishing, because sops refuses the
         # whole file when these do not decode.
         strings = ("path_regex", "s3_bucket", "s3_prefix", "gcs_bucket", "gcs_prefix", "vault_path",

@@ -13,6 +13,7 @@ import posixpath
 from pathlib import Path
 
 from .. import errors
+from ..errors import SopsError
 from ..logs import logger
 
 CONFIG_FILE_NAME = ".sops.yaml"
@@ -100,3 +101,19 @@ def find_config(start: str | os.PathLike[str] = ".") -> Path | None:
     return None
 
 
+def locate_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The `.sops.yaml` in effect: ``explicit`` (``--config``), else
+    ``$SOPS_CONFIG``, else the nearest one from the working directory upward.
+    A named file that does not exist is sops' error; None when none is found."""
+    named = explicit or os.environ.get("SOPS_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.exists():
+            # sops' wording and exit code, whichever command (or none) follows the flag.
+            raise SopsError(errors.GENERIC, f"could not read config file: open {os.fspath(named)}: no such file or directory")
+        return path
+    try:
+        start = Path.cwd()
+    except FileNotFoundError:
+        return None  # a deleted working directory holds no config file; sops goes on without one
+    return find_config(start)

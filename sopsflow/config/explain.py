@@ -54,12 +54,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from .decoder import SELECTION_OPTIONS, load_config
 from .discovery import find_config, go_abs, go_getwd
 from .keyspecs import KEY_ENV_VARS
 from .rules import Config, CreationRule
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    # explain()'s result is a JSON document (what `rules --json` prints)
+    from ..tree import TreeValue
 
 _DEFAULT_INDENT = {"yaml": 4, "json": -1, "binary": -1}
 
@@ -76,7 +80,7 @@ def explain(
     config_path: str | os.PathLike[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, TreeValue]:
     """Explain the creation rule sops would pick for ``file_path``.
 
     ``config_path`` (``--config``) wins, then ``SOPS_CONFIG`` from ``env``
@@ -88,7 +92,7 @@ def explain(
     given = os.fspath(file_path)
     found, source = _locate_config(config_path, env, base)
     config = load_config(found) if found is not None else None
-    result: dict[str, Any] = {
+    result: dict[str, TreeValue] = {
         "file": given,
         "absolute_path": go_abs(given, base),
         "cwd": base,
@@ -118,7 +122,7 @@ def _locate_config(config_path: str | os.PathLike[str] | None, env: Mapping[str,
     return (str(found), "search") if found is not None else (None, None)
 
 
-def _add_match(result: dict[str, Any], config: Config, given: str, base: str) -> None:
+def _add_match(result: dict[str, TreeValue], config: Config, given: str, base: str) -> None:
     trace = config.match_trace(given, base)
     result["matched_path"] = trace.relative_path
     result["inside_config_dir"] = trace.inside_config_dir
@@ -132,7 +136,7 @@ def _add_match(result: dict[str, Any], config: Config, given: str, base: str) ->
         result["rule"] = _rule_info(trace.rule, trace.relative_path, result["store"]["name"])
 
 
-def _rule_info(rule: CreationRule, relative: str, store_name: str) -> dict[str, Any]:
+def _rule_info(rule: CreationRule, relative: str, store_name: str) -> dict[str, TreeValue]:
     match = None
     found = rule.search(relative)
     if found is not None:
@@ -155,7 +159,7 @@ def _rule_info(rule: CreationRule, relative: str, store_name: str) -> dict[str, 
     }
 
 
-def _store_info(path: str, config: Config | None) -> dict[str, Any]:
+def _store_info(path: str, config: Config | None) -> dict[str, TreeValue]:
     name = store_name_for(path)
     if name not in _DEFAULT_INDENT:
         return {"name": name, "indent": None, "indent_source": None}
@@ -173,7 +177,7 @@ _STATUS_TEXT = {
 }
 
 
-def format_text(info: dict[str, Any]) -> str:
+def format_text(info: dict[str, TreeValue]) -> str:
     """Human-readable rendering of :func:`explain`'s result."""
     lines = [f"file:    {info['file']}"]
     if info["config"] is None:
@@ -198,7 +202,7 @@ def format_text(info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rule_lines(rule: dict[str, Any]) -> list[str]:
+def _rule_lines(rule: dict[str, TreeValue]) -> list[str]:
     if rule["path_regex"]:
         m = rule["match"]
         why = f"path_regex {rule['path_regex']!r} found {m['text']!r} at {m['start']}..{m['end']}"

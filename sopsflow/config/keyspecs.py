@@ -160,7 +160,7 @@ def kms_specs(text: str, context: dict[str, str] | None, aws_profile: str) -> li
     return specs
 
 
-def _kms_value(arn: str, role: str, context: dict[str, str] | None, aws_profile: str) -> dict[str, Any]:
+def _kms_value(arn: str, role: str, context: dict[str, str] | None, aws_profile: str) -> dict[str, str | dict[str, str] | None]:
     return {"arn": arn, "role": role, "context": dict(context) if context else None, "aws_profile": aws_profile}
 
 

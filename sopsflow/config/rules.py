@@ -34,7 +34,15 @@ from .keyspecs import (
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Protocol
+
+    class GoRegexMatch(Protocol):
+        def span(self) -> tuple[int, int]: ...
+
+    class GoRegex(Protocol):
+        """A compiled RE2 pattern (the ``re2`` module ships no type information)."""
+
+        def search(self, text: str) -> GoRegexMatch | None: ...
 
 if TYPE_CHECKING:
     from dataclasses import dataclass, field
@@ -66,7 +74,7 @@ class CreationRule:
     _aws_profile: str = field(default="", repr=False)
     _hckms: list[str] = field(default_factory=list, repr=False)
     _groups: list[GroupSpec] = field(default_factory=list, repr=False)
-    _regex: Any = field(default=None, repr=False)
+    _regex: GoRegex | None = field(default=None, repr=False)
     _regex_error: str = field(default="", repr=False)
     _problem: str = field(default="", repr=False)
     _key_error: SopsError | None = field(default=None, repr=False)
@@ -88,6 +96,7 @@ class CreationRule:
         if self.path_regex == "":
             return None
         self._check_regex()
+        assert self._regex is not None  # _check_regex compiled it or raised
         found = self._regex.search(go_regex_subject(relative_path))
         if found is None:
             return None
@@ -208,7 +217,7 @@ def _go_regex_problem(pattern: str) -> str:
     return ""
 
 
-def compile_go_regex(pattern: str) -> tuple[Any, str]:
+def compile_go_regex(pattern: str) -> tuple[GoRegex | None, str]:
     """(compiled RE2 regex, "") or (None, error text) for a Go regexp pattern."""
     import re2
 

@@ -61,14 +61,22 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TypeAlias
+
     from ..config.rules import Config, CreationRule
+    from ..gitops.merge import KeyPolicy
+
+    #: A rule's keys as compared across a merge: each group's sorted
+    #: (key type, identity) pairs, and the Shamir threshold.
+    _KeyLayout: TypeAlias = "tuple[list[list[tuple[str, str]]], int]"
 
 DRIVER_NAME = "sopsflow"
 ATTRIBUTES = f"diff={DRIVER_NAME} merge={DRIVER_NAME}"
@@ -629,7 +637,7 @@ class MergeContext:
     ``rule_change`` describes how theirs changed that rule, when it did.
     """
 
-    policy: Any
+    policy: KeyPolicy | None
     rule_change: str | None = None
 
 
@@ -651,7 +659,7 @@ def _nearest_config(repo_root: Path, rev: str, rel_path: str) -> tuple[str, byte
     return None
 
 
-def _rule_at(repo_root: Path, rev: str, rel_path: str) -> tuple[str, Any] | None:
+def _rule_at(repo_root: Path, rev: str, rel_path: str) -> tuple[str, CreationRule | None] | None:
     """(config path, matching rule or None) in ``rev``; None without a config.
     Raises SopsError for a config or rule that does not load."""
     from ..config.decoder import parse_config
@@ -664,7 +672,7 @@ def _rule_at(repo_root: Path, rev: str, rel_path: str) -> tuple[str, Any] | None
     return rel, config.match(str(repo_root / rel_path))
 
 
-def _signature(found: tuple[str, Any] | None) -> tuple[Any, ...] | None:
+def _signature(found: tuple[str, CreationRule | None] | None) -> _KeyLayout | None:
     if found is None or found[1] is None:
         return None
     rule = found[1]
@@ -672,7 +680,7 @@ def _signature(found: tuple[str, Any] | None) -> tuple[Any, ...] | None:
     return (layout, rule.shamir_threshold)
 
 
-def _describe_change(old: tuple[Any, ...] | None, new: tuple[Any, ...] | None) -> str:
+def _describe_change(old: _KeyLayout | None, new: _KeyLayout | None) -> str:
     if new is None:
         return "no rule matches the file any more"
     if old is None:
@@ -685,7 +693,7 @@ def _describe_change(old: tuple[Any, ...] | None, new: tuple[Any, ...] | None) -
     return ", ".join(changes)
 
 
-def theirs_commit(environ: Any = None) -> str | None:
+def theirs_commit(environ: Mapping[str, str] | None = None) -> str | None:
     """The commit being merged in: ``git merge`` names it in a
     ``GITHEAD_<id>`` variable for the drivers it runs (rebase and cherry-pick
     do not)."""
@@ -731,9 +739,9 @@ def merge_context(repo_root: Path, rel_path: str) -> MergeContext:
     except SopsError:
         base = []  # unrelated histories
     try:
-        base_rule = _signature(_rule_at(repo_root, base[0], rel_path)) if base else None
+        base_rule: _KeyLayout | tuple[str] | None = _signature(_rule_at(repo_root, base[0], rel_path)) if base else None
     except SopsError:
-        base_rule = ("unreadable",)
+        base_rule = ("unreadable",)  # differs from every layout
     if theirs_rule != base_rule:
         where = ours[0] if ours is not None else ".sops.yaml"
         context.rule_change = (f"theirs changes the creation rule of {where} for this file "

@@ -22,7 +22,7 @@ from ..errors import SopsError
 TYPE_CHECKING = False  # typing is not imported at run time (hook start-up)
 if TYPE_CHECKING:
     import subprocess
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import IO, Any
 
     import pygit2
@@ -38,10 +38,10 @@ class GitFile:
 
     __slots__ = ("path", "mode", "_loader", "_data")
 
-    def __init__(self, path: str, mode: int, loader: Any) -> None:
+    def __init__(self, path: str, mode: int, loader: Callable[[], bytes]) -> None:
         self.path = path  # repo-relative, "/" separators
         self.mode = mode
-        self._loader = loader  # () -> bytes
+        self._loader = loader
         self._data: bytes | None = None
 
     @property
@@ -58,7 +58,7 @@ class GitFile:
         return f"GitFile({self.path!r}, mode={self.mode:o})"
 
 
-def _blob_loader(repo: pygit2.Repository, oid: Any) -> Any:
+def _blob_loader(repo: pygit2.Repository, oid: pygit2.Oid | str) -> Callable[[], bytes]:
     def load() -> bytes:
         # straight from the object database: no object lookup first
         return bytes(repo.odb.read(oid)[1])
@@ -66,7 +66,7 @@ def _blob_loader(repo: pygit2.Repository, oid: Any) -> Any:
     return load
 
 
-def _disk_loader(path: Path, is_symlink: bool) -> Any:
+def _disk_loader(path: Path, is_symlink: bool) -> Callable[[], bytes]:
     def load() -> bytes:
         if is_symlink:
             # git stores a link as a blob holding its target
@@ -184,7 +184,7 @@ class Repo:
             return None
         return self._tree(self._repo.head.target)
 
-    def _tree(self, rev: Any) -> pygit2.Tree:
+    def _tree(self, rev: str | pygit2.Oid) -> pygit2.Tree:
         import pygit2
 
         try:
@@ -337,7 +337,7 @@ class IndexRepo:
             self._entries = entries
         return self._entries
 
-    def _loader(self, oid: str) -> Any:
+    def _loader(self, oid: str) -> Callable[[], bytes]:
         def load() -> bytes:
             return self._read_blob(oid)
 

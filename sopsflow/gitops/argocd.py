@@ -27,10 +27,13 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from .. import errors
 from ..errors import SopsError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from ..tree import TreeValue
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -100,7 +103,7 @@ def _split_documents(text: str) -> list[str]:
     return ["".join(d) for d in docs if "".join(d).strip()]
 
 
-def _parse(doc: str, where: str) -> Any:
+def _parse(doc: str, where: str) -> TreeValue:
     import yaml
 
     try:
@@ -110,11 +113,11 @@ def _parse(doc: str, where: str) -> Any:
         raise _fail(f"{where}: not valid YAML", errors.COULD_NOT_READ_INPUT_FILE) from None
 
 
-def _is_object(doc: Any) -> bool:
+def _is_object(doc: TreeValue) -> bool:
     return isinstance(doc, Mapping) and bool(doc.get("apiVersion")) and bool(doc.get("kind"))
 
 
-def _left_out(doc: Mapping[str, Any]) -> str | None:
+def _left_out(doc: Mapping[str, TreeValue]) -> str | None:
     """Why an object is not for the cluster, or None."""
     from .ksops import is_generator
 
@@ -140,7 +143,7 @@ class _Found:
         self.rel = rel
         self.data = read_input(str(path))
         self.store = store_by_name(format_for_path(path.name))
-        self.branches: list[Any] = []
+        self.branches: list[TreeValue] = []
         self.encrypted = False
         try:
             self.text = self.data.decode("utf-8")

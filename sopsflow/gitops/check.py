@@ -65,9 +65,17 @@ from .settings import SETTINGS_SECTIONS, AuditSettings
 
 TYPE_CHECKING = False  # neither typing nor dataclasses at run time (hook start-up)
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from dataclasses import dataclass, field
-    from typing import Any, NamedTuple
+    from typing import Any, NamedTuple, TypeAlias
+
+    import yaml
+
+    from ..tree import RawMetadata, TreeValue
+
+    #: A parser frame of :func:`_first_required_plain_yaml`: [is_mapping,
+    #: expecting_key, key_or_index, path, parts], updated in place per event.
+    _Frame: TypeAlias = list[Any]
 else:
     from ..records import NamedTuple, dataclass, field
 
@@ -313,7 +321,7 @@ class _CommentLeaf(NamedTuple):
 class _Doc:
     """A parsed file: its leaves and raw metadata (None without a sops block)."""
 
-    def __init__(self, leaves: list[_Leaf], raw_meta: Any, has_meta: bool, problems: list[tuple[str, int | None]],
+    def __init__(self, leaves: list[_Leaf], raw_meta: RawMetadata | None, has_meta: bool, problems: list[tuple[str, int | None]],
                  lines: _LineFinder | None = None, comments: list[_CommentLeaf] | None = None):
         self.leaves = leaves
         #: None when the parser does not see comments (the fast YAML path)
@@ -342,7 +350,7 @@ class _ParseFailure(Exception):
         self.reason = reason
 
 
-def _leaf_kind(value: Any) -> tuple[str, str]:
+def _leaf_kind(value: TreeValue) -> tuple[str, str]:
     if value is None:
         return "null", ""
     if type(value) is str:
@@ -356,18 +364,18 @@ def _leaf_kind(value: Any) -> tuple[str, str]:
 # YAML through PyYAML nodes -------------------------------------------------------
 
 
-def _yaml_nodes(data: bytes) -> list[Any]:
+def _yaml_nodes(data: bytes) -> list[yaml.Node]:
     try:
         return detectors.compose_documents(data)
     except ValueError as exc:
         raise _ParseFailure(str(exc)) from None
 
 
-def _node_null(node: Any) -> bool:
+def _node_null(node: yaml.Node) -> bool:
     return bool(node.tag == "tag:yaml.org,2002:null")
 
 
-def _node_python(node: Any, depth: int = 0) -> Any:
+def _node_python(node: yaml.Node, depth: int = 0) -> TreeValue:
     """Metadata as plain Python, every scalar a string (Metadata.from_dict
     converts): timestamps stay text, as sops reads them."""
     if depth > 50:
@@ -384,7 +392,7 @@ def _load_yaml_fast(data: bytes) -> _Doc:
     docs = _yaml_nodes(data)
     leaves: list[_Leaf] = []
     problems: list[tuple[str, int | None]] = []
-    raw_meta: Any = None
+    raw_meta: RawMetadata | None = None
     has_meta = False
     budget = [MAX_YAML_NODES_PER_BYTE * len(data) + 10_000]
     for index, doc in enumerate(docs):
@@ -408,7 +416,7 @@ def _load_yaml_fast(data: bytes) -> _Doc:
     return _Doc(leaves, raw_meta, has_meta, problems)
 
 
-def _walk_mapping(entries: list[tuple[Any, Any]], path: tuple[str, ...], shown: list[str | int], doc: int,
+def _walk_mapping(entries: list[tuple[yaml.Node, yaml.Node]], path: tuple[str, ...], shown: list[str | int], doc: int,
                   leaves: list[_Leaf], problems: list[tuple[str, int | None]], budget: list[int]) -> None:
     seen: set[str] = set()
     for key, value in entries:
@@ -419,7 +427,7 @@ def _walk_mapping(entries: list[tuple[Any, Any]], path: tuple[str, ...], shown: 
         _walk_node(value, path + (name,), shown + [name], doc, leaves, problems, budget)
 
 
-def _walk_node(node: Any, path: tuple[str, ...], shown: list[str | int], doc: int,
+def _walk_node(node: yaml.Node, path: tuple[str, ...], shown: list[str | int], doc: int,
                leaves: list[_Leaf], problems: list[tuple[str, int | None]], budget: list[int]) -> None:
     budget[0] -= 1
     if budget[0] < 0:
@@ -442,7 +450,7 @@ def _walk_node(node: Any, path: tuple[str, ...], shown: list[str | int], doc: in
         leaves.append(_Leaf(path, shown, kind, text, node.start_mark.line + 1, doc, None))
 
 
-def _first_required_plain_yaml(data: bytes, required: Any) -> tuple[list[str | int], int] | None:
+def _first_required_plain_yaml(data: bytes, required: Callable[[tuple[str, ...]], bool]) -> tuple[list[str | int], int] | None:
     """For a YAML file without sops metadata: the first plaintext value whose
     key path ``required(path)`` selects, read as a stream of parser events so
     a multi-megabyte file stops at its first such value. None: no value is
@@ -451,7 +459,7 @@ def _first_required_plain_yaml(data: bytes, required: Any) -> tuple[list[str | i
 
     loader = detectors.yaml_loader(data)
     # frames: [is_mapping, expecting_key, key_or_index, path, parts]
-    frames: list[list[Any]] = []
+    frames: list[_Frame] = []
     try:
         while loader.check_event():
             event = loader.get_event()
@@ -494,7 +502,7 @@ def _first_required_plain_yaml(data: bytes, required: Any) -> tuple[list[str | i
         loader.dispose()
 
 
-def _value_done(frames: list[list[Any]]) -> None:
+def _value_done(frames: list[_Frame]) -> None:
     if frames:
         top = frames[-1]
         if top[0]:
@@ -521,7 +529,7 @@ def _load_with_store(store: Store, data: bytes, need_stack: bool) -> _Doc:
     return _Doc(leaves, raw, raw is not None, [], lines, comments)
 
 
-def _walk_tree(node: Any, path: tuple[str, ...], shown: list[str | int], stack: list[list[str]] | None,
+def _walk_tree(node: TreeMap | list[TreeValue], path: tuple[str, ...], shown: list[str | int], stack: list[list[str]] | None,
                doc: int, leaves: list[_Leaf], comments: list[_CommentLeaf]) -> None:
     if stack is not None:
         stack = stack + [[]]
@@ -638,10 +646,10 @@ class _LineFinder:
 
 #: Policies by selection options, shared across files so their per-path
 #: caches (and compiled regexes) are reused.
-_POLICIES: dict[tuple[tuple[str, str], ...], Any] = {}
+_POLICIES: dict[tuple[tuple[str, str], ...], Policy] = {}
 
 
-def _policy(selection: dict[str, str]) -> Any:
+def _policy(selection: dict[str, str]) -> Policy:
     key = tuple(sorted(selection.items()))
     policy = _POLICIES.get(key)
     if policy is None:
@@ -665,7 +673,7 @@ class _Policies:
             self.rule = _policy(self.rule_selection)
         self.need_stack = any(p is not None and p.uses_comments for p in (self.file, self.rule))
 
-    def required(self, leaf: _Leaf, policy: Any) -> bool:
+    def required(self, leaf: _Leaf, policy: Policy | None) -> bool:
         if policy is None:
             return False
         if policy.uses_comments:
@@ -674,7 +682,7 @@ class _Policies:
         return bool(policy.path_encrypted(leaf.path))
 
     @staticmethod
-    def comment_required(comment: _CommentLeaf, policy: Any) -> bool:
+    def comment_required(comment: _CommentLeaf, policy: Policy | None) -> bool:
         """Whether sops would have encrypted this comment (the engine's own
         rule: the comment sits in its stack; an encrypted_comment_regex marker
         stays plain)."""
@@ -707,7 +715,7 @@ _KEY_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
-def _hidden_in_metadata(raw: dict[str, Any]) -> Iterator[str]:
+def _hidden_in_metadata(raw: RawMetadata) -> Iterator[str]:
     """Where the sops block holds a value sops never writes there (an unknown
     field, at the top, in a key group or in a key entry)."""
     for name, value in raw.items():
@@ -721,7 +729,7 @@ def _hidden_in_metadata(raw: dict[str, Any]) -> Iterator[str]:
             yield name
 
 
-def _hidden_in_keys(group: dict[str, Any], prefix: str) -> Iterator[str]:
+def _hidden_in_keys(group: RawMetadata, prefix: str) -> Iterator[str]:
     for name, value in group.items():
         if name in _KEY_FIELDS:
             yield from _hidden_in_entries(name, value, prefix)
@@ -729,7 +737,7 @@ def _hidden_in_keys(group: dict[str, Any], prefix: str) -> Iterator[str]:
             yield prefix + name
 
 
-def _hidden_in_entries(name: str, entries: Any, prefix: str) -> Iterator[str]:
+def _hidden_in_entries(name: str, entries: TreeValue, prefix: str) -> Iterator[str]:
     if not isinstance(entries, list):
         return
     for i, entry in enumerate(entries):
@@ -739,12 +747,12 @@ def _hidden_in_entries(name: str, entries: Any, prefix: str) -> Iterator[str]:
                     yield f"{prefix}{name}[{i}].{field_name}"
 
 
-def _opaque_key_list(value: Any) -> bool:
+def _opaque_key_list(value: TreeValue) -> bool:
     """A list of entries with an ``enc``: a key type of a newer sops, kept as it is."""
     return isinstance(value, list) and bool(value) and all(isinstance(e, dict) and "enc" in e for e in value)
 
 
-def _blank(value: Any) -> bool:
+def _blank(value: TreeValue) -> bool:
     if isinstance(value, dict):
         return all(_blank(v) for v in value.values())
     if isinstance(value, list):

@@ -31,11 +31,17 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .. import errors
 from ..errors import SopsError
 from .policy import USAGE_ERROR
+
+if TYPE_CHECKING:
+    from ..config.keyspecs import KeySpec
+    from ..config.rules import Config, CreationRule
+    from ..keys.base import MasterKey
+    from ..tree import TreeValue
 
 SETTINGS_KEY = "clusters"
 _CLUSTER_KEYS = ("recipients", "paths", "kustomizations", "secrets")
@@ -132,7 +138,7 @@ def _kms_arn(identity: str) -> str:
     return identity.split("|", 1)[0].split("+", 1)[0]
 
 
-def parse_clusters(doc: Any, source: str) -> list[Cluster]:
+def parse_clusters(doc: TreeValue, source: str) -> list[Cluster]:
     """The ``clusters`` section of a parsed ``.sopsflow.yaml``; SopsError(1)
     when it is malformed (a typo must not silently check nothing)."""
     if not isinstance(doc, dict) or doc.get(SETTINGS_KEY) is None:
@@ -177,7 +183,7 @@ def load_clusters(data: bytes | None, source: str) -> list[Cluster]:
     return parse_clusters(doc, source)
 
 
-def _keys(value: Any, where: str, source: str) -> list[tuple[str, str]]:
+def _keys(value: TreeValue, where: str, source: str) -> list[tuple[str, str]]:
     out = []
     for i, text in enumerate(_strings(value, where, source)):
         try:
@@ -187,7 +193,7 @@ def _keys(value: Any, where: str, source: str) -> list[tuple[str, str]]:
     return out
 
 
-def _strings(value: Any, where: str, source: str) -> list[str]:
+def _strings(value: TreeValue, where: str, source: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -210,7 +216,7 @@ def _check_globs(patterns: list[str], source: str) -> None:
 # --- evaluation ----------------------------------------------------------------------------
 
 
-def key_of(master: Any) -> tuple[str, str]:
+def key_of(master: MasterKey) -> tuple[str, str]:
     """(type, normalised identity) of a key recorded in a file's metadata."""
     kind = master.type_name
     identity = master.identity()
@@ -350,7 +356,7 @@ def _under(path: str, directory: str) -> bool:
 
 def check(clusters: Sequence[Cluster], files: Iterable[TreeFile],
           kustomizations: Sequence[KustomizationLike], settings_path: str,
-          rule_of: Callable[[str], Any] | None = None) -> list[Problem]:
+          rule_of: Callable[[str], CreationRule | None] | None = None) -> list[Problem]:
     """Every way a configured cluster fails to open a file it deploys."""
     if not clusters:
         return []
@@ -374,7 +380,7 @@ def check(clusters: Sequence[Cluster], files: Iterable[TreeFile],
 
 
 def _judge(cluster: Cluster, rel: str, groups: list[list[tuple[str, str]]], threshold: int,
-           ks: KustomizationLike | None, settings_path: str, rule: Any) -> list[Problem]:
+           ks: KustomizationLike | None, settings_path: str, rule: CreationRule | None) -> list[Problem]:
     out = []
     related = (settings_path, *((ks.path,) if ks is not None else ()))
     opening = evaluate(groups, threshold, cluster.recipients)
@@ -418,7 +424,7 @@ def _why(opening: Opening, groups: list[list[tuple[str, str]]]) -> str:
             f"{opening.threshold} (Shamir threshold); no key for {closed}")
 
 
-def _fix(keys: list[str], opening: Opening, rel: str, rule: Any, secret: str | None = None) -> str:
+def _fix(keys: list[str], opening: Opening, rel: str, rule: CreationRule | None, secret: str | None = None) -> str:
     """What to do: re-wrap the file when its rule already gives the holder
     enough keys (the file is stale), else add a key to the rule."""
     if rule is not None and _rule_opens(rule, keys, opening):
@@ -437,7 +443,7 @@ def _fix(keys: list[str], opening: Opening, rel: str, rule: Any, secret: str | N
             f"or give {holder} a key the file is encrypted for")
 
 
-def _rule_opens(rule: Any, keys: list[str], opening: Opening) -> bool:
+def _rule_opens(rule: CreationRule, keys: list[str], opening: Opening) -> bool:
     """Whether a file encrypted by ``rule`` would open with ``keys``."""
     try:
         specs = rule.key_specs()
@@ -451,7 +457,7 @@ def _rule_opens(rule: Any, keys: list[str], opening: Opening) -> bool:
     return evaluate(groups, getattr(rule, "shamir_threshold", 0) or 0, held).ok
 
 
-def _spec_key(spec: Any) -> tuple[str, str]:
+def _spec_key(spec: KeySpec) -> tuple[str, str]:
     identity = spec.identity()
     if spec.type_name == "pgp":
         return "pgp", identity.replace(" ", "").upper()
@@ -470,15 +476,15 @@ def deployed_files(cluster: Cluster, files: Iterable[TreeFile],
     return {rel: sops[rel] for rel in deployed}
 
 
-def kustomizations_of(files: Sequence[TreeFile]) -> list[Any]:
+def kustomizations_of(files: Sequence[TreeFile]) -> list[KustomizationLike]:
     """The Flux Kustomizations in ``files`` (verify's parser)."""
     from .verify import _FluxManifests
 
     return list(_FluxManifests(files).kustomizations())
 
 
-def check_tree(settings: bytes | None, files: Sequence[TreeFile], configs: Sequence[tuple[str, Any, bytes]],
-               settings_path: str, rule_of: Callable[[str], Any] | None = None,
+def check_tree(settings: bytes | None, files: Sequence[TreeFile], configs: Sequence[tuple[str, Config | None, bytes]],
+               settings_path: str, rule_of: Callable[[str], CreationRule | None] | None = None,
                ) -> tuple[list[Problem], list[str], list[str]]:
     """verify's entry: the coverage of the clusters ``settings`` names and the
     keys the rotation plans of the tree retired. Returns (problems, checks

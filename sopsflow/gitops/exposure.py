@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     import pygit2
 
@@ -40,7 +40,7 @@ def _pygit2_repo(repo: Repo | IndexRepo) -> pygit2.Repository:
     return repo.objects
 
 
-def _commit(git: Any, rev: str) -> Any:
+def _commit(git: pygit2.Repository, rev: str) -> pygit2.Commit | None:
     import pygit2
 
     try:
@@ -49,11 +49,11 @@ def _commit(git: Any, rev: str) -> Any:
         return None
 
 
-def _remote_tips(git: Any) -> list[Any]:
+def _remote_tips(git: pygit2.Repository) -> list[pygit2.Oid]:
     """Commit ids of the remote-tracking refs (duplicates and non-commits left out)."""
     import pygit2
 
-    tips: dict[str, Any] = {}
+    tips: dict[str, pygit2.Oid] = {}
     for name in git.references:
         if not name.startswith("refs/remotes/") or name.endswith("/HEAD"):
             continue
@@ -65,8 +65,8 @@ def _remote_tips(git: Any) -> list[Any]:
     return list(tips.values())
 
 
-def _in_tree(git: Any, commit: Any, finding: Finding, judge: Judge, cache: dict[tuple[str, str], set[str]],
-             same_as: Any = None) -> bool:
+def _in_tree(git: pygit2.Repository, commit: pygit2.Commit, finding: Finding, judge: Judge, cache: dict[tuple[str, str], set[str]],
+             same_as: pygit2.Oid | None = None) -> bool:
     """Whether the file at ``finding.path`` in ``commit`` exposes the same
     finding: it is the very blob ``same_as``, or judging it finds it."""
     try:
@@ -80,11 +80,11 @@ def _in_tree(git: Any, commit: Any, finding: Finding, judge: Judge, cache: dict[
     key = (str(entry.id), finding.path)
     found = cache.get(key)
     if found is None:
-        found = cache[key] = judge(finding.path, bytes(git[entry.id].data))
+        found = cache[key] = judge(finding.path, git[entry.id].read_raw())
     return finding.fingerprint in found
 
 
-def classify(repo: Any, rev: str, findings: Iterable[Finding], judge: Judge) -> dict[str, str]:
+def classify(repo: Repo | IndexRepo, rev: str, findings: Iterable[Finding], judge: Judge) -> dict[str, str]:
     """For the exposure findings of the tree at ``rev`` (each is there by
     construction): fingerprint -> ``PUSHED`` or ``LOCAL``."""
     exposed = [f for f in findings if f.kind in EXPOSURE_KINDS and f.fingerprint]
@@ -101,7 +101,7 @@ def classify(repo: Any, rev: str, findings: Iterable[Finding], judge: Judge) -> 
         return {f.fingerprint: PUSHED for f in exposed}
 
 
-def _classify(git: Any, rev: str, exposed: list[Finding], judge: Judge) -> dict[str, str]:
+def _classify(git: pygit2.Repository, rev: str, exposed: list[Finding], judge: Judge) -> dict[str, str]:
     commit = _commit(git, rev)
     if commit is None:
         return {f.fingerprint: PUSHED for f in exposed}  # cannot tell: the safe hint
@@ -124,12 +124,12 @@ def _classify(git: Any, rev: str, exposed: list[Finding], judge: Judge) -> dict[
             current = commit.tree[f.path].id
         except KeyError:
             current = None
-        pushed = any(_in_tree(git, git[base], f, judge, cache, current) for base in bases)
+        pushed = any(_in_tree(git, git[base].peel(_commit_type()), f, judge, cache, current) for base in bases)
         out[f.fingerprint] = PUSHED if pushed else LOCAL
     return out
 
 
-def classify_staged(repo: Any, findings: Iterable[Finding], judge: Judge) -> dict[str, str]:
+def classify_staged(repo: Repo | IndexRepo, findings: Iterable[Finding], judge: Judge) -> dict[str, str]:
     """For exposure findings of staged files: those HEAD already holds, as
     :func:`classify` says; the others are in no commit (left out)."""
     exposed = [f for f in findings if f.kind in EXPOSURE_KINDS and f.fingerprint]
@@ -144,7 +144,7 @@ def classify_staged(repo: Any, findings: Iterable[Finding], judge: Judge) -> dic
     return classify(repo, str(head.id), committed, judge) if committed else {}
 
 
-def _commit_type() -> Any:
+def _commit_type() -> type[pygit2.Commit]:
     import pygit2
 
     return pygit2.Commit

@@ -47,15 +47,17 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from ruamel.yaml import YAML
+
     from ..config.rules import Config
     from ..stores import Store
-    from ..tree import Branches
+    from ..tree import Branches, TreeValue
 
 GENERATOR_GROUP = "viaduct.ai"
 GENERATOR_KIND = "ksops"
@@ -83,7 +85,7 @@ def _fail(message: str) -> SopsError:
 class SecretFrom:
     """One ``secretFrom`` entry: a Secret assembled from encrypted files."""
 
-    metadata: dict[str, Any]
+    metadata: dict[str, TreeValue]
     type: str | None = None
     files: list[str] = field(default_factory=list)
     binary_files: list[str] = field(default_factory=list)
@@ -99,7 +101,7 @@ class Generator:
     secret_from: list[SecretFrom] = field(default_factory=list)
 
 
-def is_generator(doc: Any) -> bool:
+def is_generator(doc: TreeValue) -> bool:
     """Whether ``doc`` is a ``viaduct.ai/*`` ``ksops`` manifest."""
     if not isinstance(doc, Mapping):
         return False
@@ -107,7 +109,7 @@ def is_generator(doc: Any) -> bool:
     return doc.get("kind") == GENERATOR_KIND and isinstance(api, str) and api.split("/")[0] == GENERATOR_GROUP
 
 
-def _string_list(value: Any, where: str) -> list[str]:
+def _string_list(value: TreeValue, where: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -115,7 +117,7 @@ def _string_list(value: Any, where: str) -> list[str]:
     return [str(v) for v in value]
 
 
-def parse_generator(doc: Any) -> Generator:
+def parse_generator(doc: TreeValue) -> Generator:
     """Check a generator manifest and return its parts (SopsError on anything unexpected)."""
     if not isinstance(doc, Mapping):
         raise _fail("the generator manifest is not a YAML mapping")
@@ -161,7 +163,7 @@ def parse_generator(doc: Any) -> Generator:
     return gen
 
 
-def _plain(node: Any) -> Any:
+def _plain(node: TreeValue) -> TreeValue:
     """ruamel/PyYAML containers -> plain dicts and lists (for our own output)."""
     if isinstance(node, Mapping):
         return {str(k): _plain(v) for k, v in node.items()}
@@ -170,7 +172,7 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def check_generator_options(obj: Any, where: str) -> None:
+def check_generator_options(obj: TreeValue, where: str) -> None:
     """The two annotations kustomize reads from generated objects, validated as kustomize would."""
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
@@ -265,7 +267,7 @@ class Output:
     (kept byte for byte as sops prints it) and the Secrets of ``secretFrom``."""
 
     manifests: list[Decrypted] = field(default_factory=list)
-    secrets: list[dict[str, Any]] = field(default_factory=list)
+    secrets: list[dict[str, TreeValue]] = field(default_factory=list)
 
 
 def _key_and_path(entry: str, where: str) -> tuple[str, str]:
@@ -305,13 +307,13 @@ def _format_of(rel: str) -> str:
     return str(format_for_path(rel))
 
 
-def _documents(done: Decrypted) -> list[Any]:
+def _documents(done: Decrypted) -> list[TreeValue]:
     from ..operations import to_plain_python
 
     return [to_plain_python(b) for b in done.branches]
 
 
-def _secret(spec: SecretFrom, ctx: Context, where: str) -> dict[str, Any]:
+def _secret(spec: SecretFrom, ctx: Context, where: str) -> dict[str, TreeValue]:
     string_data: dict[str, str] = {}
     data: dict[str, str] = {}
     seen: dict[str, str] = {}
@@ -341,7 +343,7 @@ def _secret(spec: SecretFrom, ctx: Context, where: str) -> dict[str, Any]:
         for key, value in _env_pairs(ctx, rel, f"{where}: envs"):
             claim(key, rel)
             string_data[key] = value
-    secret: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": spec.metadata}
+    secret: dict[str, TreeValue] = {"apiVersion": "v1", "kind": "Secret", "metadata": spec.metadata}
     if spec.type:
         secret["type"] = spec.type
     if data:
@@ -384,7 +386,7 @@ def _env_pairs(ctx: Context, rel: str, where: str) -> list[tuple[str, str]]:
 # --- output ------------------------------------------------------------------------------------
 
 
-def _yaml() -> Any:
+def _yaml() -> YAML:
     from ruamel.yaml import YAML
 
     y = YAML(typ="rt")
@@ -394,7 +396,7 @@ def _yaml() -> Any:
     return y
 
 
-def _literal_strings(node: Any) -> Any:
+def _literal_strings(node: TreeValue) -> TreeValue:
     """Strings styled for every YAML reader: multi-line ones as ``|`` blocks (a
     generated Secret stays readable), those with control or line-breaking
     characters double-quoted with escapes, and any that a YAML 1.1 reader would
@@ -419,7 +421,7 @@ def _literal_strings(node: Any) -> Any:
 _GO_YAML_V2_BOOLS = frozenset(("y", "Y", "n", "N"))
 
 
-def _quoted_if_ambiguous(value: Any) -> Any:
+def _quoted_if_ambiguous(value: TreeValue) -> TreeValue:
     if not isinstance(value, str) or type(value) is not str:
         return value  # not a string, or a string whose style the input chose
     import yaml
@@ -447,7 +449,7 @@ def _printable(c: str) -> bool:
     return 0x20 <= o <= 0x7E or 0xA0 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
 
 
-def dump_yaml(obj: Any) -> str:
+def dump_yaml(obj: TreeValue) -> str:
     import io
 
     buffer = io.StringIO()
@@ -487,7 +489,7 @@ def run_exec(config_path: str) -> str:
     return exec_output(generate(gen, Context(root)))
 
 
-def _load_one(data: bytes, where: str) -> Any:
+def _load_one(data: bytes, where: str) -> TreeValue:
     from ruamel.yaml.error import YAMLError
 
     try:
@@ -523,7 +525,7 @@ def run_krm(data: bytes, cwd: Path | None = None) -> str:
     if not isinstance(items, list):
         raise _fail("stdin: ResourceList items must be a list")
     ctx = Context(root)
-    outputs: list[tuple[int, list[Any]]] = []
+    outputs: list[tuple[int, list[TreeValue]]] = []
     for index, item in enumerate(items):
         if is_generator(item):
             outputs.append((index, _krm_generate(item, ctx, root)))
@@ -533,7 +535,7 @@ def run_krm(data: bytes, cwd: Path | None = None) -> str:
             raise _fail("nothing to generate: no ksops generator among the items or as functionConfig")
         outputs.append((len(items), _krm_generate(config, ctx, root)))
     produced = dict(outputs)
-    result: list[Any] = []
+    result: list[TreeValue] = []
     for index, item in enumerate(items):
         if index in produced:
             result.extend(produced[index])
@@ -548,7 +550,7 @@ def run_krm(data: bytes, cwd: Path | None = None) -> str:
     return buffer.getvalue()
 
 
-def _item_dir(item: Mapping[str, Any], root: Path) -> Path:
+def _item_dir(item: Mapping[str, TreeValue], root: Path) -> Path:
     meta = item.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
     if isinstance(annotations, Mapping):
@@ -559,17 +561,17 @@ def _item_dir(item: Mapping[str, Any], root: Path) -> Path:
     return root
 
 
-def _krm_generate(item: Mapping[str, Any], ctx: Context, root: Path) -> list[Any]:
+def _krm_generate(item: Mapping[str, TreeValue], ctx: Context, root: Path) -> list[TreeValue]:
     ctx.base = Path(os.path.abspath(_item_dir(item, root)))
     out = generate(parse_generator(item), ctx)
-    produced: list[Any] = []
+    produced: list[TreeValue] = []
     for done in out.manifests:
         produced.extend(d for d in _yaml().load_all(done.plaintext.decode("utf-8", "surrogateescape")) if d is not None)
     produced.extend(_literal_strings(s) for s in out.secrets)
     return produced
 
 
-def _consumed(item: Any, ctx: Context, root: Path) -> bool:
+def _consumed(item: TreeValue, ctx: Context, root: Path) -> bool:
     if not isinstance(item, Mapping):
         return False
     meta = item.get("metadata")

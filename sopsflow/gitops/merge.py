@@ -30,17 +30,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from ..errors import SopsError
 from ..keys.registry import RULE_KEY_TYPES
 from ..tree import Branches, Comment, TreeMap, go_float_f
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..config.keyspecs import KeySpec
     from ..metadata import Metadata
     from ..operations import Decrypted
     from ..stores import Store
+    from ..tree import TreeValue
 
 
 class _Missing:
@@ -65,7 +68,7 @@ class MergeResult:
 # --- equality ---------------------------------------------------------------------
 
 
-def same(a: Any, b: Any) -> bool:
+def same(a: TreeValue, b: TreeValue) -> bool:
     """Deep equality that keeps YAML types apart (``1``, ``1.0`` and ``True``
     differ; two NaNs are equal)."""
     if type(a) is not type(b):
@@ -82,13 +85,13 @@ def same(a: Any, b: Any) -> bool:
 # --- paths --------------------------------------------------------------------------
 
 
-def _key_step(key: Any) -> str:
+def _key_step(key: TreeValue) -> str:
     text = str(key)
     quote = "'" if '"' in text and "'" not in text else '"'
     return f"[{quote}{text}{quote}]"
 
 
-def show_path(path: tuple[Any, ...]) -> str:
+def show_path(path: tuple[TreeValue, ...]) -> str:
     """A path in ``decrypt --extract`` syntax; comments get a note after it."""
     out = []
     note = ""
@@ -120,7 +123,7 @@ class _Entry:
     value: Any
 
 
-def _entries(node: TreeMap) -> tuple[list[Any], dict[Any, _Entry]] | None:
+def _entries(node: TreeMap) -> tuple[list[TreeValue], dict[TreeValue, _Entry]] | None:
     """(key order, key -> entry) with the comments above each key attached;
     None when a key repeats (the mapping is then merged as one value)."""
     order: list[Any] = []
@@ -142,7 +145,7 @@ def _entries(node: TreeMap) -> tuple[list[Any], dict[Any, _Entry]] | None:
     return order, found
 
 
-def _rebuild(order: list[Any], found: dict[Any, _Entry]) -> TreeMap:
+def _rebuild(order: list[TreeValue], found: dict[TreeValue, _Entry]) -> TreeMap:
     out = TreeMap()
     for key in order:
         entry = found[key]
@@ -152,7 +155,7 @@ def _rebuild(order: list[Any], found: dict[Any, _Entry]) -> TreeMap:
     return out
 
 
-def _merged_order(ours: list[Any], theirs: list[Any], keep: set[Any]) -> list[Any]:
+def _merged_order(ours: list[TreeValue], theirs: list[TreeValue], keep: set[TreeValue]) -> list[TreeValue]:
     """Ours' order; a key only theirs has goes after the key that precedes it
     in theirs (and after keys only ours added there), or before the one that
     follows it when nothing shared precedes it, or last."""
@@ -187,10 +190,10 @@ class _Merger:
         self.conflicts: list[str] = []
         self.prefix = ""
 
-    def conflict(self, path: tuple[Any, ...]) -> None:
+    def conflict(self, path: tuple[TreeValue, ...]) -> None:
         self.conflicts.append(self.prefix + show_path(path))
 
-    def value(self, base: Any, ours: Any, theirs: Any, path: tuple[Any, ...]) -> Any:
+    def value(self, base: TreeValue, ours: TreeValue, theirs: TreeValue, path: tuple[TreeValue, ...]) -> TreeValue:
         if same(ours, theirs):
             return ours
         if base is not MISSING:
@@ -212,7 +215,7 @@ class _Merger:
         self.conflict(path)
         return ours
 
-    def mapping(self, base: TreeMap, ours: TreeMap, theirs: TreeMap, path: tuple[Any, ...]) -> TreeMap | None:
+    def mapping(self, base: TreeMap, ours: TreeMap, theirs: TreeMap, path: tuple[TreeValue, ...]) -> TreeMap | None:
         split = [_entries(base), _entries(ours), _entries(theirs)]
         if split[0] is None or split[1] is None or split[2] is None:
             return None  # repeated keys: the caller treats the mapping as one value
@@ -225,7 +228,7 @@ class _Merger:
         return _rebuild(_merged_order(o_order, t_order, set(result)), result)
 
     def entry(
-        self, base: _Entry | None, ours: _Entry | None, theirs: _Entry | None, path: tuple[Any, ...], key: Any
+        self, base: _Entry | None, ours: _Entry | None, theirs: _Entry | None, path: tuple[TreeValue, ...], key: TreeValue
     ) -> _Entry | None:
         here = path if key is _TRAILER else path + (key,)
         if ours is not None and theirs is not None:
@@ -252,7 +255,7 @@ def _same_entry(a: _Entry, b: _Entry) -> bool:
     return same(a.comments, b.comments) and same(a.value, b.value)
 
 
-def _union(*orders: list[Any]) -> list[Any]:
+def _union(*orders: list[TreeValue]) -> list[TreeValue]:
     seen: dict[Any, None] = {}
     for order in orders:
         for key in order:

@@ -30,9 +30,12 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import SopsError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from ..tree import TreeValue
 
 POLICY_FILE = ".sopsflow.yaml"
 #: Exit code for usage and configuration errors (`sopsflow verify` contract).
@@ -125,7 +128,7 @@ def parse_policy(data: bytes, source: str = POLICY_FILE) -> VerifyPolicy:
     return _parse_section(section, source)
 
 
-def _parse_section(section: dict[str, Any], source: str) -> VerifyPolicy:
+def _parse_section(section: dict[str, TreeValue], source: str) -> VerifyPolicy:
     known = {"severity", "allow", "rotation", "flux", "large_file_bytes"}
     unknown = sorted(str(k) for k in section if k not in known)
     if unknown:
@@ -146,7 +149,7 @@ def _parse_section(section: dict[str, Any], source: str) -> VerifyPolicy:
     return policy
 
 
-def _parse_severity(raw: Any, source: str) -> dict[str, str]:
+def _parse_severity(raw: TreeValue, source: str) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -161,7 +164,7 @@ def _parse_severity(raw: Any, source: str) -> dict[str, str]:
     return out
 
 
-def _patterns(entry: dict[str, Any], where: str, source: str) -> tuple[str, ...]:
+def _patterns(entry: dict[str, TreeValue], where: str, source: str) -> tuple[str, ...]:
     raw = entry.get("paths", entry.get("path"))
     if isinstance(raw, str):
         raw = [raw]
@@ -172,7 +175,7 @@ def _patterns(entry: dict[str, Any], where: str, source: str) -> tuple[str, ...]
     return tuple(raw)
 
 
-def _parse_allow(raw: Any, source: str) -> list[AllowRule]:
+def _parse_allow(raw: TreeValue, source: str) -> list[AllowRule]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -195,7 +198,7 @@ def _parse_allow(raw: Any, source: str) -> list[AllowRule]:
     return rules
 
 
-def _parse_rotation(raw: Any, source: str) -> list[RotationRule]:
+def _parse_rotation(raw: TreeValue, source: str) -> list[RotationRule]:
     if raw is None:
         return []
     if not isinstance(raw, list):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..config.rules import Config, DestinationRule
     from ..operations import Decrypted
     from ..stores import Store
+    from ..tree import TreeValue
     from .publish_aws import AwsRule, S3Object
 
 #: A JSON value as a store holds it.
@@ -82,13 +83,13 @@ def emit_as_map(branches: Iterable[TreeMap]) -> dict[str, Json]:
     return data
 
 
-def _map_value(node: Any) -> Json:
+def _map_value(node: TreeValue) -> Json:
     if type(node) is TreeMap:
         return emit_as_map([node])
     return _go_json(node)
 
 
-def _go_json(node: Any) -> Json:
+def _go_json(node: TreeValue) -> Json:
     """A value as Go's encoding/json writes sops' tree. Inside a list, sops
     keeps its own node types, so a mapping there becomes a list of
     ``{"Key", "Value"}`` items and a comment ``{"Value": text}``; we send

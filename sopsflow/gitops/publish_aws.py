@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..config.keyspecs import KeySpec
     from ..config.rules import CreationRule
     from ..metadata import Metadata
+    from ..tree import TreeValue
     from .publish import Json, Source
 
 SETTINGS_FILE = ".sopsflow.yaml"
@@ -105,7 +106,7 @@ def load_rules(directory: Path) -> list[AwsRule]:
     return [_rule(item, f"publish[{i}]") for i, item in enumerate(items)]
 
 
-def _rule(item: Any, where: str) -> AwsRule:
+def _rule(item: TreeValue, where: str) -> AwsRule:
     from ..config.rules import compile_go_regex
 
     if not isinstance(item, dict):
@@ -130,7 +131,7 @@ def _rule(item: Any, where: str) -> AwsRule:
     return AwsRule(path_regex, destinations, regex)
 
 
-def _destination(kind: str, spec: Any, where: str) -> AwsDestination:
+def _destination(kind: str, spec: TreeValue, where: str) -> AwsDestination:
     if not isinstance(spec, dict):
         raise _fail(f"`{where}` must be a mapping")
     unknown = sorted(str(k) for k in spec if k not in _DEST_KEYS)

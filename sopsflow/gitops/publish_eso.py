@@ -28,12 +28,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import SopsError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from ..tree import TreeValue
     from .publish import Entry, Json
 
 API_VERSION = "external-secrets.io/v1"
@@ -52,7 +53,7 @@ class Manifest:
 
     source: str
     filename: str
-    documents: list[dict[str, Any]]
+    documents: list[dict[str, TreeValue]]
 
     def render(self) -> bytes:
         import yaml
@@ -97,7 +98,7 @@ def _name_from_path(relative: str) -> str:
     return name or "secret"
 
 
-def _store(entry: Entry) -> tuple[str, dict[str, Any]] | None:
+def _store(entry: Entry) -> tuple[str, dict[str, TreeValue]] | None:
     """(kind label, SecretStore provider) for the entry's destination; None for S3."""
     from .publish import VaultKV
     from .publish_aws import SecretsManager, SsmParameters
@@ -171,7 +172,7 @@ def build(entry: Entry, relative: str) -> Manifest | None:
         if item.base64:
             ref["decodingStrategy"] = "Base64"
         data.append({"secretKey": item.secret_key, "remoteRef": ref})
-    target: dict[str, Any] = {"name": name, "creationPolicy": "Owner"}
+    target: dict[str, TreeValue] = {"name": name, "creationPolicy": "Owner"}
     if kind:
         target["template"] = {"type": kind}
     es_meta = {"name": name, **({"namespace": namespace} if namespace else {}),

@@ -14,11 +14,26 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import Comment, CommentedMap, CommentedSeq
+    from ruamel.yaml.tokens import CommentToken
+
+    #: A value in ruamel's round-trip tree: a CommentedMap, a CommentedSeq or a
+    #: scalar (str, or one of ruamel's str subclasses that keep the quoting or
+    #: folding style). The code tells them apart with isinstance at run time;
+    #: ruamel's own annotations for these containers' contents are Any.
+    _YamlValue: TypeAlias = Any
+    #: A key in a ruamel comment table: a mapping key (str) or a sequence index.
+    _CommentKey: TypeAlias = "str | int"
 
 KEY_TYPES = ("age", "pgp", "kms")
 #: Flat rule fields that hold keys; a rule left without any of them has no key.
@@ -108,7 +123,7 @@ def _same_key(a: str, b: str, key_type: str) -> bool:
 # --- the YAML round trip ---------------------------------------------------------
 
 
-def _yaml(layout: tuple[int, int, int], explicit_start: bool) -> Any:
+def _yaml(layout: tuple[int, int, int], explicit_start: bool) -> YAML:
     from ruamel.yaml import YAML
 
     y = YAML(typ="rt")
@@ -120,13 +135,13 @@ def _yaml(layout: tuple[int, int, int], explicit_start: bool) -> Any:
     return y
 
 
-def _dump(y: Any, data: Any) -> str:
+def _dump(y: YAML, data: _YamlValue) -> str:
     buf = io.StringIO()
     y.dump(data, buf)
     return buf.getvalue()
 
 
-def load_round_trip(text: str) -> tuple[Any, Any, bool]:
+def load_round_trip(text: str) -> tuple[YAML, _YamlValue, bool]:
     """(yaml instance, document, exact) for the layout that reproduces ``text``
     best; ``exact`` says whether untouched files come back byte for byte."""
     from ruamel.yaml import YAMLError
@@ -162,7 +177,7 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _rules(data: Any) -> list[Any]:
+def _rules(data: _YamlValue) -> list[CommentedMap]:
     from ruamel.yaml.comments import CommentedMap
 
     rules = data.get("creation_rules") if isinstance(data, dict) else None
@@ -174,12 +189,12 @@ def _rules(data: Any) -> list[Any]:
     return rules
 
 
-def _describe(index: int, rule: Any) -> str:
+def _describe(index: int, rule: CommentedMap) -> str:
     regex = rule.get("path_regex")
     return f"rule {index} ({regex})" if regex else f"rule {index} (every file)"
 
 
-def select_rules(rules: list[Any], rule: int | None, path_regex: str | None) -> list[int]:
+def select_rules(rules: list[CommentedMap], rule: int | None, path_regex: str | None) -> list[int]:
     if rule is not None:
         if not 0 <= rule < len(rules):
             raise SopsError(errors.GENERIC, f"there is no rule {rule}; .sops.yaml has rules 0..{len(rules) - 1}")
@@ -194,7 +209,7 @@ def select_rules(rules: list[Any], rule: int | None, path_regex: str | None) -> 
     return list(range(len(rules)))
 
 
-def _rule_list(rules: list[Any]) -> str:
+def _rule_list(rules: list[CommentedMap]) -> str:
     return "; ".join(_describe(i, r) for i, r in enumerate(rules))
 
 
@@ -293,11 +308,11 @@ def recipient_labels(text: str) -> dict[str, str]:
 # --- flat rules --------------------------------------------------------------------
 
 
-def _has_groups(rule: Any) -> bool:
+def _has_groups(rule: CommentedMap) -> bool:
     return isinstance(rule.get("key_groups"), list) and bool(rule.get("key_groups"))
 
 
-def _add_flat(rule: Any, key: str, key_type: str) -> bool:
+def _add_flat(rule: CommentedMap, key: str, key_type: str) -> bool:
     from ruamel.yaml.comments import CommentedSeq
 
     current = rule.get(key_type)
@@ -326,7 +341,7 @@ def _add_flat(rule: Any, key: str, key_type: str) -> bool:
     return True
 
 
-def _append_item(seq: Any, value: Any) -> None:
+def _append_item(seq: list[_YamlValue], value: _YamlValue) -> None:
     """Append to a list, keeping the comment lines that followed its last item
     (a blank line and the next section's heading) after the new last item."""
     seq.append(value)
@@ -334,7 +349,7 @@ def _append_item(seq: Any, value: Any) -> None:
         _carry_trailing_comment(seq, len(seq) - 2, len(seq) - 1)
 
 
-def _carry_trailing_comment(container: Any, before: Any, new: Any) -> None:
+def _carry_trailing_comment(container: _YamlValue, before: _YamlValue, new: _YamlValue) -> None:
     """ruamel keeps the lines that follow an entry (blank lines, comments) in
     that entry's end-of-line comment token, so a new entry placed after it
     would land below them. Move those lines to the new entry; the old entry
@@ -358,7 +373,7 @@ def _carry_trailing_comment(container: Any, before: Any, new: Any) -> None:
     target.ca.items[slot] = [moved, None, None, None] if isinstance(target, list) else [None, None, moved, None]
 
 
-def _trailing_slot(container: Any, key: Any) -> tuple[Any, Any, int]:
+def _trailing_slot(container: _YamlValue, key: _CommentKey) -> tuple[_YamlValue, _CommentKey | None, int]:
     """(node, key, token index) of the comment token after ``container[key]``,
     looking into the last entry of a nested mapping or list; (None, None, 0)."""
     index = 0 if isinstance(container, list) else 2
@@ -373,7 +388,7 @@ def _trailing_slot(container: Any, key: Any) -> tuple[Any, Any, int]:
     return None, None, 0
 
 
-def _insert_position(rule: Any) -> int:
+def _insert_position(rule: CommentedMap) -> int:
     keys = list(rule.keys())
     last = -1
     for i, name in enumerate(keys):
@@ -382,7 +397,7 @@ def _insert_position(rule: Any) -> int:
     return last + 1 if last >= 0 else len(keys)
 
 
-def _remove_flat(rule: Any, key: str, key_type: str) -> int:
+def _remove_flat(rule: CommentedMap, key: str, key_type: str) -> int:
     current = rule.get(key_type)
     if isinstance(current, list):
         hits = [i for i, item in enumerate(current) if _same_key(key, str(item), key_type)]
@@ -413,7 +428,7 @@ def _separator(value: str) -> str:
     return match.group(0) if match else ","
 
 
-def _append_to_string(current: Any, key: str) -> Any:
+def _append_to_string(current: str, key: str) -> _YamlValue:
     from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
     text = str(current)
@@ -426,7 +441,7 @@ def _append_to_string(current: Any, key: str) -> Any:
     return _same_style(current, text.rstrip() + _separator(text) + key)
 
 
-def _rebuild_string(current: Any, items: list[str]) -> Any:
+def _rebuild_string(current: str, items: list[str]) -> _YamlValue:
     from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
     text = str(current)
@@ -438,7 +453,7 @@ def _rebuild_string(current: Any, items: list[str]) -> Any:
     return _same_style(current, _separator(text).join(items))
 
 
-def _folded(items: list[str], one_per_line: bool) -> Any:
+def _folded(items: list[str], one_per_line: bool) -> _YamlValue:
     from ruamel.yaml.scalarstring import FoldedScalarString
 
     value = FoldedScalarString(", ".join(items))
@@ -453,7 +468,7 @@ def _folded(items: list[str], one_per_line: bool) -> Any:
     return value
 
 
-def _same_style(current: Any, text: str) -> Any:
+def _same_style(current: _YamlValue, text: str) -> _YamlValue:
     kind = type(current)
     return text if kind is str else kind(text)
 
@@ -461,7 +476,7 @@ def _same_style(current: Any, text: str) -> Any:
 # --- key groups ----------------------------------------------------------------------
 
 
-def _pick_group(index: int, groups: list[Any], group: int | None) -> int:
+def _pick_group(index: int, groups: list[CommentedMap], group: int | None) -> int:
     """0-based position of the group to edit; ``group`` is 1-based."""
     if group is None:
         if len(groups) == 1:
@@ -474,7 +489,7 @@ def _pick_group(index: int, groups: list[Any], group: int | None) -> int:
     return group - 1
 
 
-def _group_entries(grp: Any, key_type: str) -> Iterator[tuple[Any, int, str]]:
+def _group_entries(grp: CommentedMap, key_type: str) -> Iterator[tuple[list[_YamlValue], int, str]]:
     """(list, index, key string) of every ``key_type`` entry in a group, merge included."""
     if not isinstance(grp, dict):
         return
@@ -486,15 +501,15 @@ def _group_entries(grp: Any, key_type: str) -> Iterator[tuple[Any, int, str]]:
         yield from _group_entries(nested, key_type)
 
 
-def _entry_key(item: Any, key_type: str) -> str:
+def _entry_key(item: _YamlValue, key_type: str) -> str:
     if key_type == "kms" and isinstance(item, dict):
         arn = str(item.get("arn", ""))
         return arn + ("+" + str(item["role"]) if item.get("role") else "")
     return str(item)
 
 
-def _add_to_group(grp: Any, key: str, key_type: str) -> bool:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+def _add_to_group(grp: CommentedMap, key: str, key_type: str) -> bool:
+    from ruamel.yaml.comments import CommentedMap
 
     if any(_same_key(existing, key, key_type) or _same_key(key, existing, key_type)
            for _, _, existing in _group_entries(grp, key_type)):
@@ -511,7 +526,7 @@ def _add_to_group(grp: Any, key: str, key_type: str) -> bool:
     return True
 
 
-def _remove_from_group(grp: Any, key: str, key_type: str) -> int:
+def _remove_from_group(grp: CommentedMap, key: str, key_type: str) -> int:
     hits = [(items, i) for items, i, existing in _group_entries(grp, key_type) if _same_key(key, existing, key_type)]
     # Delete from the back so earlier indexes stay valid.
     for items, i in sorted(hits, key=lambda h: (id(h[0]), -h[1])):
@@ -520,7 +535,7 @@ def _remove_from_group(grp: Any, key: str, key_type: str) -> int:
     return len(hits)
 
 
-def _drop_empty_lists(grp: Any, key_type: str) -> None:
+def _drop_empty_lists(grp: CommentedMap, key_type: str) -> None:
     if not isinstance(grp, dict):
         return
     if isinstance(grp.get(key_type), list) and not grp[key_type]:
@@ -529,7 +544,7 @@ def _drop_empty_lists(grp: Any, key_type: str) -> None:
         _drop_empty_lists(nested, key_type)
 
 
-def _group_has_keys(grp: Any) -> bool:
+def _group_has_keys(grp: CommentedMap) -> bool:
     if not isinstance(grp, dict):
         return False
     if any(grp.get(f) for f in _GROUP_KEY_FIELDS if f != "merge"):
@@ -540,7 +555,7 @@ def _group_has_keys(grp: Any) -> bool:
 # --- comment-preserving deletes ---------------------------------------------------------
 
 
-def _delete_item(seq: Any, index: int) -> None:
+def _delete_item(seq: _YamlValue, index: int) -> None:
     """Delete a list item. Its end-of-line comment goes with it (it describes
     the key); comment lines that followed it are kept, re-attached to the
     previous item."""
@@ -551,7 +566,7 @@ def _delete_item(seq: Any, index: int) -> None:
         _append_comment(seq.ca.items, index - 1, 0, rest)
 
 
-def _delete_key(mapping: Any, key: str) -> None:
+def _delete_key(mapping: _YamlValue, key: str) -> None:
     keys = list(mapping.keys())
     position = keys.index(key)
     token = _comment_token(getattr(mapping, "ca", None), key, 2)
@@ -565,16 +580,17 @@ def _delete_key(mapping: Any, key: str) -> None:
         _append_comment(mapping.ca.items, keys[position - 1], 2, rest)
 
 
-def _comment_token(ca: Any, key: Any, slot: int) -> Any:
+def _comment_token(ca: Comment | None, key: _CommentKey, slot: int) -> CommentToken | None:
     if ca is None:
         return None
     entry = ca.items.get(key)
     if not entry or len(entry) <= slot:
         return None
-    return entry[slot]
+    token: CommentToken | None = entry[slot]
+    return token
 
 
-def _following_lines(token: Any) -> str:
+def _following_lines(token: CommentToken | None) -> str:
     """The comment lines after the first line of ``token`` (the lines that sat
     below the deleted node), with their indentation."""
     if token is None:
@@ -583,7 +599,7 @@ def _following_lines(token: Any) -> str:
     return str(token.value).partition("\n")[2]
 
 
-def _append_comment(items: dict[Any, Any], key: Any, slot: int, lines: str) -> None:
+def _append_comment(items: dict[_CommentKey, list[CommentToken | None]], key: _CommentKey, slot: int, lines: str) -> None:
     from ruamel.yaml.error import CommentMark
     from ruamel.yaml.tokens import CommentToken
 

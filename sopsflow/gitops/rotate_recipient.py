@@ -27,12 +27,19 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 from .coverage import Problem
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+if TYPE_CHECKING:
+    from ..config.rules import Config, CreationRule
+    from ..stores import Store
+    from ..tree import TreeValue
+    from .coverage import Cluster, TreeFile
+    from .updatekeys import RuleCache
 
 ROTATIONS_DIR = ".sopsflow/rotations"
 PHASES = ("add", "secret", "confirm", "remove", "final")
@@ -61,7 +68,7 @@ class Plan:
     cluster: str | None = None
     started: str = ""
     #: phase -> what it recorded; "done" (a timestamp) once complete
-    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    phases: dict[str, dict[str, TreeValue]] = field(default_factory=dict)
 
     def done(self, phase: str) -> bool:
         return bool(self.phases.get(phase, {}).get("done"))
@@ -81,7 +88,7 @@ class Plan:
     def to_yaml(self) -> str:
         import yaml
 
-        doc: dict[str, Any] = {"version": 1, "id": self.id, "old": self.old, "new": self.new}
+        doc: dict[str, TreeValue] = {"version": 1, "id": self.id, "old": self.old, "new": self.new}
         if self.cluster:
             doc["cluster"] = self.cluster
         doc["started"] = self.started
@@ -115,14 +122,14 @@ class PhaseResult:
     lines: list[str] = field(default_factory=list)
     #: the Secret manifest (phases `secret` and `final`): for stdout only
     manifest: str | None = None
-    exposure: list[dict[str, Any]] = field(default_factory=list)
+    exposure: list[dict[str, TreeValue]] = field(default_factory=list)
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _mark_done(plan: Plan, phase: str, **fields: Any) -> None:
+def _mark_done(plan: Plan, phase: str, **fields: TreeValue) -> None:
     """Record ``phase`` as complete; a phase run again keeps its first
     timestamp, so an idempotent re-run leaves the plan file unchanged."""
     record = plan.phases.setdefault(phase, {})
@@ -209,7 +216,7 @@ def _cluster_holding(root: Path, key: str) -> str | None:
     return holders[0] if len(holders) == 1 else None
 
 
-def _clusters(root: Path) -> list[Any]:
+def _clusters(root: Path) -> list[Cluster]:
     from .coverage import load_clusters
 
     path = root / SETTINGS_NAME
@@ -328,13 +335,13 @@ def _phase_add(root: Path, plan: Plan, order: list[str] | None) -> PhaseResult:
     return result
 
 
-def _targets(root: Path, plan: Plan, config: Any, cache: Any) -> list[tuple[Path, str, bool, Any]]:
+def _targets(root: Path, plan: Plan, config: Config, cache: RuleCache) -> list[tuple[Path, str, bool, CreationRule]]:
     """The tracked SOPS files that hold OLD (or NEW), each with its rule.
     SopsError when a file holding OLD has no rule: it would keep OLD alone."""
     from .coverage import file_groups
 
     needles = (plan.old.encode(), plan.new.encode())
-    targets: list[tuple[Path, str, bool, Any]] = []
+    targets: list[tuple[Path, str, bool, CreationRule]] = []
     orphans = []
     for rel in _tracked(root):
         if posixpath.basename(rel) == CONFIG_NAME or rel.startswith(ROTATIONS_DIR + "/") or rel == SETTINGS_NAME:
@@ -373,9 +380,9 @@ def _update_files(root: Path, plan: Plan, *, rotate: bool, order: list[str] | No
     config = load_config(_sops_config(root))
     cache = updater.RuleCache()
     targets = _targets(root, plan, config, cache)
-    stores: dict[str, Any] = {}
+    stores: dict[str, Store] = {}
 
-    def store_for(path: str) -> Any:
+    def store_for(path: str) -> Store:
         probe = store_for_path(path)
         if probe.name not in stores:
             indent = config.store_indent("json_binary" if probe.name == "binary" else probe.name)
@@ -405,7 +412,7 @@ def _update_files(root: Path, plan: Plan, *, rotate: bool, order: list[str] | No
     return written
 
 
-def _merge_exposure(plan: Plan, exposure: list[dict[str, Any]]) -> None:
+def _merge_exposure(plan: Plan, exposure: list[dict[str, TreeValue]]) -> None:
     record = plan.phases.setdefault("remove", {})
     known = {e["path"]: e for e in record.get("exposure", [])}
     for entry in exposure:
@@ -564,7 +571,7 @@ def _edit_cluster_keys(root: Path, cluster: str, *, add: str | None = None, afte
     body = (doc or {}).get("clusters", {}).get(cluster) if isinstance(doc, dict) else None
     if not isinstance(body, dict):
         return False
-    lists: list[tuple[Any, Any]] = [(body, "recipients")]
+    lists: list[tuple[TreeValue, TreeValue]] = [(body, "recipients")]
     secrets = body.get("secrets")
     if isinstance(secrets, dict):
         lists.extend((secrets, name) for name in secrets)
@@ -627,8 +634,8 @@ def next_command(plan: Plan, phase: str) -> str:
 # --- what verify reads -----------------------------------------------------------------------
 
 
-def retired_problems(plan_files: Sequence[tuple[str, bytes]], configs: Sequence[tuple[str, Any, bytes]],
-                     files: Iterable[Any]) -> list[Problem]:
+def retired_problems(plan_files: Sequence[tuple[str, bytes]], configs: Sequence[tuple[str, Config | None, bytes]],
+                     files: Iterable[TreeFile]) -> list[Problem]:
     """Rules and files that still list a key a plan retired; broken plans."""
     from .coverage import file_groups
 

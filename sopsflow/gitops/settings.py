@@ -41,7 +41,8 @@ from ..errors import SopsError
 TYPE_CHECKING = False  # neither typing nor dataclasses at run time (hook start-up)
 if TYPE_CHECKING:
     from dataclasses import dataclass, field
-    from typing import Any
+
+    from ..tree import TreeValue
 else:
     from ..records import dataclass, field
 
@@ -143,7 +144,7 @@ def parse_settings(data: bytes, source: str = SETTINGS_FILE) -> AuditSettings:
     return settings
 
 
-def _recipient_entries(value: Any, source: str) -> list[AllowedRecipients]:
+def _recipient_entries(value: TreeValue, source: str) -> list[AllowedRecipients]:
     where = "allow.recipients"
     if value is None:
         return []
@@ -169,13 +170,13 @@ def _recipient_entries(value: Any, source: str) -> list[AllowedRecipients]:
     return out
 
 
-def _bool(value: Any, where: str, source: str) -> bool:
+def _bool(value: TreeValue, where: str, source: str) -> bool:
     if isinstance(value, bool):
         return value
     raise SopsError(errors.GENERIC, f"{source}: `{where}` must be true or false")
 
 
-def _strings(value: Any, where: str, source: str) -> list[str]:
+def _strings(value: TreeValue, where: str, source: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):

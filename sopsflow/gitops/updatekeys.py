@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ..keys.ageplugin import PluginIdentity
     from ..keys.base import MasterKey
     from ..stores import Store
+    from ..tree import TreeValue
 
     StoreFactory = Callable[[str], Store]
     #: A file to update: (absolute path, display name, named by the user, its rule when already matched).
@@ -792,7 +793,7 @@ def _encrypted_values(branches: Branches) -> Iterator[tuple[str, str]]:
         yield from walk(branch, ())
 
 
-def exposure_report(plans: Sequence[FilePlan], results: Sequence[FileResult] | None = None) -> dict[str, Any]:
+def exposure_report(plans: Sequence[FilePlan], results: Sequence[FileResult] | None = None) -> dict[str, TreeValue]:
     """Which files and values the removed recipients could read (the --report JSON)."""
     by_path = {id(r.plan): r for r in results or []}
     files: list[dict[str, Any]] = []

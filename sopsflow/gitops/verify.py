@@ -35,18 +35,30 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 from .policy import POLICY_FILE, USAGE_ERROR, VerifyPolicy, load_policy, parse_policy
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from ..config.rules import Config
-    from ..git.repo import GitFile, Repo
+    from collections.abc import Callable
+    from typing import TypeAlias, TypeVar
+
+    import yaml
+
+    from ..config.rules import Config, CreationRule
+    from ..git.repo import GitFile, IndexRepo, Repo
     from ..git.snapshot import ConfigRef, Snapshot
+    from ..tree import TreeValue
     from .check import FileAudit, Finding
+    from .coverage import TreeFile
     from .settings import AuditSettings
+
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
+    #: What identifies a data key: the Shamir threshold and each wrapped copy (key type, ciphertext).
+    _DataKeyIdent: TypeAlias = "tuple[int | tuple[str, str], ...]"
 
 #: audit statuses of files that carry SOPS metadata
 SOPS_STATUSES = frozenset({"encrypted", "partial"})
@@ -154,7 +166,8 @@ def verify(path: str | Path = ".", options: VerifyOptions | None = None,
     return result
 
 
-def _exposures(repo: Any, commit: str, findings: list[Finding], run: _Run, settings: Any) -> dict[str, str]:
+def _exposures(repo: Repo | IndexRepo, commit: str, findings: list[Finding], run: _Run,
+               settings: AuditSettings) -> dict[str, str]:
     """Which exposed secrets of the verified commit were pushed (the fix then
     says to rotate them) and which are in local commits only."""
     from .check import audit_governed
@@ -168,7 +181,7 @@ def _exposures(repo: Any, commit: str, findings: list[Finding], run: _Run, setti
     return classify(repo, commit, findings, judge)
 
 
-def _git_call(what: str, call: Any, *args: Any) -> Any:
+def _git_call(what: str, call: Callable[..., _T], *args: object) -> _T:
     """Run a gitrepo call; its failures (unknown revision...) are usage errors."""
     try:
         return call(*args)
@@ -304,7 +317,7 @@ class _Run:
         loads of a broken config)."""
         return self.snapshot.config_for(rel).rules
 
-    def match(self, path: str) -> Any:
+    def match(self, path: str) -> CreationRule | None:
         config = self.config_for(path)
         if config is None:
             return None
@@ -346,7 +359,7 @@ class _Run:
         if unverified:
             self.notes.append(f"{unverified} file(s) not MAC-checked: no available key could decrypt the data key")
 
-    def check_secret_generators(self, settings: Any) -> None:
+    def check_secret_generators(self, settings: AuditSettings) -> None:
         """Files and literals a kustomize secretGenerator turns into a Secret
         must not be plaintext (a SOPS file there is decrypted by Flux)."""
         from .check import INLINE_REASON
@@ -541,7 +554,7 @@ class _Context:
     """What every per-file check needs; workers inherit it through fork."""
 
     root: Path
-    settings: Any
+    settings: AuditSettings
     policy: VerifyPolicy
     options: VerifyOptions
 
@@ -581,8 +594,8 @@ def _finding(kind: str, path: str, message: str, severity: str, line: int | None
     return Finding(kind, path, message, severity, line, fix, fingerprint(kind, path, anchor))
 
 
-def _check_file(f: Any, governing: ConfigRef, context: _Context,
-                unwrapped: dict[tuple[Any, ...], bytes | SopsError]) -> _Outcome:
+def _check_file(f: TreeFile, governing: ConfigRef, context: _Context,
+                unwrapped: dict[_DataKeyIdent, bytes | SopsError]) -> _Outcome:
     from .check import audit_governed
 
     audit = audit_governed(f.path, f.data, governing, settings=context.settings, is_symlink=f.is_symlink,
@@ -628,7 +641,7 @@ def _rotation_finding(audit: FileAudit, data: bytes, context: _Context) -> Findi
                     fix=f"sopsflow rotate -i {audit.path}")
 
 
-def _check_mac(audit: FileAudit, data: bytes, unwrapped: dict[tuple[Any, ...], bytes | SopsError],
+def _check_mac(audit: FileAudit, data: bytes, unwrapped: dict[_DataKeyIdent, bytes | SopsError],
                order: list[str] | None) -> tuple[str, str] | None:
     """None when the MAC verifies, else (kind, message)."""
     from ..keys.groups import get_data_key
@@ -639,7 +652,7 @@ def _check_mac(audit: FileAudit, data: bytes, unwrapped: dict[tuple[Any, ...], b
     assert meta is not None
     # The wrapped data keys identify the data key: copies of one file (or
     # files re-wrapped together) are unwrapped once.
-    ident = (meta.shamir_threshold, *((k.type_name, k.enc) for k in meta.all_keys()))
+    ident: _DataKeyIdent = (meta.shamir_threshold, *((k.type_name, k.enc) for k in meta.all_keys()))
     key = unwrapped.get(ident)
     if key is None:
         try:
@@ -668,7 +681,7 @@ _SHARED: tuple[list[_Blob], list[ConfigRef], _Context] | None = None
 
 def _map_files(files: list[GitFile], configs: list[ConfigRef], context: _Context, jobs: int) -> list[_Outcome]:
     if jobs <= 1:
-        unwrapped: dict[tuple[Any, ...], bytes | SopsError] = {}
+        unwrapped: dict[_DataKeyIdent, bytes | SopsError] = {}
         return [_check_file(f, c, context, unwrapped) for f, c in zip(files, configs, strict=True)]
     from ..forkpool import forked_map
 
@@ -676,7 +689,7 @@ def _map_files(files: list[GitFile], configs: list[ConfigRef], context: _Context
     # Check files here until the first SOPS file: that imports, in this
     # process, every module a file needs (and loads the identities for --mac),
     # so the workers inherit them instead of each importing them again.
-    unwrapped_here: dict[tuple[Any, ...], bytes | SopsError] = {}
+    unwrapped_here: dict[_DataKeyIdent, bytes | SopsError] = {}
     head: list[_Outcome] = []
     while len(head) < min(len(files), 200):
         head.append(_check_file(files[len(head)], configs[len(head)], context, unwrapped_here))
@@ -708,7 +721,7 @@ def _work(chunk: tuple[int, int]) -> list[_Outcome] | str:
     shared = _SHARED
     assert shared is not None
     blobs, configs, context = shared
-    unwrapped: dict[tuple[Any, ...], bytes | SopsError] = {}
+    unwrapped: dict[_DataKeyIdent, bytes | SopsError] = {}
     try:
         return [_check_file(blobs[i], configs[i], context, unwrapped) for i in range(*chunk)]
     except Exception as exc:  # reported by redoing the chunk in the parent
@@ -741,7 +754,7 @@ def _days(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
 
 
-def _load_nodes(data: bytes) -> list[Any]:
+def _load_nodes(data: bytes) -> list[yaml.Node]:
     """YAML documents as PyYAML node trees (line numbers kept); [] when the
     data is not YAML."""
     import yaml
@@ -753,11 +766,11 @@ def _load_nodes(data: bytes) -> list[Any]:
         return []
 
 
-def _node_to_python(node: Any) -> Any:
+def _node_to_python(node: yaml.Node) -> TreeValue:
     import yaml
 
     if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
+        out: dict[TreeValue, TreeValue] = {}
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode):
                 out.setdefault(k.value, _node_to_python(v))
@@ -767,7 +780,7 @@ def _node_to_python(node: Any) -> Any:
     return node.value
 
 
-def _child(node: Any, key: str) -> tuple[Any, Any] | None:
+def _child(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
     """(key node, value node) of ``key`` in a mapping node."""
     import yaml
 
@@ -797,7 +810,7 @@ def _sops_line(data: bytes, store_name: str, field_name: str) -> int | None:
     return data.count(b"\n", 0, at) + 1 if at != -1 else None
 
 
-def _is_enc(value: Any) -> bool:
+def _is_enc(value: TreeValue) -> bool:
     return isinstance(value, str) and value.startswith(_ENC_PREFIX)
 
 
@@ -833,7 +846,7 @@ def _secret_metadata_problems(data: bytes, store_name: str) -> list[tuple[int, i
     return problems
 
 
-def _k8s_problem(doc: dict[Any, Any]) -> str | None:
+def _k8s_problem(doc: dict[TreeValue, TreeValue]) -> str | None:
     if not ("kind" in doc and "apiVersion" in doc):
         return None
     kind = doc.get("kind")
@@ -851,7 +864,7 @@ def _k8s_problem(doc: dict[Any, Any]) -> str | None:
     )
 
 
-def _has_enc(node: Any) -> bool:
+def _has_enc(node: TreeValue) -> bool:
     if isinstance(node, dict):
         return any(_has_enc(v) for v in node.values())
     if isinstance(node, list):
@@ -904,11 +917,11 @@ def _flux_key_ok(key: str) -> bool:
 class _FluxManifests:
     """The Flux objects and Secrets of a tree, parsed on demand."""
 
-    def __init__(self, files: Sequence[Any]) -> None:
+    def __init__(self, files: Sequence[TreeFile]) -> None:
         self._yaml = [f for f in files if not f.is_symlink and f.path.endswith((".yaml", ".yml"))]
-        self._flux: list[tuple[str, Any]] | None = None
+        self._flux: list[tuple[str, TreeValue]] | None = None
 
-    def _flux_docs(self) -> list[tuple[str, Any]]:
+    def _flux_docs(self) -> list[tuple[str, TreeValue]]:
         if self._flux is None:
             self._flux = []
             for f in self._yaml:
@@ -971,7 +984,7 @@ class _FluxManifests:
         return same or found
 
 
-def _as_secret(path: str, node: Any) -> _Secret | None:
+def _as_secret(path: str, node: TreeValue) -> _Secret | None:
     doc = _node_to_python(node)
     if not isinstance(doc, dict) or doc.get("kind") != "Secret":
         return None
@@ -988,7 +1001,7 @@ def _as_secret(path: str, node: Any) -> _Secret | None:
                    str(meta["namespace"]) if meta.get("namespace") else None, keys)
 
 
-def _mapping(value: Any) -> dict[Any, Any]:
+def _mapping(value: TreeValue) -> dict[TreeValue, TreeValue]:
     return value if isinstance(value, dict) else {}
 
 

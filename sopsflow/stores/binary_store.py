@@ -18,7 +18,7 @@ from .json_store import JsonStore
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from ..tree import RawMetadata, TreeValue
 
 NOT_BINARY_HINT = (
     "This is likely not an encrypted binary file? If not, use --output-type to select the correct output type."
@@ -45,7 +45,7 @@ class BinaryStore:
         decoding and encoding it again (for random data ~15 ms per MiB)."""
         return [TreeMap([("data", data)])]
 
-    def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]:
+    def load_encrypted(self, data: bytes) -> tuple[Branches, RawMetadata | None]:
         return self._json.load_encrypted(data)
 
     def dump_plain(self, branches: Branches) -> bytes:
@@ -60,13 +60,13 @@ class BinaryStore:
                 return entry[1].encode("utf-8", "surrogateescape")
         raise _emit_error("no binary data found in tree")
 
-    def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes:
+    def dump_encrypted(self, branches: Branches, metadata: RawMetadata) -> bytes:
         return self._json.dump_encrypted(branches, metadata)
 
-    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+    def metadata_tail(self, metadata: RawMetadata) -> bytes:
         return self._json.metadata_tail(metadata)
 
-    def dump_value(self, value: Any) -> bytes:
+    def dump_value(self, value: TreeValue) -> bytes:
         """``decrypt --extract``: only a mapping (with ``data``) or a string can be written."""
         if isinstance(value, TreeMap):
             return self.dump_plain([value])

@@ -14,12 +14,12 @@ from .flatten import flatten, unflatten
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from ..tree import RawMetadata, TreeValue
 
 SOPS_PREFIX = "sops_"
 
 
-def go_type_name(value: Any) -> str:
+def go_type_name(value: TreeValue) -> str:
     """The ``%T`` name Go would print for a tree value."""
     if value is None:
         return "<nil>"
@@ -44,7 +44,7 @@ class DotenvStore:
     def load_plain(self, data: bytes) -> Branches:
         return [self._parse(data, COULD_NOT_READ_INPUT_FILE)]
 
-    def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]:
+    def load_encrypted(self, data: bytes) -> tuple[Branches, RawMetadata | None]:
         # sops' decrypt reports load failures with exit 1.
         branch = self._parse(data, GENERIC)
         kept = TreeMap()
@@ -68,17 +68,17 @@ class DotenvStore:
             lines.append(f"{key}={_value_text(key, value)}\n")
         return "".join(lines).encode("utf-8", "surrogateescape")
 
-    def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes:
+    def dump_encrypted(self, branches: Branches, metadata: RawMetadata) -> bytes:
         branch = TreeMap(branches[0])
         flat = flatten(metadata)
         branch.extend((SOPS_PREFIX + key, flat[key]) for key in sorted(flat))
         return self.dump_plain([branch])
 
-    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+    def metadata_tail(self, metadata: RawMetadata) -> bytes:
         """The ``sops_*`` lines :meth:`dump_encrypted` writes after the data."""
         return self.dump_encrypted([TreeMap()], metadata)
 
-    def dump_value(self, value: Any) -> bytes:
+    def dump_value(self, value: TreeValue) -> bytes:
         """``decrypt --extract``: a mapping as a document, a string raw, anything else fails."""
         if isinstance(value, TreeMap):
             return self.dump_plain([value])
@@ -107,7 +107,7 @@ class DotenvStore:
         return branch
 
 
-def _value_text(key: Any, value: Any) -> str:
+def _value_text(key: TreeValue, value: TreeValue) -> str:
     if isinstance(value, (TreeMap, list)):
         raise SopsError(ERROR_DUMPING_TREE, f"cannot use complex value in dotenv file; offending key {key}")
     if isinstance(value, str):

@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..tree import RawMetadata, TreeValue
+
 MAP_SEPARATOR = "__map_"
 LIST_SEPARATOR = "__list_"
 
@@ -26,7 +28,7 @@ _GO_ATOI = compile_lazy(r"[+-]?[0-9]+\Z")
 _GO_DECIMAL_FLOAT = compile_lazy(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
 
-def flatten(meta: dict[str, Any]) -> dict[str, str]:
+def flatten(meta: RawMetadata) -> dict[str, str]:
     """Metadata mapping -> flat ``name -> text`` pairs, in depth-first order.
 
     ``None`` members and empty containers leave nothing behind (sops drops
@@ -38,7 +40,7 @@ def flatten(meta: dict[str, Any]) -> dict[str, str]:
     return flat
 
 
-def _flatten_into(flat: dict[str, str], name: str, value: Any) -> None:
+def _flatten_into(flat: dict[str, str], name: str, value: TreeValue) -> None:
     if isinstance(value, dict):
         for key, member in value.items():
             _flatten_into(flat, f"{name}{MAP_SEPARATOR}{key}", member)
@@ -49,7 +51,7 @@ def _flatten_into(flat: dict[str, str], name: str, value: Any) -> None:
         flat[name] = _scalar_text(name, value).replace("\n", "\\n")
 
 
-def _scalar_text(name: str, value: Any) -> str:
+def _scalar_text(name: str, value: TreeValue) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -63,7 +65,7 @@ def _scalar_text(name: str, value: Any) -> str:
     return val_to_string(value)
 
 
-def unflatten(flat: dict[str, str]) -> dict[str, Any]:
+def unflatten(flat: dict[str, str]) -> RawMetadata:
     """Flat ``name -> text`` pairs -> nested metadata mapping (plain Python).
 
     ``\\n`` pairs become newlines, ``shamir_threshold`` becomes an int (``2.0``
@@ -89,7 +91,7 @@ def unflatten(flat: dict[str, str]) -> dict[str, Any]:
     return root
 
 
-def _threshold(value: Any) -> int:
+def _threshold(value: TreeValue) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise SopsError(GENERIC, "shamir_threshold is neither a string nor an integer")
     if isinstance(value, int):
@@ -138,7 +140,7 @@ def _token(kind: str, text: str) -> str | int:
     return int(text) if _digits(text) <= 19 else 1 << 63
 
 
-def _place(root: dict[str, Any], tokens: list[str | int], value: Any, name: str) -> None:
+def _place(root: RawMetadata, tokens: list[str | int], value: TreeValue, name: str) -> None:
     node: Any = root
     for token, following in zip(tokens, [*tokens[1:], None], strict=True):
         if following is None:
@@ -158,7 +160,7 @@ def _place(root: dict[str, Any], tokens: list[str | int], value: Any, name: str)
         node = child
 
 
-def _lookup(node: Any, token: str | int, name: str) -> Any:
+def _lookup(node: TreeValue, token: str | int, name: str) -> TreeValue:
     if isinstance(node, dict) and isinstance(token, str):
         return node.get(token)
     if isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):
@@ -166,7 +168,7 @@ def _lookup(node: Any, token: str | int, name: str) -> Any:
     raise _bad_key(name)
 
 
-def _store(node: Any, token: str | int, value: Any, name: str) -> None:
+def _store(node: TreeValue, token: str | int, value: TreeValue, name: str) -> None:
     if isinstance(node, dict) and isinstance(token, str):
         node[token] = value
     elif isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):

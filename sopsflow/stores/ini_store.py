@@ -20,7 +20,7 @@ from .flatten import flatten, unflatten
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from ..tree import RawMetadata, TreeValue
 
 DEFAULT_SECTION = "DEFAULT"
 # Go's unicode.IsSpace (Python's str.isspace also counts \x1c-\x1f).
@@ -287,7 +287,7 @@ def _section_from_tree(name: str, body: TreeMap) -> _Section:
     return section
 
 
-def ini_value_text(value: Any) -> str:
+def ini_value_text(value: TreeValue) -> str:
     """sops' ValToString; nested values print as Go's ``%v`` does (sops writes them so)."""
     if isinstance(value, str):
         return value
@@ -299,7 +299,7 @@ def ini_value_text(value: Any) -> str:
         return go_sprint(value)
 
 
-def go_sprint(value: Any) -> str:
+def go_sprint(value: TreeValue) -> str:
     """Go ``fmt.Sprintf("%v")`` of a tree value."""
     if isinstance(value, TreeMap):
         return "[" + " ".join(_sprint_entry(e) for e in value) + "]"
@@ -320,7 +320,7 @@ def go_sprint(value: Any) -> str:
     return str(value)
 
 
-def _sprint_entry(entry: Any) -> str:
+def _sprint_entry(entry: TreeValue) -> str:
     if isinstance(entry, Comment):
         return "{" + go_sprint(entry) + " <nil>}"
     key, value = entry
@@ -402,7 +402,7 @@ class IniStore:
         sections = _parse_sections(data, COULD_NOT_READ_INPUT_FILE)
         return [TreeMap((s.name, _section_tree(s)) for s in sections)]
 
-    def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]:
+    def load_encrypted(self, data: bytes) -> tuple[Branches, RawMetadata | None]:
         # sops' decrypt reports load failures with exit 1.
         sections = _parse_sections(data, GENERIC)
         sops_sections = [s for s in sections if s.name == "sops"]
@@ -416,18 +416,18 @@ class IniStore:
     def dump_plain(self, branches: Branches) -> bytes:
         return _write_sections(_sections_from_tree(branches)).encode("utf-8", "surrogateescape")
 
-    def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes:
+    def dump_encrypted(self, branches: Branches, metadata: RawMetadata) -> bytes:
         flat = flatten(metadata)
         # sops 3.11 writes [sops] in random (Go map) order; sorted is one of those orders.
         sops_section = TreeMap((key, flat[key]) for key in sorted(flat))
         return self.dump_plain([*branches, TreeMap([("sops", sops_section)])])
 
-    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+    def metadata_tail(self, metadata: RawMetadata) -> bytes:
         """The ``[sops]`` section :meth:`dump_encrypted` writes after the data
         sections (sops itself writes its lines in any order)."""
         return self.dump_encrypted([], metadata)
 
-    def dump_value(self, value: Any) -> bytes:
+    def dump_value(self, value: TreeValue) -> bytes:
         """``decrypt --extract``: a mapping as a document, a string raw, else Go JSON."""
         if isinstance(value, TreeMap):
             return self.dump_plain([value])

@@ -19,6 +19,8 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..tree import RawMetadata, TreeValue
+
 _JSON_SPACE = " \t\n\r"
 _encode_basestring = json.encoder.encode_basestring
 # Characters Go's json.Marshal escapes that Python's json.dumps(ensure_ascii=False)
@@ -46,7 +48,7 @@ def _go_number(text: str) -> float:
     return value
 
 
-def _reject_constant(text: str) -> Any:
+def _reject_constant(text: str) -> TreeValue:
     raise _NotGoJson(text)
 
 
@@ -118,7 +120,7 @@ def _describe_start(first: str) -> str:
     return "invalid character looking for beginning of value"
 
 
-def _replace_surrogates(node: Any) -> Any:
+def _replace_surrogates(node: TreeValue) -> TreeValue:
     """Go decodes invalid UTF-8 and unpaired surrogate escapes as U+FFFD."""
     if isinstance(node, str):
         return _SURROGATE.sub("\ufffd", node)
@@ -129,7 +131,7 @@ def _replace_surrogates(node: Any) -> Any:
     return node
 
 
-def plain_python(node: Any) -> Any:
+def plain_python(node: TreeValue) -> TreeValue:
     """A parsed metadata subtree -> plain dicts/lists (last duplicate key wins,
     as with Go's json.Unmarshal); integral floats become ints because the
     metadata's numbers (``shamir_threshold``) are Go ints."""
@@ -185,7 +187,7 @@ def go_json_float(value: float) -> str:
     return go_float_f(value)
 
 
-def go_json_scalar(value: Any) -> str:
+def go_json_scalar(value: TreeValue) -> str:
     if isinstance(value, str):
         return go_json_string(value)
     if isinstance(value, bool):
@@ -201,13 +203,13 @@ def go_json_scalar(value: Any) -> str:
     raise SopsError(ERROR_DUMPING_TREE, f"Error marshaling to json: unsupported type {type(value).__name__}")
 
 
-def _key_text(key: Any) -> str:
+def _key_text(key: TreeValue) -> str:
     if type(key) is not str and not isinstance(key, str):
         raise SopsError(ERROR_DUMPING_TREE, "Error marshaling to json: mapping key is not a string")
     return go_json_string(key)
 
 
-def _encode(value: Any, parts: list[str], level: int, indent: str) -> None:
+def _encode(value: TreeValue, parts: list[str], level: int, indent: str) -> None:
     """Append the indented encoding of ``value``; comments are dropped.
 
     Written for speed (this is the whole JSON output path): strings, the most
@@ -255,7 +257,7 @@ def _encode(value: Any, parts: list[str], level: int, indent: str) -> None:
         parts.append(go_json_scalar(value))
 
 
-def encode_indented(value: Any, indent: int) -> str:
+def encode_indented(value: TreeValue, indent: int) -> str:
     """sops' ``encodeValue`` + ``reindentJSON`` (json.Indent with no prefix)."""
     if indent < -1:
         raise SopsError(
@@ -270,7 +272,7 @@ def encode_indented(value: Any, indent: int) -> str:
     return "".join(parts)
 
 
-def go_json_marshal(value: Any) -> str:
+def go_json_marshal(value: TreeValue) -> str:
     """Compact Go ``json.Marshal`` of an arbitrary tree value, with sops' tree
     types marshalled as Go structs (how the INI store's EmitValue prints them)."""
     if isinstance(value, TreeMap):
@@ -284,7 +286,7 @@ def go_json_marshal(value: Any) -> str:
     return go_json_scalar(value)
 
 
-def _tree_item(entry: Any) -> str:
+def _tree_item(entry: TreeValue) -> str:
     if isinstance(entry, Comment):
         return '{"Key":' + go_json_marshal(entry) + ',"Value":null}'
     key, value = entry
@@ -305,7 +307,7 @@ class JsonStore:
     def load_plain(self, data: bytes) -> Branches:
         return [parse_object(data, COULD_NOT_READ_INPUT_FILE, whole=False)]
 
-    def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]:
+    def load_encrypted(self, data: bytes) -> tuple[Branches, RawMetadata | None]:
         # sops first json.Unmarshals the whole file (strict: no trailing data);
         # its errors surface as exit 1 from decrypt and friends.
         branch = parse_object(data, GENERIC, whole=True)
@@ -328,18 +330,18 @@ class JsonStore:
     def dump_plain(self, branches: Branches) -> bytes:
         return self._dump(branches[0])
 
-    def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes:
+    def dump_encrypted(self, branches: Branches, metadata: RawMetadata) -> bytes:
         branch = TreeMap(branches[0])
         branch.append(("sops", metadata))
         return self._dump(branch)
 
-    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+    def metadata_tail(self, metadata: RawMetadata) -> bytes:
         """What :meth:`dump_encrypted` writes after the data members: the
         ``"sops"`` member and the closing brace (see ``updater.splice_metadata``)."""
         alone = self._dump(TreeMap([("sops", metadata)]))
         return alone[2:]  # without the opening "{\n"
 
-    def dump_value(self, value: Any) -> bytes:
+    def dump_value(self, value: TreeValue) -> bytes:
         """``decrypt --extract``: a mapping as a document, a string raw, else JSON."""
         if isinstance(value, TreeMap):
             return self.dump_plain([value])

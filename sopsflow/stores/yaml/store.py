@@ -22,7 +22,7 @@ from .load import YamlError, load_events, load_nodes
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from ...tree import RawMetadata, TreeValue
 
 SOPS_KEY = "sops"
 DEFAULT_INDENT = 4
@@ -53,7 +53,7 @@ class YamlStore:
             raise SopsError(COULD_NOT_READ_INPUT_FILE, "Error unmarshalling file: EOF")
         return branches
 
-    def load_encrypted(self, data: bytes) -> tuple[Branches, dict[str, Any] | None]:
+    def load_encrypted(self, data: bytes) -> tuple[Branches, RawMetadata | None]:
         if not data:
             return [], None
         try:
@@ -79,7 +79,7 @@ class YamlStore:
     def dump_plain(self, branches: Branches) -> bytes:
         return _encode(_emit(list(branches), self._indent()))
 
-    def dump_encrypted(self, branches: Branches, metadata: dict[str, Any]) -> bytes:
+    def dump_encrypted(self, branches: Branches, metadata: RawMetadata) -> bytes:
         meta = tree_value(metadata)
         docs = []
         for branch in branches:
@@ -88,12 +88,12 @@ class YamlStore:
             docs.append(doc)
         return _encode(_emit(docs, self._indent()))
 
-    def metadata_tail(self, metadata: dict[str, Any]) -> bytes:
+    def metadata_tail(self, metadata: RawMetadata) -> bytes:
         """What :meth:`dump_encrypted` writes after a single document's data: the
         top-level ``sops:`` block (see ``updater.splice_metadata``)."""
         return _encode(_emit([TreeMap([(SOPS_KEY, tree_value(metadata))])], self._indent()))
 
-    def dump_value(self, value: Any) -> bytes:
+    def dump_value(self, value: TreeValue) -> bytes:
         """``decrypt --extract`` output of one value."""
         if isinstance(value, str):
             return _encode(value)
@@ -105,7 +105,7 @@ class YamlStore:
             raise SopsError(ERROR_DUMPING_TREE, "Error dumping tree: nesting is too deep") from None
 
 
-def _emit(docs: list[Any], indent: int) -> str:
+def _emit(docs: list[TreeValue], indent: int) -> str:
     try:
         return emit_documents(docs, indent)
     except RecursionError:
@@ -169,7 +169,7 @@ def metadata_comments(data: bytes) -> list[str]:
     return found
 
 
-def _collect_comments(value: Any, found: list[str], depth: int) -> None:
+def _collect_comments(value: TreeValue, found: list[str], depth: int) -> None:
     if depth > 50:
         return
     items = list(value) if isinstance(value, (TreeMap, list)) else []
@@ -197,7 +197,7 @@ def _without_sops(branch: TreeMap) -> TreeMap:
     return TreeMap(items[:length])
 
 
-def plain_value(value: Any) -> Any:
+def plain_value(value: TreeValue) -> TreeValue:
     """A tree value as plain Python for the metadata block (comments dropped)."""
     if isinstance(value, TreeMap):
         return {k: plain_value(v) for k, v in value.items_()}
@@ -210,7 +210,7 @@ def plain_value(value: Any) -> Any:
     return value
 
 
-def tree_value(value: Any) -> Any:
+def tree_value(value: TreeValue) -> TreeValue:
     """Plain dicts (metadata) as TreeMaps; tree values unchanged."""
     if isinstance(value, TreeMap):
         return value
