@@ -884,7 +884,8 @@ class UpdateRequest:
 def update_keys(request: UpdateRequest, out: TextIO | None = None) -> int:
     """Bring the files in line with ``.sops.yaml`` (``sopsflow updatekeys``):
     plan, show, confirm, update, report. Returns the exit code."""
-    from ..config.decoder import load_config, locate_config
+    from ..config.decoder import load_config
+    from ..config.discovery import locate_config
 
     if request.jobs < 0:
         raise SopsError(errors.CONFLICTING_PARAMETERS, "--jobs must be 0 (auto) or more")
