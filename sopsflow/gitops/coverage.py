@@ -165,7 +165,9 @@ def parse_clusters(doc: TreeValue, source: str) -> list[Cluster]:
         if not isinstance(secrets_raw, dict):
             raise SopsError(errors.GENERIC, f"{source}: `{where}.secrets` must map a Secret name to its public keys")
         secrets = {str(k): tuple(_keys(v, f"{where}.secrets.{k}", source)) for k, v in secrets_raw.items()}
-        _check_globs([*paths, *(k.split("#", 1)[0] for k in kustomizations)], source)
+        from .policy import check_globs
+
+        check_globs([*paths, *(k.split("#", 1)[0] for k in kustomizations)], source)
         out.append(Cluster(str(name), tuple(recipients), tuple(paths), tuple(kustomizations), secrets))
     return out
 
@@ -201,16 +203,6 @@ def _strings(value: TreeValue, where: str, source: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SopsError(errors.GENERIC, f"{source}: `{where}` must be a list of strings")
     return list(value)
-
-
-def _check_globs(patterns: list[str], source: str) -> None:
-    from .policy import glob_match
-
-    for pattern in patterns:
-        try:
-            glob_match(pattern, "")
-        except SopsError as exc:
-            raise SopsError(errors.GENERIC, f"{source}: {exc.message}") from None
 
 
 # --- evaluation ----------------------------------------------------------------------------

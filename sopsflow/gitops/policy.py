@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import errors
 from ..errors import SopsError
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
@@ -219,6 +220,15 @@ def _parse_rotation(raw: TreeValue, source: str) -> list[RotationRule]:
 
 
 # --- globs ---------------------------------------------------------------------
+
+
+def check_globs(patterns: list[str], source: str) -> None:
+    """Every pattern of a settings file compiles; a bad one is an error naming the file."""
+    for pattern in patterns:
+        try:
+            glob_match(pattern, "")
+        except SopsError as exc:
+            raise SopsError(errors.GENERIC, f"{source}: {exc.message}") from None
 
 
 def glob_match(pattern: str, path: str) -> bool:

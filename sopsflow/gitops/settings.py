@@ -140,7 +140,9 @@ def parse_settings(data: bytes, source: str = SETTINGS_FILE) -> AuditSettings:
             fp.lower().removeprefix("fp:") for fp in _strings(allow.get("fingerprints"), "allow.fingerprints", source)
         ]
         settings.allow_recipients = _recipient_entries(allow.get("recipients"), source)
-        _check_globs(settings.allow_paths + [e.pattern for e in settings.allow_recipients], source)
+        from .policy import check_globs
+
+        check_globs(settings.allow_paths + [e.pattern for e in settings.allow_recipients], source)
     return settings
 
 
@@ -185,12 +187,3 @@ def _strings(value: TreeValue, where: str, source: str) -> list[str]:
         raise SopsError(errors.GENERIC, f"{source}: `{where}` must be a list of strings")
     return [str(v) for v in value]
 
-
-def _check_globs(patterns: list[str], source: str) -> None:
-    from .policy import glob_match
-
-    for pattern in patterns:
-        try:
-            glob_match(pattern, "")
-        except SopsError as exc:
-            raise SopsError(errors.GENERIC, f"{source}: {exc.message}") from None
