@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["SopsError", "decrypt", "decrypt_file", "encrypt", "encrypt_file", "__version__"]
 
 if TYPE_CHECKING:
