@@ -9,7 +9,7 @@ this checkout on ``PYTHONPATH``, and prints the median ratio this/other:
 * updatekeys - ``sopsflow updatekeys -y`` of 100 files after a recipient was added;
 * verify - ``sopsflow verify`` of that 2,000-file repository.
 
-    python bench/bench_revisions.py [--rev REV] [--repeat 9] [--json]
+    python bench/bench_revisions.py [--rev REV] [--repeat 15] [--json]
 
 Without ``--rev`` the other revision is the one before the package move: the parent of
 the first commit listed in ``.git-blame-ignore-revs``.
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rev", default=None,
                         help="the revision to compare this checkout with (default: before the package move)")
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--files", type=int, default=2000, help="tracked files of the hook/verify repository")
     parser.add_argument("--sops", type=int, default=500, help="SOPS files among them")
     parser.add_argument("--updatekeys-files", type=int, default=100)
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                                      lambda e: run_timed(["check"], repo, e), env))
             subprocess.run(["git", "reset", "-q"], cwd=repo, env=env, check=True)
             subprocess.run(["git", "checkout", "-q", "--", "."], cwd=repo, env=env, check=True)
-            results.append(alternate("verify", checkouts, max(3, args.repeat // 2),
+            results.append(alternate("verify", checkouts, args.repeat,
                                      lambda e: run_timed(["verify", "--format", "json"], repo, e, (0, 1)), env))
 
             up_work = work / "updatekeys"
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 return run_timed(["updatekeys", "-y"], target, e)
 
             results.append(alternate(f"updatekeys, {args.updatekeys_files} files", checkouts,
-                                     max(3, args.repeat // 2), updatekeys, up_env))
+                                     args.repeat, updatekeys, up_env))
         finally:
             drop_worktree(other)
 
