@@ -186,4 +186,3 @@ def _strings(value: TreeValue, where: str, source: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, (str, int)) and str(v) for v in value):
         raise SopsError(errors.GENERIC, f"{source}: `{where}` must be a list of strings")
     return [str(v) for v in value]
-
