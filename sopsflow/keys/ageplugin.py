@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..lazyre import compile_lazy
 from .agefmt import Stanza, b64decode, b64encode
@@ -119,6 +119,25 @@ class _Session:
             return False
         return True
 
+    def converse(self, handle: Callable[[list[str], bytes], bool]) -> list[str]:
+        """Read the plugin's messages until ``done``: interaction commands are
+        answered, ``error`` messages collected (and returned), and the rest go
+        to ``handle``, which returns False for a message it does not know."""
+        errors: list[str] = []
+        while True:
+            words, body = self.receive()
+            if words[0] == "done":
+                return errors
+            if self.answer(words, body):
+                continue
+            if words[0] == "error":
+                errors.append(body.decode("utf-8", "replace").strip() or " ".join(words[1:]))
+                self.send(["ok"])
+            elif handle(words, body):
+                self.send(["ok"])
+            else:
+                self.send(["unsupported"])
+
     def _died(self) -> PluginError:
         self.process.kill()
         self.process.wait()
@@ -147,26 +166,17 @@ def wrap_many(name: str, recipients: Sequence[str], file_keys: Sequence[bytes]) 
             session.send(["wrap-file-key"], file_key)
         session.send(["done"])
         out: list[list[Stanza]] = [[] for _ in file_keys]
-        errors: list[str] = []
-        while True:
-            words, body = session.receive()
-            if words[0] == "done":
-                break
-            if session.answer(words, body):
-                continue
+
+        def stanza(words: list[str], body: bytes) -> bool:
             if words[0] == "recipient-stanza" and len(words) >= 3 and words[1].isdigit():
                 index = int(words[1])
                 if index >= len(out):
                     raise PluginError(f"{name} plugin: stanza for an unknown file key")
                 out[index].append(Stanza(words[2], words[3:], body))
-                session.send(["ok"])
-            elif words[0] == "error":
-                errors.append(body.decode("utf-8", "replace").strip() or " ".join(words[1:]))
-                session.send(["ok"])
-            elif words[0] == "labels":
-                session.send(["ok"])
-            else:
-                session.send(["unsupported"])
+                return True
+            return words[0] == "labels"
+
+        errors = session.converse(stanza)
         if errors:
             raise PluginError(f"{name} plugin: " + "; ".join(errors))
         if any(not stanzas for stanzas in out):
@@ -188,21 +198,14 @@ def unwrap_many(name: str, identities: Sequence[str], files: Sequence[Sequence[S
                 session.send(["recipient-stanza", str(index), stanza.type, *stanza.args], stanza.body)
         session.send(["done"])
         found: dict[int, bytes] = {}
-        errors: list[str] = []
-        while True:
-            words, body = session.receive()
-            if words[0] == "done":
-                break
-            if session.answer(words, body):
-                continue
+
+        def file_key(words: list[str], body: bytes) -> bool:
             if words[0] == "file-key" and len(words) == 2 and words[1].isdigit():
                 found.setdefault(int(words[1]), body)
-                session.send(["ok"])
-            elif words[0] == "error":
-                errors.append(body.decode("utf-8", "replace").strip() or " ".join(words[1:]))
-                session.send(["ok"])
-            else:
-                session.send(["unsupported"])
+                return True
+            return False
+
+        errors = session.converse(file_key)
         if errors and not found:
             raise PluginError(f"{name} plugin: " + "; ".join(errors))
         return found
