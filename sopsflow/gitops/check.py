@@ -57,7 +57,8 @@ from ..cipher import parse as parse_enc
 from ..engine import Policy
 from ..errors import SopsError
 from ..keys.registry import RULE_KEY_TYPES
-from ..metadata import Metadata
+from ..lazyre import compile_lazy
+from ..metadata import DEFAULT_UNENCRYPTED_SUFFIX, SELECTION_OPTIONS, Metadata
 from ..stores import format_for_path, store_for_path
 from ..tree import Comment, TreeMap
 from . import detectors
@@ -1305,3 +1306,261 @@ def audit_governed(rel_path: str, data: bytes, governing: ConfigRef, *, settings
     audit.status = "broken"
     audit.findings.insert(0, config_error_finding(governing.path, governing.error, rel_path))
     return audit
+
+
+# --- a shortcut for judging many committed versions (history) ------------------------------
+
+#: The finding kinds :func:`holds_no_plaintext` vouches for: what `sopsflow
+#: history` reports as a secret exposed in a commit.
+PLAINTEXT_KINDS = (PLAINTEXT_SECRET, PARTLY_PLAINTEXT, LEAKED_SECRET)
+
+
+def governing_rule(rel_path: str, config: Config | None, repo_root: Path | None = None) -> CreationRule | None:
+    """The creation rule :func:`audit_file` judges ``rel_path`` under (None:
+    outside every rule). Raises SopsError where the audit reports the config
+    as ``invalid-config`` (a rule's regex that does not compile)."""
+    if config is None or not config.has_creation_rules:
+        return None
+    base = repo_root if repo_root is not None else config.dir
+    return match_rule(config, f"{base}/{rel_path}")
+
+
+#: A line of a block mapping entry, ``key:`` or ``key: value``, in the
+#: subset :func:`_sops_yaml_subset` reads (plain keys of safe characters,
+#: one space after the colon).
+_SUBSET_KEY = compile_lazy(r"([A-Za-z0-9_][A-Za-z0-9_./-]{0,999}):(?: (.*))?\Z")
+#: A plain scalar that libyaml reads as the same text in a block context:
+#: no indicator first, no blank, no ``#``, quote, anchor, tag or flow brace,
+#: and no ``:`` at the end (which would make it a key).
+_SUBSET_PLAIN = compile_lazy(r"[A-Za-z0-9_./+=][A-Za-z0-9_./+=,:\[\]@~^()-]*\Z")
+_SUBSET_QUOTED = compile_lazy(r""""([^"\\]*)"\Z|'([^']*)'\Z""")
+#: Bytes outside the subset (anything but printable ASCII and newlines) are
+#: deleted from a copy: what remains must be empty.
+_SUBSET_BYTES = bytes(range(0x20, 0x7F)) + b"\n"
+
+
+class _NotSubset(Exception):
+    """The text is outside what :func:`_sops_yaml_subset` reads exactly."""
+
+
+class _Plain(str):
+    """A plain (unquoted) scalar: only these resolve to null or are ``ENC[]`` leaves here."""
+
+
+class _SubsetReader:
+    """Block mappings and sequences, one entry per line, with scalars that are
+    plain, quoted without escapes, ``|`` or ``|-`` blocks, ``[]`` or ``{}``:
+    the shape sops gives every YAML file it writes."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.split("\n")
+        self.i = 0
+
+    def peek(self) -> tuple[int, str] | None:
+        """(indent, text) of the next non-empty line, or None at the end."""
+        lines = self.lines
+        while self.i < len(lines) and not lines[self.i]:
+            self.i += 1
+        if self.i == len(lines):
+            return None
+        line = lines[self.i]
+        body = line.lstrip(" ")
+        if not body:
+            raise _NotSubset  # blanks only
+        return len(line) - len(body), body
+
+    def mapping(self, column: int) -> dict[str, object]:
+        out: dict[str, object] = {}
+        while True:
+            head = self.peek()
+            if head is None or head[0] < column:
+                return out
+            if head[0] > column:
+                raise _NotSubset
+            m = _SUBSET_KEY.match(head[1])
+            if m is None:
+                raise _NotSubset
+            key, text = m.group(1), m.group(2)
+            if key in out:
+                raise _NotSubset  # a duplicate: the full parse reports it
+            self.i += 1
+            out[key] = self.scalar(text, column) if text is not None else self.nested(column)
+
+    def nested(self, column: int) -> object:
+        """The value of ``key:`` with nothing after the colon."""
+        head = self.peek()
+        if head is None or head[0] < column or (head[0] == column and not head[1].startswith("-")):
+            return _Plain("")  # an empty plain scalar: null
+        if head[0] == column:
+            raise _NotSubset  # a sequence at the key's own column
+        return self.sequence(head[0]) if head[1].startswith("-") else self.mapping(head[0])
+
+    def sequence(self, column: int) -> list[object]:
+        out: list[object] = []
+        while True:
+            head = self.peek()
+            if head is None or head[0] < column:
+                return out
+            if head[0] > column or not head[1].startswith("- ") or head[1][2:3] in ("", " ", "-"):
+                raise _NotSubset
+            rest = head[1][2:]
+            if _SUBSET_KEY.match(rest):
+                # "- key: ..." opens a mapping at the column of its key
+                self.lines[self.i] = " " * (column + 2) + rest
+                out.append(self.mapping(column + 2))
+            else:
+                self.i += 1
+                out.append(self.scalar(rest, column))
+
+    def scalar(self, text: str, column: int) -> object:
+        if text in ("|", "|-"):
+            return self.block(column, keep_newline=text == "|")
+        if text == "[]":
+            return []
+        if text == "{}":
+            return {}
+        if text == "~":
+            return _Plain(text)
+        if text[:1] in ("'", '"'):
+            m = _SUBSET_QUOTED.match(text)
+            if m is None:
+                raise _NotSubset
+            return m.group(1) if m.group(1) is not None else m.group(2)
+        if _SUBSET_PLAIN.match(text) is None or text.endswith(":"):
+            raise _NotSubset
+        return _Plain(text)
+
+    def block(self, column: int, keep_newline: bool) -> str:
+        """A literal block scalar: the lines indented deeper than its key."""
+        lines = self.lines
+        body: list[str] = []
+        indent = 0
+        while self.i < len(lines):
+            line = lines[self.i]
+            if line:
+                depth = len(line) - len(line.lstrip(" "))
+                if depth <= column:
+                    break
+                if depth == len(line):
+                    raise _NotSubset  # blanks only
+                if not indent:
+                    indent = depth
+                elif depth < indent:
+                    raise _NotSubset
+                body.append(line[indent:])
+            elif body:
+                body.append("")
+            self.i += 1
+        while body and not body[-1]:
+            body.pop()
+        return "\n".join(body) + ("\n" if keep_newline and body else "")
+
+
+def _sops_yaml_subset(data: bytes) -> tuple[list[tuple[str, ...]], RawMetadata | None, bool] | None:
+    """For YAML as sops writes it, read without composing nodes (a few times
+    faster): the key paths of the values that are not plain ``ENC[...]``
+    scalars, the raw sops metadata and whether there is any. For the text it
+    reads, these are exactly what :func:`_load_yaml_fast` gives (its leaves
+    of kind "plain" are among these paths); None for anything else (comments,
+    flow collections, anchors, tags, several documents, duplicate keys,
+    non-ASCII, tabs, ...), which the caller parses in full."""
+    if data.translate(None, _SUBSET_BYTES) or b"#" in data or data[:1] == b" ":
+        return None
+    try:
+        reader = _SubsetReader(data.decode("ascii"))
+        top = reader.mapping(0)
+        if reader.peek() is not None:
+            return None
+    except (_NotSubset, RecursionError):
+        return None
+    paths: list[tuple[str, ...]] = []
+    stack: list[tuple[tuple[str, ...], object]] = [((key,), value) for key, value in top.items() if key != "sops"]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((path + (key,), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((path, item) for item in value)
+        elif not (type(value) is _Plain and value.startswith(_ENC_PREFIX)):
+            paths.append(path)
+    if "sops" not in top:
+        return paths, None, False
+    return paths, _subset_python(top["sops"]), True
+
+
+def _subset_python(value: object) -> TreeValue:
+    """Metadata as :func:`_node_python` gives it: a plain null is None, every
+    other scalar its text."""
+    if isinstance(value, dict):
+        return {key: _subset_python(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_subset_python(item) for item in value]
+    if type(value) is _Plain and value in detectors.NULLS:
+        return None
+    return str(value)
+
+
+def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *, is_symlink: bool = False) -> bool:
+    """True only when :func:`audit_file`, with ``rule`` the one
+    :func:`governing_rule` gives, certainly reports no finding of
+    ``PLAINTEXT_KINDS``: an intact SOPS document whose every value its own
+    options and its rule select is ``ENC[...]``, with no plaintext comment, no
+    unexpected metadata entry and nothing the key and token detectors find.
+
+    It skips what cannot produce such a finding (well-formedness of each
+    ``ENC[]``, the MAC and key entries, recipients), which is most of the
+    audit's time. False means "judge it with audit_file": anything unusual
+    (a plaintext value it selects, no sops metadata, a file that does not
+    parse, comment-driven options, a detector hit, a config file, a symbolic
+    link) - not that the file is unsafe."""
+    if is_symlink or _is_temp_file(rel_path):
+        return False
+    name = rel_path.rsplit("/", 1)[-1]
+    if name in CONFIG_NAMES or name in IGNORED_CONFIG_NAMES:
+        return False
+    store_name = format_for_path(rel_path)
+    if rule is None and not _sops_markers(data):
+        return False  # judged by every detector outside the rules
+    if store_name == "yaml" and _may_hold_plain_comments(data, store_name):
+        return False
+    policies = _Policies(None, rule, store_name)
+    if policies.need_stack:
+        return False
+    quick = _sops_yaml_subset(data) if store_name == "yaml" else None
+    if quick is not None:
+        not_enc, raw, has_meta = quick
+        leaves = [_Leaf(path, [], "plain", "", None, 0, None) for path in not_enc]
+        comments: list[_CommentLeaf] = []
+    else:
+        try:
+            doc = (_load_yaml_fast(data) if store_name == "yaml"
+                   else _load_with_store(store_for_path(rel_path), data, False))
+        except _ParseFailure:
+            return False
+        if doc.problems:
+            return False
+        raw, has_meta, leaves, comments = doc.raw_meta, doc.has_meta, doc.leaves, doc.comments or []
+    if not has_meta or not isinstance(raw, dict) or next(_hidden_in_metadata(raw), None):
+        return False
+    # The file's own options as Metadata.from_dict reads them. Where it
+    # refuses the metadata the audit judges values by the rule alone: asking
+    # both here is stricter, never looser.
+    selection = {}
+    for option in SELECTION_OPTIONS:
+        value = raw.get(option)
+        text = "" if value is None else value if isinstance(value, str) else str(value)
+        if text:
+            selection[option] = text
+    if len(selection) > 1:
+        return False
+    own = _policy(selection or {"unencrypted_suffix": DEFAULT_UNENCRYPTED_SUFFIX})
+    if own.uses_comments:
+        return False
+    by_rule = policies.rule
+    for leaf in leaves:
+        if leaf.kind == "plain" and (store_name == "binary" or own.path_encrypted(leaf.path)
+                                     or (by_rule is not None and by_rule.path_encrypted(leaf.path))):
+            return False
+    if any(not c.encrypted and c.text.strip() for c in comments):
+        return False
+    return not detectors.find_key_material(data) and not detectors.find_provider_tokens(data)
