@@ -1325,179 +1325,168 @@ def governing_rule(rel_path: str, config: Config | None, repo_root: Path | None 
     return match_rule(config, f"{base}/{rel_path}")
 
 
-#: A line of a block mapping entry, ``key:`` or ``key: value``, in the
-#: subset :func:`_sops_yaml_subset` reads (plain keys of safe characters,
-#: one space after the colon).
-_SUBSET_KEY = compile_lazy(r"([A-Za-z0-9_][A-Za-z0-9_./-]{0,999}):(?: (.*))?\Z")
-#: A plain scalar that libyaml reads as the same text in a block context:
-#: no indicator first, no blank, no ``#``, quote, anchor, tag or flow brace,
-#: and no ``:`` at the end (which would make it a key).
-_SUBSET_PLAIN = compile_lazy(r"[A-Za-z0-9_./+=][A-Za-z0-9_./+=,:\[\]@~^()-]*\Z")
-_SUBSET_QUOTED = compile_lazy(r""""([^"\\]*)"\Z|'([^']*)'\Z""")
-#: Bytes outside the subset (anything but printable ASCII and newlines) are
-#: deleted from a copy: what remains must be empty.
+#: One line of the YAML subset :func:`_sops_yaml_subset` reads: an indent,
+#: then ``key:`` or ``key: value`` (either after ``- ``), or ``- value``, or
+#: other text (legal only inside a ``|`` block: group 6). Keys are plain, of
+#: safe characters, within libyaml's limit for a simple key; values are plain
+#: scalars libyaml reads as the same text in a block context (no indicator
+#: first; no blank, ``#``, quote, anchor, tag or brace; no ``:`` last),
+#: quoted ones without escapes, ``|``, ``|-``, ``[]``, ``{}`` or ``~``.
+_SUBSET_LINE = compile_lazy(
+    r"( *)(?:(- )?([A-Za-z0-9_][A-Za-z0-9_./-]{0,999}):(?: (VALUE))?|- (VALUE)|(\S.*))\Z".replace(
+        "VALUE", r"""[A-Za-z0-9_./+=](?:[A-Za-z0-9_./+=,:\[\]@~^()-]*[A-Za-z0-9_./+=,\[\]@~^()-])?"""
+        r"""|"[^"\\]*"|'[^']*'|\|-?|\[\]|\{\}|~"""))
+#: The bytes the subset may hold (printable ASCII and newlines): deleting
+#: them from a copy must leave nothing.
 _SUBSET_BYTES = bytes(range(0x20, 0x7F)) + b"\n"
 
-
-class _NotSubset(Exception):
-    """The text is outside what :func:`_sops_yaml_subset` reads exactly."""
-
-
-class _Plain(str):
-    """A plain (unquoted) scalar: only these resolve to null or are ``ENC[]`` leaves here."""
+#: An open block collection of the subset reader: [column, is a mapping, key
+#: path, its raw metadata (dict or list; None in the data), keys seen].
+_Open = list  # of Any
 
 
-class _SubsetReader:
-    """Block mappings and sequences, one entry per line, with scalars that are
-    plain, quoted without escapes, ``|`` or ``|-`` blocks, ``[]`` or ``{}``:
-    the shape sops gives every YAML file it writes."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.split("\n")
-        self.i = 0
-
-    def peek(self) -> tuple[int, str] | None:
-        """(indent, text) of the next non-empty line, or None at the end."""
-        lines = self.lines
-        while self.i < len(lines) and not lines[self.i]:
-            self.i += 1
-        if self.i == len(lines):
-            return None
-        line = lines[self.i]
-        body = line.lstrip(" ")
-        if not body:
-            raise _NotSubset  # blanks only
-        return len(line) - len(body), body
-
-    def mapping(self, column: int) -> dict[str, object]:
-        out: dict[str, object] = {}
-        while True:
-            head = self.peek()
-            if head is None or head[0] < column:
-                return out
-            if head[0] > column:
-                raise _NotSubset
-            m = _SUBSET_KEY.match(head[1])
-            if m is None:
-                raise _NotSubset
-            key, text = m.group(1), m.group(2)
-            if key in out:
-                raise _NotSubset  # a duplicate: the full parse reports it
-            self.i += 1
-            out[key] = self.scalar(text, column) if text is not None else self.nested(column)
-
-    def nested(self, column: int) -> object:
-        """The value of ``key:`` with nothing after the colon."""
-        head = self.peek()
-        if head is None or head[0] < column or (head[0] == column and not head[1].startswith("-")):
-            return _Plain("")  # an empty plain scalar: null
-        if head[0] == column:
-            raise _NotSubset  # a sequence at the key's own column
-        return self.sequence(head[0]) if head[1].startswith("-") else self.mapping(head[0])
-
-    def sequence(self, column: int) -> list[object]:
-        out: list[object] = []
-        while True:
-            head = self.peek()
-            if head is None or head[0] < column:
-                return out
-            if head[0] > column or not head[1].startswith("- ") or head[1][2:3] in ("", " ", "-"):
-                raise _NotSubset
-            rest = head[1][2:]
-            if _SUBSET_KEY.match(rest):
-                # "- key: ..." opens a mapping at the column of its key
-                self.lines[self.i] = " " * (column + 2) + rest
-                out.append(self.mapping(column + 2))
-            else:
-                self.i += 1
-                out.append(self.scalar(rest, column))
-
-    def scalar(self, text: str, column: int) -> object:
-        if text in ("|", "|-"):
-            return self.block(column, keep_newline=text == "|")
-        if text == "[]":
-            return []
-        if text == "{}":
-            return {}
-        if text == "~":
-            return _Plain(text)
-        if text[:1] in ("'", '"'):
-            m = _SUBSET_QUOTED.match(text)
-            if m is None:
-                raise _NotSubset
-            return m.group(1) if m.group(1) is not None else m.group(2)
-        if _SUBSET_PLAIN.match(text) is None or text.endswith(":"):
-            raise _NotSubset
-        return _Plain(text)
-
-    def block(self, column: int, keep_newline: bool) -> str:
-        """A literal block scalar: the lines indented deeper than its key."""
-        lines = self.lines
-        body: list[str] = []
-        indent = 0
-        while self.i < len(lines):
-            line = lines[self.i]
-            if line:
-                depth = len(line) - len(line.lstrip(" "))
-                if depth <= column:
-                    break
-                if depth == len(line):
-                    raise _NotSubset  # blanks only
-                if not indent:
-                    indent = depth
-                elif depth < indent:
-                    raise _NotSubset
-                body.append(line[indent:])
-            elif body:
-                body.append("")
-            self.i += 1
-        while body and not body[-1]:
-            body.pop()
-        return "\n".join(body) + ("\n" if keep_newline and body else "")
+def _subset_put(holder: _Open, key: str | None, value: TreeValue) -> None:
+    if holder[1]:
+        holder[3][key] = value
+    else:
+        holder[3].append(value)
 
 
-def _sops_yaml_subset(data: bytes) -> tuple[list[tuple[str, ...]], RawMetadata | None, bool] | None:
-    """For YAML as sops writes it, read without composing nodes (a few times
-    faster): the key paths of the values that are not plain ``ENC[...]``
-    scalars, the raw sops metadata and whether there is any. For the text it
-    reads, these are exactly what :func:`_load_yaml_fast` gives (its leaves
-    of kind "plain" are among these paths); None for anything else (comments,
-    flow collections, anchors, tags, several documents, duplicate keys,
-    non-ASCII, tabs, ...), which the caller parses in full."""
-    if data.translate(None, _SUBSET_BYTES) or b"#" in data or data[:1] == b" ":
+def _subset_value(holder: _Open, key: str | None, text: str | None, paths: list[tuple[str, ...]]) -> None:
+    """A scalar (None: an empty plain one) as :func:`_node_python` gives it in
+    the metadata; in the data, the key path of any that is not ``ENC[...]``."""
+    if holder[3] is None:
+        if text is None or not (text.startswith(_ENC_PREFIX) or text in ("[]", "{}")):
+            paths.append(holder[2] + (key,) if key is not None else holder[2])
+        return
+    if text is None or text in detectors.NULLS or text == "~":
+        value: TreeValue = None
+    elif text[0] in "\"'":
+        value = text[1:-1]
+    elif text in ("[]", "{}"):
+        value = [] if text == "[]" else {}
+    else:
+        value = text
+    _subset_put(holder, key, value)
+
+
+def _sops_yaml_subset(data: bytes) -> tuple[list[tuple[str, ...]], RawMetadata | None] | None:
+    """For YAML as sops writes it (block mappings and sequences, one entry a
+    line), read line by line without composing nodes: the key paths of the
+    values that are not plain ``ENC[...]`` scalars, and the raw sops metadata
+    (None without any). For the text it reads, this is what
+    :func:`_load_yaml_fast` gives (the paths of its "plain" leaves are among
+    these, its raw metadata is this one, and it finds no problem); None for
+    anything else (comments, flow collections, anchors, tags, several
+    documents, duplicate keys, a sequence at its key's column, non-ASCII,
+    tabs, blank-only lines, ...), which the caller parses in full."""
+    if data.translate(None, _SUBSET_BYTES) or b"#" in data:
         return None
-    try:
-        reader = _SubsetReader(data.decode("ascii"))
-        top = reader.mapping(0)
-        if reader.peek() is not None:
-            return None
-    except (_NotSubset, RecursionError):
-        return None
+    match = _SUBSET_LINE.match
+    root: _Open = [0, True, (), None, set()]
+    stack = [root]
     paths: list[tuple[str, ...]] = []
-    stack: list[tuple[tuple[str, ...], object]] = [((key,), value) for key, value in top.items() if key != "sops"]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend((path + (key,), item) for key, item in value.items())
-        elif isinstance(value, list):
-            stack.extend((path, item) for item in value)
-        elif not (type(value) is _Plain and value.startswith(_ENC_PREFIX)):
-            paths.append(path)
-    if "sops" not in top:
-        return paths, None, False
-    return paths, _subset_python(top["sops"]), True
-
-
-def _subset_python(value: object) -> TreeValue:
-    """Metadata as :func:`_node_python` gives it: a plain null is None, every
-    other scalar its text."""
-    if isinstance(value, dict):
-        return {key: _subset_python(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_subset_python(item) for item in value]
-    if type(value) is _Plain and value in detectors.NULLS:
-        return None
-    return str(value)
+    meta: RawMetadata | None = None
+    pending: tuple[_Open, str] | None = None  # a "key:" whose value starts on a later line
+    block: tuple[_Open, str | None, bool, int] | None = None  # an open "|": holder, key, keep newline, column
+    body: list[str] = []
+    body_indent = 0
+    for line in data.decode("ascii").split("\n") + ["\0"]:  # the sentinel closes what is open
+        if block is not None:
+            if not line:
+                body.append("")  # leading ones are kept, trailing ones dropped (clipped)
+                continue
+            depth = len(line) - len(line.lstrip(" "))
+            if depth > block[3]:
+                if depth == len(line):
+                    return None  # blanks only
+                if not body_indent:
+                    body_indent = depth
+                elif depth < body_indent:
+                    return None
+                body.append(line[body_indent:])
+                continue
+            holder, key, keep, _ = block
+            if holder[3] is not None:
+                if line == "\0" and body and body[-1] and not data.endswith(b"\n"):
+                    keep = False  # the last line has no line break to keep
+                while body and not body[-1]:
+                    body.pop()
+                _subset_put(holder, key, "\n".join(body) + ("\n" if keep and body else ""))
+            block, body, body_indent = None, [], 0
+        if not line:
+            continue
+        m = match(line) if line != "\0" else None
+        if m is not None:
+            spaces, dash, key, value, item, other = m.groups()
+            indent = len(spaces)
+        else:
+            indent = -1
+        if pending is not None:
+            holder, parent = pending
+            pending = None
+            if indent > holder[0]:
+                opened: dict[str, TreeValue] | list[TreeValue] | None = None
+                at_meta = holder is root and parent == "sops"
+                if holder[3] is not None or at_meta:
+                    opened = {} if dash is None and item is None else []
+                    if at_meta:
+                        meta = opened  # type: ignore[assignment]
+                    else:
+                        _subset_put(holder, parent, opened)
+                stack.append([indent, dash is None and item is None, holder[2] + (parent,), opened, set()])
+            elif indent == holder[0] and (dash is not None or item is not None):
+                return None  # a sequence at its key's column
+            elif holder is root and parent == "sops":
+                return None  # metadata that is no mapping: the full parse says what it is
+            else:
+                _subset_value(holder, parent, None, paths)
+        if m is None:
+            if line != "\0":
+                return None
+            break
+        if other is not None:
+            return None  # text outside a block
+        while indent < stack[-1][0]:
+            stack.pop()
+        top = stack[-1]
+        if indent != top[0]:
+            return None
+        if not top[1]:  # a sequence: "- key: ..." opens a mapping two columns in
+            if dash is not None:
+                entry: dict[str, TreeValue] | None = {} if top[3] is not None else None
+                if entry is not None:
+                    top[3].append(entry)
+                top = [indent + 2, True, top[2], entry, set()]
+                stack.append(top)
+            elif item is not None:
+                if item[0] == "|":
+                    block = (top, None, item == "|", indent)
+                    if top[3] is None:
+                        paths.append(top[2])
+                else:
+                    _subset_value(top, None, item, paths)
+                continue
+            else:
+                return None
+        elif dash is not None or item is not None:
+            return None
+        if key in top[4]:
+            return None  # a duplicate: the full parse reports it
+        top[4].add(key)
+        if top is root and key == "sops":
+            if value is not None:
+                return None  # metadata that is no mapping
+            pending = (top, key)
+        elif value is None:
+            pending = (top, key)
+        elif value[0] == "|":
+            block = (top, key, value == "|", top[0])
+            if top[3] is None:
+                paths.append(top[2] + (key,))
+        else:
+            _subset_value(top, key, value, paths)
+    return paths, meta
 
 
 def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *, is_symlink: bool = False) -> bool:
@@ -1528,8 +1517,7 @@ def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *,
         return False
     quick = _sops_yaml_subset(data) if store_name == "yaml" else None
     if quick is not None:
-        not_enc, raw, has_meta = quick
-        leaves = [_Leaf(path, [], "plain", "", None, 0, None) for path in not_enc]
+        plain, raw = quick  # plain: a superset of the paths of plain values
         comments: list[_CommentLeaf] = []
     else:
         try:
@@ -1537,10 +1525,11 @@ def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *,
                    else _load_with_store(store_for_path(rel_path), data, False))
         except _ParseFailure:
             return False
-        if doc.problems:
+        if doc.problems or not doc.has_meta:
             return False
-        raw, has_meta, leaves, comments = doc.raw_meta, doc.has_meta, doc.leaves, doc.comments or []
-    if not has_meta or not isinstance(raw, dict) or next(_hidden_in_metadata(raw), None):
+        raw, comments = doc.raw_meta, doc.comments or []
+        plain = [leaf.path for leaf in doc.leaves if leaf.kind == "plain"]
+    if not isinstance(raw, dict) or next(_hidden_in_metadata(raw), None):
         return False
     # The file's own options as Metadata.from_dict reads them. Where it
     # refuses the metadata the audit judges values by the rule alone: asking
@@ -1557,9 +1546,8 @@ def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *,
     if own.uses_comments:
         return False
     by_rule = policies.rule
-    for leaf in leaves:
-        if leaf.kind == "plain" and (store_name == "binary" or own.path_encrypted(leaf.path)
-                                     or (by_rule is not None and by_rule.path_encrypted(leaf.path))):
+    for path in plain:
+        if store_name == "binary" or own.path_encrypted(path) or (by_rule is not None and by_rule.path_encrypted(path)):
             return False
     if any(not c.encrypted and c.text.strip() for c in comments):
         return False
