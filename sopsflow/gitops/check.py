@@ -1471,7 +1471,7 @@ def _sops_yaml_subset(data: bytes) -> tuple[list[tuple[str, ...]], RawMetadata |
                 return None
         elif dash is not None or item is not None:
             return None
-        if key in top[4]:
+        if key is None or key in top[4]:
             return None  # a duplicate: the full parse reports it
         top[4].add(key)
         if top is root and key == "sops":
