@@ -1510,7 +1510,7 @@ def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *,
     store_name = format_for_path(rel_path)
     if rule is None and not _sops_markers(data):
         return False  # judged by every detector outside the rules
-    if store_name == "yaml" and _may_hold_plain_comments(data, store_name):
+    if store_name == "yaml" and b"#" in data and _may_hold_plain_comments(data, store_name):
         return False
     policies = _Policies(None, rule, store_name)
     if policies.need_stack:
