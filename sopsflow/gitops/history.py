@@ -72,6 +72,8 @@ _GITLINK = b"160000"
 _SYMLINK = b"120000"
 _ZERO = re.compile(rb"^0+$")
 _UNKNOWN = object()
+#: Resolved rules a judge keeps (one per config version and path).
+_RULES_KEPT = 20_000
 
 
 @dataclass
@@ -556,6 +558,8 @@ class _Judge:
                 found = governing_rule(path, self.config(config_key), self.root)
             except SopsError as exc:
                 found = exc
+            if len(self.rules) >= _RULES_KEPT:
+                self.rules.clear()  # a history that changes .sops.yaml often: memory stays bounded
             self.rules[key] = found
         return found  # type: ignore[return-value]
 
