@@ -21,8 +21,12 @@ How, without checking anything out:
    finds it: the walk feeds forked workers (one per CPU, where
    :func:`sopsflow.forkpool.usable` allows; this process otherwise), each
    with its own ``git cat-file --batch`` asked for a batch of blobs at a
-   time, so the walk, the blob reads and the judging overlap. Every job of a
-   blob goes to the same worker, which reads it once. A worker keeps only
+   time, so the walk, the blob reads and the judging overlap. New (path,
+   blob) pairs go to one worker a batch at a time, in the order the walk
+   finds them, and every later job of a pair to the same worker: blobs found
+   one after another often share chains of deltas in the pack, which one
+   ``cat-file`` resolves once (split blob by blob, each worker would resolve
+   nearly every chain). A worker keeps only
    the exposures it finds and the pipe to it is bounded, so memory stays
    flat however long the history is.
 
@@ -249,7 +253,7 @@ def _config_dir(path: str) -> str | None:
 class _Pair:
     """One (path, blob) some commit holds (one per blob version: kept small)."""
 
-    __slots__ = ("mode", "introduced", "removed", "contexts")
+    __slots__ = ("mode", "introduced", "removed", "contexts", "worker")
 
     def __init__(self, mode: bytes, removed: tuple[int, ...] = ()) -> None:
         self.mode = mode
@@ -258,6 +262,8 @@ class _Pair:
         self.removed = removed
         #: the (config, settings) keys it is judged under, each once
         self.contexts: tuple[tuple[str, str], ...] = ()
+        #: the worker that judges it under every context (-1: none yet)
+        self.worker = -1
 
 
 #: One change of a diff: (new mode, path, old blob or b"", new blob or b""), blob ids as 20 bytes.
@@ -267,7 +273,7 @@ _ConfigState = dict[str, str]
 
 
 class _Walk:
-    def __init__(self, git: _Git, options: HistoryOptions, emit: Callable[[_Job], None]) -> None:
+    def __init__(self, git: _Git, options: HistoryOptions, emit: Callable[[_Job, _Pair], None]) -> None:
         self.git = git
         self.options = options
         #: receives each (path, blob, context) to judge, once, as the walk finds it
@@ -419,7 +425,7 @@ class _Walk:
             pair.contexts += single
         else:
             return
-        self.emit((path, blob.hex(), pair.mode, context[0], context[1]))
+        self.emit((path, blob.hex(), pair.mode, context[0], context[1]), pair)
 
     def _rejudge(self, commit: str, state: _ConfigState, changed: set[str]) -> None:
         """A config changed: the files it governs are judged under it again."""
@@ -644,7 +650,7 @@ class _Judging:
         self.done = 0
         self.pending: list[_Job] = []
 
-    def __call__(self, job: _Job) -> None:
+    def __call__(self, job: _Job, pair: _Pair | None = None) -> None:
         self.pending.append(job)
         if len(self.pending) >= _SEND_JOBS:
             self.batch(self.pending)
@@ -697,9 +703,9 @@ _SEND_JOBS = 256
 class _Workers:
     """Forked judges fed by the walk as it goes: the commit walk, the blob
     reads (one ``cat-file`` per worker) and the judging overlap. Every job of
-    a blob goes to the worker its id is routed to, which reads it once per
-    batch that needs it (once, unless a later config change has it judged
-    again). A worker keeps only the exposures it finds, so memory stays flat
+    a (path, blob) pair goes to the worker its first job went to, which reads
+    the blob once per batch that needs it (once, unless a later config change
+    has it judged again). A worker keeps only the exposures it finds, so memory stays flat
     however long the history. Jobs go down a pipe (a worker that falls
     behind slows the walk once its pipe is full: nothing piles up here); the
     answers come back once, at the end. A worker that dies has its share
@@ -711,6 +717,8 @@ class _Workers:
         self.job_fds: list[int] = []
         self.answer_fds: list[int] = []
         self.pending: list[list[_Job]] = [[] for _ in range(count)]
+        #: the worker new (path, blob) pairs go to, a batch at a time
+        self.turn = 0
         for _ in range(count):
             self._start()
 
@@ -750,14 +758,15 @@ class _Workers:
         self.job_fds.append(job_w)
         self.answer_fds.append(ans_r)
 
-    def route(self, blob: str) -> int:
-        return _route(blob, len(self.pids))
-
-    def __call__(self, job: _Job) -> None:
-        n = self.route(job[1])
+    def __call__(self, job: _Job, pair: _Pair) -> None:
+        n = pair.worker
+        if n < 0:
+            n = pair.worker = self.turn
         self.pending[n].append(job)
         if len(self.pending[n]) >= _SEND_JOBS:
             self._send(n)
+            if n == self.turn:
+                self.turn = (n + 1) % len(self.pids)
 
     def _send(self, n: int) -> None:
         import pickle
@@ -832,11 +841,6 @@ def _widen(fd: int) -> None:
         pass  # the default buffer (64 KiB) still works, with less slack
 
 
-def _route(blob: str, workers: int) -> int:
-    """The worker that judges every job of ``blob`` (so it reads it once)."""
-    return int(blob[:8], 16) % workers
-
-
 def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> HistoryResult:
     """Scan the history of the repository containing ``path``. Raises
     SopsError(2) for usage problems (not a repository, unknown revision)."""
@@ -858,7 +862,7 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     count = forkpool.requested_jobs(options.jobs) or forkpool.cpu_count()
     workers = _Workers(root, git, count) if count > 1 and forkpool.usable() else None
     inline: _Judging | None = None
-    emit: Callable[[_Job], None]
+    emit: Callable[[_Job, _Pair], None]
     if workers is not None:
         emit = workers
     else:  # one CPU, or no fork here: judged in this process
@@ -872,7 +876,7 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
             if failed:  # a worker died: its share is judged here
                 inline = _Judging(root, git)
                 for (path_, raw), pair in walk.pairs.items():
-                    if pair.contexts and _route(raw.hex(), count) in failed:
+                    if pair.contexts and pair.worker in failed:
                         for config_key, settings_blob in pair.contexts:
                             inline((path_, raw.hex(), pair.mode, config_key, settings_blob))
         if inline is not None:
@@ -887,7 +891,7 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     result = HistoryResult(root=root, refs=[name for name, _ in tips], since=options.since, started=stamp,
                            commits=len(walk.commits))
     for exposures, lacking, done in answers:
-        found.update(exposures)  # a blob's jobs all go to one worker: no key comes twice
+        found.update(exposures)  # a pair's jobs all go to one worker: no key comes twice
         missing.extend(lacking)
         result.judged += done
     if missing:
