@@ -253,17 +253,36 @@ def _config_dir(path: str) -> str | None:
 class _Pair:
     """One (path, blob) some commit holds (one per blob version: kept small)."""
 
-    __slots__ = ("mode", "introduced", "removed", "contexts", "worker")
+    __slots__ = ("how", "introduced", "removed", "contexts")
 
     def __init__(self, mode: bytes, removed: tuple[int, ...] = ()) -> None:
-        self.mode = mode
+        #: (mode, the worker that judges it under every context or -1), a
+        #: tuple shared by every pair with the same two: one slot for both
+        self.how = _how(mode, -1)
         # tuples: the empty one is shared, and most pairs have one commit in each
         self.introduced: tuple[int, ...] = ()
         self.removed = removed
         #: the (config, settings) keys it is judged under, each once
         self.contexts: tuple[tuple[str, str], ...] = ()
-        #: the worker that judges it under every context (-1: none yet)
-        self.worker = -1
+
+    @property
+    def mode(self) -> bytes:
+        return self.how[0]
+
+    @property
+    def worker(self) -> int:
+        return self.how[1]
+
+    @worker.setter
+    def worker(self, n: int) -> None:
+        self.how = _how(self.how[0], n)
+
+
+_HOWS: dict[tuple[bytes, int], tuple[bytes, int]] = {}
+
+
+def _how(mode: bytes, worker: int) -> tuple[bytes, int]:
+    return _HOWS.setdefault((mode, worker), (mode, worker))
 
 
 #: One change of a diff: (new mode, path, old blob or b"", new blob or b""), blob ids as 20 bytes.
@@ -761,7 +780,8 @@ class _Workers:
     def __call__(self, job: _Job, pair: _Pair) -> None:
         n = pair.worker
         if n < 0:
-            n = pair.worker = self.turn
+            n = self.turn
+            pair.worker = n
         self.pending[n].append(job)
         if len(self.pending[n]) >= _SEND_JOBS:
             self._send(n)
