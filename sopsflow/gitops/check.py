@@ -1489,6 +1489,17 @@ def _sops_yaml_subset(data: bytes) -> tuple[list[tuple[str, ...]], RawMetadata |
     return paths, meta
 
 
+#: The rule's half of :class:`_Policies` (no file metadata), by rule and store.
+_RULE_POLICIES: dict[tuple[int, str], tuple[CreationRule | None, _Policies]] = {}
+
+
+def _rule_policies(rule: CreationRule | None, store_name: str) -> _Policies:
+    cached = _RULE_POLICIES.get((id(rule), store_name))
+    if cached is None or cached[0] is not rule:
+        cached = _RULE_POLICIES[(id(rule), store_name)] = (rule, _Policies(None, rule, store_name))
+    return cached[1]
+
+
 def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *, is_symlink: bool = False) -> bool:
     """True only when :func:`audit_file`, with ``rule`` the one
     :func:`governing_rule` gives, certainly reports no finding of
@@ -1502,17 +1513,17 @@ def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *,
     (a plaintext value it selects, no sops metadata, a file that does not
     parse, comment-driven options, a detector hit, a config file, a symbolic
     link) - not that the file is unsafe."""
-    if is_symlink or _is_temp_file(rel_path):
-        return False
     name = rel_path.rsplit("/", 1)[-1]
-    if name in CONFIG_NAMES or name in IGNORED_CONFIG_NAMES:
+    if is_symlink or (name[:1] == "." and (_is_temp_file(rel_path) or name in CONFIG_NAMES)):
+        return False
+    if name in IGNORED_CONFIG_NAMES:
         return False
     store_name = format_for_path(rel_path)
     if rule is None and not _sops_markers(data):
         return False  # judged by every detector outside the rules
     if store_name == "yaml" and b"#" in data and _may_hold_plain_comments(data, store_name):
         return False
-    policies = _Policies(None, rule, store_name)
+    policies = _rule_policies(rule, store_name)
     if policies.need_stack:
         return False
     quick = _sops_yaml_subset(data) if store_name == "yaml" else None

@@ -538,6 +538,9 @@ class _Judge:
         self.settings: dict[str, AuditSettings] = {}
         #: (config key, path) -> its rule, or why the config cannot decide
         self.rules: dict[tuple[str, str], object] = {}
+        from . import check
+
+        self.check = check  # looked up per blob: a module attribute, not an import statement
 
     def _content(self, blob: str) -> bytes:
         data = None if blob in self.lacking else self.read(blob)
@@ -589,8 +592,6 @@ class _Judge:
         return found  # type: ignore[return-value]
 
     def judge(self, job: tuple[str, str, str, str], mode: bytes, data: bytes) -> list[Where]:
-        from .check import audit_file, holds_no_plaintext
-
         path, _, config_key, settings_blob = job
         symlink = mode == _SYMLINK
         rule = self.rule(config_key, path)
@@ -598,12 +599,12 @@ class _Judge:
         # of the audit's time; anything else gets the whole audit (which also
         # decides what becomes of a blob the shortcut stumbles on).
         try:
-            vouched = not isinstance(rule, SopsError) and holds_no_plaintext(path, data, rule, is_symlink=symlink)
+            vouched = not isinstance(rule, SopsError) and self.check.holds_no_plaintext(path, data, rule, is_symlink=symlink)
         except Exception:
             vouched = False
         if vouched:
             return []
-        audit = audit_file(path, data, config=self.config(config_key), settings=self.setting(settings_blob),
+        audit = self.check.audit_file(path, data, config=self.config(config_key), settings=self.setting(settings_blob),
                            is_symlink=symlink, repo_root=self.root)
         return [Where(f.kind, f.severity, f.message, f.line) for f in audit.findings if f.kind in EXPOSURE_KINDS]
 
