@@ -55,6 +55,7 @@ def build_cases() -> dict[str, tuple[str, bytes, bool]]:
     ini = sops_encrypt("app.ini", "[db]\npassword = pw-Tz4Kq\n")
     binary = sops_encrypt("app.bin", b"\x00\x01 raw bytes \xff")
     commented = sops_encrypt("app.yaml", "# rotated monthly\npassword: pw-Tz4Kq\n")
+    env_commented = sops_encrypt("app.env", "# rotated monthly\nPASSWORD=pw-Tz4Kq\n")
     multi = sops_encrypt("app.yaml", "password: pw-Tz4Kq\n---\nother: pw-Lm8Vc\n")
     by_regex = sops_encrypt("app.yaml", "password: pw-Tz4Kq\nuser: admin\n", args=("--encrypted-regex", "^password$"))
     by_comment = gitfixtures.sops_encrypt("app.yaml", "# sops:enc\npassword: pw-Tz4Kq\nuser: admin\n",
@@ -67,6 +68,7 @@ def build_cases() -> dict[str, tuple[str, bytes, bool]]:
         "ini": ("secrets/app.ini", ini, True),
         "binary": ("secrets/app.bin", binary, True),
         "encrypted comment": ("secrets/commented.yaml", commented, True),
+        "encrypted dotenv comment": ("secrets/commented.env", env_commented, True),
         "several documents": ("secrets/multi.yaml", multi, True),
         "outside the rules": ("other/app.yaml", yaml, True),
         # broken in ways the audit reports as broken-sops, never as an exposure
@@ -79,6 +81,8 @@ def build_cases() -> dict[str, tuple[str, bytes, bool]]:
         "hand-added ini value": ("secrets/app.ini", ini.replace(b"[db]\n", b"[db]\nextra = pw-Hd7Ns\n", 1), False),
         "hand-added binary value": ("secrets/app.bin", _json_with(binary, extra="pw-Hd7Ns"), False),
         "hand-added comment": ("secrets/app.yaml", b"# old password was pw-Hd7Ns\n" + yaml, False),
+        "hand-added dotenv comment": ("secrets/app.env", env + b"# old password was pw-Hd7Ns\n", False),
+        "dotenv line without =": ("secrets/app.env", env + b"garbage\n", False),
         "hand-added metadata entry": ("secrets/app.yaml", yaml.replace(b"sops:\n", b"sops:\n    note: pw-Hd7Ns\n", 1), False),
         "decrypted and committed": ("secrets/app.yaml", b"password: pw-Tz4Kq\nport_unencrypted: 8080\n", False),
         "decrypted dotenv": ("secrets/app.env", b"PASSWORD=pw-Tz4Kq\n", False),
@@ -103,7 +107,8 @@ def cases() -> dict[str, tuple[str, bytes, bool]]:
 
 
 CASE_NAMES = [
-    "yaml", "dotenv", "json", "ini", "binary", "encrypted comment", "several documents", "outside the rules",
+    "yaml", "dotenv", "json", "ini", "binary", "encrypted comment", "encrypted dotenv comment", "several documents",
+    "outside the rules", "hand-added dotenv comment", "dotenv line without =",
     "no mac", "bad lastmodified", "hand-added yaml value", "hand-added dotenv value", "hand-added json value",
     "hand-added ini value", "hand-added binary value", "hand-added comment", "hand-added metadata entry",
     "decrypted and committed", "decrypted dotenv", "not a SOPS file", "metadata not a mapping",
@@ -126,7 +131,8 @@ def test_the_shortcut_vouches_only_where_the_audit_finds_no_exposure(
     assert holds_no_plaintext(path, data, governing_rule(path, config, tmp_path)) is vouched
     if vouched:
         assert exposures == []
-    elif name not in ("config file", "metadata not a mapping", "two selection options", "comment-driven options"):
+    elif name not in ("config file", "metadata not a mapping", "two selection options", "comment-driven options",
+                      "dotenv line without ="):
         assert exposures, audit.findings  # each hand edit above is an exposure the audit names
 
 
