@@ -950,7 +950,7 @@ def _exposures(git: _Git, walk: _Walk, tips: list[tuple[str, str]], masks: list[
             refs=sorted({names[b] for b in range(len(names)) if mask >> b & 1}),
             in_head=(path, blob) in head,
         ))
-    out.sort(key=lambda e: (not e.in_head, e.path, e.introduced_in[:1]))
+    out.sort(key=lambda e: (not e.in_head, e.path, e.introduced_in[:1], e.blob))  # ties: not by which worker answered first
     return out
 
 
