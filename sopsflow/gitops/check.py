@@ -57,7 +57,8 @@ from ..cipher import parse as parse_enc
 from ..engine import Policy
 from ..errors import SopsError
 from ..keys.registry import RULE_KEY_TYPES
-from ..metadata import Metadata
+from ..lazyre import compile_lazy
+from ..metadata import DEFAULT_UNENCRYPTED_SUFFIX, SELECTION_OPTIONS, Metadata
 from ..stores import format_for_path, store_for_path
 from ..tree import Comment, TreeMap
 from . import detectors
@@ -1305,3 +1306,260 @@ def audit_governed(rel_path: str, data: bytes, governing: ConfigRef, *, settings
     audit.status = "broken"
     audit.findings.insert(0, config_error_finding(governing.path, governing.error, rel_path))
     return audit
+
+
+# --- a shortcut for judging many committed versions (history) ------------------------------
+
+#: The finding kinds :func:`holds_no_plaintext` vouches for: what `sopsflow
+#: history` reports as a secret exposed in a commit.
+PLAINTEXT_KINDS = (PLAINTEXT_SECRET, PARTLY_PLAINTEXT, LEAKED_SECRET)
+
+
+def governing_rule(rel_path: str, config: Config | None, repo_root: Path | None = None) -> CreationRule | None:
+    """The creation rule :func:`audit_file` judges ``rel_path`` under (None:
+    outside every rule). Raises SopsError where the audit reports the config
+    as ``invalid-config`` (a rule's regex that does not compile)."""
+    if config is None or not config.has_creation_rules:
+        return None
+    base = repo_root if repo_root is not None else config.dir
+    return match_rule(config, f"{base}/{rel_path}")
+
+
+#: One line of the YAML subset :func:`_sops_yaml_subset` reads: an indent,
+#: then ``key:`` or ``key: value`` (either after ``- ``), or ``- value``, or
+#: other text (legal only inside a ``|`` block: group 6). Keys are plain, of
+#: safe characters, within libyaml's limit for a simple key; values are plain
+#: scalars libyaml reads as the same text in a block context (no indicator
+#: first; no blank, ``#``, quote, anchor, tag or brace; no ``:`` last),
+#: quoted ones without escapes, ``|``, ``|-``, ``[]``, ``{}`` or ``~``.
+_SUBSET_LINE = compile_lazy(
+    r"( *)(?:(- )?([A-Za-z0-9_][A-Za-z0-9_./-]{0,999}):(?: (VALUE))?|- (VALUE)|(\S.*))\Z".replace(
+        "VALUE", r"""[A-Za-z0-9_./+=](?:[A-Za-z0-9_./+=,:\[\]@~^()-]*[A-Za-z0-9_./+=,\[\]@~^()-])?"""
+        r"""|"[^"\\]*"|'[^']*'|\|-?|\[\]|\{\}|~"""))
+#: The bytes the subset may hold (printable ASCII and newlines): deleting
+#: them from a copy must leave nothing.
+_SUBSET_BYTES = bytes(range(0x20, 0x7F)) + b"\n"
+
+#: An open block collection of the subset reader: [column, is a mapping, key
+#: path, its raw metadata (dict or list; None in the data), keys seen].
+_Open = list  # of Any
+
+
+def _subset_put(holder: _Open, key: str | None, value: TreeValue) -> None:
+    if holder[1]:
+        holder[3][key] = value
+    else:
+        holder[3].append(value)
+
+
+def _subset_value(holder: _Open, key: str | None, text: str | None, paths: list[tuple[str, ...]]) -> None:
+    """A scalar (None: an empty plain one) as :func:`_node_python` gives it in
+    the metadata; in the data, the key path of any that is not ``ENC[...]``."""
+    if holder[3] is None:
+        if text is None or not (text.startswith(_ENC_PREFIX) or text in ("[]", "{}")):
+            paths.append(holder[2] + (key,) if key is not None else holder[2])
+        return
+    if text is None or text in detectors.NULLS or text == "~":
+        value: TreeValue = None
+    elif text[0] in "\"'":
+        value = text[1:-1]
+    elif text in ("[]", "{}"):
+        value = [] if text == "[]" else {}
+    else:
+        value = text
+    _subset_put(holder, key, value)
+
+
+def _sops_yaml_subset(data: bytes) -> tuple[list[tuple[str, ...]], RawMetadata | None] | None:
+    """For YAML as sops writes it (block mappings and sequences, one entry a
+    line), read line by line without composing nodes: the key paths of the
+    values that are not plain ``ENC[...]`` scalars, and the raw sops metadata
+    (None without any). For the text it reads, this is what
+    :func:`_load_yaml_fast` gives (the paths of its "plain" leaves are among
+    these, its raw metadata is this one, and it finds no problem); None for
+    anything else (comments, flow collections, anchors, tags, several
+    documents, duplicate keys, a sequence at its key's column, non-ASCII,
+    tabs, blank-only lines, ...), which the caller parses in full."""
+    if data.translate(None, _SUBSET_BYTES) or b"#" in data:
+        return None
+    match = _SUBSET_LINE.match
+    root: _Open = [0, True, (), None, set()]
+    stack = [root]
+    paths: list[tuple[str, ...]] = []
+    meta: RawMetadata | None = None
+    pending: tuple[_Open, str] | None = None  # a "key:" whose value starts on a later line
+    block: tuple[_Open, str | None, bool, int] | None = None  # an open "|": holder, key, keep newline, column
+    body: list[str] = []
+    body_indent = 0
+    for line in data.decode("ascii").split("\n") + ["\0"]:  # the sentinel closes what is open
+        if block is not None:
+            if not line:
+                body.append("")  # leading ones are kept, trailing ones dropped (clipped)
+                continue
+            depth = len(line) - len(line.lstrip(" "))
+            if depth > block[3]:
+                if depth == len(line):
+                    return None  # blanks only
+                if not body_indent:
+                    body_indent = depth
+                elif depth < body_indent:
+                    return None
+                body.append(line[body_indent:])
+                continue
+            holder, key, keep, _ = block
+            if holder[3] is not None:
+                if line == "\0" and body and body[-1] and not data.endswith(b"\n"):
+                    keep = False  # the last line has no line break to keep
+                while body and not body[-1]:
+                    body.pop()
+                _subset_put(holder, key, "\n".join(body) + ("\n" if keep and body else ""))
+            block, body, body_indent = None, [], 0
+        if not line:
+            continue
+        m = match(line) if line != "\0" else None
+        if m is not None:
+            spaces, dash, key, value, item, other = m.groups()
+            indent = len(spaces)
+        else:
+            indent = -1
+        if pending is not None:
+            holder, parent = pending
+            pending = None
+            if indent > holder[0]:
+                opened: dict[str, TreeValue] | list[TreeValue] | None = None
+                at_meta = holder is root and parent == "sops"
+                if holder[3] is not None or at_meta:
+                    opened = {} if dash is None and item is None else []
+                    if at_meta:
+                        meta = opened  # type: ignore[assignment]
+                    else:
+                        _subset_put(holder, parent, opened)
+                stack.append([indent, dash is None and item is None, holder[2] + (parent,), opened, set()])
+            elif indent == holder[0] and (dash is not None or item is not None):
+                return None  # a sequence at its key's column
+            elif holder is root and parent == "sops":
+                return None  # metadata that is no mapping: the full parse says what it is
+            else:
+                _subset_value(holder, parent, None, paths)
+        if m is None:
+            if line != "\0":
+                return None
+            break
+        if other is not None:
+            return None  # text outside a block
+        while indent < stack[-1][0]:
+            stack.pop()
+        top = stack[-1]
+        if indent != top[0]:
+            return None
+        if not top[1]:  # a sequence: "- key: ..." opens a mapping two columns in
+            if dash is not None:
+                entry: dict[str, TreeValue] | None = {} if top[3] is not None else None
+                if entry is not None:
+                    top[3].append(entry)
+                top = [indent + 2, True, top[2], entry, set()]
+                stack.append(top)
+            elif item is not None:
+                if item[0] == "|":
+                    block = (top, None, item == "|", indent)
+                    if top[3] is None:
+                        paths.append(top[2])
+                else:
+                    _subset_value(top, None, item, paths)
+                continue
+            else:
+                return None
+        elif dash is not None or item is not None:
+            return None
+        if key is None or key in top[4]:
+            return None  # a duplicate: the full parse reports it
+        top[4].add(key)
+        if top is root and key == "sops":
+            if value is not None:
+                return None  # metadata that is no mapping
+            pending = (top, key)
+        elif value is None:
+            pending = (top, key)
+        elif value[0] == "|":
+            block = (top, key, value == "|", top[0])
+            if top[3] is None:
+                paths.append(top[2] + (key,))
+        else:
+            _subset_value(top, key, value, paths)
+    return paths, meta
+
+
+#: The rule's half of :class:`_Policies` (no file metadata), by rule and store.
+_RULE_POLICIES: dict[tuple[int, str], tuple[CreationRule | None, _Policies]] = {}
+
+
+def _rule_policies(rule: CreationRule | None, store_name: str) -> _Policies:
+    cached = _RULE_POLICIES.get((id(rule), store_name))
+    if cached is None or cached[0] is not rule:
+        cached = _RULE_POLICIES[(id(rule), store_name)] = (rule, _Policies(None, rule, store_name))
+    return cached[1]
+
+
+def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *, is_symlink: bool = False) -> bool:
+    """True only when :func:`audit_file`, with ``rule`` the one
+    :func:`governing_rule` gives, certainly reports no finding of
+    ``PLAINTEXT_KINDS``: an intact SOPS document whose every value its own
+    options and its rule select is ``ENC[...]``, with no plaintext comment, no
+    unexpected metadata entry and nothing the key and token detectors find.
+
+    It skips what cannot produce such a finding (well-formedness of each
+    ``ENC[]``, the MAC and key entries, recipients), which is most of the
+    audit's time. False means "judge it with audit_file": anything unusual
+    (a plaintext value it selects, no sops metadata, a file that does not
+    parse, comment-driven options, a detector hit, a config file, a symbolic
+    link) - not that the file is unsafe."""
+    name = rel_path.rsplit("/", 1)[-1]
+    if is_symlink or (name[:1] == "." and (_is_temp_file(rel_path) or name in CONFIG_NAMES)):
+        return False
+    if name in IGNORED_CONFIG_NAMES:
+        return False
+    store_name = format_for_path(rel_path)
+    if rule is None and not _sops_markers(data):
+        return False  # judged by every detector outside the rules
+    if store_name == "yaml" and b"#" in data and _may_hold_plain_comments(data, store_name):
+        return False
+    policies = _rule_policies(rule, store_name)
+    if policies.need_stack:
+        return False
+    quick = _sops_yaml_subset(data) if store_name == "yaml" else None
+    if quick is not None:
+        plain, raw = quick  # plain: a superset of the paths of plain values
+        comments: list[_CommentLeaf] = []
+    else:
+        try:
+            doc = (_load_yaml_fast(data) if store_name == "yaml"
+                   else _load_with_store(store_for_path(rel_path), data, False))
+        except _ParseFailure:
+            return False
+        if doc.problems or not doc.has_meta:
+            return False
+        raw, comments = doc.raw_meta, doc.comments or []
+        plain = [leaf.path for leaf in doc.leaves if leaf.kind == "plain"]
+    if not isinstance(raw, dict) or next(_hidden_in_metadata(raw), None):
+        return False
+    # The file's own options as Metadata.from_dict reads them. Where it
+    # refuses the metadata the audit judges values by the rule alone: asking
+    # both here is stricter, never looser.
+    selection = {}
+    for option in SELECTION_OPTIONS:
+        value = raw.get(option)
+        text = "" if value is None else value if isinstance(value, str) else str(value)
+        if text:
+            selection[option] = text
+    if len(selection) > 1:
+        return False
+    own = _policy(selection or {"unencrypted_suffix": DEFAULT_UNENCRYPTED_SUFFIX})
+    if own.uses_comments:
+        return False
+    by_rule = policies.rule
+    for path in plain:
+        if store_name == "binary" or own.path_encrypted(path) or (by_rule is not None and by_rule.path_encrypted(path)):
+            return False
+    if any(not c.encrypted and c.text.strip() for c in comments):
+        return False
+    return not detectors.find_key_material(data) and not detectors.find_provider_tokens(data)

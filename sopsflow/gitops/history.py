@@ -21,8 +21,12 @@ How, without checking anything out:
    finds it: the walk feeds forked workers (one per CPU, where
    :func:`sopsflow.forkpool.usable` allows; this process otherwise), each
    with its own ``git cat-file --batch`` asked for a batch of blobs at a
-   time, so the walk, the blob reads and the judging overlap. Every job of a
-   blob goes to the same worker, which reads it once. A worker keeps only
+   time, so the walk, the blob reads and the judging overlap. New (path,
+   blob) pairs go to one worker a batch at a time, in the order the walk
+   finds them, and every later job of a pair to the same worker: blobs found
+   one after another often share chains of deltas in the pack, which one
+   ``cat-file`` resolves once (split blob by blob, each worker would resolve
+   nearly every chain). A worker keeps only
    the exposures it finds and the pipe to it is bounded, so memory stays
    flat however long the history is.
 
@@ -53,7 +57,7 @@ from ..errors import SopsError
 from .policy import USAGE_ERROR
 
 if TYPE_CHECKING:
-    from ..config.rules import Config
+    from ..config.rules import Config, CreationRule
     from .check import Finding
     from .settings import AuditSettings
     from .verify import VerifyResult
@@ -71,6 +75,9 @@ TEXT_WIDTH = 100
 _GITLINK = b"160000"
 _SYMLINK = b"120000"
 _ZERO = re.compile(rb"^0+$")
+_UNKNOWN = object()
+#: Resolved rules a judge keeps (one per config version and path).
+_RULES_KEPT = 20_000
 
 
 @dataclass
@@ -246,15 +253,36 @@ def _config_dir(path: str) -> str | None:
 class _Pair:
     """One (path, blob) some commit holds (one per blob version: kept small)."""
 
-    __slots__ = ("mode", "introduced", "removed", "contexts")
+    __slots__ = ("how", "introduced", "removed", "contexts")
 
     def __init__(self, mode: bytes, removed: tuple[int, ...] = ()) -> None:
-        self.mode = mode
+        #: (mode, the worker that judges it under every context or -1), a
+        #: tuple shared by every pair with the same two: one slot for both
+        self.how = _how(mode, -1)
         # tuples: the empty one is shared, and most pairs have one commit in each
         self.introduced: tuple[int, ...] = ()
         self.removed = removed
         #: the (config, settings) keys it is judged under, each once
         self.contexts: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def mode(self) -> bytes:
+        return self.how[0]
+
+    @property
+    def worker(self) -> int:
+        return self.how[1]
+
+    @worker.setter
+    def worker(self, n: int) -> None:
+        self.how = _how(self.how[0], n)
+
+
+_HOWS: dict[tuple[bytes, int], tuple[bytes, int]] = {}
+
+
+def _how(mode: bytes, worker: int) -> tuple[bytes, int]:
+    return _HOWS.setdefault((mode, worker), (mode, worker))
 
 
 #: One change of a diff: (new mode, path, old blob or b"", new blob or b""), blob ids as 20 bytes.
@@ -264,7 +292,7 @@ _ConfigState = dict[str, str]
 
 
 class _Walk:
-    def __init__(self, git: _Git, options: HistoryOptions, emit: Callable[[_Job], None]) -> None:
+    def __init__(self, git: _Git, options: HistoryOptions, emit: Callable[[_Job, _Pair], None]) -> None:
         self.git = git
         self.options = options
         #: receives each (path, blob, context) to judge, once, as the walk finds it
@@ -416,7 +444,7 @@ class _Walk:
             pair.contexts += single
         else:
             return
-        self.emit((path, blob.hex(), pair.mode, context[0], context[1]))
+        self.emit((path, blob.hex(), pair.mode, context[0], context[1]), pair)
 
     def _rejudge(self, commit: str, state: _ConfigState, changed: set[str]) -> None:
         """A config changed: the files it governs are judged under it again."""
@@ -508,6 +536,11 @@ class _Judge:
         self.lacking: set[str] = set()
         self.configs: dict[str, Config | None] = {}
         self.settings: dict[str, AuditSettings] = {}
+        #: (config key, path) -> its rule, or why the config cannot decide
+        self.rules: dict[tuple[str, str], object] = {}
+        from . import check
+
+        self.check = check  # looked up per blob: a module attribute, not an import statement
 
     def _content(self, blob: str) -> bytes:
         data = None if blob in self.lacking else self.read(blob)
@@ -540,12 +573,39 @@ class _Judge:
                 self.settings[blob] = AuditSettings()
         return self.settings[blob]
 
-    def judge(self, job: tuple[str, str, str, str], mode: bytes, data: bytes) -> list[Where]:
-        from .check import audit_file
+    def rule(self, config_key: str, path: str) -> CreationRule | None | SopsError:
+        """The rule of ``path`` under a config (the error when the config
+        cannot decide), resolved once per (config, path): most paths come
+        back in many commits."""
+        key = (config_key, path)
+        found = self.rules.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            from .check import governing_rule
 
+            try:
+                found = governing_rule(path, self.config(config_key), self.root)
+            except SopsError as exc:
+                found = exc
+            if len(self.rules) >= _RULES_KEPT:
+                self.rules.clear()  # a history that changes .sops.yaml often: memory stays bounded
+            self.rules[key] = found
+        return found  # type: ignore[return-value]
+
+    def judge(self, job: tuple[str, str, str, str], mode: bytes, data: bytes) -> list[Where]:
         path, _, config_key, settings_blob = job
-        audit = audit_file(path, data, config=self.config(config_key), settings=self.setting(settings_blob),
-                           is_symlink=mode == _SYMLINK, repo_root=self.root)
+        symlink = mode == _SYMLINK
+        rule = self.rule(config_key, path)
+        # Nearly every blob is an intact SOPS file: vouched for in a fraction
+        # of the audit's time; anything else gets the whole audit (which also
+        # decides what becomes of a blob the shortcut stumbles on).
+        try:
+            vouched = not isinstance(rule, SopsError) and self.check.holds_no_plaintext(path, data, rule, is_symlink=symlink)
+        except Exception:
+            vouched = False
+        if vouched:
+            return []
+        audit = self.check.audit_file(path, data, config=self.config(config_key), settings=self.setting(settings_blob),
+                           is_symlink=symlink, repo_root=self.root)
         return [Where(f.kind, f.severity, f.message, f.line) for f in audit.findings if f.kind in EXPOSURE_KINDS]
 
 
@@ -610,7 +670,7 @@ class _Judging:
         self.done = 0
         self.pending: list[_Job] = []
 
-    def __call__(self, job: _Job) -> None:
+    def __call__(self, job: _Job, pair: _Pair | None = None) -> None:
         self.pending.append(job)
         if len(self.pending) >= _SEND_JOBS:
             self.batch(self.pending)
@@ -663,9 +723,9 @@ _SEND_JOBS = 256
 class _Workers:
     """Forked judges fed by the walk as it goes: the commit walk, the blob
     reads (one ``cat-file`` per worker) and the judging overlap. Every job of
-    a blob goes to the worker its id is routed to, which reads it once per
-    batch that needs it (once, unless a later config change has it judged
-    again). A worker keeps only the exposures it finds, so memory stays flat
+    a (path, blob) pair goes to the worker its first job went to, which reads
+    the blob once per batch that needs it (once, unless a later config change
+    has it judged again). A worker keeps only the exposures it finds, so memory stays flat
     however long the history. Jobs go down a pipe (a worker that falls
     behind slows the walk once its pipe is full: nothing piles up here); the
     answers come back once, at the end. A worker that dies has its share
@@ -677,6 +737,8 @@ class _Workers:
         self.job_fds: list[int] = []
         self.answer_fds: list[int] = []
         self.pending: list[list[_Job]] = [[] for _ in range(count)]
+        #: the worker new (path, blob) pairs go to, a batch at a time
+        self.turn = 0
         for _ in range(count):
             self._start()
 
@@ -716,14 +778,16 @@ class _Workers:
         self.job_fds.append(job_w)
         self.answer_fds.append(ans_r)
 
-    def route(self, blob: str) -> int:
-        return _route(blob, len(self.pids))
-
-    def __call__(self, job: _Job) -> None:
-        n = self.route(job[1])
+    def __call__(self, job: _Job, pair: _Pair) -> None:
+        n = pair.worker
+        if n < 0:
+            n = self.turn
+            pair.worker = n
         self.pending[n].append(job)
         if len(self.pending[n]) >= _SEND_JOBS:
             self._send(n)
+            if n == self.turn:
+                self.turn = (n + 1) % len(self.pids)
 
     def _send(self, n: int) -> None:
         import pickle
@@ -798,11 +862,6 @@ def _widen(fd: int) -> None:
         pass  # the default buffer (64 KiB) still works, with less slack
 
 
-def _route(blob: str, workers: int) -> int:
-    """The worker that judges every job of ``blob`` (so it reads it once)."""
-    return int(blob[:8], 16) % workers
-
-
 def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> HistoryResult:
     """Scan the history of the repository containing ``path``. Raises
     SopsError(2) for usage problems (not a repository, unknown revision)."""
@@ -824,7 +883,7 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     count = forkpool.requested_jobs(options.jobs) or forkpool.cpu_count()
     workers = _Workers(root, git, count) if count > 1 and forkpool.usable() else None
     inline: _Judging | None = None
-    emit: Callable[[_Job], None]
+    emit: Callable[[_Job, _Pair], None]
     if workers is not None:
         emit = workers
     else:  # one CPU, or no fork here: judged in this process
@@ -838,7 +897,7 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
             if failed:  # a worker died: its share is judged here
                 inline = _Judging(root, git)
                 for (path_, raw), pair in walk.pairs.items():
-                    if pair.contexts and _route(raw.hex(), count) in failed:
+                    if pair.contexts and pair.worker in failed:
                         for config_key, settings_blob in pair.contexts:
                             inline((path_, raw.hex(), pair.mode, config_key, settings_blob))
         if inline is not None:
@@ -853,7 +912,7 @@ def scan(path: str | Path = ".", options: HistoryOptions | None = None) -> Histo
     result = HistoryResult(root=root, refs=[name for name, _ in tips], since=options.since, started=stamp,
                            commits=len(walk.commits))
     for exposures, lacking, done in answers:
-        found.update(exposures)  # a blob's jobs all go to one worker: no key comes twice
+        found.update(exposures)  # a pair's jobs all go to one worker: no key comes twice
         missing.extend(lacking)
         result.judged += done
     if missing:
@@ -891,7 +950,7 @@ def _exposures(git: _Git, walk: _Walk, tips: list[tuple[str, str]], masks: list[
             refs=sorted({names[b] for b in range(len(names)) if mask >> b & 1}),
             in_head=(path, blob) in head,
         ))
-    out.sort(key=lambda e: (not e.in_head, e.path, e.introduced_in[:1]))
+    out.sort(key=lambda e: (not e.in_head, e.path, e.introduced_in[:1], e.blob))  # ties: not by which worker answered first
     return out
 
 
