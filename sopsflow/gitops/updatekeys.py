@@ -3,7 +3,7 @@
 Two phases, so that the user sees everything before anything is written:
 
 * **plan** - per file, compare the key groups in its metadata with what its
-  creation rule names now (``audit.recipient_diff``; no key needed) and
+  creation rule names now (:mod:`.drift`; no key needed) and
   decide whether the data key rotates;
 * **apply** - per planned file, unwrap the data key once, then either re-wrap
   the *same* key for the rule's groups as ``sops updatekeys`` does (values,
@@ -191,30 +191,6 @@ class RuleCache:
             self._specs[id(rule)] = hit
         return hit[1]
 
-    def view(self, rule: CreationRule) -> CreationRule:
-        """``rule`` answering key_specs() from the cache (for audit.recipient_diff)."""
-        return _RuleView.of(rule, self.specs(rule))
-
-
-class _RuleView:
-    """A stand-in for a creation rule: every attribute is the rule's, but
-    key_specs() answers the given specs (cached, or with carried-over keys)."""
-
-    def __init__(self, rule: CreationRule, specs: list[list[KeySpec]]) -> None:
-        self._rule = rule
-        self._specs = specs
-
-    @classmethod
-    def of(cls, rule: CreationRule, specs: list[list[KeySpec]]) -> CreationRule:
-        view: CreationRule = cls(rule, specs)  # type: ignore[assignment]  # structurally a CreationRule (see __getattr__)
-        return view
-
-    def key_specs(self, kms_context: Mapping[str, str] | None = None) -> list[list[KeySpec]]:
-        return self._specs
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._rule, name)
-
 
 def fresh_key_groups(plan: FilePlan) -> list[list[MasterKey]]:
     """New master-key objects for the plan's rule (each file wraps its own)."""
@@ -282,7 +258,7 @@ def _plan_into(plan: FilePlan, config: Config, store_for: StoreFactory, rotate: 
     plan.branches, plan.metadata = branches, meta
     plan.recipients = [k.identity() for k in meta.all_keys()]
     plan.rule_specs = _carry_unnameable(meta, cache.specs(rule))
-    plan.changes = group_changes(meta, _RuleView.of(rule, plan.rule_specs))
+    plan.changes = group_changes(meta, plan.rule_specs)
     # sops updatekeys keeps the file's threshold, capped at the new number of groups.
     plan.threshold_before = meta.shamir_threshold
     plan.threshold_after = min(meta.shamir_threshold, len(plan.rule_specs))
@@ -320,11 +296,12 @@ def _carry_unnameable(meta: Metadata, specs: list[list[KeySpec]]) -> list[list[K
     return out
 
 
-def group_changes(meta: Metadata, rule: CreationRule) -> list[GroupChange]:
-    """The per-group differences, as the audit module judges them."""
-    from .check import recipient_diff
+def group_changes(meta: Metadata, specs: list[list[KeySpec]]) -> list[GroupChange]:
+    """The per-group differences between the file and ``specs`` (its rule's
+    groups with the keys carried over), as the hook judges drift."""
+    from .drift import identity_diff, spec_identities
 
-    return [GroupChange(d.index, list(d.added), list(d.removed)) for d in recipient_diff(meta, rule)]
+    return [GroupChange(d.index, d.added, d.removed) for d in identity_diff(meta, spec_identities(specs))]
 
 
 def plan_files(
