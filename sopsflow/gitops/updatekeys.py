@@ -30,7 +30,6 @@ in between is left as it is and reported.
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import stat
@@ -133,7 +132,7 @@ class FilePlan:
 
     def without_content(self) -> FilePlan:
         """This plan without what was read to make it (for reports; picklable)."""
-        slim = copy.copy(self)  # dataclasses.replace would run every field's __init__ again
+        slim = _shallow_copy(self)  # dataclasses.replace would run every field's __init__ again
         slim.rule, slim.rule_specs, slim.data, slim.store, slim.branches, slim.metadata = None, [], b"", None, None, None
         return slim
 
@@ -411,7 +410,7 @@ def update_files(
 
     Rules naming PGP, KMS or Vault keys take the two passes instead: their
     wraps wait on gpg or the network, which apply_files overlaps in threads."""
-    from ..forkpool import forked_map
+    from ..forkpool import forked_map, job_count
 
     cache = cache or RuleCache()
     kinds = _rule_key_types(config, cache)
@@ -428,7 +427,22 @@ def update_files(
         return plan.without_content(), build_file(plan, decryption_order, labels, recheck=False)
 
     workers_ok = "age" not in kinds or _age_ready_for_workers(run_key_command=False)
-    pairs = forked_map(one, list(targets), jobs=jobs if workers_ok else 1, progress=progress)
+    items = list(targets)
+    warm: dict[int, tuple[FilePlan, bytes | Failure | None]] = {}
+    if workers_ok and job_count(jobs, len(items)) > 1:
+        # One file of each format first, here: that imports every module a
+        # file's update needs (cryptography, the store, hashlib: ~20 ms) once,
+        # before the workers fork, instead of again in every worker.
+        from ..stores import format_for_path
+
+        firsts: dict[str, int] = {}
+        for index, target in enumerate(items):
+            firsts.setdefault(format_for_path(str(target[0])), index)
+        warm = {index: one(items[index]) for index in firsts.values()}
+    rest = [target for index, target in enumerate(items) if index not in warm]
+    shifted = None if progress is None else (lambda done, total: progress(done + len(warm), total + len(warm)))
+    done = iter(forked_map(one, rest, jobs=jobs if workers_ok else 1, progress=shifted))
+    pairs = [warm[index] if index in warm else next(done) for index in range(len(items))]
     plans = [plan for plan, _ in pairs]
     pending = [i for i, plan in enumerate(plans) if plan.status == STATUS_UPDATE]
     return plans, write_results([plans[i] for i in pending], [pairs[i][1] for i in pending],
@@ -464,10 +478,15 @@ def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | N
 
 
 def _plugin_recipients(specs: list[list[KeySpec]]) -> list[str]:
+    # Only a recipient with a second "1" (age1NAME1...) can be a plugin's:
+    # the plugin module (and hmac, subprocess) is imported for those alone.
+    candidates = [spec.value for group in specs for spec in group
+                  if spec.type_name == "age" and isinstance(spec.value, str) and spec.value.count("1") > 1]
+    if not candidates:
+        return []
     from ..keys.ageplugin import plugin_name
 
-    return [str(spec.value) for group in specs for spec in group
-            if spec.type_name == "age" and isinstance(spec.value, str) and plugin_name(spec.value)]
+    return [value for value in candidates if plugin_name(value)]
 
 
 def _plugin_identities() -> list[PluginIdentity]:
@@ -475,14 +494,19 @@ def _plugin_identities() -> list[PluginIdentity]:
     anything: a key command runs only when a file needs a key (and is told
     which recipient), so identities it prints are used file by file."""
     from ..keys.age import SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_CMD, load_identities
-    from ..keys.ageplugin import PluginIdentity
 
     if os.environ.get(SOPS_AGE_KEY_CMD) is not None or os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD) is not None:
         return []
     try:
-        return [i for i in load_identities().identities if isinstance(i, PluginIdentity)]
+        identities = load_identities().identities
     except Exception:
         return []  # each file reports the problem when it needs a key
+    # The identity parser imports the plugin module when it meets a plugin
+    # identity: without that module loaded there is none to look for.
+    plugins = sys.modules.get("sopsflow.keys.ageplugin")
+    if plugins is None:
+        return []
+    return [i for i in identities if isinstance(i, plugins.PluginIdentity)]
 
 
 def _plugins_in_play(config: Config, cache: RuleCache) -> bool:
@@ -582,7 +606,7 @@ def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: L
             raise SopsError(errors.GENERIC, "file changed after the plan was made; run updatekeys again")
     meta, branches, store = plan.metadata, plan.branches, plan.store
     data_key = unwrap_data_key(meta, decryption_order, labels)
-    new_meta = copy.copy(meta)  # dataclasses.replace without importing dataclasses
+    new_meta = _shallow_copy(meta)  # dataclasses.replace without importing dataclasses
     new_meta.key_groups = fresh_key_groups(plan)
     new_meta.shamir_threshold = plan.threshold_after
     if not plan.rotate:
@@ -1235,6 +1259,14 @@ def run_parallel(
         raise
     executor.shutdown(wait=True)
     return out
+
+
+def _shallow_copy(obj: _T) -> _T:
+    """``copy.copy`` of a plain record (an instance ``__dict__``, no slots),
+    without importing copy and weakref for it."""
+    clone = object.__new__(type(obj))
+    clone.__dict__.update(obj.__dict__)
+    return clone
 
 
 def _unique(items: Iterable[_T]) -> list[_T]:
