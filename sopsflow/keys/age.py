@@ -385,6 +385,9 @@ def _decrypt(enc: bytes, identities: list[Any]) -> bytes:
     if plugin_module is None and pq_module is None:
         if not identities:
             raise KeyFailure("No matching keys found")
+        opened = unwrap_x25519(enc, identities) if _bulk else None
+        if opened is not None:
+            return opened
         return bytes(pyrage.decrypt(enc, identities))
     from .ageplugin import PluginError, PluginIdentity
     from .agepq import STANZA_TYPE, HybridIdentity
@@ -427,6 +430,212 @@ def _decrypt(enc: bytes, identities: list[Any]) -> bytes:
 
 
 _NATIVE_STANZAS = frozenset({"X25519", "ssh-ed25519", "ssh-rsa", "scrypt"})
+
+
+# --------------------------------------------------------------------------
+# X25519 stanzas with cryptography's primitives
+#
+# Opening sops' ``enc`` (an age file of one 32-byte payload chunk) is one
+# X25519 exchange, three HKDF-SHA256 derivations, an HMAC and two
+# ChaCha20-Poly1305 opens. Done here with minimal Python per stanza it costs
+# less than pyrage.decrypt (measured through AgeKey.decrypt: 75 against
+# 94 us per file opened, 68 against 124 us per stanza that is not the
+# user's). Only the common, well-formed case is taken:
+# whatever else (an SSH or scrypt stanza, several chunks, a damaged or
+# unauthentic file, no identity that fits) returns None and goes to pyrage,
+# which decides and words the error. A result is returned only once the
+# header MAC and the payload's tag both check, so nothing age would refuse
+# is accepted. Wrapping stays with pyrage, which is faster there (two scalar
+# multiplications in Rust against ~100 us here).
+
+_X25519_LABEL = b"age-encryption.org/v1/X25519"
+#: Set by :func:`expect_many_unwraps`: X25519 stanzas are then opened here.
+_bulk = False
+
+
+def expect_many_unwraps() -> None:
+    """Open X25519 stanzas with :func:`unwrap_x25519` from now on in this
+    process (and the workers it forks): for a command about to open many
+    files. Its imports (~1.5 ms: the X25519 and HMAC modules) are paid here,
+    once; for a few files they would cost more than they save."""
+    global _bulk
+    import hmac  # noqa: F401
+
+    from cryptography.hazmat.primitives.asymmetric import x25519  # noqa: F401
+
+    from . import bech32  # noqa: F401
+
+    _bulk = True
+
+_HEADER_START = b"age-encryption.org/v1\n"
+_CHUNK_SIZE = 64 * 1024
+#: pyrage identity object -> (that identity, its X25519 private key, public key bytes)
+_x25519_keys: dict[int, tuple[Any, Any, bytes]] = {}
+
+
+def _hkdf_sha256(secret: bytes, salt: bytes, info: bytes) -> bytes:
+    """32 bytes of HKDF-SHA256 (RFC 5869: one expand block; an empty salt is
+    HMAC's all-zero key)."""
+    import hmac
+
+    return hmac.digest(hmac.digest(salt, secret, "sha256"), info + b"\x01", "sha256")
+
+
+#: The bytes an age stanza's arguments may hold (visible ASCII).
+_VISIBLE = bytes(range(0x21, 0x7F))
+
+
+def _canonical_b64(text: bytes, size: int | None) -> bytes | None:
+    """Unpadded canonical base64 (``size`` bytes of it, when given), else None."""
+    if size is not None and len(text) != (size * 4 + 2) // 3:
+        return None
+    try:
+        raw = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        return None
+    if (size is not None and len(raw) != size) or base64.b64encode(raw).rstrip(b"=") != text:
+        return None
+    return raw
+
+
+def _strict_dearmor(enc: bytes) -> bytes | None:
+    """The age file inside armour exactly as age writes it (64-column lines
+    of canonical padded base64, the end line with or without its newline);
+    None for anything looser, which age itself judges."""
+    begin, end = ARMOR_BEGIN.encode() + b"\n", b"\n" + ARMOR_END.encode()
+    if enc.endswith(b"\n"):
+        enc = enc[:-1]
+    if not enc.startswith(begin) or not enc.endswith(end):
+        return None
+    lines = enc[len(begin):-len(end)].split(b"\n")
+    if not 0 < len(lines[-1]) <= _ARMOR_COLUMNS or any(len(line) != _ARMOR_COLUMNS for line in lines[:-1]):
+        return None
+    body = b"".join(lines)
+    try:
+        data = base64.b64decode(body, validate=True)
+    except ValueError:
+        return None
+    return data if base64.b64encode(data) == body else None
+
+
+def _native_x25519(identities: list[Any]) -> list[tuple[Any, bytes]]:
+    """(private key, public key bytes) of each pyrage X25519 identity."""
+    import pyrage
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from .bech32 import bech32_decode
+
+    out = []
+    for identity in identities:
+        if not isinstance(identity, pyrage.x25519.Identity):
+            continue
+        cached = _x25519_keys.get(id(identity))
+        if cached is None or cached[0] is not identity:
+            _, scalar = bech32_decode(str(identity).lower())
+            private = X25519PrivateKey.from_private_bytes(bytes(scalar))
+            cached = _x25519_keys[id(identity)] = (identity, private, private.public_key().public_bytes_raw())
+        out.append((cached[1], cached[2]))
+    return out
+
+
+def unwrap_x25519(enc: bytes, identities: list[Any]) -> bytes | None:
+    """The payload of the armored age file ``enc`` when one of ``identities``
+    opens one of its X25519 stanzas and the file authenticates; KeyFailure
+    "No matching keys found" when no identity can open any stanza (no X25519
+    identity fits and there is no SSH stanza); None for anything else
+    (pyrage then decides). ``identities`` are pyrage's (X25519 and SSH):
+    callers with plugin or post-quantum identities do not come here."""
+    keys = _native_x25519(identities)
+    data = _strict_dearmor(enc) if keys else None
+    if data is None:
+        return None
+    end = data.find(b"\n--- ")
+    if not data.startswith(_HEADER_START) or end < 0:
+        return None
+    lines = data[len(_HEADER_START):end].split(b"\n")
+    shares: list[tuple[bytes, bytes]] = []  # (ephemeral share, wrapped file key) per X25519 stanza
+    ssh_stanzas = False
+    i = 0
+    while i < len(lines):
+        words = lines[i].split(b" ")
+        if words[0] != b"->" or len(words) < 2 or not all(word and not word.translate(None, _VISIBLE) for word in words):
+            return None
+        # A stanza's body is full 64-column lines and a last shorter one.
+        body_end = i + 1
+        while body_end < len(lines) and len(lines[body_end]) == 64:
+            body_end += 1
+        if body_end >= len(lines) or len(lines[body_end]) > 64:
+            return None
+        if words[1] == b"X25519":
+            share = _canonical_b64(words[2], 32) if len(words) == 3 else None
+            wrapped = _canonical_b64(lines[i + 1], 32) if body_end == i + 1 else None
+            if share is None or wrapped is None:
+                return None
+            shares.append((share, wrapped))
+        elif words[1] == b"scrypt":
+            return None  # must be a file's only stanza: pyrage checks that
+        else:
+            ssh_stanzas = ssh_stanzas or words[1] in (b"ssh-ed25519", b"ssh-rsa")
+        if words[1] != b"X25519" and _canonical_b64(b"".join(lines[i + 1:body_end + 1]), None) is None:
+            return None
+        i = body_end + 1
+    try:
+        file_key = _open_x25519_stanzas(shares, keys)
+    except ValueError:  # a share that is no X25519 point, or a low-order one
+        return None
+    if file_key is None:
+        if not ssh_stanzas:
+            # No stanza an SSH identity could open (the others are X25519 or
+            # of types no identity here knows, such as rage's grease), and no
+            # X25519 identity fits: pyrage would try the same pairs and say
+            # so in these words.
+            raise KeyFailure("No matching keys found")
+        return None
+    return _open_payload(data, end, file_key)
+
+
+def _open_x25519_stanzas(shares: list[tuple[bytes, bytes]], keys: list[tuple[Any, bytes]]) -> bytes | None:
+    """The file key of the first stanza a key opens; None when none does."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    for share, wrapped in shares:
+        ephemeral = X25519PublicKey.from_public_bytes(share)
+        for private, public in keys:
+            secret = private.exchange(ephemeral)  # ValueError for an all-zero result (a low-order share)
+            wrap_key = _hkdf_sha256(secret, share + public, _X25519_LABEL)
+            try:
+                return ChaCha20Poly1305(wrap_key).decrypt(bytes(12), wrapped, None)
+            except InvalidTag:
+                continue  # another recipient's stanza
+    return None
+
+
+def _open_payload(data: bytes, end: int, file_key: bytes) -> bytes | None:
+    """The single-chunk payload after the header that ends at ``end``, once
+    the header MAC checks; None otherwise."""
+    import hmac
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    mac_end = data.find(b"\n", end + 5)
+    mac = _canonical_b64(data[end + 5:mac_end], 32) if mac_end > 0 else None
+    if mac is None:
+        return None
+    expected = hmac.digest(_hkdf_sha256(file_key, b"", b"header"), data[:end + 4], "sha256")
+    if not hmac.compare_digest(expected, mac):
+        return None
+    nonce, payload = data[mac_end + 1:mac_end + 17], data[mac_end + 17:]
+    if len(nonce) != 16 or not 16 <= len(payload) <= _CHUNK_SIZE + 16:
+        return None
+    try:
+        # The first chunk is also the last: counter 0, last-chunk flag 1.
+        return ChaCha20Poly1305(_hkdf_sha256(file_key, nonce, b"payload")).decrypt(
+            bytes(11) + b"\x01", payload, None)
+    except InvalidTag:
+        return None
 
 _cache: dict[tuple[str | None, ...], AgeIdentities] = {}
 
