@@ -428,10 +428,6 @@ def update_files(
 
     workers_ok = "age" not in kinds or _age_ready_for_workers(run_key_command=False)
     items = list(targets)
-    if "age" in kinds and len(items) >= _MANY_UNWRAPS:
-        from ..keys.age import expect_many_unwraps
-
-        expect_many_unwraps()
     warm: dict[int, tuple[FilePlan, bytes | Failure | None]] = {}
     if workers_ok and job_count(jobs, len(items)) > 1:
         # One file of each format first, here: that imports every module a
@@ -451,12 +447,6 @@ def update_files(
     pending = [i for i, plan in enumerate(plans) if plan.status == STATUS_UPDATE]
     return plans, write_results([plans[i] for i in pending], [pairs[i][1] for i in pending],
                                 break_hardlinks=break_hardlinks)
-
-
-#: Files from which opening X25519 stanzas natively (keys.age.unwrap_x25519:
-#: measured ~20 us less per file than pyrage, ~55 us less per stanza that is
-#: not the user's) pays for its imports (~1.5 ms).
-_MANY_UNWRAPS = 80
 
 
 def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | None], *,
