@@ -1003,9 +1003,11 @@ def collect_targets(paths: Sequence[str], config: Config, cache: RuleCache | Non
     matches them."""
     cache = cache or RuleCache()
     found: dict[Path, tuple[Path, str, bool]] = {}
+    regular: set[Path] = set()  # known to be regular files (lstat'ed), not links
     if not paths:
         for path, display in _git_tracked_files(listing):
             found.setdefault(path, (path, display, False))
+            regular.add(path)
     for raw in paths:
         path = Path(os.path.abspath(raw))
         if path.is_dir() and not path.is_symlink():
@@ -1020,7 +1022,7 @@ def collect_targets(paths: Sequence[str], config: Config, cache: RuleCache | Non
     for path, display, explicit in found.values():
         rule = None
         if not explicit:
-            if path.name in _CONFIG_NAMES or is_temp_file(path.name) or path.is_symlink():
+            if path.name in _CONFIG_NAMES or is_temp_file(path.name) or (path not in regular and path.is_symlink()):
                 continue
             rule = cache.match(config, str(path))
             if rule is None:
@@ -1038,14 +1040,19 @@ def _git_tracked_files(listing: TrackedListing | None = None) -> list[tuple[Path
     except SopsError as exc:
         raise SopsError(exc.code, f"{exc.message}: name the files or directories to update") from None
     out = []
+    root = os.path.abspath(listing.root)
+    here = os.getcwd() + os.sep
     for name in names:
-        path = listing.root / name
+        # Strings, not Path operations, for each of many files: git's names
+        # are relative and normalised, so joining them to the root needs no
+        # further normalisation.
+        path = os.path.join(root, name)
         try:
             regular = stat.S_ISREG(os.lstat(path).st_mode)  # one call: a regular file, not a link
         except OSError:
             continue  # tracked but deleted in the work tree
         if regular:
-            out.append((Path(os.path.abspath(path)), _display(path)))
+            out.append((Path(path), path[len(here):] if path.startswith(here) else _display(Path(path))))
     return out
 
 
