@@ -157,6 +157,8 @@ code = cli.main(["updatekeys", "-y", *sys.argv[1:]])
 marks.append(("report", time.perf_counter()))
 print(json.dumps({"code": code, "marks": [(label, at - start) for label, at in marks],
                   "modules": sorted(sys.modules)}))
+sys.stdout.flush()
+os._exit(0)  # as the sopsflow script ends (sopsflow.main.run): no interpreter teardown
 """
 
 
