@@ -11,7 +11,15 @@ Every run starts from the same encrypted files; each variant runs
 ``--repeat`` times and the median wall time is used. The ratios
 sopsflow/sops are measured in the same run, so machine speed cancels out.
 
-    python bench/bench_updatekeys.py [--files 100] [--repeat 3] [--json]
+    python bench/bench_updatekeys.py [--files 100] [--repeat 3] [--json] [--breakdown]
+
+``--breakdown`` adds where sopsflow's time goes (medians over the runs; wall
+and CPU): the interpreter's own start (``python -c pass``), importing every
+module a run loads, and - timed inside the run - the phases of
+``updatekeys -y``: the CLI's import and argument parsing, ``git ls-files``
+with the configuration's parse, collecting the files, the per-file work in
+the fork pool (parse, unwrap, wrap, emit; all processes) and the writes with
+their fsyncs. ``--jobs N`` runs sopsflow with that many jobs.
 """
 
 from __future__ import annotations
@@ -114,12 +122,105 @@ def timed(work: Path, template: Path, new_config: str, run: Callable[[Path], Non
     return elapsed, cpu
 
 
+#: A child that runs ``updatekeys -y`` in-process and prints, as JSON, when
+#: each phase ended (seconds since the interpreter started its main module),
+#: its CPU time, and the modules it loaded.
+_PHASES = r"""
+import json, os, sys, time
+start = time.perf_counter()
+marks = []
+from sopsflow import main as cli
+import sopsflow.config.decoder as decoder
+import sopsflow.gitops.updatekeys as uk
+import sopsflow.fileio as fio
+import sopsflow.forkpool as pool
+marks.append(("import the CLI and updatekeys", time.perf_counter()))
+
+def timed(module, name, before, during):
+    real = getattr(module, name)
+    def wrapper(*args, **kwargs):
+        if before:
+            marks.append((before, time.perf_counter()))
+        try:
+            return real(*args, **kwargs)
+        finally:
+            marks.append((during, time.perf_counter()))
+    setattr(module, name, wrapper)
+
+timed(decoder, "load_config", None, "parse arguments, start git ls-files, load .sops.yaml")
+timed(uk, "collect_targets", None, "collect the files (git's answer, rule match)")
+timed(pool, "forked_map", "identities; first file of each format (per-file imports)",
+      "per-file work in the fork pool (parse, unwrap, MAC check, wrap, emit)")
+timed(fio, "atomic_write_many", "gather the results",
+      "writes (create, fsync, rename, directory fsync)")
+code = cli.main(["updatekeys", "-y", *sys.argv[1:]])
+marks.append(("report", time.perf_counter()))
+print(json.dumps({"code": code, "marks": [(label, at - start) for label, at in marks],
+                  "modules": sorted(sys.modules)}))
+sys.stdout.flush()
+os._exit(0)  # as the sopsflow script ends (sopsflow.main.run): no interpreter teardown
+"""
+
+
+def breakdown(work: Path, template: Path, new_config: str, env: dict[str, str], repeat: int,
+              jobs: list[str]) -> dict[str, object]:
+    """Where one ``sopsflow updatekeys -y`` run spends its time (see the module doc)."""
+    import resource
+
+    def child(args: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        begun = time.perf_counter()
+        done = subprocess.run(args, cwd=cwd, env=env, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - begun
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, done.stdout
+
+    def fresh() -> Path:
+        target = work / f"run-{len(list(work.glob('run-*'))):04d}"
+        shutil.copytree(template, target, symlinks=True)
+        (target / ".sops.yaml").write_text(new_config)
+        os.sync()
+        return target
+
+    phases: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    modules: list[str] = []
+    for _ in range(repeat + 1):
+        wall, used, _ = child([sys.executable, "-c", "pass"])
+        phases.setdefault("interpreter start (python -c pass)", []).append(wall)
+        cpu.setdefault("interpreter start (python -c pass)", []).append(used)
+        # The start-up up to the child's first line, measured from outside.
+        wall, used, out = child([sys.executable, "-c", _PHASES, *jobs], cwd=fresh())
+        run = json.loads(out.strip().splitlines()[-1])  # after what updatekeys printed
+        modules = [m for m in run["modules"] if not m.startswith(("__main__", "_frozen"))]
+        previous = 0.0
+        for label, at in run["marks"]:  # each phase: from the previous mark to its own
+            phases.setdefault(label, []).append(at - previous)
+            previous = at
+        phases.setdefault("whole run, from outside", []).append(wall)
+        cpu.setdefault("whole run, from outside", []).append(used)
+        if modules:
+            script = (f"import importlib\nfor name in {modules!r}:\n"
+                      "    try:\n        importlib.import_module(name)\n    except Exception:\n        pass")
+            wall, used, _ = child([sys.executable, "-c", script])
+            phases.setdefault("python -c 'import every module the run loads'", []).append(wall)
+            cpu.setdefault("python -c 'import every module the run loads'", []).append(used)
+    return {
+        "wall_ms": {k: round(1000 * statistics.median(v[1:]), 1) for k, v in phases.items()},
+        "cpu_ms": {k: round(1000 * statistics.median(v[1:]), 1) for k, v in cpu.items()},
+        "modules_loaded": len(modules),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--breakdown", action="store_true", help="also show where sopsflow's time goes")
+    parser.add_argument("--jobs", type=int, default=0, help="sopsflow's --jobs (0: its default)")
     args = parser.parse_args(argv)
+    jobs = ["--jobs", str(args.jobs)] if args.jobs else []
 
     with tempfile.TemporaryDirectory(prefix="sopsflow-bench-") as tmp:
         work = Path(tmp)
@@ -128,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         sops = sops_binary()
 
         def run_sopsflow(repo: Path) -> None:
-            subprocess.run([*sopsflow_command(), "updatekeys", "-y"], cwd=repo, env=env,
+            subprocess.run([*sopsflow_command(), "updatekeys", "-y", *jobs], cwd=repo, env=env,
                            check=True, capture_output=True)
 
         def run_sops_loop(repo: Path) -> None:
@@ -169,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_ratio_vs_sops_multi": median_cpu["sopsflow"] / median_cpu["sops_multi"],
             "targets": {"vs_sops_loop": 0.04, "vs_sops_multi": 0.5},
         }
+        if args.breakdown:
+            result["breakdown"] = breakdown(work, template, new_config, env, args.repeat, jobs)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -180,6 +283,13 @@ def main(argv: list[str] | None = None) -> int:
               f"cpu {result['cpu_ratio_vs_sops_loop']:.3f}  (target <= 0.04)")
         print(f"  sopsflow / sops multi: wall {result['ratio_vs_sops_multi']:.3f}  "
               f"cpu {result['cpu_ratio_vs_sops_multi']:.3f}  (target <= 0.5)")
+        if args.breakdown:
+            parts = result["breakdown"]
+            assert isinstance(parts, dict)
+            print(f"where sopsflow's time goes (ms; {parts['modules_loaded']} modules loaded):")
+            for label, wall in parts["wall_ms"].items():
+                used = parts["cpu_ms"].get(label)
+                print(f"  {label:<72} wall {wall:7.1f}" + (f"   cpu {used:7.1f}" if used is not None else ""))
     return 0
 
 

@@ -25,8 +25,8 @@ from sopsflow.gitops.check import (
     FileAudit,
     audit_file,
     fingerprint,
-    recipient_diff,
 )
+from sopsflow.gitops.drift import recipient_diff
 from sopsflow.gitops.settings import AuditSettings, parse_settings
 from tests.gitfixtures import OTHER_RECIPIENT, RULES_YAML, sops_encrypt
 from tests.vectors import AGE_KEY_FILE, AGE_RECIPIENT, GENERATED, UPSTREAM, external

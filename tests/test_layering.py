@@ -171,9 +171,6 @@ ANY_ALLOWED = {
     # objects are Any to mypy whatever we write.
     ("sopsflow.gitops.publish", "client"): "the hvac client (hvac is untyped)",
     ("sopsflow.gitops.publish_aws", "client"): "a boto3 client (boto3 is untyped)",
-    # A proxy that forwards every other attribute to the wrapped CreationRule: the
-    # attribute's type depends on its name, which only a Protocol per name could say.
-    ("sopsflow.gitops.updatekeys", "__getattr__"): "attribute forwarding to a CreationRule",
 }
 
 

@@ -69,6 +69,45 @@ def test_decrypt_loads_only_what_a_plain_age_file_needs(tmp_path: Path) -> None:
     assert not loaded & LAZY, sorted(loaded & LAZY)
 
 
+#: What ``updatekeys -y`` of plain age files never loads: the hook's judgement
+#: (the recipient drift lives in gitops.drift), age plugins and post-quantum
+#: age, and copy (with weakref).
+UPDATEKEYS_LAZY = {
+    "sopsflow.gitops.check",
+    "sopsflow.gitops.detectors",
+    "sopsflow.gitops.settings",
+    "sopsflow.keys.ageplugin",
+    "sopsflow.keys.agepq",
+    "sopsflow.keys.agefmt",
+    "sopsflow.shamir",
+    "copy",
+}
+
+
+def test_updatekeys_loads_neither_the_hook_nor_age_extensions(tmp_path: Path) -> None:
+    env = base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE), PYTHONPATH=str(REPO))
+
+    def run(*argv: str) -> bytes:
+        return subprocess.run(list(argv), cwd=tmp_path, env=env, capture_output=True, check=True).stdout
+
+    run("git", "init", "-q")
+    (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - age: {AGE_RECIPIENT}\n")
+    for name, text in (("a.json", '{"k": "v"}'), ("b.yaml", "k: v\n"), ("c.env", "K=v\n")):
+        (tmp_path / f"plain-{name}").write_text(text)
+        (tmp_path / name).write_bytes(run(sys.executable, "-m", "sopsflow", "encrypt", f"plain-{name}"))
+        (tmp_path / f"plain-{name}").unlink()
+    newcomer = "age1jc4htn29tef243euqajtv80w27ktg7hzkkmcqvdzwh29j7zjqgaskn46zj"
+    (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - age: {AGE_RECIPIENT},{newcomer}\n")
+    run("git", "add", "-A")
+
+    names, out = _imported(["updatekeys", "-y"], tmp_path)
+
+    assert b"Updated 3 file(s)" in out
+    assert all(newcomer in (tmp_path / name).read_text() for name in ("a.json", "b.yaml", "c.env"))
+    assert {"sopsflow.gitops.updatekeys", "sopsflow.gitops.drift"} <= names
+    assert not names & UPDATEKEYS_LAZY, sorted(names & UPDATEKEYS_LAZY)
+
+
 def test_a_lazy_pattern_acts_as_the_compiled_one() -> None:
     text = compile_lazy(r"(\w+)=(\d+)", re.I)
     data = compile_lazy(rb"[\x21-\x7e]+\Z")

@@ -62,6 +62,7 @@ from ..metadata import DEFAULT_UNENCRYPTED_SUFFIX, SELECTION_OPTIONS, Metadata
 from ..stores import format_for_path, store_for_path
 from ..tree import Comment, TreeMap
 from . import detectors
+from .drift import format_group_diffs, recipient_diff, rule_checked, rule_identities
 from .settings import SETTINGS_SECTIONS, AuditSettings
 
 TYPE_CHECKING = False  # neither typing nor dataclasses at run time (hook start-up)
@@ -150,12 +151,6 @@ class Finding(NamedTuple):
     fingerprint: str = ""
 
 
-class GroupDiff(NamedTuple):
-    index: int  # type: ignore[assignment]  # 0-based key group (shadows tuple.index on purpose)
-    added: list[str]  # identities the rule names that the file lacks
-    removed: list[str]  # identities the file has that the rule no longer names
-
-
 @dataclass
 class FileAudit:
     path: str
@@ -218,11 +213,6 @@ def rule_label(rule: CreationRule) -> str:
 
 # --- rules and recipients --------------------------------------------------------------
 
-#: Rules whose keys and options were checked (sops checks the chosen rule on
-#: every match; once per rule is enough), by id, holding the rule so ids stay
-#: unique, with the rule's key identities.
-_CHECKED_RULES: dict[int, tuple[CreationRule, list[list[tuple[str, str]]]]] = {}
-
 
 def match_rule(config: Config, file_path: str) -> CreationRule | None:
     """``config.match(file_path)`` (same rules, same errors) without redoing
@@ -230,48 +220,12 @@ def match_rule(config: Config, file_path: str) -> CreationRule | None:
     relative = config.relative_path(file_path)
     for rule in config.rules:
         if rule.matches(relative):  # raises for a bad regex, as sops does
-            if id(rule) not in _CHECKED_RULES:
+            if not rule_checked(rule):
                 chosen = config.match(file_path)
                 assert chosen is rule
-                _rule_identities(rule)
+                rule_identities(rule)
             return rule
     return None
-
-
-def _rule_identities(rule: CreationRule) -> list[list[tuple[str, str]]]:
-    cached = _CHECKED_RULES.get(id(rule))
-    if cached is None or cached[0] is not rule:
-        identities = [[(s.type_name, s.identity()) for s in group] for group in rule.key_specs()]
-        cached = _CHECKED_RULES[id(rule)] = (rule, identities)
-    return cached[1]
-
-
-def recipient_diff(metadata: Metadata, rule: CreationRule) -> list[GroupDiff]:
-    """Per key group, the identities to add and remove so the file matches its
-    rule (sops updatekeys' comparison). Empty list: up to date."""
-    wanted = _rule_identities(rule)
-    have = [[(k.type_name, k.identity()) for k in group] for group in metadata.key_groups]
-    diffs = []
-    for i in range(max(len(wanted), len(have))):
-        want = wanted[i] if i < len(wanted) else []
-        got = have[i] if i < len(have) else []
-        added = _unique(ident for t, ident in want if (t, ident) not in got)
-        removed = _unique(ident for t, ident in got if (t, ident) not in want)
-        if added or removed:
-            diffs.append(GroupDiff(i, added, removed))
-    return diffs
-
-
-def _unique(items: Iterator[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
-def format_group_diffs(diffs: list[GroupDiff]) -> str:
-    parts = []
-    for d in diffs:
-        changes = [f"+{x}" for x in d.added] + [f"-{x}" for x in d.removed]
-        parts.append(f"group {d.index + 1}: {', '.join(changes)}")
-    return "; ".join(parts)
 
 
 # --- documents -------------------------------------------------------------------------
@@ -1203,12 +1157,12 @@ class _Auditor:
     def _outside_rule(meta: Metadata, rule: CreationRule, allowed: set[str]) -> list[str]:
         """Identities of the file's keys that the rule names in no group, minus
         the ones ``allow.recipients`` accepts for this file."""
-        named = {ident for group in _rule_identities(rule) for ident in group}
-        return _unique(
+        named = {ident for group in rule_identities(rule) for ident in group}
+        return list(dict.fromkeys(
             k.identity() for group in meta.key_groups for k in group
             if k.type_name in RULE_KEY_TYPES and (k.type_name, k.identity()) not in named
             and k.identity() not in allowed
-        )
+        ))
 
     def _outside_rules(self) -> None:
         if _sops_markers(self.data):

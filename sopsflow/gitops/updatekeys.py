@@ -3,7 +3,7 @@
 Two phases, so that the user sees everything before anything is written:
 
 * **plan** - per file, compare the key groups in its metadata with what its
-  creation rule names now (``audit.recipient_diff``; no key needed) and
+  creation rule names now (:mod:`.drift`; no key needed) and
   decide whether the data key rotates;
 * **apply** - per planned file, unwrap the data key once, then either re-wrap
   the *same* key for the rule's groups as ``sops updatekeys`` does (values,
@@ -30,7 +30,6 @@ in between is left as it is and reported.
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import stat
@@ -133,7 +132,7 @@ class FilePlan:
 
     def without_content(self) -> FilePlan:
         """This plan without what was read to make it (for reports; picklable)."""
-        slim = copy.copy(self)  # dataclasses.replace would run every field's __init__ again
+        slim = _shallow_copy(self)  # dataclasses.replace would run every field's __init__ again
         slim.rule, slim.rule_specs, slim.data, slim.store, slim.branches, slim.metadata = None, [], b"", None, None, None
         return slim
 
@@ -190,30 +189,6 @@ class RuleCache:
             hit = (rule, rule.key_specs())
             self._specs[id(rule)] = hit
         return hit[1]
-
-    def view(self, rule: CreationRule) -> CreationRule:
-        """``rule`` answering key_specs() from the cache (for audit.recipient_diff)."""
-        return _RuleView.of(rule, self.specs(rule))
-
-
-class _RuleView:
-    """A stand-in for a creation rule: every attribute is the rule's, but
-    key_specs() answers the given specs (cached, or with carried-over keys)."""
-
-    def __init__(self, rule: CreationRule, specs: list[list[KeySpec]]) -> None:
-        self._rule = rule
-        self._specs = specs
-
-    @classmethod
-    def of(cls, rule: CreationRule, specs: list[list[KeySpec]]) -> CreationRule:
-        view: CreationRule = cls(rule, specs)  # type: ignore[assignment]  # structurally a CreationRule (see __getattr__)
-        return view
-
-    def key_specs(self, kms_context: Mapping[str, str] | None = None) -> list[list[KeySpec]]:
-        return self._specs
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._rule, name)
 
 
 def fresh_key_groups(plan: FilePlan) -> list[list[MasterKey]]:
@@ -282,7 +257,7 @@ def _plan_into(plan: FilePlan, config: Config, store_for: StoreFactory, rotate: 
     plan.branches, plan.metadata = branches, meta
     plan.recipients = [k.identity() for k in meta.all_keys()]
     plan.rule_specs = _carry_unnameable(meta, cache.specs(rule))
-    plan.changes = group_changes(meta, _RuleView.of(rule, plan.rule_specs))
+    plan.changes = group_changes(meta, plan.rule_specs)
     # sops updatekeys keeps the file's threshold, capped at the new number of groups.
     plan.threshold_before = meta.shamir_threshold
     plan.threshold_after = min(meta.shamir_threshold, len(plan.rule_specs))
@@ -320,11 +295,12 @@ def _carry_unnameable(meta: Metadata, specs: list[list[KeySpec]]) -> list[list[K
     return out
 
 
-def group_changes(meta: Metadata, rule: CreationRule) -> list[GroupChange]:
-    """The per-group differences, as the audit module judges them."""
-    from .check import recipient_diff
+def group_changes(meta: Metadata, specs: list[list[KeySpec]]) -> list[GroupChange]:
+    """The per-group differences between the file and ``specs`` (its rule's
+    groups with the keys carried over), as the hook judges drift."""
+    from .drift import identity_diff, spec_identities
 
-    return [GroupChange(d.index, list(d.added), list(d.removed)) for d in recipient_diff(meta, rule)]
+    return [GroupChange(d.index, d.added, d.removed) for d in identity_diff(meta, spec_identities(specs))]
 
 
 def plan_files(
@@ -434,7 +410,7 @@ def update_files(
 
     Rules naming PGP, KMS or Vault keys take the two passes instead: their
     wraps wait on gpg or the network, which apply_files overlaps in threads."""
-    from ..forkpool import forked_map
+    from ..forkpool import forked_map, job_count
 
     cache = cache or RuleCache()
     kinds = _rule_key_types(config, cache)
@@ -451,7 +427,22 @@ def update_files(
         return plan.without_content(), build_file(plan, decryption_order, labels, recheck=False)
 
     workers_ok = "age" not in kinds or _age_ready_for_workers(run_key_command=False)
-    pairs = forked_map(one, list(targets), jobs=jobs if workers_ok else 1, progress=progress)
+    items = list(targets)
+    warm: dict[int, tuple[FilePlan, bytes | Failure | None]] = {}
+    if workers_ok and job_count(jobs, len(items)) > 1:
+        # One file of each format first, here: that imports every module a
+        # file's update needs (cryptography, the store, hashlib: ~20 ms) once,
+        # before the workers fork, instead of again in every worker.
+        from ..stores import format_for_path
+
+        firsts: dict[str, int] = {}
+        for index, target in enumerate(items):
+            firsts.setdefault(format_for_path(str(target[0])), index)
+        warm = {index: one(items[index]) for index in firsts.values()}
+    rest = [target for index, target in enumerate(items) if index not in warm]
+    shifted = None if progress is None else (lambda done, total: progress(done + len(warm), total + len(warm)))
+    done = iter(forked_map(one, rest, jobs=jobs if workers_ok else 1, progress=shifted))
+    pairs = [warm[index] if index in warm else next(done) for index in range(len(items))]
     plans = [plan for plan, _ in pairs]
     pending = [i for i, plan in enumerate(plans) if plan.status == STATUS_UPDATE]
     return plans, write_results([plans[i] for i in pending], [pairs[i][1] for i in pending],
@@ -487,10 +478,15 @@ def write_results(plans: Sequence[FilePlan], built: Sequence[bytes | Failure | N
 
 
 def _plugin_recipients(specs: list[list[KeySpec]]) -> list[str]:
+    # Only a recipient with a second "1" (age1NAME1...) can be a plugin's:
+    # the plugin module (and hmac, subprocess) is imported for those alone.
+    candidates = [spec.value for group in specs for spec in group
+                  if spec.type_name == "age" and isinstance(spec.value, str) and spec.value.count("1") > 1]
+    if not candidates:
+        return []
     from ..keys.ageplugin import plugin_name
 
-    return [str(spec.value) for group in specs for spec in group
-            if spec.type_name == "age" and isinstance(spec.value, str) and plugin_name(spec.value)]
+    return [value for value in candidates if plugin_name(value)]
 
 
 def _plugin_identities() -> list[PluginIdentity]:
@@ -498,14 +494,19 @@ def _plugin_identities() -> list[PluginIdentity]:
     anything: a key command runs only when a file needs a key (and is told
     which recipient), so identities it prints are used file by file."""
     from ..keys.age import SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_CMD, load_identities
-    from ..keys.ageplugin import PluginIdentity
 
     if os.environ.get(SOPS_AGE_KEY_CMD) is not None or os.environ.get(SOPS_AGE_SSH_PRIVATE_KEY_CMD) is not None:
         return []
     try:
-        return [i for i in load_identities().identities if isinstance(i, PluginIdentity)]
+        identities = load_identities().identities
     except Exception:
         return []  # each file reports the problem when it needs a key
+    # The identity parser imports the plugin module when it meets a plugin
+    # identity: without that module loaded there is none to look for.
+    plugins = sys.modules.get("sopsflow.keys.ageplugin")
+    if plugins is None:
+        return []
+    return [i for i in identities if isinstance(i, plugins.PluginIdentity)]
 
 
 def _plugins_in_play(config: Config, cache: RuleCache) -> bool:
@@ -605,7 +606,7 @@ def _updated_bytes(plan: FilePlan, decryption_order: list[str] | None, labels: L
             raise SopsError(errors.GENERIC, "file changed after the plan was made; run updatekeys again")
     meta, branches, store = plan.metadata, plan.branches, plan.store
     data_key = unwrap_data_key(meta, decryption_order, labels)
-    new_meta = copy.copy(meta)  # dataclasses.replace without importing dataclasses
+    new_meta = _shallow_copy(meta)  # dataclasses.replace without importing dataclasses
     new_meta.key_groups = fresh_key_groups(plan)
     new_meta.shamir_threshold = plan.threshold_after
     if not plan.rotate:
@@ -1002,9 +1003,11 @@ def collect_targets(paths: Sequence[str], config: Config, cache: RuleCache | Non
     matches them."""
     cache = cache or RuleCache()
     found: dict[Path, tuple[Path, str, bool]] = {}
+    regular: set[Path] = set()  # known to be regular files (lstat'ed), not links
     if not paths:
         for path, display in _git_tracked_files(listing):
             found.setdefault(path, (path, display, False))
+            regular.add(path)
     for raw in paths:
         path = Path(os.path.abspath(raw))
         if path.is_dir() and not path.is_symlink():
@@ -1019,7 +1022,7 @@ def collect_targets(paths: Sequence[str], config: Config, cache: RuleCache | Non
     for path, display, explicit in found.values():
         rule = None
         if not explicit:
-            if path.name in _CONFIG_NAMES or is_temp_file(path.name) or path.is_symlink():
+            if path.name in _CONFIG_NAMES or is_temp_file(path.name) or (path not in regular and path.is_symlink()):
                 continue
             rule = cache.match(config, str(path))
             if rule is None:
@@ -1037,14 +1040,19 @@ def _git_tracked_files(listing: TrackedListing | None = None) -> list[tuple[Path
     except SopsError as exc:
         raise SopsError(exc.code, f"{exc.message}: name the files or directories to update") from None
     out = []
+    root = os.path.abspath(listing.root)
+    here = os.getcwd() + os.sep
     for name in names:
-        path = listing.root / name
+        # Strings, not Path operations, for each of many files: git's names
+        # are relative and normalised, so joining them to the root needs no
+        # further normalisation.
+        path = os.path.join(root, name)
         try:
             regular = stat.S_ISREG(os.lstat(path).st_mode)  # one call: a regular file, not a link
         except OSError:
             continue  # tracked but deleted in the work tree
         if regular:
-            out.append((Path(os.path.abspath(path)), _display(path)))
+            out.append((Path(path), path[len(here):] if path.startswith(here) else _display(Path(path))))
     return out
 
 
@@ -1258,6 +1266,14 @@ def run_parallel(
         raise
     executor.shutdown(wait=True)
     return out
+
+
+def _shallow_copy(obj: _T) -> _T:
+    """``copy.copy`` of a plain record (an instance ``__dict__``, no slots),
+    without importing copy and weakref for it."""
+    clone = object.__new__(type(obj))
+    clone.__dict__.update(obj.__dict__)
+    return clone
 
 
 def _unique(items: Iterable[_T]) -> list[_T]:

@@ -68,26 +68,18 @@ class AgeKey:
     def encrypt(self, data_key: bytes) -> None:
         import pyrage
 
-        from .ageplugin import PluginError, PluginRecipient
-        from .agepq import HybridRecipient
-
         try:
             parsed = _parse_recipient(self.recipient)
         except ValueError as exc:
             raise KeyFailure(str(exc)) from None
         try:
-            if isinstance(parsed, HybridRecipient):
-                from . import agefmt
-
-                ciphertext = agefmt.encrypt(data_key, [parsed.wrap])
-            elif isinstance(parsed, PluginRecipient):
-                ciphertext = parsed.encrypt(data_key)
+            if _is_extension(parsed):
+                ciphertext = _encrypt_extension(parsed, data_key)
             else:
                 ciphertext = pyrage.encrypt(data_key, [parsed])
-        except PluginError as exc:
-            raise KeyFailure("failed to create writer for encrypting sops data key with age: "
-                             f"failed to wrap key for recipient #0: {exc}") from None
-        except Exception as exc:  # pyrage.EncryptError and plugin failures
+        except KeyFailure:
+            raise
+        except Exception as exc:  # pyrage.EncryptError
             raise KeyFailure(f"failed to encrypt sops data key with age: {exc}") from None
         self.enc = armor(ciphertext)
 
@@ -101,6 +93,37 @@ class AgeKey:
 
     def identity(self) -> str:
         return self.recipient
+
+
+def _is_extension(parsed: object) -> bool:
+    """Whether a parsed recipient is a post-quantum or plugin one. Their
+    modules are loaded by _parse_recipient when it meets such a recipient, so
+    a run with plain X25519 or SSH recipients never imports them (nor hmac and
+    subprocess with them) just to rule them out."""
+    pq = sys.modules.get(f"{__package__}.agepq")
+    plugin = sys.modules.get(f"{__package__}.ageplugin")
+    return bool((pq is not None and isinstance(parsed, pq.HybridRecipient))
+                or (plugin is not None and isinstance(parsed, plugin.PluginRecipient)))
+
+
+def _encrypt_extension(parsed: Any, data_key: bytes) -> bytes:
+    """An age file of ``data_key`` for a post-quantum or plugin recipient."""
+    from .ageplugin import PluginError, PluginRecipient
+    from .agepq import HybridRecipient
+
+    try:
+        if isinstance(parsed, HybridRecipient):
+            from . import agefmt
+
+            return agefmt.encrypt(data_key, [parsed.wrap])
+        if isinstance(parsed, PluginRecipient):
+            return parsed.encrypt(data_key)
+        raise TypeError(f"no wrap for {type(parsed).__name__}")
+    except PluginError as exc:
+        raise KeyFailure("failed to create writer for encrypting sops data key with age: "
+                         f"failed to wrap key for recipient #0: {exc}") from None
+    except Exception as exc:  # plugin failures
+        raise KeyFailure(f"failed to encrypt sops data key with age: {exc}") from None
 
 
 def dearmor(text: bytes) -> bytes:
