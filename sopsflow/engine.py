@@ -9,6 +9,7 @@ files written under ``encrypted_comment_regex`` with comments in lists decrypt
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from . import errors
@@ -19,38 +20,72 @@ from .tree import Branches, Comment, TreeMap, TreeValue
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    pass
+    from hashlib import _Hash
 
 #: Fed into the MAC first when mac_only_encrypted is set: sha256("sops").
 MAC_ONLY_ENCRYPTED_PREFIX = bytes.fromhex("8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69")
 
-# hashlib and hmac load Python's own OpenSSL (~3 ms); the data key's AES-GCM
-# has loaded cryptography's before any MAC is computed, so the MAC uses that
-# one. The comparison is hmac.compare_digest's constant-time fallback, which
-# needs no OpenSSL.
+# The comparison is hmac.compare_digest's constant-time fallback, which needs
+# no OpenSSL.
 try:
     from _operator import _compare_digest as compare_digest
 except ImportError:  # not CPython
     from hmac import compare_digest  # type: ignore[no-redef]
 
+#: A first MAC input at least this long (the one value of a large binary file)
+#: is hashed by OpenSSL, which is faster per byte; anything else by CPython's
+#: built-in SHA-512, which costs nothing to load.
+_OPENSSL_FROM = 1 << 20
+
+
+def _builtin_sha512() -> _Hash:
+    """CPython's own SHA-512 module: no OpenSSL to load. ``hashlib`` itself
+    costs ~4 ms on import (it probes every OpenSSL digest), cryptography's
+    hash module ~4 ms more than the AES-GCM binding (``cryptography.utils``
+    imports ``typing``)."""
+    try:
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha512  # type: ignore[import-not-found]
+        else:
+            from _sha512 import sha512  # type: ignore[import-not-found,no-redef]
+    except ImportError:  # pragma: no cover - another interpreter
+        from hashlib import sha512
+    return sha512()  # type: ignore[no-any-return]
+
+
+def _openssl_sha512() -> _Hash:
+    try:
+        from _hashlib import openssl_sha512 as sha512  # type: ignore[import-not-found]  # hashlib's backend
+    except ImportError:  # pragma: no cover - CPython without OpenSSL
+        from hashlib import sha512
+    return sha512()  # type: ignore[no-any-return]
+
 
 class _Sha512:
-    """hashlib.sha512's update/hexdigest over cryptography's SHA-512."""
+    """SHA-512 (hashlib's update/hexdigest) of the MAC, the implementation
+    picked by the size of the first input; ``prefix`` is hashed before it."""
 
-    __slots__ = ("update", "_finalize", "_hex")
+    __slots__ = ("update", "_ctx", "_prefix")
 
-    def __init__(self) -> None:
-        from cryptography.hazmat.primitives.hashes import SHA512, Hash
+    def __init__(self, prefix: bytes = b"") -> None:
+        self._prefix = prefix
+        self._ctx: _Hash | None = None
+        self.update = self._first_update
 
-        ctx = Hash(SHA512())
+    def _start(self, first_size: int) -> _Hash:
+        ctx = _openssl_sha512() if first_size >= _OPENSSL_FROM else _builtin_sha512()
+        if self._prefix:
+            ctx.update(self._prefix)
+        self._ctx = ctx
         self.update = ctx.update
-        self._finalize = ctx.finalize
-        self._hex = ""
+        return ctx
+
+    def _first_update(self, data: bytes) -> None:
+        self._start(len(data)).update(data)
 
     def hexdigest(self) -> str:
-        if not self._hex:  # hashlib's may be asked again; cryptography's context finalizes once
-            self._hex = self._finalize().hex()
-        return self._hex
+        ctx = self._ctx if self._ctx is not None else self._start(0)
+        return ctx.hexdigest()
 
 
 _UNENC_SUFFIX, _ENC_SUFFIX, _UNENC_RE, _ENC_RE = 1, 2, 4, 8
@@ -156,9 +191,7 @@ class _Walker:
         self.cipher = cipher
         self.mac_only = mac_only_encrypted
         self.decrypting = decrypting
-        self.hash = _Sha512()
-        if mac_only_encrypted:
-            self.hash.update(MAC_ONLY_ENCRYPTED_PREFIX)
+        self.hash = _Sha512(MAC_ONLY_ENCRYPTED_PREFIX if mac_only_encrypted else b"")
 
     def branch(self, node: TreeMap, path: tuple[str, ...], stack: list[list[str]]) -> TreeMap:
         stack = stack + [[]]
