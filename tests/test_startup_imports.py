@@ -32,6 +32,21 @@ LAZY = {
     "sopsflow.gitops.verify",
 }
 
+#: Never loaded by a decrypt that succeeds: AES-GCM comes from cryptography's
+#: binding (cryptography.exceptions only when a value fails), the MAC from
+#: CPython's built-in SHA-512, JSON from the C scanner (json only on an error).
+NOT_ON_SUCCESS = {
+    "json",
+    "json.decoder",
+    "json.encoder",
+    "cryptography.exceptions",
+    "cryptography.hazmat.primitives.ciphers",
+    "cryptography.hazmat.primitives.hashes",
+    "cryptography.utils",
+    "hashlib",
+    "_hashlib",
+}
+
 
 def _imported(argv: list[str], cwd: Path) -> tuple[set[str], bytes]:
     env = base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE), PYTHONPATH=str(REPO))
@@ -56,6 +71,7 @@ def test_decrypt_loads_only_what_a_plain_age_file_needs(tmp_path: Path) -> None:
     assert json.loads(out) == plain
     assert {"sopsflow.commands.common", "sopsflow.stores.json_store", "sopsflow.keys.age"} <= names
     assert not names & LAZY, sorted(names & LAZY)
+    assert not names & NOT_ON_SUCCESS, sorted(names & NOT_ON_SUCCESS)
     # importtime does not see importlib.import_module, which loads the command
     # module; sys.modules after a run in-process does.
     probe = ("import sys; from sopsflow.main import main; code = main(['decrypt', 'secret.json']); "
@@ -67,6 +83,17 @@ def test_decrypt_loads_only_what_a_plain_age_file_needs(tmp_path: Path) -> None:
     assert {n for n in loaded if n.startswith("sopsflow.commands.")} == {
         "sopsflow.commands.common", "sopsflow.commands.decrypt"}
     assert not loaded & LAZY, sorted(loaded & LAZY)
+
+    # a value that fails to authenticate still fails cleanly (the exception's module loads then)
+    doc = json.loads(encrypted)
+    value = doc["key0"]
+    data = value.split("data:")[1].split(",")[0]
+    doc["key0"] = value.replace(data, ("B" if data[0] != "B" else "C") + data[1:])
+    (tmp_path / "forged.json").write_text(json.dumps(doc))
+    failed = subprocess.run([sys.executable, "-m", "sopsflow", "decrypt", "forged.json"], cwd=tmp_path, env=env,
+                            capture_output=True)
+    assert failed.returncode == 25 and b"message authentication failed" in failed.stderr, failed.stderr
+    assert b"Traceback" not in failed.stderr
 
 
 def test_a_lazy_pattern_acts_as_the_compiled_one() -> None:

@@ -8,7 +8,6 @@ re-indented (tab by default), with a final newline.
 
 from __future__ import annotations
 
-import json
 import math
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, SopsError
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from ..tree import RawMetadata, TreeValue
 
 _JSON_SPACE = " \t\n\r"
-_encode_basestring = json.encoder.encode_basestring
 # Characters Go's json.Marshal escapes that Python's json.dumps(ensure_ascii=False)
 # leaves alone. Surrogates stand for invalid UTF-8 bytes (surrogateescape); Go
 # writes each such byte as \ufffd.
@@ -52,12 +50,43 @@ def _reject_constant(text: str) -> TreeValue:
     raise _NotGoJson(text)
 
 
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=TreeMap,
-    parse_float=_go_number,
-    parse_int=_go_number,
-    parse_constant=_reject_constant,
-)
+class _ScanContext:
+    """What ``json.JSONDecoder`` hands its scanner: strict strings, objects as
+    TreeMaps (order and duplicate keys kept), numbers as Go's float64."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = TreeMap
+    parse_float = staticmethod(_go_number)
+    parse_int = staticmethod(_go_number)
+    parse_constant = staticmethod(_reject_constant)
+    memo: dict[str, str] = {}
+
+
+# The json package is not imported: json.decoder and json.encoder compile six
+# patterns and build their Python fallbacks at import (~1.5 ms of every JSON
+# command's start), and the store needs only the C scanner and string escaper
+# they wrap. The scanner imports json.decoder itself to raise JSONDecodeError.
+try:
+    from _json import encode_basestring as _encode_basestring
+    from _json import make_scanner as _make_scanner
+except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+    from json.decoder import py_make_scanner as _make_scanner  # type: ignore[assignment]
+    from json.encoder import py_encode_basestring as _encode_basestring
+
+_scan_once = _make_scanner(_ScanContext())
+
+
+def _raw_decode(text: str, start: int) -> tuple[TreeValue, int]:
+    """``json.JSONDecoder.raw_decode`` with the context above."""
+    try:
+        return _scan_once(text, start)  # type: ignore[no-any-return]
+    except StopIteration as err:
+        from json import JSONDecodeError
+
+        raise JSONDecodeError("Expecting value", text, err.value) from None
+    finally:
+        _ScanContext.memo.clear()  # the Python scanner's key cache (the C one clears its own)
 
 
 # --- reading -----------------------------------------------------------------
@@ -85,13 +114,17 @@ def parse_object(data: bytes, code: int, *, whole: bool) -> TreeMap:
     if first != "{":
         raise SopsError(code, f"{prefix}: {_describe_start(first)}")
     try:
-        value, end = _DECODER.raw_decode(text, start)
-    except json.JSONDecodeError as exc:
-        raise SopsError(code, f"{prefix}: {exc.msg} at offset {exc.pos}") from None
+        value, end = _raw_decode(text, start)
     except _NumberOutOfRange:
         raise SopsError(code, f"{prefix}: cannot unmarshal number into Go value of type float64") from None
     except _NotGoJson:
         raise SopsError(code, f"{prefix}: invalid character looking for beginning of value") from None
+    except ValueError as exc:
+        from json import JSONDecodeError  # loaded by the scanner that raised it
+
+        if not isinstance(exc, JSONDecodeError):
+            raise
+        raise SopsError(code, f"{prefix}: {exc.msg} at offset {exc.pos}") from None
     except RecursionError:
         raise SopsError(code, f"{prefix}: exceeded max depth") from None
     if whole and _skip_space(text, end) != len(text):
