@@ -12,6 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sopsflow.lazyre import compile_lazy
 
 from .conftest import REPO, base_env
@@ -254,3 +257,46 @@ def test_pyyaml_imported_with_deferred_patterns_still_resolves() -> None:
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["rejected ReaderError", "True 1000 2001-12-14T21:59:43.100000-05:00 True None 5"]
+
+
+_STAMP_CHARS = st.sampled_from(list("0123456789-:TtZz+.\n ") + ["\u0663"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.lists(_STAMP_CHARS, min_size=18, max_size=22).map("".join),
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    st.tuples(st.datetimes(), st.sampled_from(["", "z", "\n", ".5Z", "+01:00", "x"])).map(
+        lambda p: p[0].strftime("%Y-%m-%dT%H:%M:%S") + p[1]),
+))
+def test_lastmodified_split_without_the_pattern_agrees_with_it(stamp: str) -> None:
+    """The form sops writes is split by position (no pattern compiled at start);
+    every stamp must come out as the pattern reads it."""
+    from sopsflow import metadata
+
+    m = metadata._RFC3339.match(stamp)
+    assert metadata._rfc3339_fields(stamp) == (None if m is None else m.groups())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.lists(st.sampled_from(list("0123456789.-+av") + ["\u0663", "00", "10"]), max_size=9).map("".join),
+    st.tuples(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6)).map(
+        lambda t: ".".join(map(str, t))),
+))
+def test_release_versions_read_without_the_pattern_agree_with_it(text: str) -> None:
+    """Plain releases skip the semver pattern (its compile costs every decrypt
+    ~0.5 ms); every text must read, or fail, as the pattern has it."""
+    from sopsflow import operations
+
+    body = text[1:] if text.startswith("v") else text
+    m = operations._SEMVER.match(body) if body.count(".") >= 2 else None
+    try:
+        key = operations.semver_key(text)
+    except ValueError:
+        assert m is None
+        return
+    assert m is not None
+    major, minor, patch, pre = m.groups()
+    assert key[:3] == (int(major), int(minor), int(patch))
+    assert (key[3] == (1,)) == (pre is None)
