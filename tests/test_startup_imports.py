@@ -300,3 +300,26 @@ def test_release_versions_read_without_the_pattern_agree_with_it(text: str) -> N
     major, minor, patch, pre = m.groups()
     assert key[:3] == (int(major), int(minor), int(patch))
     assert (key[3] == (1,)) == (pre is None)
+
+
+def test_a_json_syntax_error_is_reported_before_json_is_loaded() -> None:
+    """The JSON store scans without importing json; the C scanner can only raise
+    its error once json.decoder is loaded. A fresh interpreter must still report
+    each syntax error as JSONDecoder would."""
+    probe = (
+        "import sys\n"
+        "from sopsflow.errors import SopsError\n"
+        "from sopsflow.stores.json_store import JsonStore\n"
+        "assert 'json' not in sys.modules and 'json.decoder' not in sys.modules\n"
+        "for doc in (b'{\"a\": 1,\\n', b'{\"a\": x}', b'{\"a\": \"\\x01\"}', b'{\"a\" 1}'):\n"
+        "    try:\n        JsonStore().load_plain(doc)\n    except SopsError as exc:\n        print(exc.code, exc.message)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=base_env(PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "2 Could not unmarshal input data: Expecting property name enclosed in double quotes at offset 9",
+        "2 Could not unmarshal input data: Expecting value at offset 6",
+        "2 Could not unmarshal input data: Invalid control character at at offset 7",
+        "2 Could not unmarshal input data: Expecting ':' delimiter at offset 5",
+    ]

@@ -9,6 +9,7 @@ re-indented (tab by default), with a final newline.
 from __future__ import annotations
 
 import math
+import sys
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, SopsError
 from ..lazyre import compile_lazy
@@ -66,7 +67,8 @@ class _ScanContext:
 # The json package is not imported: json.decoder and json.encoder compile six
 # patterns and build their Python fallbacks at import (~1.5 ms of every JSON
 # command's start), and the store needs only the C scanner and string escaper
-# they wrap. The scanner imports json.decoder itself to raise JSONDecodeError.
+# they wrap. The scanner raises json.decoder.JSONDecodeError, which it looks
+# up in sys.modules; see _raw_decode for the document that fails to parse.
 try:
     from _json import encode_basestring as _encode_basestring
     from _json import make_scanner as _make_scanner
@@ -85,6 +87,15 @@ def _raw_decode(text: str, start: int) -> tuple[TreeValue, int]:
         from json import JSONDecodeError
 
         raise JSONDecodeError("Expecting value", text, err.value) from None
+    except SystemError:
+        # A syntax error with json.decoder not loaded yet: the C scanner finds no
+        # JSONDecodeError to raise and fails without an exception. Load it and
+        # scan again, which raises the real error.
+        if "json.decoder" in sys.modules:
+            raise
+        import json.decoder  # noqa: F401
+
+        return _raw_decode(text, start)
     finally:
         _ScanContext.memo.clear()  # the Python scanner's key cache (the C one clears its own)
 
