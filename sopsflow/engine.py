@@ -45,9 +45,9 @@ def _builtin_sha512() -> _Hash:
     imports ``typing``)."""
     try:
         if sys.version_info >= (3, 12):
-            from _sha2 import sha512  # type: ignore[import-not-found]
+            from _sha2 import sha512
         else:
-            from _sha512 import sha512  # type: ignore[import-not-found,no-redef]
+            from _sha512 import sha512
     except ImportError:  # pragma: no cover - another interpreter
         from hashlib import sha512
     return sha512()  # type: ignore[no-any-return]
@@ -55,10 +55,10 @@ def _builtin_sha512() -> _Hash:
 
 def _openssl_sha512() -> _Hash:
     try:
-        from _hashlib import openssl_sha512 as sha512  # type: ignore[import-not-found]  # hashlib's backend
+        from _hashlib import openssl_sha512 as sha512  # hashlib's backend
     except ImportError:  # pragma: no cover - CPython without OpenSSL
         from hashlib import sha512
-    return sha512()  # type: ignore[no-any-return]
+    return sha512()
 
 
 class _Sha512:
@@ -70,7 +70,7 @@ class _Sha512:
     def __init__(self, prefix: bytes = b"") -> None:
         self._prefix = prefix
         self._ctx: _Hash | None = None
-        self.update = self._first_update
+        self.update: Callable[[bytes], None] = self._first_update
 
     def _start(self, first_size: int) -> _Hash:
         ctx = _openssl_sha512() if first_size >= _OPENSSL_FROM else _builtin_sha512()

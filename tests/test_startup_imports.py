@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,7 +114,7 @@ def test_a_lazy_pattern_acts_as_the_compiled_one() -> None:
 #: notes which module asked for each watched import; printed as the last line.
 _WATCH_PROBE = r"""
 import sys
-WATCHED = {"typing", "dataclasses", "argparse"}
+WATCHED = {"typing", "dataclasses", "argparse", "binascii"}
 asked = []
 
 class Watch:
@@ -156,7 +157,7 @@ def test_the_decrypt_and_encrypt_paths_import_neither_typing_nor_dataclasses(tmp
     by, commands, encrypted = _watched_imports(["encrypt", "--age", AGE_RECIPIENT, "plain.json"], tmp_path)
     assert commands == {"sopsflow.commands.common", "sopsflow.commands.encrypt"}
     (tmp_path / "secret.json").write_bytes(encrypted)
-    for name in ("typing", "dataclasses"):
+    for name in ("typing", "dataclasses", "argparse"):
         assert not {m for m in by.get(name, ()) if m.startswith("sopsflow")}, (name, by)
 
     by, commands, out = _watched_imports(["decrypt", "secret.json"], tmp_path)
@@ -164,8 +165,10 @@ def test_the_decrypt_and_encrypt_paths_import_neither_typing_nor_dataclasses(tmp
     assert commands == {"sopsflow.commands.common", "sopsflow.commands.decrypt"}
     for name in ("typing", "dataclasses"):
         assert not {m for m in by.get(name, ()) if m.startswith("sopsflow")}, (name, by)
-    # the watcher works: argparse is imported, and by sopsflow
-    assert {m for m in by["argparse"] if m.startswith("sopsflow")}, by
+    # plain decrypt and encrypt command lines are read without argparse (main._fast_args)
+    assert "argparse" not in by, by
+    # the watcher works: binascii is imported, and by sopsflow
+    assert {m for m in by["binascii"] if m.startswith("sopsflow")}, by
 
 
 def test_records_act_as_dataclasses() -> None:
@@ -323,3 +326,48 @@ def test_a_json_syntax_error_is_reported_before_json_is_loaded() -> None:
         "2 Could not unmarshal input data: Invalid control character at at offset 7",
         "2 Could not unmarshal input data: Expecting ':' delimiter at offset 5",
     ]
+
+
+def _argparse_result(argv: list[str]) -> dict[str, object] | None:
+    """vars() of what the full parser makes of ``argv``; None when it refuses it."""
+    import contextlib
+    import io
+
+    from sopsflow.main import build_parser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            return vars(build_parser(argv[0]).parse_args(argv))
+    except SystemExit:
+        return None
+
+
+@pytest.mark.parametrize("command", ["decrypt", "encrypt"])
+def test_fast_command_line_defaults_are_the_parsers(command: str) -> None:
+    """_fast_args keeps its own copy of the defaults: a flag added to the
+    command (or a global one) must show up here."""
+    from sopsflow.main import _fast_args
+
+    for argv in ([command], [command, "f.yaml"]):
+        fast = _fast_args(argv)
+        assert fast is not None and vars(fast) == _argparse_result(argv)
+
+
+_ARG_TOKENS = st.sampled_from([
+    "decrypt", "encrypt", "f.yaml", "g.json", "-", "--", "", "-i", "--in-place", "--output", "--extract",
+    "--ignore-mac", "--input-type", "--output-type", "--filename-override", "-a", "--age", "-p", "--pgp",
+    "--kms", "--verbose", "--config", "--output=o", "-iv", "-1", "--in", "-h", "x y", "age1abc", "json",
+])
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(["decrypt", "encrypt"]), st.lists(_ARG_TOKENS, max_size=6))
+def test_fast_command_line_reads_as_argparse_or_not_at_all(command: str, rest: list[str]) -> None:
+    """Whatever _fast_args reads, the full parser reads the same way; what it
+    leaves alone goes to the parser."""
+    from sopsflow.main import _fast_args
+
+    argv = [command, *rest]
+    fast = _fast_args(argv)
+    if fast is not None:
+        assert vars(fast) == _argparse_result(argv), argv

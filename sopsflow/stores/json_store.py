@@ -73,16 +73,16 @@ try:
     from _json import encode_basestring as _encode_basestring
     from _json import make_scanner as _make_scanner
 except ImportError:  # pragma: no cover - an interpreter without the C accelerator
-    from json.decoder import py_make_scanner as _make_scanner  # type: ignore[assignment]
     from json.encoder import py_encode_basestring as _encode_basestring
+    from json.scanner import make_scanner as _make_scanner
 
-_scan_once = _make_scanner(_ScanContext())
+_scan_once = _make_scanner(_ScanContext())  # type: ignore[arg-type]  # any object with JSONDecoder's attributes
 
 
 def _raw_decode(text: str, start: int) -> tuple[TreeValue, int]:
     """``json.JSONDecoder.raw_decode`` with the context above."""
     try:
-        return _scan_once(text, start)  # type: ignore[no-any-return]
+        return _scan_once(text, start)
     except StopIteration as err:
         from json import JSONDecodeError
 
