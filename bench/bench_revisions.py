@@ -2,8 +2,8 @@
 
 A refactoring (a package move, a layering change) must not make the hook, updatekeys
 or verify slower. This bench checks the other revision out into a temporary
-``git worktree``, then runs each workload alternately with that revision and with
-this checkout on ``PYTHONPATH``, and prints the median ratio this/other:
+``git worktree``, then runs each workload alternately (in ABBA order) with that revision
+and with this checkout on ``PYTHONPATH``, and prints the median ratio this/other:
 
 * hook - ``sopsflow check`` with one staged SOPS file in a 2,000-file repository;
 * updatekeys - ``sopsflow updatekeys -y`` of 100 files after a recipient was added;
@@ -83,15 +83,19 @@ def run_timed(args: list[str], cwd: Path, env: dict[str, str], expect: tuple[int
 def alternate(label: str, checkouts: dict[str, Path], repeat: int,
               one_run: Callable[[dict[str, str]], tuple[float, float]],
               base_env: dict[str, str]) -> dict[str, object]:
-    """Median wall and CPU seconds per checkout, runs interleaved (other, this, other, ...)."""
+    """Median wall and CPU seconds per checkout, runs interleaved in ABBA order."""
     envs = {name: with_checkout(base_env, path) for name, path in checkouts.items()}
     for env in envs.values():  # warm-up: byte code written, page cache filled
         one_run(env)
     walls: dict[str, list[float]] = {name: [] for name in checkouts}
     cpus: dict[str, list[float]] = {name: [] for name in checkouts}
-    for _ in range(repeat):
-        for name, env in envs.items():
-            wall, cpu = one_run(env)
+    order = list(envs)
+    for round_number in range(repeat):
+        # ABBA: whichever revision runs second in a pair may find caches,
+        # writeback or CPU frequency left in another state by the first;
+        # swapping the order every round cancels that bias.
+        for name in order if round_number % 2 == 0 else order[::-1]:
+            wall, cpu = one_run(envs[name])
             walls[name].append(wall)
             cpus[name].append(cpu)
     med = {name: statistics.median(v) for name, v in walls.items()}

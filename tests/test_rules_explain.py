@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from sopsflow import errors
-from sopsflow.config.decoder import SELECTION_OPTIONS
 from sopsflow.config.explain import explain, format_text, store_name_for
 from sopsflow.errors import SopsError
+from sopsflow.metadata import SELECTION_OPTIONS
 
 from .test_config import CASES, in_parallel, recipients, run_sops, write
 from .vectors import GENERATED

@@ -371,3 +371,26 @@ def test_fast_command_line_reads_as_argparse_or_not_at_all(command: str, rest: l
     fast = _fast_args(argv)
     if fast is not None:
         assert vars(fast) == _argparse_result(argv), argv
+
+
+def test_the_hook_path_imports_neither_typing_nor_dataclasses(tmp_path: Path) -> None:
+    """``sopsflow check`` runs on every commit: sopsflow's own modules on its
+    path (the snapshot, the policy, the judgement, the Flux lint) import
+    neither ``typing`` nor ``dataclasses`` at run time, and only the ``check``
+    parser is built. A real repository with a staged SOPS file and a staged
+    plain file, so that both judgements run."""
+    env = base_env(SOPS_AGE_KEY_FILE=str(AGE_KEY_FILE), PYTHONPATH=str(REPO))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, env=env, check=True)
+    (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - path_regex: secret\\.yaml$\n    age: {AGE_RECIPIENT}\n")
+    (tmp_path / "plain.yaml").write_text("replicas: 3\n")
+    (tmp_path / "secret.yaml").write_text("password: hunter2\n")
+    subprocess.run([sys.executable, "-m", "sopsflow", "encrypt", "-i", "secret.yaml"], cwd=tmp_path, env=env,
+                   check=True, capture_output=True)
+    subprocess.run(["git", "add", "."], cwd=tmp_path, env=env, check=True)
+
+    by, commands, _out = _watched_imports(["check"], tmp_path)
+
+    assert commands == {"sopsflow.commands.common", "sopsflow.commands.check"}
+    for name in ("typing", "dataclasses"):
+        assert not {m for m in by.get(name, ()) if m.startswith("sopsflow")}, (name, by)
+    assert {m for m in by["argparse"] if m.startswith("sopsflow")}, by

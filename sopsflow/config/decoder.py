@@ -33,7 +33,7 @@ from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 from ..logs import logger
-from ..metadata import SELECTION_OPTIONS as _SELECTION_OPTIONS
+from ..metadata import SELECTION_OPTIONS
 from .discovery import go_abs, locate_config
 from .keyspecs import GroupSpec
 from .rules import Config, CreationRule, DestinationRule
@@ -74,8 +74,6 @@ if TYPE_CHECKING:
         def check_node(self) -> bool: ...
         def get_node(self) -> _Node | None: ...
 
-
-SELECTION_OPTIONS = _SELECTION_OPTIONS  # re-exported: the one list lives in metadata.py
 
 #: Store names whose indentation `.sops.yaml` can set; sops' binary store
 #: writes JSON and uses the ``json_binary`` entry.

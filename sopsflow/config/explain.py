@@ -55,7 +55,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .decoder import SELECTION_OPTIONS, load_config
+from ..metadata import SELECTION_OPTIONS
+from .decoder import load_config
 from .discovery import find_config, go_abs, go_getwd
 from .keyspecs import KEY_ENV_VARS
 from .rules import Config, CreationRule

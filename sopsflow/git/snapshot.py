@@ -23,29 +23,33 @@ whose rule a `.sops.yaml` change alters (the files strict mode re-checks).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from .. import errors
 from ..errors import SopsError
 
+TYPE_CHECKING = False  # neither typing nor dataclasses at run time (hook start-up)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from dataclasses import dataclass
+    from typing import Literal, TypeAlias
+
     import pygit2
 
     from ..config.rules import Config, CreationRule
     from .repo import GitFile, IndexRepo, Repo
 
+    SnapshotKind: TypeAlias = Literal["rev", "index", "worktree"]
+
+    #: A file's creation rule as far as its SOPS metadata is concerned: the key
+    #: groups (identities per group, order within a group ignored as updatekeys
+    #: ignores it), the threshold and the selection options. None: no rule. A
+    #: config or rule that does not load gives ``("broken", config path, reason)``.
+    RuleKey: TypeAlias = tuple[object, ...] | None
+else:
+    from ..records import dataclass
+
 CONFIG_NAME = ".sops.yaml"
-
-SnapshotKind = Literal["rev", "index", "worktree"]
-
-#: A file's creation rule as far as its SOPS metadata is concerned: the key
-#: groups (identities per group, order within a group ignored as updatekeys
-#: ignores it), the threshold and the selection options. None: no rule. A
-#: config or rule that does not load gives ``("broken", config path, reason)``.
-RuleKey = tuple[object, ...] | None
 
 
 def config_candidates(rel_path: str) -> Iterator[str]:

@@ -17,16 +17,26 @@ import posixpath
 import shlex
 import stat
 import sys
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import errors
 from ..errors import SopsError
 from ..lazyre import compile_lazy
 
+TYPE_CHECKING = False  # typing is not imported at run time (hook start-up)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, NamedTuple, TypeAlias
+
     from .check import Finding
+
+    #: What :func:`generator_findings` needs to know of a file: "sops" (a SOPS
+    #: file), "plaintext" (data, not yet refused), "public" (certificates or
+    #: public keys only), "reported" (already refused, e.g. plaintext at a rule
+    #: path), "empty", or None (not in the tree). :func:`file_state` words it.
+    FileState: TypeAlias = Callable[[str], "str | None"]
+else:
+    from ..records import NamedTuple
 
 DEFAULT_NAME = "sops-age"
 DEFAULT_NAMESPACE = "flux-system"
@@ -325,12 +335,6 @@ def secret_generators(rel_path: str, data: bytes) -> tuple[list[GeneratorSource]
                     literals.append(GeneratorLiteral(rel_path, name, key.strip(), reason, item.start_mark.line + 1))
     return sources, literals
 
-
-#: What :func:`generator_findings` needs to know of a file: "sops" (a SOPS
-#: file), "plaintext" (data, not yet refused), "public" (certificates or
-#: public keys only), "reported" (already refused, e.g. plaintext at a rule
-#: path), "empty", or None (not in the tree). :func:`file_state` words it.
-FileState = Callable[[str], "str | None"]
 
 _PUBLIC_PEM = compile_lazy(
     rb"-----BEGIN (?:CERTIFICATE|TRUSTED CERTIFICATE|X509 CRL|PUBLIC KEY|RSA PUBLIC KEY)-----\r?\n"

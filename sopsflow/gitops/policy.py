@@ -28,15 +28,18 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import errors
 from ..errors import SopsError
 
-TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+TYPE_CHECKING = False  # neither typing nor dataclasses at run time (hook start-up)
 if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+
     from ..tree import TreeValue
+else:
+    from ..records import dataclass, field
 
 POLICY_FILE = ".sopsflow.yaml"
 #: Exit code for usage and configuration errors (`sopsflow verify` contract).
