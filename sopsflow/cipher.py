@@ -13,6 +13,8 @@ from .tree import Comment, Time, UInt64, go_float_f
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     from .tree import TreeValue
 
 PREFIX = "ENC[AES256_GCM,data:"
@@ -185,6 +187,22 @@ def _bad_format() -> SopsError:
     )
 
 
+def _aesgcm() -> type[AESGCM]:
+    """cryptography's AESGCM class. ``cryptography.hazmat.primitives.ciphers.aead``
+    re-exports it from the Rust binding, but importing that module first runs
+    the ``ciphers`` package (base, modes and algorithms, ``cryptography.utils``
+    and ``typing``): ~4 ms of every command's start for one class. The binding
+    is asked directly; should a cryptography release move it, the public name
+    is used."""
+    try:
+        from cryptography.hazmat.bindings._rust import openssl
+
+        found: type[AESGCM] = openssl.aead.AESGCM
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the cryptography release
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM as found
+    return found
+
+
 class Cipher:
     """AES-256-GCM for one data key.
 
@@ -194,13 +212,9 @@ class Cipher:
     """
 
     def __init__(self, key: bytes) -> None:
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
         if len(key) != 32:
             raise SopsError(errors.COULD_NOT_RETRIEVE_KEY, "data key has the wrong length")
-        self._aead = AESGCM(key)
-        self._invalid_tag = InvalidTag  # kept here: decrypt_bytes runs once per value
+        self._aead = _aesgcm()(key)
         self.iv_cache: dict[tuple[str, bytes, str], bytes] = {}
 
     def encrypt(self, value: TreeValue, aad: str) -> str:
@@ -225,7 +239,13 @@ class Cipher:
             raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: empty IV")
         try:
             plain = self._aead.decrypt(iv, ct + tag, aad.encode("utf-8", "surrogateescape"))
-        except (self._invalid_tag, ValueError):
+        except Exception as exc:
+            # cryptography.exceptions (and with it typing) is loaded only when
+            # a value fails to authenticate, not by every run.
+            from cryptography.exceptions import InvalidTag
+
+            if not isinstance(exc, (InvalidTag, ValueError)):
+                raise
             raise SopsError(
                 errors.ERROR_DECRYPTING_TREE,
                 f"Error decrypting tree: could not decrypt value at {_show_path(aad)}: "

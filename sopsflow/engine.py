@@ -9,6 +9,7 @@ files written under ``encrypted_comment_regex`` with comments in lists decrypt
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from . import errors
@@ -19,38 +20,72 @@ from .tree import Branches, Comment, TreeMap, TreeValue
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    pass
+    from hashlib import _Hash
 
 #: Fed into the MAC first when mac_only_encrypted is set: sha256("sops").
 MAC_ONLY_ENCRYPTED_PREFIX = bytes.fromhex("8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69")
 
-# hashlib and hmac load Python's own OpenSSL (~3 ms); the data key's AES-GCM
-# has loaded cryptography's before any MAC is computed, so the MAC uses that
-# one. The comparison is hmac.compare_digest's constant-time fallback, which
-# needs no OpenSSL.
+# The comparison is hmac.compare_digest's constant-time fallback, which needs
+# no OpenSSL.
 try:
     from _operator import _compare_digest as compare_digest
 except ImportError:  # not CPython
     from hmac import compare_digest  # type: ignore[no-redef]
 
+#: A first MAC input at least this long (the one value of a large binary file)
+#: is hashed by OpenSSL, which is faster per byte; anything else by CPython's
+#: built-in SHA-512, which costs nothing to load.
+_OPENSSL_FROM = 1 << 20
+
+
+def _builtin_sha512() -> _Hash:
+    """CPython's own SHA-512 module: no OpenSSL to load. ``hashlib`` itself
+    costs ~4 ms on import (it probes every OpenSSL digest), cryptography's
+    hash module ~4 ms more than the AES-GCM binding (``cryptography.utils``
+    imports ``typing``)."""
+    try:
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha512
+        else:
+            from _sha512 import sha512
+    except ImportError:  # pragma: no cover - another interpreter
+        from hashlib import sha512
+    return sha512()  # type: ignore[no-any-return]
+
+
+def _openssl_sha512() -> _Hash:
+    try:
+        from _hashlib import openssl_sha512 as sha512  # hashlib's backend
+    except ImportError:  # pragma: no cover - CPython without OpenSSL
+        from hashlib import sha512
+    return sha512()
+
 
 class _Sha512:
-    """hashlib.sha512's update/hexdigest over cryptography's SHA-512."""
+    """SHA-512 (hashlib's update/hexdigest) of the MAC, the implementation
+    picked by the size of the first input; ``prefix`` is hashed before it."""
 
-    __slots__ = ("update", "_finalize", "_hex")
+    __slots__ = ("update", "_ctx", "_prefix")
 
-    def __init__(self) -> None:
-        from cryptography.hazmat.primitives.hashes import SHA512, Hash
+    def __init__(self, prefix: bytes = b"") -> None:
+        self._prefix = prefix
+        self._ctx: _Hash | None = None
+        self.update: Callable[[bytes], None] = self._first_update
 
-        ctx = Hash(SHA512())
+    def _start(self, first_size: int) -> _Hash:
+        ctx = _openssl_sha512() if first_size >= _OPENSSL_FROM else _builtin_sha512()
+        if self._prefix:
+            ctx.update(self._prefix)
+        self._ctx = ctx
         self.update = ctx.update
-        self._finalize = ctx.finalize
-        self._hex = ""
+        return ctx
+
+    def _first_update(self, data: bytes) -> None:
+        self._start(len(data)).update(data)
 
     def hexdigest(self) -> str:
-        if not self._hex:  # hashlib's may be asked again; cryptography's context finalizes once
-            self._hex = self._finalize().hex()
-        return self._hex
+        ctx = self._ctx if self._ctx is not None else self._start(0)
+        return ctx.hexdigest()
 
 
 _UNENC_SUFFIX, _ENC_SUFFIX, _UNENC_RE, _ENC_RE = 1, 2, 4, 8
@@ -147,7 +182,11 @@ def _aad(path: tuple[str, ...]) -> str:
 
 
 class _Walker:
-    """One pass over the branches, producing new branches and the MAC digest."""
+    """One pass over the branches, producing new branches and the MAC digest.
+
+    Every node is visited with its key path, the OR of the policy bits of the
+    keys on that path and the path's AAD (``_aad(path)``); both are extended by
+    one key per level instead of being rebuilt from the path for every value."""
 
     def __init__(self, policy: Policy, cipher: Cipher, mac_only_encrypted: bool, decrypting: bool,
                  raw_strings: bool = False) -> None:
@@ -156,18 +195,27 @@ class _Walker:
         self.cipher = cipher
         self.mac_only = mac_only_encrypted
         self.decrypting = decrypting
-        self.hash = _Sha512()
-        if mac_only_encrypted:
-            self.hash.update(MAC_ONLY_ENCRYPTED_PREFIX)
+        self.hash = _Sha512(MAC_ONLY_ENCRYPTED_PREFIX if mac_only_encrypted else b"")
+        # a string value's decision needs neither the comment stack nor a call through value()/leaf()
+        self._plain_strings = not policy.uses_comments
 
-    def branch(self, node: TreeMap, path: tuple[str, ...], stack: list[list[str]]) -> TreeMap:
+    def root(self, node: TreeMap) -> TreeMap:
+        return self.branch(node, (), [], 0, _aad(()))
+
+    def branch(self, node: TreeMap, path: tuple[str, ...], stack: list[list[str]], bits: int, aad: str) -> TreeMap:
         stack = stack + [[]]
         level = stack[-1]
         out = TreeMap()
+        policy = self.policy
+        known = policy._key_bits
+        decision = policy._decision
+        plain_strings = self._plain_strings
+        leaf_of = self._decrypt_leaf if self.decrypting else self._encrypt_leaf
+        prefix = aad if path else ""
         for entry in node:
             if type(entry) is Comment:
                 level.append(entry.text)
-                new = self.leaf(entry, path, stack, True)
+                new = self.leaf(entry, path, stack, True, bits, aad)
                 out.append(new if type(new) is Comment else Comment(new))
                 continue
             key, value = entry
@@ -177,49 +225,58 @@ class _Walker:
                     f"Error walking tree: Tree contains a non-string key (type {type(key).__name__}). "
                     "Only string keys are supported",
                 )
-            out.append((key, self.value(value, path + (key,), stack)))
+            key_bits = known.get(key)
+            if key_bits is None:
+                key_bits = policy._bits(key)
+            if plain_strings and type(value) is str:
+                out.append((key, leaf_of(value, decision[bits | key_bits], False, f"{prefix}{key}:")))
+            else:
+                out.append((key, self.value(value, path + (key,), stack, bits | key_bits, f"{prefix}{key}:")))
             level.clear()
         return out
 
-    def sequence(self, node: list[TreeValue], path: tuple[str, ...], stack: list[list[str]]) -> list[TreeValue]:
+    def sequence(self, node: list[TreeValue], path: tuple[str, ...], stack: list[list[str]], bits: int,
+                 aad: str) -> list[TreeValue]:
         stack = stack + [[]]
         level = stack[-1]
         out: list[TreeValue] = []
         for item in node:
             if type(item) is Comment:
                 level.append(item.text)
-                out.append(self.leaf(item, path, stack, True))
+                out.append(self.leaf(item, path, stack, True, bits, aad))
                 continue
             if self.decrypting and type(item) is str and _is_encrypted_comment(item):
-                comment = self._decrypt_list_comment(item, path)
+                comment = self._decrypt_list_comment(item, aad)
                 level.append(comment.text)
                 out.append(comment)
                 continue
-            out.append(self.value(item, path, stack))
+            out.append(self.value(item, path, stack, bits, aad))
             level.clear()
         return out
 
-    def value(self, node: TreeValue, path: tuple[str, ...], stack: list[list[str]]) -> TreeValue:
+    def value(self, node: TreeValue, path: tuple[str, ...], stack: list[list[str]], bits: int,
+              aad: str) -> TreeValue:
         kind = type(node)
         if kind is TreeMap:
-            return self.branch(node, path, stack)
+            return self.branch(node, path, stack, bits, aad)
         if kind is list:
-            return self.sequence(node, path, stack)
+            return self.sequence(node, path, stack, bits, aad)
         if node is None:
             return None
-        return self.leaf(node, path, stack, False)
+        return self.leaf(node, path, stack, False, bits, aad)
 
-    def leaf(self, node: TreeValue, path: tuple[str, ...], stack: list[list[str]], is_comment: bool) -> TreeValue:
+    def leaf(self, node: TreeValue, path: tuple[str, ...], stack: list[list[str]], is_comment: bool, bits: int,
+             aad: str) -> TreeValue:
         policy = self.policy
         if policy.uses_comments:
             encrypted = policy.encrypted(path, stack, is_comment)
         else:
-            encrypted = policy.path_encrypted(path)
+            encrypted = policy._decision[bits]  # policy.path_encrypted(path), from the path's bits
         if self.decrypting:
-            return self._decrypt_leaf(node, path, encrypted, is_comment)
-        return self._encrypt_leaf(node, path, encrypted, is_comment)
+            return self._decrypt_leaf(node, encrypted, is_comment, aad)
+        return self._encrypt_leaf(node, encrypted, is_comment, aad)
 
-    def _encrypt_leaf(self, node: TreeValue, path: tuple[str, ...], encrypted: bool, is_comment: bool) -> TreeValue:
+    def _encrypt_leaf(self, node: TreeValue, encrypted: bool, is_comment: bool, aad: str) -> TreeValue:
         plain, type_tag = to_bytes(node)
         if not is_comment and (encrypted or not self.mac_only):
             self.hash.update(plain)
@@ -229,7 +286,7 @@ class _Walker:
             # sops does not encrypt empty values; an empty comment comes back as
             # an empty *string*: "#" in a mapping, but `- ""` inside a list.
             return ""
-        enc = self.cipher.encrypt_bytes(plain, type_tag, _aad(path))
+        enc = self.cipher.encrypt_bytes(plain, type_tag, aad)
         if is_comment and self.policy.unenc_comment_re is not None and self.policy.unenc_comment_re(enc):
             raise SopsError(
                 errors.ERROR_ENCRYPTING_TREE,
@@ -238,10 +295,9 @@ class _Walker:
             )
         return enc
 
-    def _decrypt_leaf(self, node: TreeValue, path: tuple[str, ...], encrypted: bool, is_comment: bool) -> TreeValue:
+    def _decrypt_leaf(self, node: TreeValue, encrypted: bool, is_comment: bool, aad: str) -> TreeValue:
         value: TreeValue
         if encrypted:
-            aad = _aad(path)
             if is_comment and not node.text:
                 # sops "decrypts" an empty comment to an empty string, which
                 # stays "#" in a mapping but becomes `- ""` inside a list.
@@ -268,7 +324,7 @@ class _Walker:
                 # sops 3.11 crashes here (exit 2); we say what is wrong instead.
                 raise SopsError(
                     errors.COULD_NOT_READ_INPUT_FILE,
-                    f"Error decrypting tree: the value at {_aad(path)[:-1]!r} is a plain "
+                    f"Error decrypting tree: the value at {aad[:-1]!r} is a plain "
                     f"{type(node).__name__} where an encrypted value is expected",
                 )
         else:
@@ -277,8 +333,8 @@ class _Walker:
             self.hash.update(to_bytes(value)[0])
         return value
 
-    def _decrypt_list_comment(self, item: str, path: tuple[str, ...]) -> Comment:
-        value = self.cipher.decrypt(item, _aad(path))
+    def _decrypt_list_comment(self, item: str, aad: str) -> Comment:
+        value = self.cipher.decrypt(item, aad)
         if type(value) is not Comment:  # pragma: no cover - guarded by _is_encrypted_comment
             raise SopsError(errors.ERROR_DECRYPTING_TREE, "Error decrypting tree: bad comment item")
         return value
@@ -294,7 +350,7 @@ def _is_encrypted_comment(text: str) -> bool:
 def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata) -> tuple[Branches, str]:
     """Encrypt every selected value; returns the new branches and the MAC (hex)."""
     walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=False)
-    out = [walker.branch(b, (), []) for b in branches]
+    out = [walker.root(b) for b in branches]
     return out, walker.digest()
 
 
@@ -304,7 +360,7 @@ def decrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata,
     computed over them. ``raw_strings``: string values stay the decrypted bytes
     (for the binary store's output, which writes them as they are)."""
     walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=True, raw_strings=raw_strings)
-    out = [walker.branch(b, (), []) for b in branches]
+    out = [walker.root(b) for b in branches]
     return out, walker.digest()
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
 
 from . import errors, logs
 from .errors import SopsError
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 # Command name -> module under sopsflow.commands (each has register(subparsers)).
@@ -47,20 +47,48 @@ COMMANDS = {
 }
 
 
-class Parser(argparse.ArgumentParser):
-    """An argument parser that never guesses: with prefix matching on,
-    ``--decrypt`` would be read as ``--decryption-order``. Subparsers inherit
-    the class, so every parser of the command line refuses abbreviations."""
+def _parser_classes() -> tuple[type[argparse.ArgumentParser], type[argparse.Action]]:
+    """The parser class and the --version action, defined on first use: argparse
+    (with gettext and locale, ~3 ms with building the parser) is imported only
+    by the runs that need a parser (see _fast_args)."""
+    global _CLASSES
+    if _CLASSES is not None:
+        return _CLASSES
+    import argparse
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["allow_abbrev"] = False
-        super().__init__(*args, **kwargs)
+    class Parser(argparse.ArgumentParser):
+        """An argument parser that never guesses: with prefix matching on,
+        ``--decrypt`` would be read as ``--decryption-order``. Subparsers inherit
+        the class, so every parser of the command line refuses abbreviations."""
 
-    def _get_formatter(self) -> argparse.HelpFormatter:
-        # argparse builds a formatter for every add_argument, and without a
-        # width the formatter imports shutil (with bz2, lzma and zlib) to ask
-        # for the terminal's: the same answer from os alone, minus argparse's 2.
-        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["allow_abbrev"] = False
+            super().__init__(*args, **kwargs)
+
+        def _get_formatter(self) -> argparse.HelpFormatter:
+            # argparse builds a formatter for every add_argument, and without a
+            # width the formatter imports shutil (with bz2, lzma and zlib) to ask
+            # for the terminal's: the same answer from os alone, minus argparse's 2.
+            return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+
+    class Version(argparse.Action):
+        """``--version``, worded for the name the program was called by; the
+        wording lives with the classic command line, imported only when asked."""
+
+        def __init__(self, option_strings: list[str], dest: str, **_: Any) -> None:
+            super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version")
+
+        def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+            from .commands.classic import version_line
+
+            sys.stdout.write(version_line(sys.argv[0]) + "\n")
+            parser.exit()
+
+    _CLASSES = (Parser, Version)
+    return _CLASSES
+
+
+_CLASSES: tuple[type[argparse.ArgumentParser], type[argparse.Action]] | None = None
 
 
 def _terminal_columns() -> int:
@@ -80,20 +108,6 @@ def _terminal_columns() -> int:
         return 80
 
 
-class _Version(argparse.Action):
-    """``--version``, worded for the name the program was called by; the
-    wording lives with the classic command line, imported only when asked."""
-
-    def __init__(self, option_strings: list[str], dest: str, **_: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version")
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        from .commands.classic import version_line
-
-        sys.stdout.write(version_line(sys.argv[0]) + "\n")
-        parser.exit()
-
-
 #: The commands for which sops reads SOPS_KEYSERVICE.
 _KEY_SERVICE_USERS = frozenset(
     ("exec-env", "exec-file", "updatekeys", "decrypt", "encrypt", "rotate", "edit", "set", "unset")
@@ -104,11 +118,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``only`` just that command's module is loaded."""
     from .commands import common
 
-    parser = Parser(
+    parser_class, version_action = _parser_classes()
+    parser = parser_class(
         prog="sopsflow",
         description="SOPS-compatible secrets for GitOps repositories.",
     )
-    parser.add_argument("--version", action=_Version)
+    parser.add_argument("--version", action=version_action)
     common.add_global_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = [COMMANDS[only]] if only in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
@@ -167,14 +182,96 @@ def _guarded(action: Callable[[], int]) -> int:
         return _fail(f"sopsflow: internal error ({type(exc).__name__}); rerun with SOPSFLOW_DEBUG=1 for details", 1)
 
 
+#: The global flags' defaults, as build_parser() leaves them in every command's namespace.
+_GLOBAL_DEFAULTS: dict[str, object] = {
+    "config": None, "indent": None, "verbose": False, "decryption_order": None,
+    "encrypted_comment_regex": None, "unencrypted_comment_regex": None, "mac_only_encrypted": None,
+}
+_IN_PLACE = {"-i": "in_place", "--in-place": "in_place"}
+_STORE_FLAGS = {"--input-type": "input_type", "--output-type": "output_type", "--filename-override": "filename_override"}
+#: Per command: {option taking a value: dest}, {flag: dest}, the command's own defaults.
+_FAST_COMMANDS: dict[str, tuple[dict[str, str], dict[str, str], dict[str, object]]] = {
+    "decrypt": (
+        {"--output": "output", "--extract": "extract", **_STORE_FLAGS},
+        {**_IN_PLACE, "--ignore-mac": "ignore_mac"},
+        {"file": None, "in_place": False, "output": None, "extract": None, "ignore_mac": False, "input_type": None,
+         "output_type": None, "filename_override": None, "break_hardlinks": False},
+    ),
+    "encrypt": (
+        {"--output": "output", "-a": "age", "--age": "age", "-p": "pgp", "--pgp": "pgp", **_STORE_FLAGS},
+        dict(_IN_PLACE),
+        {"file": None, "in_place": False, "output": None, "input_type": None, "output_type": None,
+         "filename_override": None, "age": None, "pgp": None, "kms": None, "aws_profile": None,
+         "encryption_context": None, "gcp_kms": None, "hckms": None, "azure_kv": None, "hc_vault_transit": None,
+         "shamir_secret_sharing_threshold": None, "unencrypted_suffix": None, "encrypted_suffix": None,
+         "unencrypted_regex": None, "encrypted_regex": None, "break_hardlinks": False},
+    ),
+}
+
+
+def _fast_args(args_list: list[str]) -> argparse.Namespace | None:
+    """What ``build_parser(command).parse_args(args_list)`` returns, read
+    without argparse for the plainest forms of the commands that hooks and
+    pipelines run most: at most one file, and options from _FAST_COMMANDS
+    given once each, a value as the next argument. Importing argparse (with
+    gettext and locale) and building the parser cost ~3 ms of a ~25 ms run.
+    Anything else (other options, ``--opt=value``, ``--``, an argument that
+    starts with "-" or is empty) returns None and goes to argparse, which also
+    words every error. tests/test_startup_imports.py holds the two to the same
+    result."""
+    spec = _FAST_COMMANDS.get(args_list[0]) if args_list else None
+    if spec is None:
+        return None
+    takes_value, flags, defaults = spec
+    values: dict[str, object] = {**_GLOBAL_DEFAULTS, **defaults}
+    seen: set[str] = set()
+    file = None
+    i, count = 1, len(args_list)
+    while i < count:
+        arg = args_list[i]
+        if not arg or arg[0] == "-":
+            dest = takes_value.get(arg)
+            if dest is not None:
+                i += 1
+                if i == count or not args_list[i] or args_list[i][0] == "-":
+                    return None
+                value: object = args_list[i]
+            else:
+                dest = flags.get(arg)
+                if dest is None:
+                    return None
+                value = True
+            if dest in seen:
+                return None
+            seen.add(dest)
+            values[dest] = value
+        elif file is None:
+            file = arg
+        else:
+            return None
+        i += 1
+    module = importlib.import_module(f"sopsflow.commands.{COMMANDS[args_list[0]]}")
+    values.update(command=args_list[0], file=file, func=module.run)
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**values)  # type: ignore[return-value]  # argparse.Namespace's attributes
+
+
 def run_command(args_list: list[str]) -> int:
     """Parse and run a subcommand argument list (``decrypt FILE``, ...)."""
-    parser = build_parser(_command_in(args_list))
-    if "-h" in args_list or "--help" in args_list:
-        from .commands.examples import add_examples
+    fast = _fast_args(args_list)
+    if fast is not None:
+        args = fast
+    else:
+        parser = build_parser(_command_in(args_list))
+        if "-h" in args_list or "--help" in args_list:
+            from .commands.examples import add_examples
 
-        add_examples(parser)
-    args = parser.parse_args(args_list)
+            add_examples(parser)
+        args = parser.parse_args(args_list)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return errors.NO_FILE_SPECIFIED
     logs.configure_cli(bool(getattr(args, "verbose", False)))
     remote = getattr(args, "keyservice", None)
     if not remote and os.environ.get("SOPS_KEYSERVICE") and getattr(args, "command", None) in _KEY_SERVICE_USERS:
@@ -183,9 +280,6 @@ def run_command(args_list: list[str]) -> int:
         from .commands.classic import refuse_keyservice
 
         return _guarded(lambda: refuse_keyservice(remote))
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return errors.NO_FILE_SPECIFIED
     return _guarded(lambda: args.func(args))
 
 

@@ -218,13 +218,29 @@ def _int(value: TreeValue) -> int:
         raise SopsError(errors.GENERIC, "Error unmarshalling file: bad shamir_threshold") from None
 
 
+def _rfc3339_fields(stamp: str) -> tuple[str, str, str, str, str, str, str | None, str] | None:
+    """``_RFC3339.match(stamp).groups()``, None when it does not match. The
+    form sops writes ("2006-01-02T15:04:05Z") is split without compiling the
+    pattern (~0.2 ms of every decrypt's start)."""
+    if (len(stamp) == 20 and stamp[19] in "Zz" and stamp[10] in "Tt"
+            and stamp[4] + stamp[7] + stamp[13] + stamp[16] == "--::"):
+        digits = stamp[:4] + stamp[5:7] + stamp[8:10] + stamp[11:13] + stamp[14:16] + stamp[17:19]
+        if digits.isascii() and digits.isdigit():
+            return (stamp[:4], stamp[5:7], stamp[8:10], stamp[11:13], stamp[14:16], stamp[17:19], None, stamp[19])
+    m = _RFC3339.match(stamp)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    return year, month, day, hour, minute, second, fraction, zone
+
+
 def lastmodified_aad(stamp: str) -> str:
     """The MAC's additional data: lastmodified parsed as RFC 3339 and rendered
     again with whole seconds (offset kept, ``Z`` for a zero offset)."""
-    m = _RFC3339.match(stamp)
-    if not m:
+    fields = _rfc3339_fields(stamp)
+    if fields is None:
         raise SopsError(errors.GENERIC, "Error unmarshalling file: could not parse lastmodified")
-    year, month, day, hour, minute, second, _frac, zone = m.groups()
+    year, month, day, hour, minute, second, _frac, zone = fields
     if not is_civil_time(int(year), int(month), int(day), int(hour), int(minute), int(second)):
         raise SopsError(errors.GENERIC, "Error unmarshalling file: could not parse lastmodified")
     if zone in ("Z", "z", "+00:00", "-00:00"):

@@ -129,3 +129,30 @@ def test_uint64_is_refused():
     with pytest.raises(SopsError) as err:
         to_bytes(UInt64(2**63))
     assert err.value.code == errors.ERROR_ENCRYPTING_TREE
+
+
+def test_the_aead_is_cryptographys_public_aesgcm():
+    """The cipher asks cryptography's Rust binding for AES-GCM directly (start-up
+    time); it must be the very class the public module exports."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    assert type(Cipher(bytes(range(32)))._aead) is AESGCM
+
+
+@pytest.mark.parametrize("size", [0, 1, 200, (1 << 20) - 1, 1 << 20, (1 << 20) + 5])
+@pytest.mark.parametrize("prefix", [b"", bytes(range(32))])
+def test_mac_hash_is_sha512_whichever_implementation_the_first_input_picks(size, prefix):
+    import hashlib
+
+    from sopsflow.engine import _Sha512
+
+    first = bytes(i % 251 for i in range(size))
+    rest = [b"", b"x", b"more input" * 50]
+    ours = _Sha512(prefix)
+    expected = hashlib.sha512(prefix)
+    for chunk in (first, *rest):
+        ours.update(chunk)
+        expected.update(chunk)
+    assert ours.hexdigest() == expected.hexdigest()
+    assert ours.hexdigest() == expected.hexdigest()  # asked twice, as hashlib allows
+    assert _Sha512(prefix).hexdigest() == hashlib.sha512(prefix).hexdigest()  # nothing hashed

@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sopsflow.lazyre import compile_lazy
 
 from .conftest import REPO, base_env
@@ -30,6 +34,21 @@ LAZY = {
     "sopsflow.gitops.check",
     "sopsflow.gitops.updatekeys",
     "sopsflow.gitops.verify",
+}
+
+#: Never loaded by a decrypt that succeeds: AES-GCM comes from cryptography's
+#: binding (cryptography.exceptions only when a value fails), the MAC from
+#: CPython's built-in SHA-512, JSON from the C scanner (json only on an error).
+NOT_ON_SUCCESS = {
+    "json",
+    "json.decoder",
+    "json.encoder",
+    "cryptography.exceptions",
+    "cryptography.hazmat.primitives.ciphers",
+    "cryptography.hazmat.primitives.hashes",
+    "cryptography.utils",
+    "hashlib",
+    "_hashlib",
 }
 
 
@@ -56,6 +75,7 @@ def test_decrypt_loads_only_what_a_plain_age_file_needs(tmp_path: Path) -> None:
     assert json.loads(out) == plain
     assert {"sopsflow.commands.common", "sopsflow.stores.json_store", "sopsflow.keys.age"} <= names
     assert not names & LAZY, sorted(names & LAZY)
+    assert not names & NOT_ON_SUCCESS, sorted(names & NOT_ON_SUCCESS)
     # importtime does not see importlib.import_module, which loads the command
     # module; sys.modules after a run in-process does.
     probe = ("import sys; from sopsflow.main import main; code = main(['decrypt', 'secret.json']); "
@@ -67,6 +87,17 @@ def test_decrypt_loads_only_what_a_plain_age_file_needs(tmp_path: Path) -> None:
     assert {n for n in loaded if n.startswith("sopsflow.commands.")} == {
         "sopsflow.commands.common", "sopsflow.commands.decrypt"}
     assert not loaded & LAZY, sorted(loaded & LAZY)
+
+    # a value that fails to authenticate still fails cleanly (the exception's module loads then)
+    doc = json.loads(encrypted)
+    value = doc["key0"]
+    data = value.split("data:")[1].split(",")[0]
+    doc["key0"] = value.replace(data, ("B" if data[0] != "B" else "C") + data[1:])
+    (tmp_path / "forged.json").write_text(json.dumps(doc))
+    failed = subprocess.run([sys.executable, "-m", "sopsflow", "decrypt", "forged.json"], cwd=tmp_path, env=env,
+                            capture_output=True)
+    assert failed.returncode == 25 and b"message authentication failed" in failed.stderr, failed.stderr
+    assert b"Traceback" not in failed.stderr
 
 
 #: What ``updatekeys -y`` of plain age files never loads: the hook's judgement
@@ -122,7 +153,7 @@ def test_a_lazy_pattern_acts_as_the_compiled_one() -> None:
 #: notes which module asked for each watched import; printed as the last line.
 _WATCH_PROBE = r"""
 import sys
-WATCHED = {"typing", "dataclasses", "argparse"}
+WATCHED = {"typing", "dataclasses", "argparse", "binascii"}
 asked = []
 
 class Watch:
@@ -165,7 +196,7 @@ def test_the_decrypt_and_encrypt_paths_import_neither_typing_nor_dataclasses(tmp
     by, commands, encrypted = _watched_imports(["encrypt", "--age", AGE_RECIPIENT, "plain.json"], tmp_path)
     assert commands == {"sopsflow.commands.common", "sopsflow.commands.encrypt"}
     (tmp_path / "secret.json").write_bytes(encrypted)
-    for name in ("typing", "dataclasses"):
+    for name in ("typing", "dataclasses", "argparse"):
         assert not {m for m in by.get(name, ()) if m.startswith("sopsflow")}, (name, by)
 
     by, commands, out = _watched_imports(["decrypt", "secret.json"], tmp_path)
@@ -173,8 +204,10 @@ def test_the_decrypt_and_encrypt_paths_import_neither_typing_nor_dataclasses(tmp
     assert commands == {"sopsflow.commands.common", "sopsflow.commands.decrypt"}
     for name in ("typing", "dataclasses"):
         assert not {m for m in by.get(name, ()) if m.startswith("sopsflow")}, (name, by)
-    # the watcher works: argparse is imported, and by sopsflow
-    assert {m for m in by["argparse"] if m.startswith("sopsflow")}, by
+    # plain decrypt and encrypt command lines are read without argparse (main._fast_args)
+    assert "argparse" not in by, by
+    # the watcher works: binascii is imported, and by sopsflow
+    assert {m for m in by["binascii"] if m.startswith("sopsflow")}, by
 
 
 def test_records_act_as_dataclasses() -> None:
@@ -266,6 +299,117 @@ def test_pyyaml_imported_with_deferred_patterns_still_resolves() -> None:
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["rejected ReaderError", "True 1000 2001-12-14T21:59:43.100000-05:00 True None 5"]
+
+
+_STAMP_CHARS = st.sampled_from(list("0123456789-:TtZz+.\n ") + ["\u0663"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.lists(_STAMP_CHARS, min_size=18, max_size=22).map("".join),
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    st.tuples(st.datetimes(), st.sampled_from(["", "z", "\n", ".5Z", "+01:00", "x"])).map(
+        lambda p: p[0].strftime("%Y-%m-%dT%H:%M:%S") + p[1]),
+))
+def test_lastmodified_split_without_the_pattern_agrees_with_it(stamp: str) -> None:
+    """The form sops writes is split by position (no pattern compiled at start);
+    every stamp must come out as the pattern reads it."""
+    from sopsflow import metadata
+
+    m = metadata._RFC3339.match(stamp)
+    assert metadata._rfc3339_fields(stamp) == (None if m is None else m.groups())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.lists(st.sampled_from(list("0123456789.-+av") + ["\u0663", "00", "10"]), max_size=9).map("".join),
+    st.tuples(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6)).map(
+        lambda t: ".".join(map(str, t))),
+))
+def test_release_versions_read_without_the_pattern_agree_with_it(text: str) -> None:
+    """Plain releases skip the semver pattern (its compile costs every decrypt
+    ~0.5 ms); every text must read, or fail, as the pattern has it."""
+    from sopsflow import operations
+
+    body = text[1:] if text.startswith("v") else text
+    m = operations._SEMVER.match(body) if body.count(".") >= 2 else None
+    try:
+        key = operations.semver_key(text)
+    except ValueError:
+        assert m is None
+        return
+    assert m is not None
+    major, minor, patch, pre = m.groups()
+    assert key[:3] == (int(major), int(minor), int(patch))
+    assert (key[3] == (1,)) == (pre is None)
+
+
+def test_a_json_syntax_error_is_reported_before_json_is_loaded() -> None:
+    """The JSON store scans without importing json; the C scanner can only raise
+    its error once json.decoder is loaded. A fresh interpreter must still report
+    each syntax error as JSONDecoder would."""
+    probe = (
+        "import sys\n"
+        "from sopsflow.errors import SopsError\n"
+        "from sopsflow.stores.json_store import JsonStore\n"
+        "assert 'json' not in sys.modules and 'json.decoder' not in sys.modules\n"
+        "for doc in (b'{\"a\": 1,\\n', b'{\"a\": x}', b'{\"a\": \"\\x01\"}', b'{\"a\" 1}'):\n"
+        "    try:\n        JsonStore().load_plain(doc)\n    except SopsError as exc:\n        print(exc.code, exc.message)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=base_env(PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "2 Could not unmarshal input data: Expecting property name enclosed in double quotes at offset 9",
+        "2 Could not unmarshal input data: Expecting value at offset 6",
+        "2 Could not unmarshal input data: Invalid control character at at offset 7",
+        "2 Could not unmarshal input data: Expecting ':' delimiter at offset 5",
+    ]
+
+
+def _argparse_result(argv: list[str]) -> dict[str, object] | None:
+    """vars() of what the full parser makes of ``argv``; None when it refuses it."""
+    import contextlib
+    import io
+
+    from sopsflow.main import build_parser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            return vars(build_parser(argv[0]).parse_args(argv))
+    except SystemExit:
+        return None
+
+
+@pytest.mark.parametrize("command", ["decrypt", "encrypt"])
+def test_fast_command_line_defaults_are_the_parsers(command: str) -> None:
+    """_fast_args keeps its own copy of the defaults: a flag added to the
+    command (or a global one) must show up here."""
+    from sopsflow.main import _fast_args
+
+    for argv in ([command], [command, "f.yaml"]):
+        fast = _fast_args(argv)
+        assert fast is not None and vars(fast) == _argparse_result(argv)
+
+
+_ARG_TOKENS = st.sampled_from([
+    "decrypt", "encrypt", "f.yaml", "g.json", "-", "--", "", "-i", "--in-place", "--output", "--extract",
+    "--ignore-mac", "--input-type", "--output-type", "--filename-override", "-a", "--age", "-p", "--pgp",
+    "--kms", "--verbose", "--config", "--output=o", "-iv", "-1", "--in", "-h", "x y", "age1abc", "json",
+])
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(["decrypt", "encrypt"]), st.lists(_ARG_TOKENS, max_size=6))
+def test_fast_command_line_reads_as_argparse_or_not_at_all(command: str, rest: list[str]) -> None:
+    """Whatever _fast_args reads, the full parser reads the same way; what it
+    leaves alone goes to the parser."""
+    from sopsflow.main import _fast_args
+
+    argv = [command, *rest]
+    fast = _fast_args(argv)
+    if fast is not None:
+        assert vars(fast) == _argparse_result(argv), argv
 
 
 def test_the_hook_path_imports_neither_typing_nor_dataclasses(tmp_path: Path) -> None:

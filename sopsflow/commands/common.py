@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from ..metadata import SELECTION_OPTIONS
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from ..config.rules import Config
@@ -33,6 +33,8 @@ def add_store_flags(p: argparse.ArgumentParser) -> None:
 def add_global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
     """Flags sops 3.11 accepts only before the command; we accept them on both
     sides (sops 3.12 does the same for most of them)."""
+    import argparse
+
     d: Any = argparse.SUPPRESS if suppress else None
     p.add_argument("--config", default=d, help="path to .sops.yaml (default: search from the cwd upward)")
     p.add_argument("--indent", type=int, default=d, help="indentation for YAML/JSON output")
@@ -86,6 +88,8 @@ def add_key_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_selection_flags(p: argparse.ArgumentParser) -> None:
+    import argparse
+
     for name in SELECTION_FLAGS:
         # The comment-regex flags may also come before the command (global);
         # SUPPRESS keeps a global value from being reset by the subcommand.

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 from ..tree import get_path, parse_extract_path
 from . import common
 
-TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
+TYPE_CHECKING = False  # argparse is imported only when a parser is built (start-up time)
 if TYPE_CHECKING:
-    pass
+    import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:

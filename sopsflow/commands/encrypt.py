@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
 from .. import errors
 from ..errors import SopsError
 from . import common
+
+TYPE_CHECKING = False  # argparse is imported only when a parser is built (start-up time)
+if TYPE_CHECKING:
+    import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:

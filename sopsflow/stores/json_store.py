@@ -8,8 +8,8 @@ re-indented (tab by default), with a final newline.
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 
 from ..errors import COULD_NOT_READ_INPUT_FILE, ERROR_DUMPING_TREE, GENERIC, SopsError
 from ..lazyre import compile_lazy
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ..tree import RawMetadata, TreeValue
 
 _JSON_SPACE = " \t\n\r"
-_encode_basestring = json.encoder.encode_basestring
 # Characters Go's json.Marshal escapes that Python's json.dumps(ensure_ascii=False)
 # leaves alone. Surrogates stand for invalid UTF-8 bytes (surrogateescape); Go
 # writes each such byte as \ufffd.
@@ -52,12 +51,53 @@ def _reject_constant(text: str) -> TreeValue:
     raise _NotGoJson(text)
 
 
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=TreeMap,
-    parse_float=_go_number,
-    parse_int=_go_number,
-    parse_constant=_reject_constant,
-)
+class _ScanContext:
+    """What ``json.JSONDecoder`` hands its scanner: strict strings, objects as
+    TreeMaps (order and duplicate keys kept), numbers as Go's float64."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = TreeMap
+    parse_float = staticmethod(_go_number)
+    parse_int = staticmethod(_go_number)
+    parse_constant = staticmethod(_reject_constant)
+    memo: dict[str, str] = {}
+
+
+# The json package is not imported: json.decoder and json.encoder compile six
+# patterns and build their Python fallbacks at import (~1.5 ms of every JSON
+# command's start), and the store needs only the C scanner and string escaper
+# they wrap. The scanner raises json.decoder.JSONDecodeError, which it looks
+# up in sys.modules; see _raw_decode for the document that fails to parse.
+try:
+    from _json import encode_basestring as _encode_basestring
+    from _json import make_scanner as _make_scanner
+except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+    from json.encoder import py_encode_basestring as _encode_basestring
+    from json.scanner import make_scanner as _make_scanner
+
+_scan_once = _make_scanner(_ScanContext())  # type: ignore[arg-type]  # any object with JSONDecoder's attributes
+
+
+def _raw_decode(text: str, start: int) -> tuple[TreeValue, int]:
+    """``json.JSONDecoder.raw_decode`` with the context above."""
+    try:
+        return _scan_once(text, start)
+    except StopIteration as err:
+        from json import JSONDecodeError
+
+        raise JSONDecodeError("Expecting value", text, err.value) from None
+    except SystemError:
+        # A syntax error with json.decoder not loaded yet: the C scanner finds no
+        # JSONDecodeError to raise and fails without an exception. Load it and
+        # scan again, which raises the real error.
+        if "json.decoder" in sys.modules:
+            raise
+        import json.decoder  # noqa: F401
+
+        return _raw_decode(text, start)
+    finally:
+        _ScanContext.memo.clear()  # the Python scanner's key cache (the C one clears its own)
 
 
 # --- reading -----------------------------------------------------------------
@@ -85,13 +125,17 @@ def parse_object(data: bytes, code: int, *, whole: bool) -> TreeMap:
     if first != "{":
         raise SopsError(code, f"{prefix}: {_describe_start(first)}")
     try:
-        value, end = _DECODER.raw_decode(text, start)
-    except json.JSONDecodeError as exc:
-        raise SopsError(code, f"{prefix}: {exc.msg} at offset {exc.pos}") from None
+        value, end = _raw_decode(text, start)
     except _NumberOutOfRange:
         raise SopsError(code, f"{prefix}: cannot unmarshal number into Go value of type float64") from None
     except _NotGoJson:
         raise SopsError(code, f"{prefix}: invalid character looking for beginning of value") from None
+    except ValueError as exc:
+        from json import JSONDecodeError  # loaded by the scanner that raised it
+
+        if not isinstance(exc, JSONDecodeError):
+            raise
+        raise SopsError(code, f"{prefix}: {exc.msg} at offset {exc.pos}") from None
     except RecursionError:
         raise SopsError(code, f"{prefix}: exceeded max depth") from None
     if whole and _skip_space(text, end) != len(text):

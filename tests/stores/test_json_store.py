@@ -274,3 +274,35 @@ def test_random_documents_survive_real_sops(document: TreeMap) -> None:
     code, decrypted = sops_round_trip(data)
     assert code == 0
     assert decrypted == data
+
+
+_JSON_PIECES = st.sampled_from(['{', '}', '[', ']', ',', ':', '"a"', '"k\\u00e9"', '"\\ud800"', '"x\\n"', '"\x01"',
+                                '1', '-0.5', '1e400', '01', 'NaN', 'Infinity', 'true', 'null', ' ', '\n', '"'])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(_JSON_PIECES, max_size=12).map("".join),
+                 st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=5),
+                              lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                        max_size=3),
+                              max_leaves=8).map(lambda v: __import__("json").dumps({"v": v}))))
+def test_scanner_without_the_json_package_acts_as_json_decoder(text: str) -> None:
+    """The store drives the C scanner itself (no ``import json`` on the decrypt
+    path); it must accept, build and reject exactly as the JSONDecoder it replaces."""
+    import json
+
+    from sopsflow.stores import json_store
+
+    decoder = json.JSONDecoder(object_pairs_hook=TreeMap, parse_float=json_store._go_number,
+                               parse_int=json_store._go_number, parse_constant=json_store._reject_constant)
+
+    def outcome(decode: Any) -> tuple[Any, ...]:
+        try:
+            value, end = decode(text, 0)
+        except json.JSONDecodeError as exc:
+            return ("error", exc.msg, exc.pos)
+        except ValueError as exc:  # out-of-range numbers and NaN/Infinity: the store's own
+            return ("rejected", type(exc).__name__)
+        return ("ok", repr(value), end)
+
+    assert outcome(json_store._raw_decode) == outcome(decoder.raw_decode)
