@@ -79,7 +79,19 @@ def find_config(start: str | os.PathLike[str] = ".") -> Path | None:
     """
     directory = go_clean(os.fspath(start))
     alternate = ""
+    previous: tuple[int, int] | None = None
     for _ in range(MAX_DEPTH):
+        # Past the root every further "/.." is the root again (sops stats
+        # each of its 100 candidates; the answers cannot change): stop at the
+        # first directory that is the one just searched.
+        try:
+            st = os.stat(directory)
+            here: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            here = None
+        if here is not None and here == previous:
+            break
+        previous = here
         candidate = go_clean(posixpath.join(directory, CONFIG_FILE_NAME))
         if _exists(candidate):
             if alternate:
