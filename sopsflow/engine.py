@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import errors
-from .cipher import PREFIX, Cipher, from_bytes, to_bytes
+from .cipher import PREFIX, Cipher, SealedValue, from_bytes, to_bytes
 from .errors import SopsError
 from .metadata import Metadata, lastmodified_aad
 from .tree import Branches, Comment, TreeMap, TreeValue
@@ -229,6 +229,9 @@ class _Walker:
             # sops does not encrypt empty values; an empty comment comes back as
             # an empty *string*: "#" in a mapping, but `- ""` inside a list.
             return ""
+        if self.raw_strings and type(node) is bytes and not self.cipher.iv_cache:
+            # a store that writes ENC[] pieces as they are (binary): no str of a large value
+            return self.cipher.encrypt_pieces(plain, _aad(path))
         enc = self.cipher.encrypt_bytes(plain, type_tag, _aad(path))
         if is_comment and self.policy.unenc_comment_re is not None and self.policy.unenc_comment_re(enc):
             raise SopsError(
@@ -264,6 +267,11 @@ class _Walker:
                         self.hash.update(plain)
                         return plain if self.raw_strings else plain.decode("utf-8", "surrogateescape")
                     value = from_bytes(plain, type_tag)
+            elif type(node) is SealedValue:
+                # the binary store's whole-file value, decoded from the file's bytes
+                plain = self.cipher.decrypt_sealed(node, aad)
+                self.hash.update(plain)
+                return plain if self.raw_strings else plain.decode("utf-8", "surrogateescape")
             else:
                 # sops 3.11 crashes here (exit 2); we say what is wrong instead.
                 raise SopsError(
@@ -291,9 +299,13 @@ def _is_encrypted_comment(text: str) -> bool:
     return text.startswith(PREFIX) and text.rstrip().endswith(",type:comment]")
 
 
-def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata) -> tuple[Branches, str]:
-    """Encrypt every selected value; returns the new branches and the MAC (hex)."""
-    walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=False)
+def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata,
+                     raw_strings: bool = False) -> tuple[Branches, str]:
+    """Encrypt every selected value; returns the new branches and the MAC (hex).
+    ``raw_strings``: a ``bytes`` value (binary store, ``load_plain_raw``) becomes
+    :class:`~sopsflow.cipher.EncryptedPieces` rather than a ``str``, for a store
+    that can write them (``raw_values``)."""
+    walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=False, raw_strings=raw_strings)
     out = [walker.branch(b, (), []) for b in branches]
     return out, walker.digest()
 

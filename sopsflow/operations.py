@@ -36,9 +36,16 @@ class Decrypted:
     encrypted_branches: Branches
 
 
-def load_metadata(store: Store, data: bytes) -> tuple[Branches, Metadata]:
-    """Parse an encrypted document without decrypting anything."""
-    branches, raw = store.load_encrypted(data)
+def load_metadata(store: Store, data: bytes, *, raw_strings: bool = False) -> tuple[Branches, Metadata]:
+    """Parse an encrypted document without decrypting anything. ``raw_strings``:
+    a store that can (binary: ``load_encrypted_raw``) hands over the value it
+    recognises as already-decoded ENC[] fields, for ``decrypt_branches(raw_strings=True)``."""
+    loaded = None
+    if raw_strings:
+        fast = getattr(store, "load_encrypted_raw", None)
+        if fast is not None:
+            loaded = fast(data)
+    branches, raw = store.load_encrypted(data) if loaded is None else loaded
     if raw is None:
         raise SopsError(errors.GENERIC, "sops metadata not found")
     return branches, Metadata.from_dict(raw)
@@ -56,8 +63,10 @@ def decrypt_document(
 ) -> Decrypted:
     """``check_version``: refuse a ``version`` that is not semver before asking
     any key, as sops' decrypt/edit/set/unset/rotate/exec-* do (exit 1).
-    ``raw_strings``: string values stay bytes (see ``engine.decrypt_branches``)."""
-    branches, meta = load_metadata(store, data)
+    ``raw_strings``: string values stay bytes (see ``engine.decrypt_branches``),
+    and ``encrypted_branches`` may hold the binary store's
+    :class:`~sopsflow.cipher.SealedValue`: only for writing the plaintext out."""
+    branches, meta = load_metadata(store, data, raw_strings=raw_strings)
     if check_version:
         check_sops_version(meta.version)
     if data_key is None:
@@ -81,7 +90,8 @@ def encrypt_document(
     """Encrypt ``branches`` under ``data_key`` with a fresh lastmodified and MAC.
     The master keys in ``meta`` must already wrap ``data_key``."""
     cipher = cipher or Cipher(data_key)
-    enc_branches, mac_hex = encrypt_branches(branches, cipher, meta)
+    # A store with raw_values writes a bytes value's ENC[] pieces without a str of them.
+    enc_branches, mac_hex = encrypt_branches(branches, cipher, meta, getattr(store, "raw_values", False))
     meta.lastmodified = now_lastmodified()
     meta.mac = encrypt_mac(cipher, mac_hex, meta.lastmodified)
     out: bytes = store.dump_encrypted(enc_branches, meta.to_dict(json_style=store.name != "yaml"))
