@@ -304,7 +304,7 @@ def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata,
     """Encrypt every selected value; returns the new branches and the MAC (hex).
     ``raw_strings``: a ``bytes`` value (binary store, ``load_plain_raw``) becomes
     :class:`~sopsflow.cipher.EncryptedPieces` rather than a ``str``, for a store
-    that can write them (``raw_values``)."""
+    that can write them (``dump_encrypted_pieces``)."""
     walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=False, raw_strings=raw_strings)
     out = [walker.branch(b, (), []) for b in branches]
     return out, walker.digest()

@@ -89,13 +89,32 @@ def encrypt_document(
 ) -> bytes:
     """Encrypt ``branches`` under ``data_key`` with a fresh lastmodified and MAC.
     The master keys in ``meta`` must already wrap ``data_key``."""
+    # One piece unless a raw bytes value went in; joining one piece copies nothing.
+    return b"".join(encrypt_document_pieces(store, branches, meta, data_key, cipher))
+
+
+def encrypt_document_pieces(
+    store: Store,
+    branches: Branches,
+    meta: Metadata,
+    data_key: bytes,
+    cipher: Cipher | None = None,
+) -> list[bytes]:
+    """:func:`encrypt_document`'s output in pieces that are written in turn: a
+    store with ``dump_encrypted_pieces`` (binary) leaves the base64 of a ``bytes`` value
+    (``load_plain_raw``) as a piece of its own instead of copying it into one
+    more string and one more joined document."""
     cipher = cipher or Cipher(data_key)
-    # A store with raw_values writes a bytes value's ENC[] pieces without a str of them.
-    enc_branches, mac_hex = encrypt_branches(branches, cipher, meta, getattr(store, "raw_values", False))
+    dump_pieces = getattr(store, "dump_encrypted_pieces", None)
+    enc_branches, mac_hex = encrypt_branches(branches, cipher, meta, raw_strings=dump_pieces is not None)
     meta.lastmodified = now_lastmodified()
     meta.mac = encrypt_mac(cipher, mac_hex, meta.lastmodified)
-    out: bytes = store.dump_encrypted(enc_branches, meta.to_dict(json_style=store.name != "yaml"))
-    return out
+    metadata = meta.to_dict(json_style=store.name != "yaml")
+    if dump_pieces is not None:
+        pieces: list[bytes] = dump_pieces(enc_branches, metadata)
+        return pieces
+    out: bytes = store.dump_encrypted(enc_branches, metadata)
+    return [out]
 
 
 def new_data_key() -> bytes:

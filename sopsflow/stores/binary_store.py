@@ -10,13 +10,14 @@ The encrypted file is a JSON document ``{"data": "ENC[...]", "sops": {...}}``
 written by the JSON store.
 
 The same two commands keep the encrypted value out of ``str`` as well, since
-for a large file every copy of its ~1.35x-sized base64 costs time and memory
-(``raw_values``): encrypting, the engine hands over the ENC[] text as ASCII
-pieces, written around the JSON store's output for an empty ``data``;
-decrypting, ``load_encrypted_raw`` decodes a ``data`` value that is exactly a
+for a large file every copy of its base64 (4/3 of the file) costs time and
+memory. Encrypting, the engine hands over the ENC[] text as ASCII pieces,
+which ``dump_encrypted_pieces`` places between the quotes of the JSON store's
+output for an empty ``data``; the command writes the pieces in turn.
+Decrypting, ``load_encrypted_raw`` decodes a ``data`` value that is exactly a
 well-formed ``str`` ENC[] text straight from the file's bytes and lets the
-JSON store parse the rest of the document. Both produce what the general path
-produces, byte for byte; anything they do not recognise takes the general path.
+JSON store parse the rest of the document. Both give what the general path
+gives, byte for byte; anything else takes the general path.
 """
 
 from __future__ import annotations
@@ -77,8 +78,6 @@ def _as_text(branches: Branches) -> Branches:
 
 class BinaryStore:
     name = "binary"
-    #: dump_encrypted takes EncryptedPieces values (see engine.encrypt_branches).
-    raw_values = True
 
     def __init__(self, indent: int = -1) -> None:
         self.indent = indent
@@ -136,6 +135,11 @@ class BinaryStore:
         raise _emit_error("no binary data found in tree")
 
     def dump_encrypted(self, branches: Branches, metadata: RawMetadata) -> bytes:
+        return b"".join(self.dump_encrypted_pieces(branches, metadata))
+
+    def dump_encrypted_pieces(self, branches: Branches, metadata: RawMetadata) -> list[bytes]:
+        """:meth:`dump_encrypted` as pieces to write in turn: the base64 of a
+        value encrypted from bytes stays a piece of its own."""
         if (
             len(branches) == 1
             and len(branches[0]) == 1
@@ -147,8 +151,8 @@ class BinaryStore:
             # between its quotes: ENC[] text is ASCII that JSON writes as is.
             doc = self._json.dump_encrypted([TreeMap([("data", "")])], metadata)
             cut = doc.index(_EMPTY_DATA) + len(_EMPTY_DATA) - 1
-            return b"".join((doc[:cut], *branches[0][0][1], doc[cut:]))
-        return self._json.dump_encrypted(_as_text(branches), metadata)
+            return [doc[:cut], *branches[0][0][1], doc[cut:]]
+        return [self._json.dump_encrypted(_as_text(branches), metadata)]
 
     def metadata_tail(self, metadata: RawMetadata) -> bytes:
         return self._json.metadata_tail(metadata)
