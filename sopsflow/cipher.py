@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import binascii
 import os
+import sys
 
 from . import errors
 from .errors import SopsError
@@ -205,11 +206,22 @@ class SealedValue:
 
 
 def _strict_b64(view: memoryview) -> bytes:
-    # Whole quads, alphabet only, "=" or "==" only as the last quad's padding:
-    # the subset of what _unb64 accepts that binascii's strict mode checks in C.
+    """Whole quads of the alphabet, "=" or "==" only as the last quad's padding:
+    what :func:`_unb64` accepts, checked by binascii's strict mode in C with no copy."""
     if len(view) % 4:
         raise binascii.Error("partial quad")
-    return binascii.a2b_base64(view, strict_mode=True)
+    if sys.version_info >= (3, 11):
+        return binascii.a2b_base64(view, strict_mode=True)
+    return _strict_b64_copy(view)  # pragma: no cover - Python 3.10 has no strict mode
+
+
+def _strict_b64_copy(view: memoryview) -> bytes:
+    """:func:`_strict_b64` for Python 3.10: _unb64's check on a copy."""
+    raw = bytes(view)
+    rest = raw.translate(None, _B64_ALPHABET)
+    if rest and (rest not in (b"=", b"==") or not raw.endswith(rest) or raw == rest):
+        raise binascii.Error("not strict base64")
+    return binascii.a2b_base64(raw)
 
 
 def parse_sealed(data: bytes, start: int, end: int) -> SealedValue | None:
@@ -297,7 +309,8 @@ class Cipher:
         :meth:`decrypt_bytes`' error. Not remembered in the IV cache: only the
         decrypt command's whole-file binary value comes here, and hashing a
         large plaintext as a cache key would cost more than the decryption."""
-        from cryptography.hazmat.primitives.ciphers import Cipher as Aes, algorithms, modes
+        from cryptography.hazmat.primitives.ciphers import Cipher as Aes
+        from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
         # The streaming form of AESGCM.decrypt, which takes the tag on its own:
         # no copy of the ciphertext to append it.

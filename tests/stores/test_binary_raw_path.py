@@ -5,16 +5,20 @@ real sops: the same bytes out, the same errors and exit codes."""
 from __future__ import annotations
 
 import base64
+import binascii
 import random
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sopsflow import cipher, operations
 from sopsflow.cipher import EncryptedPieces, SealedValue
 from sopsflow.engine import decrypt_branches
+from sopsflow.errors import SopsError
 from sopsflow.keys.age import parse_age_recipients
 from sopsflow.keys.groups import get_data_key
 from sopsflow.metadata import Metadata
@@ -304,3 +308,51 @@ def test_pieces_reach_the_file_whole(tmp_path: Path, env: dict[str, str]) -> Non
     assert target.stat().st_mode & 0o777 == 0o640
     dec = run_sops(["decrypt", "f.bin"], env=env, cwd=tmp_path)
     assert (dec.returncode, dec.stdout) == (0, plain)
+
+
+# --- the ENC[] fields read from bytes agree with cipher.parse ------------------------------------
+
+_B64_TEXT = st.text(alphabet="AB+/=a9,:\\\"é", max_size=12)
+
+
+def _outcome(decode: Callable[[], bytes]) -> bytes | None:
+    try:
+        return decode()
+    except (binascii.Error, SopsError, ValueError):
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(_B64_TEXT)
+def test_strict_base64_accepts_what_the_general_decoder_accepts(text: str) -> None:
+    raw = text.encode()
+    general = _outcome(lambda: cipher._unb64(text, "data"))
+    assert _outcome(lambda: cipher._strict_b64(memoryview(raw))) == general
+    assert _outcome(lambda: cipher._strict_b64_copy(memoryview(raw))) == general
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.binary(min_size=32, max_size=32) | st.binary(min_size=1, max_size=40),
+       st.binary(min_size=16, max_size=16) | st.binary(max_size=20),
+       st.sampled_from(["", "=", "A", ",", "\\/", "é", "]"]), st.sampled_from(["str", "int", "st"]))
+def test_sealed_fields_are_what_parse_gives(ct: bytes, iv: bytes, tag: bytes, noise: str, type_tag: str) -> None:
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    text = f"ENC[AES256_GCM,data:{b64(ct)}{noise},iv:{b64(iv)},tag:{b64(tag)},type:{type_tag}]"
+    data = b'{"data": "' + text.encode() + b'"}'
+    sealed = cipher.parse_sealed(data, 10, len(data) - 2)
+    parsed = _outcome(lambda: b"|".join(cipher.parse(text)[:3]))
+    if sealed is not None:
+        assert type_tag == "str" and len(iv) == 32 and len(tag) == 16
+        assert parsed == b"|".join((sealed.ct, sealed.iv, sealed.tag))
+    elif type_tag == "str" and len(iv) == 32 and len(tag) == 16:
+        # refused only when the general path refuses it too
+        assert parsed is None
+
+
+def test_sealed_value_of_a_real_file(sops_files: dict[str, bytes]) -> None:
+    data = sops_files["text"]
+    m = _first_value(data)
+    sealed = cipher.parse_sealed(data, m.start(), m.end())
+    assert sealed is not None
+    ct, iv, tag, type_tag = cipher.parse(m.group(0).decode())
+    assert (sealed.ct, sealed.iv, sealed.tag, type_tag) == (ct, iv, tag, "str")
