@@ -139,9 +139,10 @@ def _first_value(data: bytes) -> re.Match[bytes]:
     return m
 
 
-def _escape_slashes(data: bytes) -> bytes:
+def _escape_a_character(data: bytes) -> bytes:
+    """The first base64 character of the value written as a JSON \\u escape."""
     m = _first_value(data)
-    return data[: m.start()] + m.group(0).replace(b"/", b"\\/") + data[m.end() :]
+    return data[: m.start(1)] + b"\\u%04x" % data[m.start(1)] + data[m.start(1) + 1 :]
 
 
 def _compact(data: bytes) -> bytes:
@@ -170,7 +171,7 @@ SHAPES: dict[str, tuple[Callable[[bytes], bytes], bool]] = {
     "as-sops-writes-it": (lambda d: d, True),
     "compact": (_compact, True),
     "leading-space": (lambda d: b" \n\t" + d, True),
-    "escaped-slashes": (_escape_slashes, False),
+    "escaped-character": (_escape_a_character, False),
     "data-after-sops": (_data_last, False),
     "text-after-the-bracket": (_junk_after_bracket, False),
     "duplicate-data": (_duplicate_data, True),
