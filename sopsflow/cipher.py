@@ -219,7 +219,7 @@ def _strict_b64_copy(view: memoryview) -> bytes:
     """:func:`_strict_b64` for Python 3.10: _unb64's check on a copy."""
     raw = bytes(view)
     rest = raw.translate(None, _B64_ALPHABET)
-    if rest and (rest not in (b"=", b"==") or not raw.endswith(rest) or raw == rest):
+    if len(raw) % 4 or rest and (rest not in (b"=", b"==") or not raw.endswith(rest) or raw == rest):
         raise binascii.Error("not strict base64")
     return binascii.a2b_base64(raw)
 
