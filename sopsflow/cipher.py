@@ -199,10 +199,15 @@ class SealedValue:
     """A well-formed ENC[] ``str`` value decoded from a file's bytes: what
     :func:`parse` gives for its text, with no ``str`` of the text made."""
 
-    __slots__ = ("ct", "iv", "tag")
+    __slots__ = ("ct", "iv", "tag", "source")
 
-    def __init__(self, ct: bytes, iv: bytes, tag: bytes) -> None:
+    def __init__(self, ct: bytes, iv: bytes, tag: bytes, source: memoryview) -> None:
         self.ct, self.iv, self.tag = ct, iv, tag
+        self.source = source  # the ENC[] text in the file (ASCII)
+
+    def text(self) -> str:
+        """The ENC[] text itself, for a value the metadata leaves unencrypted."""
+        return str(self.source, "ascii")
 
 
 def _strict_b64(view: memoryview) -> bytes:
@@ -248,7 +253,7 @@ def parse_sealed(data: bytes, start: int, end: int) -> SealedValue | None:
         return None
     if len(iv) != IV_SIZE or len(tag) != TAG_SIZE:
         return None
-    return SealedValue(ct, iv, tag)
+    return SealedValue(ct, iv, tag, view[start:end])
 
 
 def _bad_format() -> SopsError:

@@ -280,7 +280,8 @@ class _Walker:
                     f"{type(node).__name__} where an encrypted value is expected",
                 )
         else:
-            value = node
+            # a SealedValue the metadata says is not encrypted is its ENC[] text, as read
+            value = node if type(node) is not SealedValue else node.text()
         if (encrypted or not self.mac_only) and type(value) is not Comment:
             self.hash.update(to_bytes(value)[0])
         return value

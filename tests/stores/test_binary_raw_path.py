@@ -357,3 +357,18 @@ def test_sealed_value_of_a_real_file(sops_files: dict[str, bytes]) -> None:
     assert sealed is not None
     ct, iv, tag, type_tag = cipher.parse(m.group(0).decode())
     assert (sealed.ct, sealed.iv, sealed.tag, type_tag) == (ct, iv, tag, "str")
+
+
+def test_data_the_metadata_leaves_unencrypted_is_its_text(sops_files: dict[str, bytes], tmp_path: Path,
+                                                          env: dict[str, str]) -> None:
+    """An edited file whose metadata says ``data`` is not encrypted: the value is
+    plaintext (its ENC[] text), as sops reads it; the MAC no longer matches."""
+    data = sops_files["1MiB-random"].replace(
+        b'\t\t"lastmodified"', b'\t\t"unencrypted_regex": "^data$",\n\t\t"lastmodified"', 1
+    )
+    assert BinaryStore().load_encrypted_raw(data) is not None
+    (tmp_path / "f.bin").write_bytes(data)
+    for args in (["decrypt", "f.bin"], ["decrypt", "--ignore-mac", "f.bin"]):
+        ours, theirs = run_sopsflow(args, env=env, cwd=tmp_path), run_sops(args, env=env, cwd=tmp_path)
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
+    assert ours.stdout == _first_value(data).group(0)
