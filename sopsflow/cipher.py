@@ -10,7 +10,7 @@ import sys
 from . import errors
 from .errors import SopsError
 from .lazyre import compile_lazy
-from .tree import Comment, Time, UInt64, go_float_f
+from .tree import Comment, EncryptedPieces, SealedValue, Time, UInt64, go_float_f
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
@@ -185,31 +185,6 @@ _PREFIX_BYTES = PREFIX.encode()
 _STR_END = b",type:str]"
 
 
-class EncryptedPieces(tuple[bytes, ...]):
-    """The ENC[] text of a ``str`` value as ASCII ``bytes`` pieces that join to
-    exactly what :meth:`Cipher.encrypt_bytes` writes (see :meth:`text`)."""
-
-    __slots__ = ()
-
-    def text(self) -> str:
-        return b"".join(self).decode("ascii")
-
-
-class SealedValue:
-    """A well-formed ENC[] ``str`` value decoded from a file's bytes: what
-    :func:`parse` gives for its text, with no ``str`` of the text made."""
-
-    __slots__ = ("ct", "iv", "tag", "source")
-
-    def __init__(self, ct: bytes, iv: bytes, tag: bytes, source: memoryview) -> None:
-        self.ct, self.iv, self.tag = ct, iv, tag
-        self.source = source  # the ENC[] text in the file (ASCII)
-
-    def text(self) -> str:
-        """The ENC[] text itself, for a value the metadata leaves unencrypted."""
-        return str(self.source, "ascii")
-
-
 def _strict_b64(view: memoryview) -> bytes:
     """Whole quads of the alphabet, "=" or "==" only as the last quad's padding:
     what :func:`_unb64` accepts, checked by binascii's strict mode in C with no copy."""
@@ -232,9 +207,10 @@ def _strict_b64_copy(view: memoryview) -> bytes:
 def parse_sealed(data: bytes, start: int, end: int) -> SealedValue | None:
     """``data[start:end]`` as the fields of ``ENC[AES256_GCM,data:...,iv:...,tag:...,type:str]``
     when it is exactly that, with strict base64, a 32-byte IV and a 16-byte
-    tag; otherwise None, and the caller takes the general path (whose
-    :func:`parse` then reports whatever is wrong). Such a text is plain ASCII
-    with nothing a JSON string would escape."""
+    tag: what :func:`parse` gives for that text, with no ``str`` of it made.
+    Otherwise None, and the caller takes the general path (whose :func:`parse`
+    then reports whatever is wrong). Such a text is plain ASCII with nothing a
+    JSON string would escape."""
     if not data.startswith(_PREFIX_BYTES, start, end) or not data.endswith(_STR_END, start, end):
         return None
     # Searched from the end, where the short fields are: a "," in the data

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import errors
-from .cipher import PREFIX, Cipher, SealedValue, from_bytes, to_bytes
+from .cipher import PREFIX, Cipher, from_bytes, to_bytes
 from .errors import SopsError
 from .metadata import Metadata, lastmodified_aad
-from .tree import Branches, Comment, TreeMap, TreeValue
+from .tree import Branches, Comment, SealedValue, TreeMap, TreeValue
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata,
                      raw_strings: bool = False) -> tuple[Branches, str]:
     """Encrypt every selected value; returns the new branches and the MAC (hex).
     ``raw_strings``: a ``bytes`` value (binary store, ``load_plain_raw``) becomes
-    :class:`~sopsflow.cipher.EncryptedPieces` rather than a ``str``, for a store
+    :class:`~sopsflow.tree.EncryptedPieces` rather than a ``str``, for a store
     that can write them (``dump_encrypted_pieces``)."""
     walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=False, raw_strings=raw_strings)
     out = [walker.branch(b, (), []) for b in branches]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from . import errors
-from .cipher import Cipher
+from .cipher import Cipher, parse_sealed
 from .engine import decrypt_branches, encrypt_branches, encrypt_mac, verify_mac
 from .errors import SopsError
 from .keys.base import MasterKey
@@ -44,7 +44,7 @@ def load_metadata(store: Store, data: bytes, *, raw_strings: bool = False) -> tu
     if raw_strings:
         fast = getattr(store, "load_encrypted_raw", None)
         if fast is not None:
-            loaded = fast(data)
+            loaded = fast(data, parse_sealed)
     branches, raw = store.load_encrypted(data) if loaded is None else loaded
     if raw is None:
         raise SopsError(errors.GENERIC, "sops metadata not found")
@@ -65,7 +65,7 @@ def decrypt_document(
     any key, as sops' decrypt/edit/set/unset/rotate/exec-* do (exit 1).
     ``raw_strings``: string values stay bytes (see ``engine.decrypt_branches``),
     and ``encrypted_branches`` may hold the binary store's
-    :class:`~sopsflow.cipher.SealedValue`: only for writing the plaintext out."""
+    :class:`~sopsflow.tree.SealedValue`: only for writing the plaintext out."""
     branches, meta = load_metadata(store, data, raw_strings=raw_strings)
     if check_version:
         check_sops_version(meta.version)

@@ -22,14 +22,15 @@ gives, byte for byte; anything else takes the general path.
 
 from __future__ import annotations
 
-from ..cipher import EncryptedPieces, parse_sealed
 from ..errors import ERROR_DUMPING_TREE, SopsError
-from ..tree import Branches, TreeMap
+from ..tree import Branches, EncryptedPieces, TreeMap
 from .json_store import JsonStore
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
-    from ..tree import RawMetadata, TreeValue
+    from collections.abc import Callable
+
+    from ..tree import RawMetadata, SealedValue, TreeValue
 
 NOT_BINARY_HINT = (
     "This is likely not an encrypted binary file? If not, use --output-type to select the correct output type."
@@ -95,19 +96,21 @@ class BinaryStore:
     def load_encrypted(self, data: bytes) -> tuple[Branches, RawMetadata | None]:
         return self._json.load_encrypted(data)
 
-    def load_encrypted_raw(self, data: bytes) -> tuple[Branches, RawMetadata | None] | None:
-        """:meth:`load_encrypted` with a first member ``"data"`` that is exactly
-        a ``str`` ENC[] text as a :class:`~sopsflow.cipher.SealedValue` (its
-        fields decoded from ``data`` with no ``str`` of them); None when the
-        document is not of that shape or does not parse (the caller then takes
-        :meth:`load_encrypted`, which reports the error with the whole file's
-        offsets). Every check that can fail is done here, before any key is
-        asked: only the decryption itself remains."""
+    def load_encrypted_raw(
+        self, data: bytes, parse_value: Callable[[bytes, int, int], SealedValue | None]
+    ) -> tuple[Branches, RawMetadata | None] | None:
+        """:meth:`load_encrypted` with a first member ``"data"`` whose string
+        ``parse_value(data, start, end)`` (``cipher.parse_sealed``) reads as a
+        :class:`~sopsflow.tree.SealedValue`, which takes its place; None when
+        the document is not of that shape or does not parse (the caller then
+        takes :meth:`load_encrypted`, which reports the error with the whole
+        file's offsets). Every check that can fail is done here, before any key
+        is asked: only the decryption itself remains."""
         span = _data_string_span(data)
         if span is None:
             return None
         start, end = span
-        sealed = parse_sealed(data, start, end)
+        sealed = parse_value(data, start, end)
         if sealed is None:
             return None
         try:

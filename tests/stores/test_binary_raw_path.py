@@ -16,14 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sopsflow import cipher, operations
-from sopsflow.cipher import EncryptedPieces, SealedValue
 from sopsflow.engine import decrypt_branches
 from sopsflow.errors import SopsError
 from sopsflow.keys.age import parse_age_recipients
 from sopsflow.keys.groups import get_data_key
 from sopsflow.metadata import Metadata
 from sopsflow.stores.binary_store import BinaryStore
-from sopsflow.tree import TreeMap
+from sopsflow.tree import EncryptedPieces, SealedValue, TreeMap
 
 from ..conftest import base_env, run_sops, run_sopsflow
 from ..vectors import AGE_KEY_FILE, AGE_RECIPIENT
@@ -121,7 +120,7 @@ def test_raw_load_decrypts_as_the_general_load(name: str, sops_files: dict[str, 
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(AGE_KEY_FILE))
     data, store = sops_files[name], BinaryStore()
-    fast = store.load_encrypted_raw(data)
+    fast = store.load_encrypted_raw(data, cipher.parse_sealed)
     general = store.load_encrypted(data)
     if not PLAINS[name]:
         assert fast is None  # sops writes "" for an empty file: nothing to decode
@@ -183,7 +182,7 @@ def test_document_shapes_decrypt_as_sops_decrypts_them(shape: str, sops_files: d
                                                        env: dict[str, str]) -> None:
     rewrite, fast = SHAPES[shape]
     data = rewrite(sops_files["text"])
-    assert (BinaryStore().load_encrypted_raw(data) is not None) is fast
+    assert (BinaryStore().load_encrypted_raw(data, cipher.parse_sealed) is not None) is fast
     (tmp_path / "f.bin").write_bytes(data)
     ours = run_sopsflow(["decrypt", "f.bin"], env=env, cwd=tmp_path)
     theirs = run_sops(["decrypt", "f.bin"], env=env, cwd=tmp_path)
@@ -366,7 +365,7 @@ def test_data_the_metadata_leaves_unencrypted_is_its_text(sops_files: dict[str, 
     data = sops_files["1MiB-random"].replace(
         b'\t\t"lastmodified"', b'\t\t"unencrypted_regex": "^data$",\n\t\t"lastmodified"', 1
     )
-    assert BinaryStore().load_encrypted_raw(data) is not None
+    assert BinaryStore().load_encrypted_raw(data, cipher.parse_sealed) is not None
     (tmp_path / "f.bin").write_bytes(data)
     for args in (["decrypt", "f.bin"], ["decrypt", "--ignore-mac", "f.bin"]):
         ours, theirs = run_sopsflow(args, env=env, cwd=tmp_path), run_sops(args, env=env, cwd=tmp_path)
