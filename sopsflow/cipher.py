@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import binascii
 import os
+import sys
 
 from . import errors
 from .errors import SopsError
 from .lazyre import compile_lazy
-from .tree import Comment, Time, UInt64, go_float_f
+from .tree import Comment, EncryptedPieces, SealedValue, Time, UInt64, go_float_f
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
@@ -180,6 +181,59 @@ def parse(text: str) -> tuple[bytes, bytes, bytes, str]:
     return _unb64(data, "data"), _unb64(iv, "iv"), _unb64(tag, "tag"), type_tag
 
 
+# --- large string values as bytes (the binary store) ------------------------------
+
+_PREFIX_BYTES = PREFIX.encode()
+_STR_END = b",type:str]"
+
+
+def _strict_b64(view: memoryview) -> bytes:
+    """Whole quads of the alphabet, "=" or "==" only as the last quad's padding:
+    what :func:`_unb64` accepts, checked by binascii's strict mode in C with no copy."""
+    if len(view) % 4:
+        raise binascii.Error("partial quad")
+    if sys.version_info >= (3, 11):
+        return binascii.a2b_base64(view, strict_mode=True)
+    return _strict_b64_copy(view)  # pragma: no cover - Python 3.10 has no strict mode
+
+
+def _strict_b64_copy(view: memoryview) -> bytes:
+    """:func:`_strict_b64` for Python 3.10: _unb64's check on a copy."""
+    raw = bytes(view)
+    rest = raw.translate(None, _B64_ALPHABET)
+    if len(raw) % 4 or rest and (rest not in (b"=", b"==") or not raw.endswith(rest) or raw == rest):
+        raise binascii.Error("not strict base64")
+    return binascii.a2b_base64(raw)
+
+
+def parse_sealed(data: bytes, start: int, end: int) -> SealedValue | None:
+    """``data[start:end]`` as the fields of ``ENC[AES256_GCM,data:...,iv:...,tag:...,type:str]``
+    when it is exactly that, with strict base64, a 32-byte IV and a 16-byte
+    tag: what :func:`parse` gives for that text, with no ``str`` of it made.
+    Otherwise None, and the caller takes the general path (whose :func:`parse`
+    then reports whatever is wrong). Such a text is plain ASCII with nothing a
+    JSON string would escape."""
+    if not data.startswith(_PREFIX_BYTES, start, end) or not data.endswith(_STR_END, start, end):
+        return None
+    # Searched from the end, where the short fields are: a "," in the data
+    # field is not base64, so the strict decoding below fails on it.
+    i_type = end - len(_STR_END)
+    i_tag = data.rfind(b",tag:", start, i_type)
+    i_iv = data.rfind(b",iv:", start, i_tag) if i_tag >= 0 else -1
+    if i_iv < start + len(_PREFIX_BYTES):
+        return None
+    view = memoryview(data)
+    try:
+        ct = _strict_b64(view[start + len(_PREFIX_BYTES) : i_iv])
+        iv = _strict_b64(view[i_iv + 4 : i_tag])
+        tag = _strict_b64(view[i_tag + 5 : i_type])
+    except (binascii.Error, ValueError):
+        return None
+    if len(iv) != IV_SIZE or len(tag) != TAG_SIZE:
+        return None
+    return SealedValue(ct, iv, tag, view[start:end])
+
+
 def _bad_format() -> SopsError:
     return SopsError(
         errors.ERROR_DECRYPTING_TREE,
@@ -215,6 +269,7 @@ class Cipher:
         if len(key) != 32:
             raise SopsError(errors.COULD_NOT_RETRIEVE_KEY, "data key has the wrong length")
         self._aead = _aesgcm()(key)
+        self._key = key  # for decrypt_sealed's streaming decryption
         self.iv_cache: dict[tuple[str, bytes, str], bytes] = {}
 
     def encrypt(self, value: TreeValue, aad: str) -> str:
@@ -233,6 +288,38 @@ class Cipher:
             f"tag:{b64(tag, newline=False).decode()},type:{type_tag}]"
         )
 
+    def encrypt_pieces(self, plain: bytes, aad: str) -> EncryptedPieces:
+        """:meth:`encrypt_bytes` of a ``str`` value, with the ENC[] text left as
+        ASCII pieces: the base64 of a large value is never copied into a ``str``
+        (the binary store writes the pieces as they are). No IV cache lookup:
+        only a value read as bytes for a new encryption comes here."""
+        iv = os.urandom(IV_SIZE)
+        sealed = memoryview(self._aead.encrypt(iv, plain, aad.encode("utf-8", "surrogateescape")))
+        b64 = binascii.b2a_base64
+        tail = b",iv:%s,tag:%s,type:str]" % (b64(iv, newline=False), b64(sealed[-TAG_SIZE:], newline=False))
+        return EncryptedPieces((_PREFIX_BYTES, b64(sealed[:-TAG_SIZE], newline=False), tail))
+
+    def decrypt_sealed(self, sealed: SealedValue, aad: str) -> bytes:
+        """The plaintext of a ``str`` value parsed by :func:`parse_sealed`, with
+        :meth:`decrypt_bytes`' error. Not remembered in the IV cache: only the
+        decrypt command's whole-file binary value comes here, and hashing a
+        large plaintext as a cache key would cost more than the decryption."""
+        from cryptography.hazmat.primitives.ciphers import Cipher as Aes
+        from cryptography.hazmat.primitives.ciphers import algorithms, modes
+
+        # The streaming form of AESGCM.decrypt, which takes the tag on its own:
+        # no copy of the ciphertext to append it.
+        try:
+            opener = Aes(algorithms.AES(self._key), modes.GCM(sealed.iv, sealed.tag)).decryptor()
+            opener.authenticate_additional_data(aad.encode("utf-8", "surrogateescape"))
+            plain = opener.update(sealed.ct)
+            opener.finalize()
+        except Exception as exc:
+            if not _is_authentication_failure(exc):
+                raise
+            raise _authentication_failed(aad) from None
+        return plain
+
     def decrypt_bytes(self, text: str, aad: str) -> tuple[bytes, str]:
         ct, iv, tag, type_tag = parse(text)
         if not iv:
@@ -240,23 +327,31 @@ class Cipher:
         try:
             plain = self._aead.decrypt(iv, ct + tag, aad.encode("utf-8", "surrogateescape"))
         except Exception as exc:
-            # cryptography.exceptions (and with it typing) is loaded only when
-            # a value fails to authenticate, not by every run.
-            from cryptography.exceptions import InvalidTag
-
-            if not isinstance(exc, (InvalidTag, ValueError)):
+            if not _is_authentication_failure(exc):
                 raise
-            raise SopsError(
-                errors.ERROR_DECRYPTING_TREE,
-                f"Error decrypting tree: could not decrypt value at {_show_path(aad)}: "
-                "cipher: message authentication failed",
-            ) from None
+            raise _authentication_failed(aad) from None
         self.iv_cache[(aad, plain, type_tag)] = iv
         return plain, type_tag
 
     def decrypt(self, text: str, aad: str) -> TreeValue:
         plain, type_tag = self.decrypt_bytes(text, aad)
         return from_bytes(plain, type_tag)
+
+
+def _is_authentication_failure(exc: Exception) -> bool:
+    """Whether cryptography refused a value (a wrong tag, or a malformed
+    nonce or key). ``cryptography.exceptions`` (and with it ``typing``) is
+    loaded only when a value fails, not by every run."""
+    from cryptography.exceptions import InvalidTag
+
+    return isinstance(exc, (InvalidTag, ValueError))
+
+
+def _authentication_failed(aad: str) -> SopsError:
+    return SopsError(
+        errors.ERROR_DECRYPTING_TREE,
+        f"Error decrypting tree: could not decrypt value at {_show_path(aad)}: cipher: message authentication failed",
+    )
 
 
 def _show_path(aad: str) -> str:

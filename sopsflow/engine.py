@@ -16,7 +16,7 @@ from . import errors
 from .cipher import PREFIX, Cipher, from_bytes, to_bytes
 from .errors import SopsError
 from .metadata import Metadata, lastmodified_aad
-from .tree import Branches, Comment, TreeMap, TreeValue
+from .tree import Branches, Comment, SealedValue, TreeMap, TreeValue
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up time)
 if TYPE_CHECKING:
@@ -286,6 +286,9 @@ class _Walker:
             # sops does not encrypt empty values; an empty comment comes back as
             # an empty *string*: "#" in a mapping, but `- ""` inside a list.
             return ""
+        if self.raw_strings and type(node) is bytes and not self.cipher.iv_cache:
+            # a store that writes ENC[] pieces as they are (binary): no str of a large value
+            return self.cipher.encrypt_pieces(plain, aad)
         enc = self.cipher.encrypt_bytes(plain, type_tag, aad)
         if is_comment and self.policy.unenc_comment_re is not None and self.policy.unenc_comment_re(enc):
             raise SopsError(
@@ -320,6 +323,11 @@ class _Walker:
                         self.hash.update(plain)
                         return plain if self.raw_strings else plain.decode("utf-8", "surrogateescape")
                     value = from_bytes(plain, type_tag)
+            elif type(node) is SealedValue:
+                # the binary store's whole-file value, decoded from the file's bytes
+                plain = self.cipher.decrypt_sealed(node, aad)
+                self.hash.update(plain)
+                return plain if self.raw_strings else plain.decode("utf-8", "surrogateescape")
             else:
                 # sops 3.11 crashes here (exit 2); we say what is wrong instead.
                 raise SopsError(
@@ -328,7 +336,8 @@ class _Walker:
                     f"{type(node).__name__} where an encrypted value is expected",
                 )
         else:
-            value = node
+            # a SealedValue the metadata says is not encrypted is its ENC[] text, as read
+            value = node if type(node) is not SealedValue else node.text()
         if (encrypted or not self.mac_only) and type(value) is not Comment:
             self.hash.update(to_bytes(value)[0])
         return value
@@ -347,9 +356,13 @@ def _is_encrypted_comment(text: str) -> bool:
     return text.startswith(PREFIX) and text.rstrip().endswith(",type:comment]")
 
 
-def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata) -> tuple[Branches, str]:
-    """Encrypt every selected value; returns the new branches and the MAC (hex)."""
-    walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=False)
+def encrypt_branches(branches: Branches, cipher: Cipher, meta: Metadata,
+                     raw_strings: bool = False) -> tuple[Branches, str]:
+    """Encrypt every selected value; returns the new branches and the MAC (hex).
+    ``raw_strings``: a ``bytes`` value (binary store, ``load_plain_raw``) becomes
+    :class:`~sopsflow.tree.EncryptedPieces` rather than a ``str``, for a store
+    that can write them (``dump_encrypted_pieces``)."""
+    walker = _Walker(Policy(meta), cipher, meta.mac_only_encrypted, decrypting=False, raw_strings=raw_strings)
     out = [walker.root(b) for b in branches]
     return out, walker.digest()
 

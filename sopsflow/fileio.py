@@ -173,7 +173,16 @@ def _is_handle(path: Path) -> bool:
     return name in ("/dev/stdout", "/dev/stderr") or name.startswith(("/dev/fd/", "/proc/"))
 
 
-def _write_into(target: Path, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | Sequence[bytes]) -> None:
+    """Write ``data``, or each of its pieces in turn (a large output left in
+    pieces is not joined into one more copy first)."""
+    for piece in (data,) if isinstance(data, bytes) else data:
+        view = memoryview(piece)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def _write_into(target: Path, data: bytes | Sequence[bytes]) -> None:
     """Write ``data`` into an existing file that is not a regular one (a
     device, a FIFO): there is nothing to rename over - replacing /dev/null
     would turn it into a file - so it is opened and written, as sops does.
@@ -185,9 +194,7 @@ def _write_into(target: Path, data: bytes) -> None:
     except OSError as exc:
         raise _write_error(target, exc) from None
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        _write_all(fd, data)
     except OSError as exc:
         # Opened but the write failed (/dev/full): sops' exit code for that is 1.
         raise SopsError(errors.GENERIC, f"Could not write {target}: {exc.strerror}") from None
@@ -195,13 +202,14 @@ def _write_into(target: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, data: bytes, mode: int | None = None, *, plaintext: bool = False,
+def atomic_write(path: str | Path, data: bytes | Sequence[bytes], mode: int | None = None, *, plaintext: bool = False,
                  break_hardlinks: bool = False, expect: Snapshot | None = None) -> None:
     """Write ``data`` to ``path`` with the guarantees of this module: temp file
     in the target's directory, fsync, checks, rename. The existing file's mode,
     group and owner are kept (0600 for a new file unless ``mode`` says
     otherwise). ``expect``: what the file must still be (default: what
-    ``read_input(..., for_rewrite=True)`` read, if it read this file)."""
+    ``read_input(..., for_rewrite=True)`` read, if it read this file).
+    ``data`` may be a sequence of pieces, written one after the other."""
     target, st = rewrite_target(path, break_hardlinks)
     read = _read_for_rewrite.pop(os.path.realpath(target), None)
     if st is not None and (not stat.S_ISREG(st.st_mode) or _is_handle(target)):
@@ -338,7 +346,8 @@ def _write_group(items: list[tuple[Path, bytes]], expected: list[Snapshot | None
     return results
 
 
-def _write_temp(target: Path, data: bytes, mode: int | None = None, st: os.stat_result | None = None,
+def _write_temp(target: Path, data: bytes | Sequence[bytes], mode: int | None = None,
+                st: os.stat_result | None = None,
                 plaintext: bool = False) -> tuple[int, str]:
     """An open temp file next to ``target`` holding ``data``, with ``mode`` or
     else target's permission bits (0600 for a new file), and target's owner
@@ -348,9 +357,7 @@ def _write_temp(target: Path, data: bytes, mode: int | None = None, st: os.stat_
     except OSError as exc:
         raise _write_error(target, exc) from None
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        _write_all(fd, data)
         if st is not None:
             if not _keep_owner(fd, st) and mode is None:
                 # The group could not be kept: give its access to no one else.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from . import errors
-from .cipher import Cipher
+from .cipher import Cipher, parse_sealed
 from .engine import decrypt_branches, encrypt_branches, encrypt_mac, verify_mac
 from .errors import SopsError
 from .keys.base import MasterKey
@@ -36,9 +36,16 @@ class Decrypted:
     encrypted_branches: Branches
 
 
-def load_metadata(store: Store, data: bytes) -> tuple[Branches, Metadata]:
-    """Parse an encrypted document without decrypting anything."""
-    branches, raw = store.load_encrypted(data)
+def load_metadata(store: Store, data: bytes, *, raw_strings: bool = False) -> tuple[Branches, Metadata]:
+    """Parse an encrypted document without decrypting anything. ``raw_strings``:
+    a store that can (binary: ``load_encrypted_raw``) hands over the value it
+    recognises as already-decoded ENC[] fields, for ``decrypt_branches(raw_strings=True)``."""
+    loaded = None
+    if raw_strings:
+        fast = getattr(store, "load_encrypted_raw", None)
+        if fast is not None:
+            loaded = fast(data, parse_sealed)
+    branches, raw = store.load_encrypted(data) if loaded is None else loaded
     if raw is None:
         raise SopsError(errors.GENERIC, "sops metadata not found")
     return branches, Metadata.from_dict(raw)
@@ -56,8 +63,10 @@ def decrypt_document(
 ) -> Decrypted:
     """``check_version``: refuse a ``version`` that is not semver before asking
     any key, as sops' decrypt/edit/set/unset/rotate/exec-* do (exit 1).
-    ``raw_strings``: string values stay bytes (see ``engine.decrypt_branches``)."""
-    branches, meta = load_metadata(store, data)
+    ``raw_strings``: string values stay bytes (see ``engine.decrypt_branches``),
+    and ``encrypted_branches`` may hold the binary store's
+    :class:`~sopsflow.tree.SealedValue`: only for writing the plaintext out."""
+    branches, meta = load_metadata(store, data, raw_strings=raw_strings)
     if check_version:
         check_sops_version(meta.version)
     if data_key is None:
@@ -80,12 +89,32 @@ def encrypt_document(
 ) -> bytes:
     """Encrypt ``branches`` under ``data_key`` with a fresh lastmodified and MAC.
     The master keys in ``meta`` must already wrap ``data_key``."""
+    # One piece unless a raw bytes value went in; joining one piece copies nothing.
+    return b"".join(encrypt_document_pieces(store, branches, meta, data_key, cipher))
+
+
+def encrypt_document_pieces(
+    store: Store,
+    branches: Branches,
+    meta: Metadata,
+    data_key: bytes,
+    cipher: Cipher | None = None,
+) -> list[bytes]:
+    """:func:`encrypt_document`'s output in pieces that are written in turn: a
+    store with ``dump_encrypted_pieces`` (binary) leaves the base64 of a ``bytes`` value
+    (``load_plain_raw``) as a piece of its own instead of copying it into one
+    more string and one more joined document."""
     cipher = cipher or Cipher(data_key)
-    enc_branches, mac_hex = encrypt_branches(branches, cipher, meta)
+    dump_pieces = getattr(store, "dump_encrypted_pieces", None)
+    enc_branches, mac_hex = encrypt_branches(branches, cipher, meta, raw_strings=dump_pieces is not None)
     meta.lastmodified = now_lastmodified()
     meta.mac = encrypt_mac(cipher, mac_hex, meta.lastmodified)
-    out: bytes = store.dump_encrypted(enc_branches, meta.to_dict(json_style=store.name != "yaml"))
-    return out
+    metadata = meta.to_dict(json_style=store.name != "yaml")
+    if dump_pieces is not None:
+        pieces: list[bytes] = dump_pieces(enc_branches, metadata)
+        return pieces
+    out: bytes = store.dump_encrypted(enc_branches, metadata)
+    return [out]
 
 
 def new_data_key() -> bytes:

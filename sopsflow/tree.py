@@ -125,6 +125,33 @@ class TreeMap(list):
         return [e[0] for e in self if type(e) is tuple]
 
 
+class EncryptedPieces(tuple[bytes, ...]):
+    """An encrypted ``str`` value's ENC[] text as ASCII ``bytes`` pieces (the
+    binary store's whole-file value: its base64 is never copied into a ``str``);
+    ``cipher.Cipher.encrypt_pieces`` makes them."""
+
+    __slots__ = ()
+
+    def text(self) -> str:
+        return b"".join(self).decode("ascii")
+
+
+class SealedValue:
+    """An encrypted ``str`` value read from a file's bytes, with its ENC[]
+    fields already decoded (the binary store's whole-file value;
+    ``cipher.parse_sealed`` makes it)."""
+
+    __slots__ = ("ct", "iv", "tag", "source")
+
+    def __init__(self, ct: bytes, iv: bytes, tag: bytes, source: memoryview) -> None:
+        self.ct, self.iv, self.tag = ct, iv, tag
+        self.source = source  # the ENC[] text in the file (ASCII)
+
+    def text(self) -> str:
+        """The ENC[] text itself, for a value the metadata leaves unencrypted."""
+        return str(self.source, "ascii")
+
+
 Scalar = str | int | float | bool | None | Time
 Node = TreeMap | list | Scalar
 Branches = list[TreeMap]

@@ -200,10 +200,11 @@ def write_report(text: str, path: str | None) -> None:
         raise SopsError(USAGE_ERROR, f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def write_output(args: argparse.Namespace, data: bytes, in_place_target: str | None, *,
+def write_output(args: argparse.Namespace, data: bytes | list[bytes], in_place_target: str | None, *,
                  plaintext: bool = False) -> None:
     """Write to --output, in place, or stdout. In-place and --output writes are
-    atomic (``fileio``); ``plaintext`` names their temp file as holding plaintext."""
+    atomic (``fileio``); ``plaintext`` names their temp file as holding plaintext.
+    ``data`` may be a list of pieces (a large binary file's), written in turn."""
     from ..fileio import atomic_write
 
     output = getattr(args, "output", None)
@@ -213,7 +214,8 @@ def write_output(args: argparse.Namespace, data: bytes, in_place_target: str | N
     elif in_place_target is not None:
         atomic_write(in_place_target, data, plaintext=plaintext, break_hardlinks=links)
     else:
-        sys.stdout.buffer.write(data)
+        for piece in [data] if isinstance(data, bytes) else data:
+            sys.stdout.buffer.write(piece)
         sys.stdout.buffer.flush()
 
 

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..creation import load_unencrypted
+    from ..operations import encrypt_document_pieces
 
     common.check_output_flags(args)
     name, is_stdin = common.input_name(args)
@@ -38,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     out_store = common.pick_store(name, args.output_type or args.input_type, args, config)
     # Keys and rules first, as sops: with neither, that is the error, even for an encrypted file.
     settings = common.creation_settings(args, name, config)
-    result = settings.encrypt(out_store, load_unencrypted(in_store, common.read_source(args), name, raw=True))
+    branches = load_unencrypted(in_store, common.read_source(args), name, raw=True)
+    # settings.encrypt's two steps, keeping the output in pieces (a binary file's base64 is not copied again)
+    meta, data_key = settings.new_metadata(out_store)
+    result = encrypt_document_pieces(out_store, branches, meta, data_key)
     common.write_output(args, result, None if is_stdin or not args.in_place else args.file)
     return 0
