@@ -246,6 +246,35 @@ def run_once(cmd: list[str], env: dict[str, str], timing: Timing | None) -> byte
     return done.stdout
 
 
+#: Runs argv[1:] in a child of a small interpreter and prints that child's peak
+#: RSS (KiB). The child of a fork inherits its parent's peak across exec, so a
+#: command started straight from this (large) process would report at least
+#: this process's size; started from a small launcher it reports its own.
+_PEAK_RSS_LAUNCHER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    fd = os.open(os.devnull, os.O_WRONLY)\n"
+    "    os.dup2(fd, 1); os.dup2(fd, 2)\n"
+    "    try:\n"
+    "        os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "    finally:\n"
+    "        os._exit(127)\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
+)
+
+
+def peak_rss_kib(cmd: list[str], env: dict[str, str]) -> int:
+    """The peak resident set size of one run of ``cmd`` (untimed), in KiB."""
+    done = subprocess.run([sys.executable, "-S", "-c", _PEAK_RSS_LAUNCHER, *cmd], env=env, capture_output=True,
+                          check=True)
+    code, kib = (int(x) for x in done.stdout.split())
+    if code != 0:
+        raise SystemExit(f"failed ({code}): {' '.join(cmd)}")
+    return kib
+
+
 @dataclass
 class Result:
     case: str
@@ -253,6 +282,9 @@ class Result:
     sops: Timing
     target: float | None
     same_output: bool | None
+    #: peak RSS of one run of each tool, KiB
+    flow_rss_kib: int = 0
+    sops_rss_kib: int = 0
 
     @property
     def ratio(self) -> float:
@@ -269,6 +301,8 @@ class Result:
             "sops_median_s": statistics.median(self.sops.wall),
             "ratio": self.ratio,
             "cpu_ratio": self.cpu_ratio,
+            "sopsflow_peak_rss_kib": self.flow_rss_kib,
+            "sops_peak_rss_kib": self.sops_rss_kib,
             "target": self.target,
             "met": None if self.target is None else self.ratio <= self.target,
             "same_output": self.same_output,
@@ -318,14 +352,16 @@ def case_runner(
             flow_cmd = [*flow, "encrypt", "--age", recipient, path]
             sops_cmd = [sops, "encrypt", "--age", recipient, path]
         flow_t, sops_t = alternate(flow_cmd, sops_cmd, env, repeat)
-        return Result(case, flow_t, sops_t, TARGETS.get(case), same)
+        return Result(case, flow_t, sops_t, TARGETS.get(case), same,
+                      peak_rss_kib(flow_cmd, env), peak_rss_kib(sops_cmd, env))
 
     return run
 
 
 def print_table(results: list[Result], repeat: int) -> None:
     print(f"sopsflow vs sops, median of {repeat} alternating runs (wall seconds)")
-    header = f"{'case':24} {'sopsflow':>9} {'sops':>9} {'ratio':>7} {'target':>7} {'':6} {'cpu ratio':>9}"
+    header = (f"{'case':24} {'sopsflow':>9} {'sops':>9} {'ratio':>7} {'target':>7} {'':6} {'cpu ratio':>9}"
+              f"  {'peak RSS MiB (sopsflow / sops)':>30}")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -335,7 +371,9 @@ def print_table(results: list[Result], repeat: int) -> None:
         note = "" if r.same_output in (None, True) else "  (outputs differ!)"
         print(
             f"{r.case:24} {d['sopsflow_median_s']:9.3f} {d['sops_median_s']:9.3f} {r.ratio:7.2f} "
-            f"{target:>7} {status:6} {r.cpu_ratio:9.2f}{note}"
+            f"{target:>7} {status:6} {r.cpu_ratio:9.2f}"
+            f"  {r.flow_rss_kib / 1024:19.1f} / {r.sops_rss_kib / 1024:6.1f}"
+            f"{'  (above sops)' if r.flow_rss_kib > r.sops_rss_kib else ''}{note}"
         )
 
 

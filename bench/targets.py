@@ -9,7 +9,9 @@ prints one line per row: the median wall-time ratio (the rows' measure),
 the CPU-time ratio next to it (far less moved by other load on a shared
 machine), the target, and the 1-minute load average before and after the
 row's script ran. A row made of several cases (YAML and JSON, nested and
-flat) shows the worst of them and names it.
+flat) shows the worst of them and names it. A last line names the cases where
+sopsflow's peak RSS was above sops' (one untimed run of each, from
+``bench_core.py``).
 """
 
 from __future__ import annotations
@@ -57,12 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",")}
     rows: list[dict[str, object]] = []
+    memory_line = ""
 
     if "core" in only:
         cases = [case for names in ROWS.values() for case in names]
         results, before, after = run_json("core", ["--repeat", str(args.repeat), "--cases", ",".join(cases)])
         assert isinstance(results, list)
         by_case = {r["case"]: r for r in results}
+        heavier = sorted(r["case"] for r in results if r["sopsflow_peak_rss_kib"] > r["sops_peak_rss_kib"])
+        largest = max(results, key=lambda r: r["sopsflow_peak_rss_kib"])
+        memory_line = (f"peak RSS above sops' in: {', '.join(heavier) or 'no case'} (largest: {largest['case']}, "
+                       f"{largest['sopsflow_peak_rss_kib'] / 1024:.1f} MiB against sops' "
+                       f"{largest['sops_peak_rss_kib'] / 1024:.1f} MiB)")
         for row, names in ROWS.items():
             worst = max((by_case[n] for n in names), key=lambda r: r["ratio"] / TARGETS[r["case"]])
             rows.append({"row": row, "ratio": worst["ratio"], "cpu_ratio": worst["cpu_ratio"],
@@ -97,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         note = "" if r["same_output"] else "  (outputs differ!)"
         print(f"{r['row']:56} {r['ratio']:7.3f} {r['target']:7.2f} {status:6} {r['cpu_ratio']:9.3f}  "
               f"{before:5.1f}/{after:<5.1f}  {r['case']}{note}")
+    if memory_line:
+        print(memory_line)
     return 0
 
 
