@@ -120,6 +120,15 @@ def test_exec_file(flags: list[str], kind: str, env_file: Path, tmp_path: Path, 
     assert not Path(path).parent.exists(), "the private directory must be removed"
 
 
+def _sops_fifo_race(done: subprocess.CompletedProcess[bytes]) -> bool:
+    """sops' FIFO writer lost its race with a command killed before reading:
+    the writer opens the FIFO after sops removed its directory and exits 1
+    (``level=fatal msg="open /tmp/.sops.../tmp-file: no such file or
+    directory"``) instead of passing on the command's fate. It depends on the
+    scheduling of sops' goroutines, so it happens only sometimes, under load."""
+    return done.returncode == 1 and b"tmp-file: no such file or directory" in done.stderr
+
+
 def test_exec_file_exit_codes_and_unread_fifo(env_file: Path, tmp_path: Path, age_env: dict[str, str]) -> None:
     command, record = _recording(tmp_path)
     for args, code in (
@@ -130,6 +139,10 @@ def test_exec_file_exit_codes_and_unread_fifo(env_file: Path, tmp_path: Path, ag
         (["exec-file", str(tmp_path / "missing.yaml"), "true"], 2),
     ):
         ours, theirs = both(args, age_env)
+        for _ in range(5):  # the oracle's answer when it does not trip over its own race
+            if not _sops_fifo_race(theirs):
+                break
+            theirs = run_sops(args, env=age_env)
         assert ours.returncode == theirs.returncode == code, (args, ours.stderr, theirs.stderr)
     # a command that never opens the FIFO must not hang sopsflow, nor leave the directory
     done = run_sopsflow(["exec-file", str(env_file), f"echo {{}} > {record}"], env=age_env)
