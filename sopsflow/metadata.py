@@ -85,11 +85,11 @@ class Metadata:
         meta = cls(version=_text(raw.get("version")))
         meta.lastmodified = _text(raw.get("lastmodified"))
         meta.mac = _text(raw.get("mac"))
-        for name in SELECTION_OPTIONS:
-            setattr(meta, name, _text(raw.get(name)))
+        options = raw_selection(raw)
+        meta.set_selection(options)
         meta.mac_only_encrypted = _truthy(raw.get("mac_only_encrypted"))
         meta.shamir_threshold = _int(raw.get("shamir_threshold"))
-        chosen = [n for n in SELECTION_OPTIONS if getattr(meta, n)]
+        chosen = list(options)
         if len(chosen) > 1:
             raise SopsError(
                 errors.GENERIC,
@@ -193,6 +193,12 @@ def _load_groups(raw: RawMetadata) -> list[list[MasterKey]]:
             raise SopsError(errors.GENERIC, "Error unmarshalling file: bad key group")
         out.append(_load_group(g))
     return out
+
+
+def raw_selection(raw: RawMetadata) -> dict[str, str]:
+    """The selection options a raw ``sops`` mapping sets (non-empty ones, in
+    SELECTION_OPTIONS order), read as :meth:`Metadata.from_dict` reads them."""
+    return {name: text for name in SELECTION_OPTIONS if (text := _text(raw.get(name)))}
 
 
 def _text(value: object) -> str:

@@ -58,7 +58,7 @@ from ..engine import Policy
 from ..errors import SopsError
 from ..keys.registry import RULE_KEY_TYPES
 from ..lazyre import compile_lazy
-from ..metadata import DEFAULT_UNENCRYPTED_SUFFIX, SELECTION_OPTIONS, Metadata
+from ..metadata import DEFAULT_UNENCRYPTED_SUFFIX, Metadata, raw_selection
 from ..stores import format_for_path, store_for_path
 from ..tree import Comment, TreeMap
 from . import detectors
@@ -1499,12 +1499,7 @@ def holds_no_plaintext(rel_path: str, data: bytes, rule: CreationRule | None, *,
     # The file's own options as Metadata.from_dict reads them. Where it
     # refuses the metadata the audit judges values by the rule alone: asking
     # both here is stricter, never looser.
-    selection = {}
-    for option in SELECTION_OPTIONS:
-        value = raw.get(option)
-        text = "" if value is None else value if isinstance(value, str) else str(value)
-        if text:
-            selection[option] = text
+    selection = raw_selection(raw)
     if len(selection) > 1:
         return False
     own = _policy(selection or {"unencrypted_suffix": DEFAULT_UNENCRYPTED_SUFFIX})
